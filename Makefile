@@ -1,0 +1,56 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+# System packages the test suites need: a browser for the e2e tests.
+TEST_SYSTEM_PACKAGES := chromium fonts-liberation
+
+.PHONY: run test install system-packages lint format migrate seed clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt constraints-build.txt
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet --build-constraint constraints-build.txt \
+		--constraint constraints.txt --editable ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Installs what is missing with apt-get (as root, or through sudo when it is there).
+system-packages:
+	@missing=""; for pkg in $(TEST_SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; \
+		else echo "!! cannot install system packages:$$missing (not root, no sudo)"; exit 0; fi; \
+		echo "Installing system packages:$$missing"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo
+
+run: seed
+	@echo "Portal: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+test: install system-packages
+	$(BIN)/python tests/run_suites.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,121 @@
+import datetime
+
+from django.contrib import messages
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.views.generic import DetailView, FormView, ListView, TemplateView
+
+from prescribers.access import PrescriberRequiredMixin
+
+from .forms import PatientForm
+from .models import Patient
+from .services import patient_create, patient_update
+
+DASHBOARD_PATIENTS = 8
+
+
+def home(request):
+    """Prescribers land on their dashboard; staff accounts work in the admin."""
+    user = request.user
+    if user.is_authenticated and user.portal_prescriber is None and user.is_staff:
+        return redirect("admin:index")
+    return DashboardView.as_view()(request)
+
+
+class ClinicPatientsMixin(PrescriberRequiredMixin):
+    def patients(self):
+        # Every query is limited to the prescriber's clinic: another clinic's patient is a 404.
+        return Patient.objects.of_clinic(self.prescriber.clinic_id)
+
+
+class DashboardView(ClinicPatientsMixin, TemplateView):
+    template_name = "orders/home.html"
+
+    def get_context_data(self, **kwargs):
+        patients = self.patients()
+        return super().get_context_data(
+            clinic=self.prescriber.clinic,
+            recent_patients=patients.order_by("-created_at", "-pk")[:DASHBOARD_PATIENTS],
+            patient_count=patients.count(),
+            **kwargs,
+        )
+
+
+def _parse_date(text: str) -> datetime.date | None:
+    for pattern in ("%m/%d/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    return None
+
+
+class PatientListView(ClinicPatientsMixin, ListView):
+    template_name = "orders/patient_list.html"
+    context_object_name = "patients"
+    paginate_by = 25
+
+    def get_queryset(self):
+        patients = self.patients()
+        self.query = " ".join(self.request.GET.get("q", "").split())[:100]
+        if not self.query:
+            return patients
+        born = _parse_date(self.query)
+        if born is not None:
+            return patients.filter(date_of_birth=born)
+        for word in self.query.split():
+            patients = patients.filter(Q(first_name__icontains=word) | Q(last_name__icontains=word))
+        return patients
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(query=self.query, **kwargs)
+
+
+class PatientDetailView(ClinicPatientsMixin, DetailView):
+    template_name = "orders/patient_detail.html"
+    context_object_name = "patient"
+
+    def get_queryset(self):
+        return self.patients()
+
+
+class PatientFormView(ClinicPatientsMixin, FormView):
+    form_class = PatientForm
+    template_name = "orders/patient_form.html"
+    patient = None
+
+    def get_form_kwargs(self):
+        return {
+            **super().get_form_kwargs(),
+            "clinic_id": self.prescriber.clinic_id,
+            "instance": self.patient,
+        }
+
+    def get_context_data(self, **kwargs):
+        if self.patient is None:
+            cancel_url = reverse("patient_list")
+        else:
+            cancel_url = reverse("patient_detail", args=[self.patient.pk])
+        return super().get_context_data(patient=self.patient, cancel_url=cancel_url, **kwargs)
+
+
+class PatientCreateView(PatientFormView):
+    def form_valid(self, form):
+        patient = patient_create(
+            clinic=self.prescriber.clinic, actor=self.request.user, **form.patient_fields
+        )
+        messages.success(self.request, f"Patient {patient.full_name} added.")
+        return redirect("patient_detail", patient.pk)
+
+
+class PatientUpdateView(PatientFormView):
+    @cached_property
+    def patient(self):
+        return get_object_or_404(self.patients(), pk=self.kwargs["pk"])
+
+    def form_valid(self, form):
+        patient_update(patient=self.patient, actor=self.request.user, **form.patient_fields)
+        messages.success(self.request, "Patient record saved.")
+        return redirect("patient_detail", self.patient.pk)

@@ -1,0 +1,209 @@
+"""Demo data for trying the portal: two clinics, their prescribers, staff and a few patients.
+
+Every person here is invented. Running the command again changes nothing that exists.
+"""
+
+import datetime
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from orders.models import Patient, Sex
+from orders.services import patient_create
+from pharmacy.models import User
+from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
+
+CLINICS = {
+    "demo": {
+        "name": "Maple Grove Integrative Clinic",
+        "address_line1": "100 Demo Avenue",
+        "city": "Springfield",
+        "state": "IL",
+        "postal_code": "62701",
+        "phone": "+12175550100",
+        "label_email": "labels@maplegrove.demo.test",
+    },
+    "other": {
+        "name": "Lakeside Family Medicine",
+        "address_line1": "200 Example Road",
+        "city": "Madison",
+        "state": "WI",
+        "postal_code": "53703",
+        "phone": "+16085550123",
+        "label_email": "labels@lakeside.demo.test",
+    },
+}
+
+PRESCRIBERS = [
+    # email, clinic, first, last, credentials, NPI (valid check digit), licence
+    ("prescriber@demo.test", "demo", "Avery", "Demo", Credentials.MD, "1234567893", "036-100001"),
+    (
+        "other.prescriber@demo.test",
+        "other",
+        "Jordan",
+        "Sample",
+        Credentials.NP,
+        "1245319599",
+        "NP-20002",
+    ),
+]
+
+STAFF = [
+    # email, first, last, group, superuser
+    ("pharmacist@demo.test", "Pat", "Pharmacist", "Pharmacist", False),
+    ("technician@demo.test", "Toby", "Technician", "Technician", False),
+    ("admin@demo.test", "Ada", "Admin", None, True),
+]
+
+PATIENTS = [
+    # clinic, first, last, born, sex, takes opioids, current medications
+    (
+        "demo",
+        "Rowan",
+        "Testpatient",
+        datetime.date(1978, 4, 12),
+        Sex.FEMALE,
+        False,
+        "Levothyroxine 50 mcg daily",
+    ),
+    (
+        "demo",
+        "Casey",
+        "Example",
+        datetime.date(1965, 9, 30),
+        Sex.MALE,
+        True,
+        "Tramadol 50 mg as needed for back pain",
+    ),
+    ("demo", "Morgan", "Placeholder", datetime.date(1990, 1, 5), Sex.FEMALE, False, ""),
+    (
+        "demo",
+        "Quinn",
+        "Fictional",
+        datetime.date(1952, 11, 20),
+        Sex.MALE,
+        True,
+        "Oxycodone 5 mg every 6 hours\nLisinopril 10 mg daily",
+    ),
+    (
+        "demo",
+        "Riley",
+        "Madeup",
+        datetime.date(1985, 6, 17),
+        Sex.UNSPECIFIED,
+        False,
+        "Vitamin D 2000 IU daily",
+    ),
+    ("other", "Sam", "Otherclinic", datetime.date(1970, 3, 3), Sex.FEMALE, False, ""),
+    (
+        "other",
+        "Drew",
+        "Elsewhere",
+        datetime.date(1988, 8, 8),
+        Sex.MALE,
+        False,
+        "Non-opioid pain reliever (ibuprofen) as needed",
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo clinics, prescribers, staff and patients (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed even though DEBUG is off (never in production).",
+        )
+
+    def handle(self, *args, force: bool = False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "DEBUG is off: refusing to add demo accounts. Use --force to insist."
+            )
+        password = settings.DEMO_PASSWORD
+        with transaction.atomic():
+            clinics = {key: self._clinic(fields) for key, fields in CLINICS.items()}
+            prescribers = {
+                row[1]: self._prescriber(*row, clinics=clinics, password=password)
+                for row in PRESCRIBERS
+            }
+            for row in STAFF:
+                self._staff(*row, password=password)
+            created = sum(self._patient(*row, prescribers=prescribers) for row in PATIENTS)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new patients)."))
+        self.stdout.write(
+            f"Sign in at {settings.PORTAL_BASE_URL}/accounts/login/ with the password {password!r}:"
+        )
+        for email, *_ in PRESCRIBERS:
+            self.stdout.write(f"  {email:32} prescriber")
+        for email, _first, _last, group, superuser in STAFF:
+            self.stdout.write(f"  {email:32} {'superuser' if superuser else group.lower()} (admin)")
+
+    def _clinic(self, fields) -> Clinic:
+        clinic, _ = Clinic.objects.get_or_create(name=fields["name"], defaults=fields)
+        return clinic
+
+    def _user(self, email, first, last, password, **flags) -> tuple[User, bool]:
+        user, created = User.objects.get_or_create(
+            email=email, defaults={"first_name": first, "last_name": last, **flags}
+        )
+        if created:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        return user, created
+
+    def _prescriber(
+        self, email, clinic_key, first, last, credentials, npi, licence, *, clinics, password
+    ) -> Prescriber:
+        user, _ = self._user(email, first, last, password)
+        prescriber, _ = Prescriber.objects.get_or_create(
+            user=user,
+            defaults={
+                "clinic": clinics[clinic_key],
+                "first_name": first,
+                "last_name": last,
+                "credentials": credentials,
+                "npi": npi,
+                "license_number": licence,
+                "license_state": clinics[clinic_key].state,
+                "phone": clinics[clinic_key].phone,
+                "status": PrescriberStatus.APPROVED,
+            },
+        )
+        return prescriber
+
+    def _staff(self, email, first, last, group, superuser, *, password) -> None:
+        user, _ = self._user(email, first, last, password, is_staff=True, is_superuser=superuser)
+        if group:
+            user.groups.add(Group.objects.get(name=group))
+
+    def _patient(
+        self, clinic_key, first, last, born, sex, opioids, medications, *, prescribers
+    ) -> bool:
+        prescriber = prescribers[clinic_key]
+        if Patient.objects.likely_duplicates(
+            clinic_id=prescriber.clinic_id, first_name=first, last_name=last, date_of_birth=born
+        ).exists():
+            return False
+        patient_create(
+            clinic=prescriber.clinic,
+            actor=prescriber.user,
+            first_name=first,
+            last_name=last,
+            date_of_birth=born,
+            sex=sex,
+            phone="+12175550199",
+            address_line1="1 Sample Street",
+            address_line2="",
+            city=prescriber.clinic.city,
+            state=prescriber.clinic.state,
+            postal_code=prescriber.clinic.postal_code,
+            allergies="NKDA",
+            current_medications=medications,
+            takes_opioids=opioids,
+        )
+        return True

@@ -1,0 +1,140 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from pharmacy.admin import ReasonForm
+
+from . import services
+from .models import Clinic, Prescriber, PrescriberEvent
+
+
+class PrescriberInline(admin.TabularInline):
+    model = Prescriber
+    fields = ["__str__", "npi", "status"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Clinic)
+class ClinicAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "city", "state", "phone", "label_email", "created_at"]
+    list_filter = ["state"]
+    search_fields = ["name", "city", "label_email"]
+    inlines = [PrescriberInline]
+
+
+class PrescriberEventInline(admin.TabularInline):
+    model = PrescriberEvent
+    fields = ["created_at", "actor", "from_status", "to_status", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Prescriber)
+class PrescriberAdmin(SimpleHistoryAdmin):
+    list_display = ["__str__", "npi", "clinic", "status_badge_html", "applied_at"]
+    list_filter = ["status", "credentials", "license_state"]
+    list_select_related = ["clinic"]
+    search_fields = ["first_name", "last_name", "npi", "user__email", "clinic__name"]
+    readonly_fields = ["user", "status", "applied_at", "status_changed_at"]
+    fields = [
+        "user",
+        "status",
+        "first_name",
+        "last_name",
+        "credentials",
+        "npi",
+        "license_number",
+        "license_state",
+        "phone",
+        "clinic",
+        "applied_at",
+        "status_changed_at",
+    ]
+    autocomplete_fields = ["clinic"]
+    inlines = [PrescriberEventInline]
+    actions = ["approve", "decline", "suspend", "reinstate"]
+
+    def has_add_permission(self, request):
+        return False  # prescribers apply on the portal
+
+    @admin.display(description="status", ordering="status")
+    def status_badge_html(self, prescriber):
+        colour = {"success": "#198754", "warning": "#b8860b", "danger": "#dc3545"}.get(
+            prescriber.status_badge, "#6c757d"
+        )
+        return format_html(
+            '<strong style="color:{}">{}</strong>', colour, prescriber.get_status_display()
+        )
+
+    def _decide(self, request, queryset, service, done: str, **extra):
+        changed = 0
+        for prescriber in queryset.order_by("pk"):
+            try:
+                service(prescriber=prescriber, actor=request.user, **extra)
+            except (ValidationError, PermissionDenied) as exc:
+                message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"{prescriber}: {message}", messages.ERROR)
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{changed} prescriber(s) {done}.", messages.SUCCESS)
+
+    def _decide_with_reason(self, request, queryset, service, done: str, title: str):
+        form = ReasonForm(request.POST if "reason" in request.POST else None)
+        if form.is_valid():
+            self._decide(request, queryset, service, done, reason=form.cleaned_data["reason"])
+            return None
+        return TemplateResponse(
+            request,
+            "admin/prescribers/reason.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "form": form,
+                "prescribers": queryset,
+                "action": request.POST["action"],
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(
+        description="Approve selected applications (emails a set-password link)",
+        permissions=["decide"],
+    )
+    def approve(self, request, queryset):
+        self._decide(request, queryset, services.prescriber_approve, "approved")
+
+    @admin.action(description="Decline selected applications", permissions=["decide"])
+    def decline(self, request, queryset):
+        return self._decide_with_reason(
+            request, queryset, services.prescriber_decline, "declined", "Decline applications"
+        )
+
+    @admin.action(description="Suspend selected prescribers", permissions=["decide"])
+    def suspend(self, request, queryset):
+        return self._decide_with_reason(
+            request, queryset, services.prescriber_suspend, "suspended", "Suspend prescribers"
+        )
+
+    @admin.action(description="Reinstate selected suspended prescribers", permissions=["decide"])
+    def reinstate(self, request, queryset):
+        self._decide(request, queryset, services.prescriber_reinstate, "reinstated")
+
+    def has_decide_permission(self, request):
+        return request.user.has_perm(services.DECIDE_PERMISSION)

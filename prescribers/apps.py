@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PrescribersConfig(AppConfig):
+    name = "prescribers"
+    verbose_name = "Prescribers and clinics"

@@ -1,0 +1,45 @@
+"""Emails to prescribers about their account. Subjects carry no personal health information."""
+
+from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from .models import Prescriber
+from .models import PrescriberStatus as Status
+
+
+def activation_url(user) -> str:
+    """A one-time link to set a password: it stops working once the password is set."""
+    path = reverse(
+        "account_activate",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return settings.PORTAL_BASE_URL + path
+
+
+def send_decision_email(*, prescriber: Prescriber, status: str) -> None:
+    user = prescriber.user
+    context = {
+        "prescriber": prescriber,
+        "pharmacy_name": settings.PHARMACY_NAME,
+        "portal_url": settings.PORTAL_BASE_URL + reverse("home"),
+        "note": prescriber.events.filter(to_status=status).values_list("note", flat=True).last(),
+    }
+    if status == Status.APPROVED:
+        if user.has_usable_password():
+            template = "reinstated"
+        else:
+            template = "approved"
+            context["activation_url"] = activation_url(user)
+    else:
+        template = {Status.DECLINED: "declined", Status.SUSPENDED: "suspended"}[status]
+    subject = render_to_string(f"emails/prescriber_{template}_subject.txt", context)
+    body = render_to_string(f"emails/prescriber_{template}.txt", context)
+    send_mail(" ".join(subject.split()), body, None, [user.email])

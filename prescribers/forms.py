@@ -1,0 +1,95 @@
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Column, Fieldset, Layout, Row
+from django import forms
+
+from .models import Clinic, Prescriber
+from .services import DUPLICATE_EMAIL, DUPLICATE_NPI, email_in_use, npi_in_use
+
+
+def _fragment_helper(layout: Layout) -> FormHelper:
+    """Several forms share one <form> element on the page, so the helpers render no form tag."""
+    helper = FormHelper()
+    helper.form_tag = False
+    helper.layout = layout
+    return helper
+
+
+class PrescriberApplicationForm(forms.ModelForm):
+    # Longer than 10 so that "1234 567 893" reaches clean_npi; the model validates the digits.
+    npi = forms.CharField(
+        label="NPI", max_length=20, help_text="10 digits, from the NPPES registry."
+    )
+    email = forms.EmailField(
+        help_text="Your sign-in. The link to set your password is sent here once approved."
+    )
+
+    class Meta:
+        model = Prescriber
+        fields = [
+            "first_name",
+            "last_name",
+            "credentials",
+            "npi",
+            "license_number",
+            "license_state",
+            "phone",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["npi"].widget.attrs.update(inputmode="numeric", autocomplete="off")
+        self.helper = _fragment_helper(
+            Layout(
+                Fieldset(
+                    "You",
+                    Row(Column("first_name"), Column("last_name"), Column("credentials")),
+                    Row(Column("npi"), Column("license_number"), Column("license_state")),
+                    Row(Column("email"), Column("phone")),
+                )
+            )
+        )
+
+    def clean_npi(self):
+        # People paste NPIs with spaces or dashes; the model's validator checks the digits.
+        npi = "".join(self.cleaned_data["npi"].replace("-", " ").split())
+        if npi_in_use(npi):
+            raise forms.ValidationError(DUPLICATE_NPI, code="duplicate_npi")
+        return npi
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        if email_in_use(email):
+            raise forms.ValidationError(DUPLICATE_EMAIL, code="duplicate_email")
+        return email
+
+
+class ClinicForm(forms.ModelForm):
+    prefix = "clinic"
+
+    class Meta:
+        model = Clinic
+        fields = [
+            "name",
+            "address_line1",
+            "address_line2",
+            "city",
+            "state",
+            "postal_code",
+            "phone",
+            "label_email",
+        ]
+        labels = {"name": "Clinic name"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.helper = _fragment_helper(
+            Layout(
+                Fieldset(
+                    "Your clinic",
+                    "name",
+                    Row(Column("address_line1"), Column("address_line2")),
+                    Row(Column("city"), Column("state"), Column("postal_code")),
+                    Row(Column("phone"), Column("label_email")),
+                )
+            )
+        )

@@ -1,0 +1,116 @@
+"""Clinics and the prescribers who order for their patients."""
+
+from django.conf import settings
+from django.db import models
+from localflavor.us.models import USStateField
+from phonenumber_field.modelfields import PhoneNumberField
+from simple_history.models import HistoricalRecords
+
+from pharmacy.models import PostalAddress
+
+from .npi import validate_npi
+
+
+class Clinic(PostalAddress):
+    name = models.CharField(max_length=200)
+    phone = PhoneNumberField()
+    label_email = models.EmailField(
+        "email for labels", help_text="Where the pharmacy sends label PDFs and order notices."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Credentials(models.TextChoices):
+    MD = "MD", "MD (Doctor of Medicine)"
+    DO = "DO", "DO (Doctor of Osteopathic Medicine)"
+    NP = "NP", "NP (Nurse Practitioner)"
+    PA = "PA", "PA (Physician Assistant)"
+
+
+class PrescriberStatus(models.TextChoices):
+    PENDING = "pending", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    DECLINED = "declined", "Declined"
+    SUSPENDED = "suspended", "Suspended"
+
+    @property
+    def badge(self) -> str:
+        """Bootstrap colour of this status, shared by the portal and the admin."""
+        return {
+            "pending": "warning",
+            "approved": "success",
+            "declined": "secondary",
+            "suspended": "danger",
+        }[self.value]
+
+
+class Prescriber(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="prescriber"
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="prescribers")
+    first_name = models.CharField(max_length=150)
+    last_name = models.CharField(max_length=150)
+    credentials = models.CharField(max_length=2, choices=Credentials.choices)
+    npi = models.CharField("NPI", max_length=10, unique=True, validators=[validate_npi])
+    license_number = models.CharField("state licence number", max_length=50)
+    license_state = USStateField("licence state")
+    phone = PhoneNumberField()
+    status = models.CharField(
+        max_length=10,
+        choices=PrescriberStatus.choices,
+        default=PrescriberStatus.PENDING,
+        db_index=True,
+    )
+    applied_at = models.DateTimeField(auto_now_add=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        permissions = [
+            ("decide_prescriber", "Can approve, decline, suspend and reinstate prescribers"),
+        ]
+
+    def __str__(self):
+        return f"{self.first_name} {self.last_name}, {self.credentials}"
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == PrescriberStatus.APPROVED
+
+    @property
+    def status_badge(self) -> str:
+        return PrescriberStatus(self.status).badge
+
+
+class PrescriberEvent(models.Model):
+    """One row per status change of a prescriber account: who, when, from, to, why."""
+
+    prescriber = models.ForeignKey(Prescriber, on_delete=models.PROTECT, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    from_status = models.CharField(max_length=10, choices=PrescriberStatus.choices, blank=True)
+    to_status = models.CharField(max_length=10, choices=PrescriberStatus.choices)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.prescriber}: {self.from_status or 'new'} -> {self.to_status}"

@@ -1,0 +1,121 @@
+"""Writes about prescribers and clinics: applying, and the decisions of pharmacy staff."""
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from pharmacy.models import User, normalize_email_address
+
+from .models import Clinic, Prescriber, PrescriberEvent
+from .models import PrescriberStatus as Status
+from .tasks import send_prescriber_decision
+
+# The one table of allowed status changes: (from, to) -> what the change is called.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (Status.PENDING, Status.APPROVED): "approve",
+    (Status.PENDING, Status.DECLINED): "decline",
+    (Status.APPROVED, Status.SUSPENDED): "suspend",
+    (Status.SUSPENDED, Status.APPROVED): "reinstate",
+}
+DECIDE_PERMISSION = "prescribers.decide_prescriber"
+
+DUPLICATE_EMAIL = "An account with this email address already exists."
+DUPLICATE_NPI = "A prescriber with this NPI has already applied or has an account."
+
+
+def email_in_use(email: str) -> bool:
+    return User.objects.filter(email=normalize_email_address(email)).exists()
+
+
+def npi_in_use(npi: str) -> bool:
+    return Prescriber.objects.filter(npi=npi).exists()
+
+
+def prescriber_apply(*, prescriber: Prescriber, clinic: Clinic, email: str) -> Prescriber:
+    """Record an application: a clinic, a prescriber awaiting approval, and a login that has no
+    password yet (it is set from the link sent on approval)."""
+    errors = {}
+    if email_in_use(email):
+        errors["email"] = ValidationError(DUPLICATE_EMAIL, code="duplicate_email")
+    if npi_in_use(prescriber.npi):
+        errors["npi"] = ValidationError(DUPLICATE_NPI, code="duplicate_npi")
+    if errors:
+        raise ValidationError(errors)
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(
+                email, first_name=prescriber.first_name, last_name=prescriber.last_name
+            )
+            clinic.save()
+            prescriber.user = user
+            prescriber.clinic = clinic
+            prescriber.status = Status.PENDING
+            prescriber.save()
+            PrescriberEvent.objects.create(
+                prescriber=prescriber,
+                actor=None,
+                from_status="",
+                to_status=Status.PENDING,
+                note="Applied for an account.",
+            )
+    except IntegrityError as exc:
+        # Two applications with the same email or NPI at the same moment: the database's
+        # unique constraints decide, and the loser gets the same message as above.
+        field = "npi" if npi_in_use(prescriber.npi) else "email"
+        message = DUPLICATE_NPI if field == "npi" else DUPLICATE_EMAIL
+        raise ValidationError({field: ValidationError(message, code=f"duplicate_{field}")}) from exc
+    return prescriber
+
+
+def _prescriber_transition(
+    *, prescriber: Prescriber, to_status: Status, actor: User, note: str = ""
+) -> Prescriber:
+    if not actor.has_perm(DECIDE_PERMISSION):
+        raise PermissionDenied("Only pharmacists decide on prescriber accounts.")
+    with transaction.atomic():
+        locked = Prescriber.objects.select_for_update().get(pk=prescriber.pk)
+        from_status = Status(locked.status)
+        if (from_status, to_status) not in TRANSITIONS:
+            raise ValidationError(
+                f"A prescriber who is {from_status.label.lower()} cannot be moved to "
+                f"{to_status.label.lower()}.",
+                code="invalid_transition",
+            )
+        locked.status = to_status
+        locked.status_changed_at = timezone.now()
+        locked._history_user = actor
+        locked.save(update_fields=["status", "status_changed_at"])
+        PrescriberEvent.objects.create(
+            prescriber=locked,
+            actor=actor,
+            from_status=from_status,
+            to_status=to_status,
+            note=note,
+        )
+        send_prescriber_decision.delay_on_commit(prescriber_id=locked.pk, status=to_status.value)
+    prescriber.refresh_from_db()
+    return prescriber
+
+
+def prescriber_approve(*, prescriber: Prescriber, actor: User) -> Prescriber:
+    """Approve an application; the prescriber is emailed a one-time link to set a password."""
+    return _prescriber_transition(prescriber=prescriber, to_status=Status.APPROVED, actor=actor)
+
+
+def prescriber_decline(*, prescriber: Prescriber, actor: User, reason: str) -> Prescriber:
+    return _prescriber_transition(
+        prescriber=prescriber, to_status=Status.DECLINED, actor=actor, note=reason
+    )
+
+
+def prescriber_suspend(*, prescriber: Prescriber, actor: User, reason: str) -> Prescriber:
+    """Suspend an approved prescriber: their open sessions end at their next request."""
+    return _prescriber_transition(
+        prescriber=prescriber, to_status=Status.SUSPENDED, actor=actor, note=reason
+    )
+
+
+def prescriber_reinstate(*, prescriber: Prescriber, actor: User, reason: str = "") -> Prescriber:
+    return _prescriber_transition(
+        prescriber=prescriber, to_status=Status.APPROVED, actor=actor, note=reason
+    )

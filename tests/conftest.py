@@ -1,0 +1,70 @@
+import pytest
+
+from tests.factories import (
+    TEST_PASSWORD,
+    ClinicFactory,
+    PatientFactory,
+    PrescriberFactory,
+    StaffFactory,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings, tmp_path):
+    # Argon2 is the production hasher; tests hash with MD5 so the suite stays fast.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PORTAL_BASE_URL = "http://portal.test"
+
+
+@pytest.fixture
+def password():
+    return TEST_PASSWORD
+
+
+@pytest.fixture
+def clinic(db):
+    return ClinicFactory()
+
+
+@pytest.fixture
+def prescriber(clinic):
+    return PrescriberFactory(clinic=clinic)
+
+
+@pytest.fixture
+def other_prescriber(db):
+    """An approved prescriber of another clinic."""
+    return PrescriberFactory()
+
+
+@pytest.fixture
+def pharmacist(db):
+    return StaffFactory(group="Pharmacist")
+
+
+@pytest.fixture
+def technician(db):
+    return StaffFactory(group="Technician")
+
+
+@pytest.fixture
+def superuser(db):
+    return StaffFactory(is_superuser=True)
+
+
+@pytest.fixture
+def patient(prescriber):
+    return PatientFactory(clinic=prescriber.clinic, created_by=prescriber.user)
+
+
+@pytest.fixture
+def prescriber_client(client, prescriber):
+    client.force_login(prescriber.user)
+    return client
+
+
+@pytest.fixture
+def pharmacist_client(client, pharmacist):
+    client.force_login(pharmacist)
+    return client

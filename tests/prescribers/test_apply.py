@@ -1,0 +1,166 @@
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from pharmacy.models import User
+from prescribers.models import Clinic, Prescriber, PrescriberEvent, PrescriberStatus
+from tests.factories import PrescriberFactory
+
+pytestmark = pytest.mark.django_db
+
+APPLY_URL = reverse("prescriber_apply")
+
+
+def application(**overrides):
+    data = {
+        "first_name": "Robin",
+        "last_name": "Applicant",
+        "credentials": "NP",
+        "npi": "1234567893",
+        "license_number": "NP-77881",
+        "license_state": "IL",
+        "email": "Robin.Applicant@Clinic.example.test",
+        "phone": "(217) 555-0181",
+        "clinic-name": "Prairie Wellness",
+        "clinic-address_line1": "12 Main Street",
+        "clinic-address_line2": "",
+        "clinic-city": "Peoria",
+        "clinic-state": "IL",
+        "clinic-postal_code": "61602",
+        "clinic-phone": "309-555-0133",
+        "clinic-label_email": "labels@prairie.example.test",
+    }
+    data.update(overrides)
+    return data
+
+
+def assert_nothing_written():
+    assert (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count()) == (0, 0, 0)
+    assert PrescriberEvent.objects.count() == 0
+
+
+def test_page_shows_every_field(client):
+    response = client.get(APPLY_URL)
+    assert response.status_code == 200
+    for name in application():
+        assert f'name="{name}"' in response.content.decode()
+
+
+def test_application_waits_for_the_pharmacy(client):
+    response = client.post(APPLY_URL, application())
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("prescriber_apply_done")
+    prescriber = Prescriber.objects.select_related("user", "clinic").get()
+    assert prescriber.status == PrescriberStatus.PENDING
+    assert prescriber.npi == "1234567893"
+    assert prescriber.credentials == "NP"
+    assert str(prescriber.phone.as_e164) == "+12175550181"
+    assert prescriber.user.email == "robin.applicant@clinic.example.test"
+    assert not prescriber.user.has_usable_password()
+    assert prescriber.clinic.name == "Prairie Wellness"
+    assert prescriber.clinic.label_email == "labels@prairie.example.test"
+    event = PrescriberEvent.objects.get()
+    assert (event.from_status, event.to_status, event.actor) == ("", "pending", None)
+    assert mail.outbox == []
+
+
+def test_npi_typed_with_spaces_is_accepted(client):
+    client.post(APPLY_URL, application(npi="1234 567-893"))
+    assert Prescriber.objects.get().npi == "1234567893"
+
+
+@pytest.mark.parametrize(
+    ("npi", "message"),
+    [
+        ("1234567890", "This NPI fails its check digit; please check it for a typing error."),
+        ("3234567893", "An NPI starts with 1 or 2."),
+        ("12345", "An NPI is exactly 10 digits."),
+        ("", "This field is required."),
+    ],
+)
+def test_invalid_npi_is_refused_on_the_field(client, npi, message):
+    response = client.post(APPLY_URL, application(npi=npi))
+
+    assert response.status_code == 200
+    assert response.context["prescriber_form"].errors == {"npi": [message]}
+    assert_nothing_written()
+
+
+def test_duplicate_npi_is_refused(client):
+    PrescriberFactory(npi="1234567893")
+    before = (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count())
+
+    response = client.post(APPLY_URL, application())
+
+    assert response.context["prescriber_form"].errors == {
+        "npi": ["A prescriber with this NPI has already applied or has an account."]
+    }
+    assert (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count()) == before
+
+
+def test_duplicate_email_is_refused_whatever_its_case(client):
+    PrescriberFactory(user__email="robin.applicant@clinic.example.test")
+    before = (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count())
+
+    response = client.post(APPLY_URL, application(email="ROBIN.applicant@clinic.example.test"))
+
+    assert response.context["prescriber_form"].errors == {
+        "email": ["An account with this email address already exists."]
+    }
+    assert (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count()) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "form", "message"),
+    [
+        (
+            "credentials",
+            "RN",
+            "prescriber_form",
+            "Select a valid choice. RN is not one of the available choices.",
+        ),
+        ("email", "not-an-email", "prescriber_form", "Enter a valid email address."),
+        (
+            "license_state",
+            "ZZ",
+            "prescriber_form",
+            "Select a valid choice. ZZ is not one of the available choices.",
+        ),
+        (
+            "phone",
+            "12",
+            "prescriber_form",
+            "Enter a valid phone number (e.g. (201) 555-0123) or a number with an international "
+            "call prefix.",
+        ),
+        (
+            "clinic-postal_code",
+            "ABCDE",
+            "clinic_form",
+            "Enter a zip code in the format XXXXX or XXXXX-XXXX.",
+        ),
+        ("clinic-label_email", "", "clinic_form", "This field is required."),
+    ],
+)
+def test_bad_fields_get_messages_and_write_nothing(client, field, value, form, message):
+    response = client.post(APPLY_URL, application(**{field: value}))
+
+    assert response.status_code == 200
+    errors = response.context[form].errors
+    assert errors == {field.removeprefix("clinic-"): [message]}
+    assert_nothing_written()
+
+
+def test_both_forms_report_errors_at_once(client):
+    response = client.post(APPLY_URL, application(npi="1234567890", **{"clinic-name": ""}))
+
+    assert set(response.context["prescriber_form"].errors) == {"npi"}
+    assert set(response.context["clinic_form"].errors) == {"name"}
+    assert_nothing_written()
+
+
+def test_empty_post_is_a_page_of_messages_not_an_error(client):
+    response = client.post(APPLY_URL, {})
+    assert response.status_code == 200
+    assert_nothing_written()
