@@ -1,0 +1,78 @@
+import os
+
+import pytest
+import redis
+from kombu import pools as kombu_pools
+from django.db import connection
+
+from pharmacy.celery import app as celery_app
+from tests.services import CeleryWorker, SmtpSink, service_unavailable
+
+
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        service_unavailable(f"needs PostgreSQL; the database is {connection.vendor}")
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_unavailable(f"needs Redis at {url}: {exc}")
+    client.flushdb()  # a database of its own: nothing left from an earlier run
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def smtp_sink():
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def _reset_broker_connections():
+    """Forget pooled broker connections, so the next publish connects to the current URL."""
+    kombu_pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def celery_on_redis(redis_url):
+    """This process publishes tasks to Redis instead of running them in-process."""
+    saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager")}
+    _reset_broker_connections()
+    celery_app.conf.update(broker_url=redis_url, task_always_eager=False)
+    yield redis_url
+    _reset_broker_connections()
+    celery_app.conf.update(saved)
+
+
+def database_url() -> str:
+    """The URL of the test database this process uses, for a worker process to share."""
+    db = connection.settings_dict
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker(postgresql, celery_on_redis, smtp_sink, settings):
+    """Needs committed data: use with django_db(transaction=True)."""
+    worker = CeleryWorker(
+        {
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": celery_on_redis,
+            "EMAIL_URL": smtp_sink.url,
+            "PORTAL_BASE_URL": settings.PORTAL_BASE_URL,
+        }
+    )
+    worker.start()
+    yield worker
+    worker.stop()

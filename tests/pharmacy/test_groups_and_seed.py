@@ -1,0 +1,103 @@
+import io
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from orders.models import Patient
+from pharmacy.models import User
+from prescribers.models import Clinic, Prescriber, PrescriberStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def permissions(group_name):
+    group = Group.objects.get(name=group_name)
+    return {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in group.permissions.select_related("content_type")
+    }
+
+
+def test_staff_groups_exist_with_their_permissions():
+    assert permissions("Pharmacist") == {
+        "pharmacy.view_user",
+        "prescribers.view_clinic",
+        "prescribers.change_clinic",
+        "prescribers.view_prescriber",
+        "prescribers.change_prescriber",
+        "prescribers.decide_prescriber",
+        "prescribers.view_prescriberevent",
+        "orders.view_patient",
+        "orders.add_patient",
+        "orders.change_patient",
+    }
+    assert permissions("Technician") == {
+        "prescribers.view_clinic",
+        "prescribers.view_prescriber",
+        "orders.view_patient",
+    }
+
+
+def counts():
+    return {
+        "users": User.objects.count(),
+        "clinics": Clinic.objects.count(),
+        "prescribers": Prescriber.objects.count(),
+        "patients": Patient.objects.count(),
+    }
+
+
+def test_seed_demo_is_idempotent(settings, client):
+    settings.DEBUG = True
+    output = io.StringIO()
+    call_command("seed_demo", stdout=output)
+    first = counts()
+    call_command("seed_demo", stdout=io.StringIO())
+
+    assert first == counts() == {"users": 5, "clinics": 2, "prescribers": 2, "patients": 7}
+    demo = Prescriber.objects.get(user__email="prescriber@demo.test")
+    assert demo.status == PrescriberStatus.APPROVED
+    assert Patient.objects.filter(clinic=demo.clinic, takes_opioids=True).count() == 2
+    pharmacist = User.objects.get(email="pharmacist@demo.test")
+    assert pharmacist.is_staff and not pharmacist.is_superuser
+    assert list(pharmacist.groups.values_list("name", flat=True)) == ["Pharmacist"]
+    assert User.objects.get(email="admin@demo.test").is_superuser
+    for email in (
+        "prescriber@demo.test",
+        "other.prescriber@demo.test",
+        "pharmacist@demo.test",
+        "technician@demo.test",
+        "admin@demo.test",
+    ):
+        assert email in output.getvalue()
+
+
+def test_demo_prescribers_see_only_their_own_clinic(settings, client):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=io.StringIO())
+    demo_patients = Patient.objects.filter(clinic__prescribers__user__email="prescriber@demo.test")
+
+    assert client.login(username="prescriber@demo.test", password=settings.DEMO_PASSWORD)
+    listed = client.get(reverse("patient_list")).context["patients"]
+    assert sorted(p.pk for p in listed) == sorted(p.pk for p in demo_patients)
+
+    client.logout()
+    assert client.login(username="other.prescriber@demo.test", password=settings.DEMO_PASSWORD)
+    some_demo_patient = demo_patients.first()
+    assert client.get(reverse("patient_detail", args=[some_demo_patient.pk])).status_code == 404
+    assert len(client.get(reverse("patient_list")).context["patients"]) == 2
+
+
+def test_seed_demo_refuses_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        call_command("seed_demo")
+    assert counts() == {"users": 0, "clinics": 0, "prescribers": 0, "patients": 0}
+
+
+def test_seed_demo_force_overrides(settings):
+    settings.DEBUG = False
+    call_command("seed_demo", "--force", stdout=io.StringIO())
+    assert counts()["prescribers"] == 2

@@ -1,0 +1,115 @@
+"""Settings come from the environment; each case starts a fresh interpreter to read them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOW = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "debug": s.DEBUG,
+    "engine": s.DATABASES["default"]["ENGINE"],
+    "db_name": str(s.DATABASES["default"]["NAME"]),
+    "db_host": s.DATABASES["default"].get("HOST", ""),
+    "eager": s.CELERY_TASK_ALWAYS_EAGER,
+    "broker": s.CELERY_BROKER_URL,
+    "email_backend": s.EMAIL_BACKEND,
+    "email_host": getattr(s, "EMAIL_HOST", ""),
+    "email_port": getattr(s, "EMAIL_PORT", 0),
+    "email_dir": str(getattr(s, "EMAIL_FILE_PATH", "")),
+    "media_root": str(s.MEDIA_ROOT),
+}))
+"""
+SERVICE_VARIABLES = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "EMAIL_URL",
+    "DJANGO_DEBUG",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "PHARMACY_VAR_DIR",
+    "MEDIA_ROOT",
+}
+
+
+def run(env_overrides, code=SHOW):
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(DJANGO_SETTINGS_MODULE="pharmacy.settings", **env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def show(tmp_path, **env):
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path / "var"), **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_no_configuration_is_the_embedded_default(tmp_path):
+    var = tmp_path / "var"
+    assert show(tmp_path) == {
+        "debug": True,
+        "engine": "django.db.backends.sqlite3",
+        "db_name": str(var / "db.sqlite3"),
+        "db_host": "",
+        "eager": True,
+        "broker": "",
+        "email_backend": "pharmacy.mail.EmlFileBackend",
+        "email_host": "localhost",
+        "email_port": 25,
+        "email_dir": str(var / "mail"),
+        "media_root": str(var / "media"),
+    }
+
+
+def test_service_urls_switch_to_the_real_services(tmp_path):
+    shown = show(
+        tmp_path,
+        DATABASE_URL="postgres://portal:secret@db.internal:5432/ldn",
+        CELERY_BROKER_URL="redis://cache.internal:6379/0",
+        EMAIL_URL="smtp+tls://mailer:pw@smtp.internal:587",
+    )
+    assert shown["engine"] == "django.db.backends.postgresql"
+    assert (shown["db_name"], shown["db_host"]) == ("ldn", "db.internal")
+    assert (shown["eager"], shown["broker"]) == (False, "redis://cache.internal:6379/0")
+    assert shown["email_backend"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (shown["email_host"], shown["email_port"]) == ("smtp.internal", 587)
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"DJANGO_ALLOWED_HOSTS": "portal.example.test"}, "DJANGO_SECRET_KEY"),
+        ({"DJANGO_SECRET_KEY": "x" * 50}, "DJANGO_ALLOWED_HOSTS"),
+    ],
+)
+def test_production_refuses_to_start_without_secret_or_hosts(tmp_path, env, missing):
+    result = run({"DJANGO_DEBUG": "false", "PHARMACY_VAR_DIR": str(tmp_path), **env})
+    assert result.returncode != 0
+    assert (
+        f"django.core.exceptions.ImproperlyConfigured: {missing} must be set when DJANGO_DEBUG "
+        "is false (see README, 'Environment')." in result.stderr
+    )
+
+
+def test_production_starts_with_both(tmp_path):
+    shown = show(
+        tmp_path,
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="x" * 50,
+        DJANGO_ALLOWED_HOSTS="portal.example.test",
+    )
+    assert shown["debug"] is False

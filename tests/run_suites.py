@@ -1,0 +1,114 @@
+"""`make test`: run every test suite, each where it belongs, and say loudly what was skipped.
+
+Suites:
+  unit         SQLite, in-process: models, forms, views, services (fast)
+  postgresql   the same tests again on PostgreSQL, plus the integration tests (locks,
+               transactions, a real Celery worker on Redis, SMTP on loopback)
+  e2e          a real browser (Debian's Chromium through Playwright) against a live server
+
+A suite whose service is unreachable is skipped with the reason; with REQUIRE_SERVICES=1 a
+skipped suite, or a skipped test inside one, is a failure. Extra arguments go to every pytest.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "var" / "test-results"
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ldn_portal"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+# The embedded default: no service URLs leak in from the caller's shell.
+SERVICE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL", "DJANGO_DEBUG")
+
+
+def reachable(url: str) -> str | None:
+    """None if a TCP connection to the URL's host and port succeeds, else the reason."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=3):
+            return None
+    except OSError as exc:
+        return f"{parts.hostname}:{parts.port} unreachable ({exc.strerror or exc})"
+
+
+def suites():
+    base_env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    base_env["TEST_REDIS_URL"] = TEST_REDIS_URL
+    chromium_missing = None if Path(CHROMIUM).exists() else f"{CHROMIUM} is not installed"
+    yield "unit", ["-m", "not integration and not e2e"], base_env, None
+    yield (
+        "postgresql",
+        ["-m", "not e2e", "--create-db"],
+        {**base_env, "DATABASE_URL": TEST_DATABASE_URL},
+        reachable(TEST_DATABASE_URL),
+    )
+    yield "e2e", ["-m", "e2e"], base_env, chromium_missing
+
+
+def counts(report: Path) -> dict[str, int]:
+    suite = ET.parse(report).getroot()
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    total, failures, errors, skipped = (
+        int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")
+    )
+    return {
+        "passed": total - failures - errors - skipped,
+        "failed": failures + errors,
+        "skipped": skipped,
+    }
+
+
+def main(extra_args: list[str]) -> int:
+    shutil.rmtree(RESULTS, ignore_errors=True)
+    RESULTS.mkdir(parents=True)
+    summary, problems = [], []
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
+    for name, args, env, unavailable in suites():
+        if unavailable:
+            line = f"SKIPPED suite {name}: {unavailable}"
+            print(f"\n{'!' * 78}\n!! {line}\n{'!' * 78}", flush=True)
+            summary.append(line)
+            if REQUIRE_SERVICES:
+                problems.append(f"suite {name} skipped while REQUIRE_SERVICES=1")
+            continue
+        print(f"\n==== suite {name} ====", flush=True)
+        report = RESULTS / f"{name}.xml"
+        command = [sys.executable, "-m", "pytest", *args, f"--junitxml={report}", *extra_args]
+        code = subprocess.call(command, cwd=ROOT, env=env)
+        if code == 5 or not report.exists():  # pytest collected nothing: that is a failure here
+            problems.append(f"suite {name} ran no test (pytest exit {code})")
+            continue
+        result = counts(report)
+        for key in totals:
+            totals[key] += result[key]
+        summary.append(
+            f"suite {name}: {result['passed']} passed, {result['failed']} failed, "
+            f"{result['skipped']} skipped"
+        )
+        if code != 0:
+            problems.append(f"suite {name} failed (pytest exit {code})")
+        if REQUIRE_SERVICES and result["skipped"]:
+            problems.append(f"suite {name} skipped {result['skipped']} test(s)")
+    print("\n==== summary ====")
+    for line in summary:
+        print(line)
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    print(
+        f"total: {totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped"
+    )
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
