@@ -27,21 +27,7 @@ class PatientForm(forms.ModelForm):
 
     class Meta:
         model = Patient
-        fields = [
-            "first_name",
-            "last_name",
-            "date_of_birth",
-            "sex",
-            "phone",
-            "address_line1",
-            "address_line2",
-            "city",
-            "state",
-            "postal_code",
-            "allergies",
-            "current_medications",
-            "takes_opioids",
-        ]
+        fields = Patient.EDITABLE_FIELDS
         widgets = {
             "date_of_birth": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "allergies": forms.Textarea(attrs={"rows": 2}),
@@ -54,6 +40,7 @@ class PatientForm(forms.ModelForm):
         if self.instance.pk is not None:
             self.initial["takes_opioids"] = "yes" if self.instance.takes_opioids else "no"
         self.helper = FormHelper()
+        self.helper.attrs = {"novalidate": ""}  # the server's messages are the clearer ones
         self.helper.layout = Layout(
             Fieldset(
                 "Patient",

@@ -69,6 +69,13 @@ class Patient(PostalAddress):
     history = HistoricalRecords()
     objects = PatientQuerySet.as_manager()
 
+    # What a prescriber fills in and may change, in the order the form asks for it.
+    EDITABLE_FIELDS = (
+        "first_name", "last_name", "date_of_birth", "sex", "phone", "address_line1",
+        "address_line2", "city", "state", "postal_code", "allergies", "current_medications",
+        "takes_opioids",
+    )  # fmt: skip
+
     class Meta:
         ordering = ["last_name", "first_name", "pk"]
         indexes = [

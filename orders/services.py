@@ -10,23 +10,7 @@ from prescribers.models import Clinic
 
 from .models import Patient
 
-PATIENT_FIELDS = frozenset(
-    {
-        "first_name",
-        "last_name",
-        "date_of_birth",
-        "sex",
-        "phone",
-        "address_line1",
-        "address_line2",
-        "city",
-        "state",
-        "postal_code",
-        "allergies",
-        "current_medications",
-        "takes_opioids",
-    }
-)
+PATIENT_FIELDS = frozenset(Patient.EDITABLE_FIELDS)
 
 
 def ensure_may_edit_patients(*, actor: User, clinic_id: int) -> None:

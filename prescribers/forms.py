@@ -25,15 +25,7 @@ class PrescriberApplicationForm(forms.ModelForm):
 
     class Meta:
         model = Prescriber
-        fields = [
-            "first_name",
-            "last_name",
-            "credentials",
-            "npi",
-            "license_number",
-            "license_state",
-            "phone",
-        ]
+        fields = Prescriber.PROFILE_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -75,6 +75,11 @@ class Prescriber(models.Model):
 
     history = HistoricalRecords()
 
+    # What an applicant tells about themselves (the clinic and email are asked separately).
+    PROFILE_FIELDS = (
+        "first_name", "last_name", "credentials", "npi", "license_number", "license_state", "phone",
+    )  # fmt: skip
+
     class Meta:
         ordering = ["last_name", "first_name"]
         permissions = [

@@ -2,8 +2,8 @@ import os
 
 import pytest
 import redis
-from kombu import pools as kombu_pools
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from pharmacy.celery import app as celery_app
 from tests.services import CeleryWorker, SmtpSink, service_unavailable

@@ -39,16 +39,8 @@ CLINICS = {
 PRESCRIBERS = [
     # email, clinic, first, last, credentials, NPI (valid check digit), licence
     ("prescriber@demo.test", "demo", "Avery", "Demo", Credentials.MD, "1234567893", "036-100001"),
-    (
-        "other.prescriber@demo.test",
-        "other",
-        "Jordan",
-        "Sample",
-        Credentials.NP,
-        "1245319599",
-        "NP-20002",
-    ),
-]
+    ("other.prescriber@demo.test", "other", "Jordan", "Sample", Credentials.NP, "1245319599", "NP-20002"),
+]  # fmt: skip
 
 STAFF = [
     # email, first, last, group, superuser
@@ -59,54 +51,14 @@ STAFF = [
 
 PATIENTS = [
     # clinic, first, last, born, sex, takes opioids, current medications
-    (
-        "demo",
-        "Rowan",
-        "Testpatient",
-        datetime.date(1978, 4, 12),
-        Sex.FEMALE,
-        False,
-        "Levothyroxine 50 mcg daily",
-    ),
-    (
-        "demo",
-        "Casey",
-        "Example",
-        datetime.date(1965, 9, 30),
-        Sex.MALE,
-        True,
-        "Tramadol 50 mg as needed for back pain",
-    ),
+    ("demo", "Rowan", "Testpatient", datetime.date(1978, 4, 12), Sex.FEMALE, False, "Levothyroxine 50 mcg daily"),
+    ("demo", "Casey", "Example", datetime.date(1965, 9, 30), Sex.MALE, True, "Tramadol 50 mg as needed for back pain"),
     ("demo", "Morgan", "Placeholder", datetime.date(1990, 1, 5), Sex.FEMALE, False, ""),
-    (
-        "demo",
-        "Quinn",
-        "Fictional",
-        datetime.date(1952, 11, 20),
-        Sex.MALE,
-        True,
-        "Oxycodone 5 mg every 6 hours\nLisinopril 10 mg daily",
-    ),
-    (
-        "demo",
-        "Riley",
-        "Madeup",
-        datetime.date(1985, 6, 17),
-        Sex.UNSPECIFIED,
-        False,
-        "Vitamin D 2000 IU daily",
-    ),
+    ("demo", "Quinn", "Fictional", datetime.date(1952, 11, 20), Sex.MALE, True, "Oxycodone 5 mg every 6 hours\nLisinopril 10 mg daily"),
+    ("demo", "Riley", "Madeup", datetime.date(1985, 6, 17), Sex.UNSPECIFIED, False, "Vitamin D 2000 IU daily"),
     ("other", "Sam", "Otherclinic", datetime.date(1970, 3, 3), Sex.FEMALE, False, ""),
-    (
-        "other",
-        "Drew",
-        "Elsewhere",
-        datetime.date(1988, 8, 8),
-        Sex.MALE,
-        False,
-        "Non-opioid pain reliever (ibuprofen) as needed",
-    ),
-]
+    ("other", "Drew", "Elsewhere", datetime.date(1988, 8, 8), Sex.MALE, False, "Non-opioid pain reliever (ibuprofen) as needed"),
+]  # fmt: skip
 
 
 class Command(BaseCommand):
