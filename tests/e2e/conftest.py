@@ -1,0 +1,119 @@
+"""Browser fixtures for the e2e tests: Debian's Chromium, driven by Playwright's sync API.
+
+No browser is downloaded: Playwright launches the system Chromium by its path.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+from playwright.sync_api import Error as PlaywrightError
+
+from tests.services import service_unavailable
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Every wait (actions, navigations, expect) gives up after this, so a broken page fails fast.
+TIMEOUT_MS = 15_000
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    # Keep each phase's report on the item, so that fixture teardown knows the test failed.
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    # Django keeps connections per thread, but per asyncio context while an event loop runs in
+    # the thread, and Playwright leaves its loop marked as running between calls. Without this,
+    # the test, pytest-django's flush and every later test would get a second connection
+    # that lacks the test database's serialized contents (serialized_rollback then breaks).
+    thread_connections = {alias: connections[alias] for alias in connections}
+    # Playwright's sync API runs an asyncio event loop in this thread, so Django would refuse
+    # the test's own (synchronous) ORM calls with SynchronousOnlyOperation. Only for sessions
+    # that start a browser.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as driver:
+        for alias, connection in thread_connections.items():
+            connections[alias] = connection
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        service_unavailable(f"{CHROMIUM} is not installed (Debian package chromium)")
+    expect.set_options(timeout=TIMEOUT_MS)
+    chromium = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=30_000
+    )
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def new_context(
+    browser: Browser, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], BrowserContext]]:
+    """Makes fresh browser contexts (cookies of their own: one person each), closed after the
+    test; when the test failed, each open page is saved under tmp_path first."""
+    contexts: list[BrowserContext] = []
+
+    def make() -> BrowserContext:
+        context = browser.new_context()
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    yield make
+    reports = request.node.stash.get(_REPORTS, {})
+    failed = any(report.failed for report in reports.values())
+    for number, context in enumerate(contexts, start=1):
+        if failed:
+            _save_pages(context, tmp_path / f"context{number}")
+        context.close()
+
+
+def _save_pages(context: BrowserContext, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, page in enumerate(context.pages, start=1):
+        path = folder / f"page{number}.png"
+        try:
+            page.screenshot(path=path, full_page=True)
+            path.with_suffix(".html").write_text(page.content())
+        except PlaywrightError as exc:
+            print(f"could not save {page.url}: {exc}")
+        else:
+            print(f"saved {page.url} as {path} (and .html)")
+
+
+@pytest.fixture
+def context(new_context: Callable[[], BrowserContext]) -> BrowserContext:
+    return new_context()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
