@@ -1,5 +1,7 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+
+from .models import User, normalize_email_address
 
 
 class LoginForm(AuthenticationForm):
@@ -13,3 +15,15 @@ class LoginForm(AuthenticationForm):
         "invalid_login": "Please enter a correct email and password. Accounts still awaiting "
         "the pharmacy's approval, or suspended, cannot sign in.",
     }
+
+
+class PortalPasswordResetForm(PasswordResetForm):
+    """Django's reset form, but it also serves an approved prescriber who never set a password
+    (the one-time link from the approval email expired), and skips accounts that may not sign
+    in. The page says the same whether or not an account was found."""
+
+    def get_users(self, email):
+        users = User.objects.filter(email=normalize_email_address(email), is_active=True)
+        for user in users.select_related("prescriber"):
+            if user.may_sign_in and (user.has_usable_password() or user.portal_prescriber):
+                yield user

@@ -210,6 +210,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's own console handler would print each of its records a second time.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }
 
 # The password of the accounts made by `manage.py seed_demo` (never used in production).

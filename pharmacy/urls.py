@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from orders import views as order_views
-from pharmacy.forms import LoginForm
+from pharmacy.forms import LoginForm, PortalPasswordResetForm
 from prescribers import views as prescriber_views
 
 admin.site.site_header = f"{settings.PHARMACY_NAME}: pharmacy"
@@ -19,6 +19,11 @@ urlpatterns = [
             authentication_form=LoginForm, redirect_authenticated_user=True
         ),
         name="login",
+    ),
+    path(
+        "accounts/password_reset/",
+        auth_views.PasswordResetView.as_view(form_class=PortalPasswordResetForm),
+        name="password_reset",
     ),
     path(
         "accounts/activate/<uidb64>/<token>/",

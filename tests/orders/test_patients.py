@@ -242,3 +242,9 @@ def test_any_approved_prescriber_of_the_clinic_sees_and_edits(client, patient):
     client.force_login(colleague.user)
     assert client.get(reverse("patient_detail", args=[patient.pk])).status_code == 200
     assert client.get(reverse("patient_update", args=[patient.pk])).status_code == 200
+
+
+def test_not_found_page_is_the_portals_own(prescriber_client):
+    response = prescriber_client.get(reverse("patient_detail", args=[999999]))
+    assert response.status_code == 404
+    assert "There is nothing here, or it belongs to another clinic." in response.content.decode()

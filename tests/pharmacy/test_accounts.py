@@ -91,6 +91,24 @@ def test_password_reset_does_not_reveal_unknown_addresses(client):
     assert mail.outbox == []
 
 
+def test_approved_prescriber_without_a_password_can_ask_for_a_link(client):
+    # The approval email's link expired before they used it.
+    prescriber = PrescriberFactory(user__password=None)
+    assert not prescriber.user.has_usable_password()
+
+    client.post(reverse("password_reset"), {"email": prescriber.user.email.upper()})
+
+    assert [message.to for message in mail.outbox] == [[prescriber.user.email]]
+
+
+@pytest.mark.parametrize("status", [PrescriberStatus.PENDING, PrescriberStatus.SUSPENDED])
+def test_prescriber_who_may_not_sign_in_gets_no_reset_link(client, status):
+    prescriber = PrescriberFactory(status=status)
+    response = client.post(reverse("password_reset"), {"email": prescriber.user.email})
+    assert response["Location"] == reverse("password_reset_done")
+    assert mail.outbox == []
+
+
 def test_password_change(client, prescriber, password):
     client.force_login(prescriber.user)
     response = client.post(
