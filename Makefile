@@ -28,7 +28,8 @@ system-packages:
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; \
 		else echo "!! cannot install system packages:$$missing (not root, no sudo)"; exit 0; fi; \
 		echo "Installing system packages:$$missing"; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		{ $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+			|| echo "!! could not install:$$missing (the suites that need them will say so)"; \
 	fi
 
 migrate: install

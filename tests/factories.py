@@ -87,3 +87,26 @@ class PatientFactory(factory.django.DjangoModelFactory):
     current_medications = ""
     takes_opioids = False
     created_by = factory.SubFactory(UserFactory)
+
+
+def application_form(**overrides) -> dict[str, str]:
+    """What a prescriber types into the "apply for an account" page (clinic fields prefixed)."""
+    return {
+        "first_name": "Robin",
+        "last_name": "Applicant",
+        "credentials": "NP",
+        "npi": "1234567893",
+        "license_number": "NP-77881",
+        "license_state": "IL",
+        "email": "Robin.Applicant@Clinic.example.test",
+        "phone": "(217) 555-0181",
+        "clinic-name": "Prairie Wellness",
+        "clinic-address_line1": "12 Main Street",
+        "clinic-address_line2": "",
+        "clinic-city": "Peoria",
+        "clinic-state": "IL",
+        "clinic-postal_code": "61602",
+        "clinic-phone": "309-555-0133",
+        "clinic-label_email": "labels@prairie.example.test",
+        **overrides,
+    }

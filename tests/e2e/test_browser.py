@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from orders.models import Patient
 from prescribers.models import Prescriber, PrescriberStatus
-from tests.factories import TEST_PASSWORD, StaffFactory
+from tests.factories import TEST_PASSWORD, StaffFactory, application_form
 
 pytestmark = [
     pytest.mark.e2e,
@@ -20,24 +20,7 @@ pytestmark = [
 ]
 
 APPLICANT_EMAIL = "robin.applicant@prairie.example.test"
-CLINIC_NAME = "Prairie Wellness"
-APPLICATION = {
-    "first_name": "Robin",
-    "last_name": "Applicant",
-    "credentials": "NP",
-    "npi": "1234567893",
-    "license_number": "NP-77881",
-    "license_state": "IL",
-    "email": APPLICANT_EMAIL,
-    "phone": "(217) 555-0181",
-    "clinic-name": CLINIC_NAME,
-    "clinic-address_line1": "12 Main Street",
-    "clinic-city": "Peoria",
-    "clinic-state": "IL",
-    "clinic-postal_code": "61602",
-    "clinic-phone": "309-555-0133",
-    "clinic-label_email": "labels@prairie.example.test",
-}
+APPLICATION = application_form(email=APPLICANT_EMAIL)
 APPROVE_ACTION = "Approve selected applications (emails a set-password link)"
 # 12+ characters, not a common password, nothing like the email address.
 NEW_PASSWORD = "Lantern-orbit-meadow-42"
@@ -84,7 +67,7 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
     assert applicant.status == PrescriberStatus.PENDING
     assert applicant.user.email == APPLICANT_EMAIL
     assert not applicant.user.has_usable_password()
-    assert applicant.clinic.name == CLINIC_NAME
+    assert applicant.clinic.name == APPLICATION["clinic-name"]
     assert mail.outbox == []
 
     # 2. A pharmacist approves the application in the admin, in a browser of their own.
@@ -123,7 +106,7 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
     portal.get_by_role("button", name="Sign in").click()
     expect(portal.get_by_role("heading", name="Welcome, Robin Applicant")).to_be_visible()
     expect(portal).to_have_url(f"{live_server.url}/")
-    expect(portal.get_by_text(CLINIC_NAME, exact=True)).to_be_visible()
+    expect(portal.get_by_text(APPLICATION["clinic-name"], exact=True)).to_be_visible()
 
     # 4. The prescriber adds a first patient.
     portal.get_by_role("link", name="Add a patient", exact=True).click()

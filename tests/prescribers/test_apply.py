@@ -5,33 +5,11 @@ from django.urls import reverse
 from pharmacy.models import User
 from prescribers.models import Clinic, Prescriber, PrescriberEvent, PrescriberStatus
 from tests.factories import PrescriberFactory
+from tests.factories import application_form as application
 
 pytestmark = pytest.mark.django_db
 
 APPLY_URL = reverse("prescriber_apply")
-
-
-def application(**overrides):
-    data = {
-        "first_name": "Robin",
-        "last_name": "Applicant",
-        "credentials": "NP",
-        "npi": "1234567893",
-        "license_number": "NP-77881",
-        "license_state": "IL",
-        "email": "Robin.Applicant@Clinic.example.test",
-        "phone": "(217) 555-0181",
-        "clinic-name": "Prairie Wellness",
-        "clinic-address_line1": "12 Main Street",
-        "clinic-address_line2": "",
-        "clinic-city": "Peoria",
-        "clinic-state": "IL",
-        "clinic-postal_code": "61602",
-        "clinic-phone": "309-555-0133",
-        "clinic-label_email": "labels@prairie.example.test",
-    }
-    data.update(overrides)
-    return data
 
 
 def assert_nothing_written():
