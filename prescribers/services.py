@@ -10,14 +10,14 @@ from .models import Clinic, Prescriber, PrescriberEvent
 from .models import PrescriberStatus as Status
 from .tasks import send_prescriber_decision
 
-# The one table of allowed status changes: (from, to) -> what the change is called.
-TRANSITIONS: dict[tuple[str, str], str] = {
-    (Status.PENDING, Status.APPROVED): "approve",
-    (Status.PENDING, Status.DECLINED): "decline",
-    (Status.APPROVED, Status.SUSPENDED): "suspend",
-    (Status.SUSPENDED, Status.APPROVED): "reinstate",
+DECIDE_PERMISSION = "prescribers.decide_prescriber"  # given to the Pharmacist group
+# The one table of allowed status changes, with the permission each one needs.
+TRANSITIONS: dict[tuple[Status, Status], str] = {
+    (Status.PENDING, Status.APPROVED): DECIDE_PERMISSION,
+    (Status.PENDING, Status.DECLINED): DECIDE_PERMISSION,
+    (Status.APPROVED, Status.SUSPENDED): DECIDE_PERMISSION,
+    (Status.SUSPENDED, Status.APPROVED): DECIDE_PERMISSION,
 }
-DECIDE_PERMISSION = "prescribers.decide_prescriber"
 
 DUPLICATE_EMAIL = "An account with this email address already exists."
 DUPLICATE_NPI = "A prescriber with this NPI has already applied or has an account."
@@ -70,17 +70,18 @@ def prescriber_apply(*, prescriber: Prescriber, clinic: Clinic, email: str) -> P
 def _prescriber_transition(
     *, prescriber: Prescriber, to_status: Status, actor: User, note: str = ""
 ) -> Prescriber:
-    if not actor.has_perm(DECIDE_PERMISSION):
-        raise PermissionDenied("Only pharmacists decide on prescriber accounts.")
     with transaction.atomic():
         locked = Prescriber.objects.select_for_update().get(pk=prescriber.pk)
         from_status = Status(locked.status)
-        if (from_status, to_status) not in TRANSITIONS:
+        permission = TRANSITIONS.get((from_status, to_status))
+        if permission is None:
             raise ValidationError(
                 f"A prescriber who is {from_status.label.lower()} cannot be moved to "
                 f"{to_status.label.lower()}.",
                 code="invalid_transition",
             )
+        if not actor.has_perm(permission):
+            raise PermissionDenied("Only pharmacists decide on prescriber accounts.")
         locked.status = to_status
         locked.status_changed_at = timezone.now()
         locked._history_user = actor

@@ -12,9 +12,11 @@ from .services import prescriber_apply
 @require_http_methods(["GET", "POST"])
 def apply(request):
     """The public application for a prescriber account."""
-    prescriber_form = PrescriberApplicationForm(request.POST or None)
-    clinic_form = ClinicForm(request.POST or None)
-    if request.method == "POST" and prescriber_form.is_valid() & clinic_form.is_valid():
+    data = request.POST if request.method == "POST" else None
+    prescriber_form = PrescriberApplicationForm(data)
+    clinic_form = ClinicForm(data)
+    # `&`, not `and`: validate both forms so that every message shows at once.
+    if data is not None and prescriber_form.is_valid() & clinic_form.is_valid():
         try:
             prescriber_apply(
                 prescriber=prescriber_form.instance,

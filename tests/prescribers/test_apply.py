@@ -141,4 +141,6 @@ def test_both_forms_report_errors_at_once(client):
 def test_empty_post_is_a_page_of_messages_not_an_error(client):
     response = client.post(APPLY_URL, {})
     assert response.status_code == 200
+    assert response.context["prescriber_form"].errors["npi"] == ["This field is required."]
+    assert response.context["clinic_form"].errors["name"] == ["This field is required."]
     assert_nothing_written()
