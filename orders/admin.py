@@ -1,7 +1,7 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import Patient
+from .models import Order, OrderEvent, Patient, Prescription, PrescriptionLine, PrescriptionStep
 
 
 @admin.register(Patient)
@@ -26,3 +26,87 @@ class PatientAdmin(SimpleHistoryAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class StepInline(ReadOnlyInline):
+    model = PrescriptionStep
+    fields = ["position", "dose_mg", "days"]
+    readonly_fields = fields
+
+
+class LineInline(ReadOnlyInline):
+    model = PrescriptionLine
+    fields = ["position", "formulation", "quantity"]
+    readonly_fields = fields
+
+
+class OrderInline(ReadOnlyInline):
+    model = Order
+    fields = ["number", "kind", "fill_number", "status", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Prescription)
+class PrescriptionAdmin(SimpleHistoryAdmin):
+    """Read-mostly for now: prescriptions change only through the prescriber's portal."""
+
+    list_display = ["pk", "patient", "prescriber", "dosage_form", "days_supply",
+                    "refills_authorized", "written_on", "expires_on"]  # fmt: skip
+    list_filter = ["dosage_form", "written_on"]
+    list_select_related = ["patient", "prescriber"]
+    search_fields = ["patient__last_name", "patient__first_name", "prescriber__npi"]
+    inlines = [StepInline, LineInline, OrderInline]
+    readonly_fields = [field.name for field in Prescription._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class EventInline(ReadOnlyInline):
+    model = OrderEvent
+    fields = ["created_at", "actor", "from_status", "to_status", "note"]
+    readonly_fields = fields
+
+
+@admin.register(Order)
+class OrderAdmin(SimpleHistoryAdmin):
+    list_display = ["number", "patient", "clinic", "kind", "fill_number", "status", "needed_by",
+                    "created_at"]  # fmt: skip
+    list_filter = ["status", "kind", "ship_to"]
+    list_select_related = ["clinic", "prescription__patient"]
+    search_fields = ["prescription__patient__last_name", "prescription__patient__first_name"]
+    readonly_fields = [field.name for field in Order._meta.fields]
+    inlines = [EventInline]
+    ordering = ["created_at", "pk"]  # oldest first: the order they came in
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(ordering="prescription__patient__last_name")
+    def patient(self, order):
+        return order.prescription.patient
+
+    def get_search_results(self, request, queryset, search_term):
+        """An order number (LDN-000123) finds that order; other words search patient names."""
+        pk = Order.pk_from_number(search_term)
+        if pk is not None:
+            return queryset.filter(pk=pk), False
+        return super().get_search_results(request, queryset, search_term)

@@ -1,10 +1,21 @@
+import uuid
+from decimal import Decimal
+
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Column, Fieldset, Layout, Row, Submit
 from django import forms
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import Patient
+from pharmacy.models import DosageForm
+
+from . import dosing
+from .checks import finding_key
+from .dosing import Regimen, Severity
+from .icd10 import parse_codes
+from .models import Patient, ShipTo, TimeOfDay
+from .order_input import SCHEDULE_HELP, parse_schedule
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
@@ -52,7 +63,14 @@ class PatientForm(forms.ModelForm):
                 Row(Column("address_line1"), Column("address_line2")),
                 Row(Column("city"), Column("state"), Column("postal_code")),
             ),
-            Fieldset("Medical", "allergies", "current_medications", "takes_opioids"),
+            Fieldset(
+                "Medical",
+                "allergies",
+                "current_medications",
+                "takes_opioids",
+                "pregnant_or_breastfeeding",
+                "liver_disease",
+            ),
             Submit("save", "Save patient"),
             HTML('<a class="btn btn-link" href="{{ cancel_url }}">Cancel</a>'),
         )
@@ -88,3 +106,120 @@ class PatientForm(forms.ModelForm):
     @property
     def patient_fields(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+REASON_FOR_COMPOUNDING = (
+    "Low-dose strength not commercially available: marketed naltrexone is 50 mg tablets."
+)
+
+
+class OrderForm(forms.Form):
+    """A new LDN prescription and its first order. The form checks types; the rules run in
+    order_submit, and their findings come back onto these fields."""
+
+    dosage_form = forms.ChoiceField(label="Dosage form")
+    concentration_mg_per_ml = forms.TypedChoiceField(
+        label="Concentration", required=False, coerce=Decimal, empty_value=None,
+        help_text="For liquids, drops and cream.",
+    )  # fmt: skip
+    steps = forms.CharField(label="Schedule", help_text=SCHEDULE_HELP)
+    doses_per_day = forms.IntegerField(label="Doses per day", initial=1, min_value=0, max_value=24)
+    time_of_day = forms.ChoiceField(choices=TimeOfDay.choices, initial=TimeOfDay.BEDTIME)
+    quantity = forms.DecimalField(
+        max_digits=8, decimal_places=2, help_text="Capsules, or mL for liquids, drops and cream."
+    )
+    days_supply = forms.IntegerField(label="Days' supply", min_value=0, max_value=10000)
+    refills = forms.IntegerField(label="Refills", initial=0, min_value=0, max_value=99)
+    diagnosis_codes = forms.CharField(
+        label="Diagnosis codes (ICD-10-CM)", help_text="One or more, e.g. M79.7, G35.A"
+    )
+    reason_for_compounding = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), initial=REASON_FOR_COMPOUNDING
+    )
+    ship_to = forms.ChoiceField(choices=ShipTo.choices, initial=ShipTo.CLINIC)
+    needed_by = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    acknowledge = forms.MultipleChoiceField(
+        label="I have reviewed", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, catalogue, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.catalogue = catalogue
+        self.fields["dosage_form"].choices = catalogue.dosage_forms()
+        self.fields["concentration_mg_per_ml"].choices = [("", "---------")] + [
+            (f"{c:f}", f"{c:f} mg/mL ({DosageForm(form).label.lower()})")
+            for form, _ in catalogue.dosage_forms()
+            for c in catalogue.concentrations(form)
+        ]
+        self.fields["idempotency_key"].initial = uuid.uuid4()
+        # Warnings to acknowledge are offered once the rules have raised them (see show_findings).
+        self.fields["acknowledge"].choices = [
+            (key, key) for key in (self.data.getlist("acknowledge") if self.is_bound else [])
+        ]
+
+    def clean_steps(self):
+        return parse_schedule(self.cleaned_data["steps"])
+
+    def clean_diagnosis_codes(self):
+        return parse_codes(self.cleaned_data["diagnosis_codes"])
+
+    def clean_needed_by(self):
+        needed_by = self.cleaned_data["needed_by"]
+        if needed_by is not None and needed_by < timezone.localdate():
+            raise forms.ValidationError("The date needed by cannot be in the past.")
+        return needed_by
+
+    def regimen(self) -> Regimen:
+        data = self.cleaned_data
+        liquid = data["dosage_form"] != DosageForm.CAPSULE
+        return Regimen(
+            dosage_form=dosing.DosageForm(data["dosage_form"]),
+            steps=data["steps"],
+            doses_per_day=data["doses_per_day"],
+            quantity=data["quantity"],
+            days_supply=data["days_supply"],
+            refills=data["refills"],
+            concentration_mg_per_ml=data["concentration_mg_per_ml"] if liquid else None,
+            time_of_day=data["time_of_day"],
+        )
+
+    def show_findings(self, findings, unacknowledged) -> None:
+        """Put the rules' errors on their fields, and offer a tick for each warning."""
+        for finding in findings:
+            if finding.severity == Severity.ERROR:
+                self.add_error(form_field_of(finding.field), finding.message)
+        warnings = [f for f in findings if f.severity == Severity.WARNING]
+        self.fields["acknowledge"].choices = [(finding_key(w), w.message) for w in warnings]
+        if unacknowledged:
+            self.add_error(
+                "acknowledge",
+                "Tick each warning to confirm you have reviewed it: "
+                + "; ".join(w.message for w in unacknowledged),
+            )
+
+
+def form_field_of(finding_field: str) -> str | None:
+    """'steps.2.dose_mg' -> 'steps'; patient facts are not on this form (None: shown on top)."""
+    name = finding_field.split(".", 1)[0]
+    return None if name == "patient" else name
+
+
+class RefillForm(forms.Form):
+    ship_to = forms.ChoiceField(choices=ShipTo.choices, initial=ShipTo.CLINIC)
+    needed_by = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["idempotency_key"].initial = uuid.uuid4()
+
+    clean_needed_by = OrderForm.clean_needed_by
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=500)

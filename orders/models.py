@@ -9,7 +9,7 @@ from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
-from pharmacy.models import PostalAddress
+from pharmacy.models import DosageForm, Formulation, PostalAddress
 from prescribers.models import Clinic
 
 EARLIEST_DATE_OF_BIRTH = datetime.date(1900, 1, 1)
@@ -60,6 +60,8 @@ class Patient(PostalAddress):
     )
     # Naltrexone is contraindicated with opioids: this is always answered, never left unknown.
     takes_opioids = models.BooleanField("currently takes opioids?")
+    pregnant_or_breastfeeding = models.BooleanField("pregnant or breast-feeding", default=False)
+    liver_disease = models.BooleanField("known liver disease", default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -73,7 +75,7 @@ class Patient(PostalAddress):
     EDITABLE_FIELDS = (
         "first_name", "last_name", "date_of_birth", "sex", "phone", "address_line1",
         "address_line2", "city", "state", "postal_code", "allergies", "current_medications",
-        "takes_opioids",
+        "takes_opioids", "pregnant_or_breastfeeding", "liver_disease",
     )  # fmt: skip
 
     class Meta:
@@ -95,3 +97,178 @@ class Patient(PostalAddress):
         today = timezone.localdate()
         born = self.date_of_birth
         return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+class TimeOfDay(models.TextChoices):
+    # LDN is usually taken at bedtime; morning dosing is the usual fix for vivid dreams.
+    BEDTIME = "bedtime", "At bedtime"
+    MORNING = "morning", "In the morning"
+
+
+class Prescription(models.Model):
+    """What the prescriber wrote: the schedule, the quantity per product line, the refills."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="prescriptions")
+    prescriber = models.ForeignKey(
+        "prescribers.Prescriber", on_delete=models.PROTECT, related_name="prescriptions"
+    )
+    dosage_form = models.CharField(max_length=20, choices=DosageForm.choices)
+    concentration_mg_per_ml = models.DecimalField(
+        max_digits=6, decimal_places=3, null=True, blank=True
+    )
+    doses_per_day = models.PositiveSmallIntegerField()
+    time_of_day = models.CharField(max_length=10, choices=TimeOfDay.choices)
+    directions = models.TextField()
+    days_supply = models.PositiveSmallIntegerField("days' supply")
+    refills_authorized = models.PositiveSmallIntegerField()
+    diagnosis_codes = models.JSONField(default=list)
+    reason_for_compounding = models.TextField()
+    written_on = models.DateField()
+    expires_on = models.DateField()
+    # What the prescriber saw when submitting, and which warnings they confirmed.
+    findings = models.JSONField(default=list)
+    acknowledged_warnings = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"Prescription {self.pk} for {self.patient}"
+
+    @property
+    def drug_description(self) -> str:
+        if self.dosage_form == DosageForm.CAPSULE:
+            return "Naltrexone HCl capsules"
+        concentration = f"{self.concentration_mg_per_ml.normalize():f}"
+        return f"Naltrexone HCl {concentration} mg/mL {self.get_dosage_form_display().lower()}"
+
+
+class PrescriptionStep(models.Model):
+    prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    dose_mg = models.DecimalField(max_digits=6, decimal_places=3)
+    days = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["prescription", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prescription", "position"], name="one_step_per_position"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.dose_mg.normalize():f} mg for {self.days} days"
+
+
+class PrescriptionLine(models.Model):
+    """One product to dispense: for capsules one line per strength, each with its quantity."""
+
+    prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    formulation = models.ForeignKey(Formulation, on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=8, decimal_places=2)
+
+    class Meta:
+        ordering = ["prescription", "position"]
+
+    def __str__(self):
+        return f"{self.formulation}: {self.quantity.normalize():f} {self.formulation.unit}"
+
+
+class OrderStatus(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted"
+    CANCELLED = "cancelled", "Cancelled"
+
+    @property
+    def badge(self) -> str:
+        return {"submitted": "primary", "cancelled": "secondary"}[self.value]
+
+
+class OrderKind(models.TextChoices):
+    NEW = "new", "New prescription"
+    REFILL = "refill", "Refill"
+
+
+class ShipTo(models.TextChoices):
+    CLINIC = "clinic", "The clinic"
+    PATIENT = "patient", "The patient's address"
+
+
+class OrderQuerySet(models.QuerySet):
+    def of_clinic(self, clinic_id: int):
+        return self.filter(clinic_id=clinic_id)
+
+
+ORDER_NUMBER_PREFIX = "LDN-"
+
+
+class Order(models.Model):
+    """A request to fill a prescription (the first fill or a refill)."""
+
+    prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="orders")
+    # Copied from the patient so that a clinic's order list needs no join.
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="orders")
+    kind = models.CharField(max_length=10, choices=OrderKind.choices)
+    fill_number = models.PositiveSmallIntegerField(help_text="0 for the first fill, then 1, 2, ...")
+    ship_to = models.CharField(max_length=10, choices=ShipTo.choices)
+    needed_by = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.SUBMITTED
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The token of the form that made this order: a second submit of the same form finds it.
+    idempotency_key = models.UUIDField(unique=True, null=True, blank=True, editable=False)
+
+    history = HistoricalRecords()
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["clinic", "-created_at"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"{ORDER_NUMBER_PREFIX}{self.pk:06d}"
+
+    @staticmethod
+    def pk_from_number(text: str) -> int | None:
+        """'LDN-000123', 'ldn-123' or '123' -> 123; None when it is not an order number."""
+        digits = text.strip().upper().removeprefix(ORDER_NUMBER_PREFIX)
+        return int(digits) if digits.isdigit() and len(digits) <= 12 else None
+
+    @property
+    def status_badge(self) -> str:
+        return OrderStatus(self.status).badge
+
+
+class OrderEvent(models.Model):
+    """The order's timeline: one row per status change, with who, when and why."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    from_status = models.CharField(max_length=20, choices=OrderStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=OrderStatus.choices)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.order}: {self.from_status or 'new'} -> {self.to_status}"

@@ -1,14 +1,34 @@
-"""Writes about patients. Callers validate input; these check who may write, then write."""
+"""Writes about patients, prescriptions and orders. Callers validate input; these check who
+may write and every rule, then write."""
 
+import datetime
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from pharmacy.models import User
+from pharmacy.models import DosageForm, Formulation, User
 from prescribers.models import Clinic
 
-from .models import Patient
+from . import dosing, icd10
+from .checks import Catalogue, finding_key, patient_facts, prescription_findings
+from .dosing import Finding, Regimen
+from .models import (
+    Order,
+    OrderEvent,
+    OrderKind,
+    OrderStatus,
+    Patient,
+    Prescription,
+    PrescriptionLine,
+    PrescriptionStep,
+)
+from .workflow import TRANSITIONS, roles_of
 
 PATIENT_FIELDS = frozenset(Patient.EDITABLE_FIELDS)
 
@@ -57,3 +77,208 @@ def patient_update(*, patient: Patient, actor: User, **fields: Any) -> Patient:
         stored._history_user = actor
         stored.save(update_fields=[*changed, "updated_at"])
     return stored
+
+
+class PrescriptionNotAccepted(Exception):
+    """The rules refused the prescription: errors, or warnings the prescriber did not confirm."""
+
+    def __init__(self, findings: list[Finding], unacknowledged: list[Finding]):
+        super().__init__("The prescription was not accepted.")
+        self.findings = findings
+        self.unacknowledged = unacknowledged
+
+
+class RefillRefused(Exception):
+    pass
+
+
+def _ensure_prescriber_of(actor: User, clinic_id: int):
+    prescriber = actor.portal_prescriber
+    if prescriber is None or not prescriber.is_approved or prescriber.clinic_id != clinic_id:
+        raise PermissionDenied("Only an approved prescriber of the patient's clinic may order.")
+    return prescriber
+
+
+def _existing_order(idempotency_key: uuid.UUID | None) -> Order | None:
+    if idempotency_key is None:
+        return None
+    return Order.objects.filter(idempotency_key=idempotency_key).first()
+
+
+def _order_lines(regimen: Regimen, catalogue: Catalogue) -> list[tuple[Formulation, Decimal]]:
+    """One line per capsule strength (the last absorbs the prescriber's rounding of the total),
+    or the one liquid, drops or cream product."""
+    if regimen.dosage_form != DosageForm.CAPSULE:
+        product = catalogue.product(regimen.dosage_form, regimen.concentration_mg_per_ml)
+        return [(product, regimen.quantity)]
+    lines = [
+        (catalogue.capsule(strength), Decimal(count))
+        for strength, count in dosing.capsule_lines(regimen)
+    ]
+    difference = regimen.quantity - sum(count for _, count in lines)
+    *first, (formulation, count) = lines
+    return [*first, (formulation, count + difference)]
+
+
+def order_submit(
+    *,
+    actor: User,
+    patient: Patient,
+    regimen: Regimen,
+    diagnosis_codes: list[str],
+    reason_for_compounding: str,
+    ship_to: str,
+    needed_by: datetime.date | None,
+    acknowledged: Iterable[str],
+    idempotency_key: uuid.UUID | None,
+) -> Order:
+    """Write the prescription and its first order, after every rule passed on the server.
+
+    A second submit with the same idempotency key (double click, back and resubmit) returns
+    the order the first one made."""
+    prescriber = _ensure_prescriber_of(actor, patient.clinic_id)
+    existing = _existing_order(idempotency_key)
+    if existing is not None:
+        return existing
+    today = timezone.localdate()
+    catalogue = Catalogue.load()
+    findings = prescription_findings(
+        regimen=regimen,
+        patient=patient_facts(patient, diagnosis_codes),
+        diagnosis_codes=diagnosis_codes,
+        catalogue=catalogue,
+        today=today,
+    )
+    acknowledged = set(acknowledged)
+    warnings = dosing.warnings_of(findings)
+    unacknowledged = [w for w in warnings if finding_key(w) not in acknowledged]
+    if dosing.has_errors(findings) or unacknowledged or regimen.quantity is None:
+        raise PrescriptionNotAccepted(findings, unacknowledged)
+    try:
+        with transaction.atomic():
+            prescription = Prescription.objects.create(
+                patient=patient,
+                prescriber=prescriber,
+                dosage_form=regimen.dosage_form,
+                concentration_mg_per_ml=regimen.concentration_mg_per_ml,
+                doses_per_day=regimen.doses_per_day,
+                time_of_day=regimen.time_of_day,
+                directions=dosing.directions(regimen),
+                days_supply=regimen.days_supply,
+                refills_authorized=regimen.refills,
+                diagnosis_codes=[icd10.normalize_code(code) for code in diagnosis_codes],
+                reason_for_compounding=reason_for_compounding,
+                written_on=today,
+                expires_on=today + datetime.timedelta(days=settings.PRESCRIPTION_VALID_DAYS),
+                findings=[f.as_dict() for f in findings],
+                acknowledged_warnings=[
+                    {"key": finding_key(w), "message": w.message} for w in warnings
+                ],
+            )
+            PrescriptionStep.objects.bulk_create(
+                PrescriptionStep(
+                    prescription=prescription, position=i, dose_mg=step.dose_mg, days=step.days
+                )
+                for i, step in enumerate(regimen.steps)
+            )
+            PrescriptionLine.objects.bulk_create(
+                PrescriptionLine(prescription=prescription, position=i, formulation=f, quantity=q)
+                for i, (f, q) in enumerate(_order_lines(regimen, catalogue))
+            )
+            return _order_create(
+                prescription=prescription, kind=OrderKind.NEW, fill_number=0, ship_to=ship_to,
+                needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
+                note="Prescription written and submitted.",
+            )  # fmt: skip
+    except IntegrityError:
+        existing = _existing_order(idempotency_key)
+        if existing is None:
+            raise
+        return existing  # the same form was submitted twice at the same moment
+
+
+def _order_create(*, prescription, kind, fill_number, ship_to, needed_by, actor, idempotency_key,
+                  note) -> Order:  # fmt: skip
+    order = Order(
+        prescription=prescription, clinic_id=prescription.patient.clinic_id, kind=kind,
+        fill_number=fill_number, ship_to=ship_to, needed_by=needed_by, created_by=actor,
+        idempotency_key=idempotency_key, status=OrderStatus.SUBMITTED,
+        status_changed_at=timezone.now(),
+    )  # fmt: skip
+    order._history_user = actor
+    order.save()
+    OrderEvent.objects.create(
+        order=order, actor=actor, from_status="", to_status=OrderStatus.SUBMITTED, note=note
+    )
+    return order
+
+
+def prescription_refills_left(prescription: Prescription) -> int:
+    used = prescription.orders.filter(kind=OrderKind.REFILL).exclude(status=OrderStatus.CANCELLED)
+    return max(prescription.refills_authorized - used.count(), 0)
+
+
+def prescription_refill(
+    *,
+    prescription: Prescription,
+    actor: User,
+    ship_to: str,
+    needed_by: datetime.date | None,
+    idempotency_key: uuid.UUID | None,
+) -> Order:
+    """Order the next fill of a prescription, if it has not expired and has refills left."""
+    _ensure_prescriber_of(actor, prescription.patient.clinic_id)
+    existing = _existing_order(idempotency_key)
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        # Locked, so two refill requests at once cannot both take the last refill.
+        locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
+        today = timezone.localdate()
+        if today > locked.expires_on:
+            raise RefillRefused(
+                f"This prescription expired on {locked.expires_on:%m/%d/%Y}; "
+                "please write a new one."
+            )
+        if prescription_refills_left(locked) == 0:
+            raise RefillRefused(
+                f"No refills left: {locked.refills_authorized} authorized, all used. "
+                "Please write a new prescription."
+            )
+        last_fill = locked.orders.order_by("-fill_number").values_list("fill_number", flat=True)
+        return _order_create(
+            prescription=locked, kind=OrderKind.REFILL, fill_number=last_fill[0] + 1,
+            ship_to=ship_to, needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
+            note="Refill requested.",
+        )  # fmt: skip
+
+
+def order_transition(*, order: Order, to_status: OrderStatus, actor: User, note: str = "") -> Order:
+    """The only way an order's status changes: checked against the transition table and the
+    actor's roles, saved with an event row in the same transaction."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        from_status = OrderStatus(locked.status)
+        allowed = TRANSITIONS.get((from_status, to_status))
+        if allowed is None:
+            raise ValidationError(
+                f"An order that is {from_status.label.lower()} cannot become "
+                f"{to_status.label.lower()}.",
+                code="invalid_transition",
+            )
+        if not roles_of(actor, locked) & allowed:
+            raise PermissionDenied("You may not make this change to the order.")
+        locked.status = to_status
+        locked.status_changed_at = timezone.now()
+        locked._history_user = actor
+        locked.save(update_fields=["status", "status_changed_at"])
+        OrderEvent.objects.create(
+            order=locked, actor=actor, from_status=from_status, to_status=to_status, note=note
+        )
+    return locked
+
+
+def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:
+    return order_transition(
+        order=order, to_status=OrderStatus.CANCELLED, actor=actor, note=reason or "Cancelled."
+    )

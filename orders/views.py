@@ -10,10 +10,11 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView
 from prescribers.access import PrescriberRequiredMixin
 
 from .forms import PatientForm
-from .models import Patient
+from .models import Order, Patient
 from .services import patient_create, patient_update
 
 DASHBOARD_PATIENTS = 8
+DASHBOARD_ORDERS = 10
 
 
 def home(request):
@@ -35,10 +36,12 @@ class DashboardView(ClinicPatientsMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         patients = self.patients()
+        orders = Order.objects.of_clinic(self.prescriber.clinic_id)
         return super().get_context_data(
             clinic=self.prescriber.clinic,
             recent_patients=patients.order_by("-created_at", "-pk")[:DASHBOARD_PATIENTS],
             patient_count=patients.count(),
+            recent_orders=orders.select_related("prescription__patient")[:DASHBOARD_ORDERS],
             **kwargs,
         )
 
@@ -79,6 +82,14 @@ class PatientDetailView(ClinicPatientsMixin, DetailView):
 
     def get_queryset(self):
         return self.patients()
+
+    def get_context_data(self, **kwargs):
+        orders = Order.objects.of_clinic(self.prescriber.clinic_id).filter(
+            prescription__patient=self.object
+        )
+        return super().get_context_data(
+            orders=orders.select_related("prescription__patient"), **kwargs
+        )
 
 
 class PatientFormView(ClinicPatientsMixin, FormView):

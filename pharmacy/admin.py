@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 
-from .models import User
+from .models import Formulation, User
 
 
 class UserCreationForm(DjangoUserCreationForm):
@@ -59,3 +59,11 @@ class ReasonForm(forms.Form):
     """The intermediate page of an admin action that needs a written reason."""
 
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
+
+
+@admin.register(Formulation)
+class FormulationAdmin(admin.ModelAdmin):
+    list_display = ["name", "dosage_form", "strength_mg", "concentration_mg_per_ml", "unit",
+                    "is_active"]  # fmt: skip
+    list_filter = ["dosage_form", "is_active"]
+    search_fields = ["name"]

@@ -116,3 +116,57 @@ class PostalAddress(models.Model):
             f"{self.city}, {self.state} {self.postal_code}",
         ]
         return [line for line in lines if line]
+
+
+class DosageForm(models.TextChoices):
+    """The dosage forms the pharmacy compounds (values match orders.dosing.DosageForm)."""
+
+    CAPSULE = "capsule", "Capsule"
+    ORAL_LIQUID = "oral_liquid", "Oral liquid"
+    SUBLINGUAL_DROPS = "sublingual_drops", "Sublingual drops"
+    TOPICAL_CREAM = "topical_cream", "Topical cream"
+
+
+class FormulationQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class Formulation(models.Model):
+    """One product of the catalogue: a capsule strength, or a liquid, drops or cream at a
+    concentration. Prescribers can order only what is here and active."""
+
+    name = models.CharField(max_length=120, unique=True)
+    dosage_form = models.CharField(max_length=20, choices=DosageForm.choices)
+    strength_mg = models.DecimalField(
+        "strength (mg per capsule)", max_digits=6, decimal_places=3, null=True, blank=True
+    )
+    concentration_mg_per_ml = models.DecimalField(
+        "concentration (mg/mL)", max_digits=6, decimal_places=3, null=True, blank=True
+    )
+    unit = models.CharField(max_length=10, help_text="What the quantity counts: capsule or mL.")
+    is_active = models.BooleanField(default=True)
+
+    objects = FormulationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dosage_form", "strength_mg", "concentration_mg_per_ml"]
+        constraints = [
+            models.CheckConstraint(
+                name="formulation_strength_or_concentration",
+                condition=(
+                    models.Q(
+                        dosage_form="capsule",
+                        strength_mg__gt=0,
+                        concentration_mg_per_ml__isnull=True,
+                    )
+                    | (
+                        ~models.Q(dosage_form="capsule")
+                        & models.Q(strength_mg__isnull=True, concentration_mg_per_ml__gt=0)
+                    )
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        return self.name

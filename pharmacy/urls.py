@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from orders import order_views as order_pages
 from orders import views as order_views
 from pharmacy.forms import LoginForm, PortalPasswordResetForm
 from prescribers import views as prescriber_views
@@ -37,5 +38,19 @@ urlpatterns = [
     path("patients/new/", order_views.PatientCreateView.as_view(), name="patient_create"),
     path("patients/<int:pk>/", order_views.PatientDetailView.as_view(), name="patient_detail"),
     path("patients/<int:pk>/edit/", order_views.PatientUpdateView.as_view(), name="patient_update"),
+    path(
+        "patients/<int:patient_pk>/orders/new/",
+        order_pages.OrderCreateView.as_view(),
+        name="order_create",
+    ),
+    path("orders/", order_pages.OrderListView.as_view(), name="order_list"),
+    path("orders/dose-check/", order_pages.DoseCheckView.as_view(), name="dose_check"),
+    path("orders/<int:pk>/", order_pages.OrderDetailView.as_view(), name="order_detail"),
+    path("orders/<int:pk>/cancel/", order_pages.OrderCancelView.as_view(), name="order_cancel"),
+    path(
+        "prescriptions/<int:pk>/refill/",
+        order_pages.PrescriptionRefillView.as_view(),
+        name="prescription_refill",
+    ),
     path("admin/", admin.site.urls),
 ]

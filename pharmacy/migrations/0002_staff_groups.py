@@ -3,8 +3,9 @@
 Later slices that add models extend these groups in migrations of their own.
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from pharmacy.staff_groups import grant_group_permissions
 
 GROUP_PERMISSIONS = {
     "Pharmacist": [
@@ -28,19 +29,7 @@ GROUP_PERMISSIONS = {
 
 
 def create_groups(apps, schema_editor):
-    # Permissions are normally created after all migrations ran; create them now to use them.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, codenames in GROUP_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        for app_label, codename in codenames:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    grant_group_permissions(apps, GROUP_PERMISSIONS)
 
 
 def remove_groups(apps, schema_editor):

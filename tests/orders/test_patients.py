@@ -217,12 +217,13 @@ def test_list_query_count_does_not_grow(prescriber_client, prescriber, django_as
         prescriber_client.get(reverse("patient_list"))
 
 
-def test_dashboard_shows_clinic_patients_and_orders_placeholder(
+def test_dashboard_shows_clinic_patients_and_orders(
     prescriber_client, prescriber, other_prescriber, django_assert_num_queries
 ):
     mine = PatientFactory(clinic=prescriber.clinic, last_name="Mineonly")
     PatientFactory(clinic=other_prescriber.clinic, last_name="Notmine")
-    with django_assert_num_queries(4):  # session, user+prescriber+clinic, patients, count
+    # session, user+prescriber+clinic, patients, patient count, recent orders with patients
+    with django_assert_num_queries(5):
         response = prescriber_client.get(reverse("home"))
     page = response.content.decode()
     assert prescriber.clinic.name in page

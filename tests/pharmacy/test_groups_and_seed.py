@@ -22,22 +22,18 @@ def permissions(group_name):
 
 def test_staff_groups_exist_with_their_permissions():
     assert permissions("Pharmacist") == {
-        "pharmacy.view_user",
-        "prescribers.view_clinic",
-        "prescribers.change_clinic",
-        "prescribers.view_prescriber",
-        "prescribers.change_prescriber",
-        "prescribers.decide_prescriber",
-        "prescribers.view_prescriberevent",
-        "orders.view_patient",
-        "orders.add_patient",
-        "orders.change_patient",
-    }
+        "pharmacy.view_user", "prescribers.view_clinic", "prescribers.change_clinic",
+        "prescribers.view_prescriber", "prescribers.change_prescriber",
+        "prescribers.decide_prescriber", "prescribers.view_prescriberevent",
+        "orders.view_patient", "orders.add_patient", "orders.change_patient",
+        "pharmacy.view_formulation", "pharmacy.change_formulation", "orders.view_prescription",
+        "orders.view_order", "orders.view_orderevent",
+    }  # fmt: skip
     assert permissions("Technician") == {
-        "prescribers.view_clinic",
-        "prescribers.view_prescriber",
-        "orders.view_patient",
-    }
+        "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
+        "pharmacy.view_formulation", "orders.view_prescription", "orders.view_order",
+        "orders.view_orderevent",
+    }  # fmt: skip
 
 
 def counts():

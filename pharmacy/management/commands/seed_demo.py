@@ -3,15 +3,23 @@
 Every person here is invented. Running the command again changes nothing that exists.
 """
 
+import dataclasses
 import datetime
+import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
-from orders.models import Patient, Sex
-from orders.services import patient_create
+from orders.checks import Catalogue, finding_key, patient_facts, prescription_findings
+from orders.dosing import DosageForm, Regimen, quantity_needed
+from orders.forms import REASON_FOR_COMPOUNDING
+from orders.models import OrderStatus, Patient, Sex, ShipTo
+from orders.order_input import parse_schedule
+from orders.services import order_cancel, order_submit, patient_create, prescription_refill
 from pharmacy.models import User
 from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
 
@@ -61,6 +69,14 @@ PATIENTS = [
 ]  # fmt: skip
 
 
+ORDERS = [
+    # patient's last name, dosage form, concentration, schedule, refills, diagnosis, what happens next
+    ("Testpatient", "capsule", None, "1.5 x 14, 3 x 14, 4.5 x 30", 2, "M79.7", None),
+    ("Placeholder", "oral_liquid", "1", "4.5 x 30", 3, "G35.A", "refill"),
+    ("Madeup", "capsule", None, "0.5 x 14, 1 x 14, 1.5 x 14, 2 x 30", 1, "L63.9", "cancel"),
+]
+
+
 class Command(BaseCommand):
     help = "Create the demo clinics, prescribers, staff and patients (idempotent)."
 
@@ -86,6 +102,8 @@ class Command(BaseCommand):
             for row in STAFF:
                 self._staff(*row, password=password)
             created = sum(self._patient(*row, prescribers=prescribers) for row in PATIENTS)
+            for row in ORDERS:
+                self._order(*row, prescribers=prescribers)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new patients)."))
         self.stdout.write(
             f"Sign in at {settings.PORTAL_BASE_URL}/accounts/login/ with the password {password!r}:"
@@ -159,3 +177,33 @@ class Command(BaseCommand):
             takes_opioids=opioids,
         )
         return True
+
+    def _order(self, last_name, dosage_form, concentration, schedule, refills, code, then, *,
+               prescribers) -> None:  # fmt: skip
+        prescriber = prescribers["demo"]
+        patient = Patient.objects.get(clinic=prescriber.clinic, last_name=last_name)
+        steps = parse_schedule(schedule)
+        regimen = Regimen(
+            dosage_form=DosageForm(dosage_form), steps=steps, doses_per_day=1, quantity=None,
+            days_supply=sum(step.days for step in steps), refills=refills,
+            concentration_mg_per_ml=Decimal(concentration) if concentration else None,
+        )  # fmt: skip
+        regimen = dataclasses.replace(regimen, quantity=quantity_needed(regimen))
+        findings = prescription_findings(
+            regimen=regimen, patient=patient_facts(patient, [code]), diagnosis_codes=[code],
+            catalogue=Catalogue.load(), today=timezone.localdate(),
+        )  # fmt: skip
+        # The same key each run: a second seed finds the orders the first one made.
+        key = uuid.uuid5(uuid.NAMESPACE_URL, f"seed-demo/{last_name}")
+        order = order_submit(
+            actor=prescriber.user, patient=patient, regimen=regimen, diagnosis_codes=[code],
+            reason_for_compounding=REASON_FOR_COMPOUNDING, ship_to=ShipTo.CLINIC, needed_by=None,
+            acknowledged=[finding_key(f) for f in findings], idempotency_key=key,
+        )  # fmt: skip
+        if then == "refill":
+            prescription_refill(
+                prescription=order.prescription, actor=prescriber.user, ship_to=ShipTo.PATIENT,
+                needed_by=None, idempotency_key=uuid.uuid5(key, "refill-1"),
+            )  # fmt: skip
+        elif then == "cancel" and order.status == OrderStatus.SUBMITTED:
+            order_cancel(order=order, actor=prescriber.user, reason="Patient chose to wait.")

@@ -1,0 +1,233 @@
+"""The prescriber's ordering pages: new order, live dose check, order list and detail, cancel,
+refill. Every query is limited to the prescriber's clinic (another clinic's order is a 404)."""
+
+import json
+from decimal import Decimal
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.views import View
+from django.views.generic import DetailView, FormView, ListView
+
+from prescribers.access import PrescriberRequiredMixin
+
+from . import dosing
+from .checks import Catalogue, patient_facts, prescription_findings
+from .forms import CancelForm, OrderForm, RefillForm
+from .models import Order, OrderStatus, Patient, Prescription
+from .order_input import InputErrors, parse_dose_check
+from .services import (
+    PrescriptionNotAccepted,
+    RefillRefused,
+    order_cancel,
+    order_submit,
+    prescription_refill,
+    prescription_refills_left,
+)
+from .workflow import allowed_moves
+
+
+class OrderCreateView(PrescriberRequiredMixin, FormView):
+    form_class = OrderForm
+    template_name = "orders/order_form.html"
+
+    @cached_property
+    def patient(self) -> Patient:
+        clinic_patients = Patient.objects.of_clinic(self.prescriber.clinic_id)
+        return get_object_or_404(clinic_patients, pk=self.kwargs["patient_pk"])
+
+    @cached_property
+    def catalogue(self) -> Catalogue:
+        return Catalogue.load()
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "catalogue": self.catalogue}
+
+    def get_context_data(self, **kwargs):
+        concentrations = {
+            form: [f"{c:f}" for c in self.catalogue.concentrations(form)]
+            for form, _ in self.catalogue.dosage_forms()
+        }
+        return super().get_context_data(
+            patient=self.patient, concentrations=concentrations, **kwargs
+        )
+
+    def form_valid(self, form):
+        data = form.cleaned_data
+        try:
+            order = order_submit(
+                actor=self.request.user,
+                patient=self.patient,
+                regimen=form.regimen(),
+                diagnosis_codes=data["diagnosis_codes"],
+                reason_for_compounding=data["reason_for_compounding"],
+                ship_to=data["ship_to"],
+                needed_by=data["needed_by"],
+                acknowledged=data["acknowledge"],
+                idempotency_key=data["idempotency_key"],
+            )
+        except PrescriptionNotAccepted as refused:
+            form.show_findings(refused.findings, refused.unacknowledged)
+            return self.form_invalid(form)
+        messages.success(self.request, f"Order {order.number} submitted.")
+        return redirect("order_detail", order.pk)
+
+
+class DoseCheckView(PrescriberRequiredMixin, View):
+    """POST JSON, get the findings of every rule, the directions and the quantity needed."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        try:
+            payload = json.loads(request.body, parse_float=Decimal, parse_constant=_refuse)
+            regimen, facts, patient_id, codes = parse_dose_check(payload)
+        except (ValueError, UnicodeDecodeError):
+            return JsonResponse({"errors": [{"field": "", "message": "Send valid JSON."}]},
+                                status=400)  # fmt: skip
+        except InputErrors as bad:
+            return JsonResponse({"errors": bad.errors}, status=400)
+        if patient_id is not None:
+            patient = get_object_or_404(Patient.objects.of_clinic(self.prescriber.clinic_id),
+                                        pk=patient_id)  # fmt: skip
+            facts = patient_facts(patient, codes)
+        else:
+            facts = dosing.PatientFacts(**{**facts.__dict__, "diagnosis_codes": tuple(codes)})
+        findings = prescription_findings(
+            regimen=regimen, patient=facts, diagnosis_codes=codes, catalogue=Catalogue.load(),
+            today=timezone.localdate(),
+        )  # fmt: skip
+        needed = dosing.quantity_needed(regimen)
+        return JsonResponse(
+            {
+                "ok": not dosing.has_errors(findings),
+                "findings": [finding.as_dict() for finding in findings],
+                "directions": dosing.directions(regimen),
+                "quantity_needed": None if needed is None else f"{needed.normalize():f}",
+                "days_in_schedule": sum(max(step.days, 0) for step in regimen.steps),
+                "capsule_lines": [
+                    {"strength_mg": f"{strength.normalize():f}", "quantity": count}
+                    for strength, count in dosing.capsule_lines(regimen)
+                ],
+            }
+        )
+
+
+def _refuse(constant: str):
+    raise ValueError(f"{constant} is not a number")
+
+
+class ClinicOrdersMixin(PrescriberRequiredMixin):
+    def orders(self):
+        return Order.objects.of_clinic(self.prescriber.clinic_id)
+
+
+class OrderListView(ClinicOrdersMixin, ListView):
+    template_name = "orders/order_list.html"
+    context_object_name = "orders"
+    paginate_by = 25
+
+    def get_queryset(self):
+        orders = self.orders().select_related("prescription__patient")
+        self.status = self.request.GET.get("status", "")
+        if self.status in OrderStatus.values:
+            orders = orders.filter(status=self.status)
+        self.query = " ".join(self.request.GET.get("q", "").split())[:100]
+        if self.query:
+            number = Order.pk_from_number(self.query)
+            if number is not None:
+                return orders.filter(pk=number)
+            for word in self.query.split():
+                orders = orders.filter(
+                    Q(prescription__patient__first_name__icontains=word)
+                    | Q(prescription__patient__last_name__icontains=word)
+                )
+        return orders
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            query=self.query, status=self.status, statuses=OrderStatus.choices, **kwargs
+        )
+
+
+class OrderDetailView(ClinicOrdersMixin, DetailView):
+    template_name = "orders/order_detail.html"
+    context_object_name = "order"
+
+    def get_queryset(self):
+        return self.orders().select_related(
+            "prescription__patient", "prescription__prescriber", "created_by"
+        )
+
+    def get_context_data(self, **kwargs):
+        order = self.object
+        prescription = order.prescription
+        return super().get_context_data(
+            prescription=prescription,
+            steps=prescription.steps.all(),
+            lines=prescription.lines.select_related("formulation"),
+            events=order.events.select_related("actor"),
+            other_fills=prescription.orders.exclude(pk=order.pk).order_by("fill_number"),
+            may_cancel=OrderStatus.CANCELLED in allowed_moves(self.request.user, order),
+            refills_left=prescription_refills_left(prescription),
+            expired=timezone.localdate() > prescription.expires_on,
+            cancel_form=CancelForm(),
+            refill_form=RefillForm(),
+            **kwargs,
+        )
+
+
+class OrderCancelView(ClinicOrdersMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        order = get_object_or_404(self.orders(), pk=pk)
+        form = CancelForm(request.POST)
+        reason = form.cleaned_data["reason"] if form.is_valid() else ""
+        try:
+            order_cancel(order=order, actor=request.user, reason=reason)
+        except (ValidationError, PermissionDenied) as refused:
+            messages.error(request, _message(refused))
+        else:
+            messages.success(request, f"Order {order.number} cancelled.")
+        return redirect("order_detail", order.pk)
+
+
+class PrescriptionRefillView(PrescriberRequiredMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        prescriptions = Prescription.objects.filter(patient__clinic_id=self.prescriber.clinic_id)
+        prescription = get_object_or_404(prescriptions.select_related("patient"), pk=pk)
+        form = RefillForm(request.POST)
+        back = request.POST.get("back_to_order") or ""
+        if not form.is_valid():
+            messages.error(request, "Refill not requested: " + "; ".join(
+                f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+            ))  # fmt: skip
+            return _back(back, prescription)
+        try:
+            order = prescription_refill(
+                prescription=prescription, actor=request.user, **form.cleaned_data
+            )
+        except RefillRefused as refused:
+            messages.error(request, f"Refill not requested: {refused}")
+            return _back(back, prescription)
+        messages.success(request, f"Refill {order.number} requested (fill {order.fill_number}).")
+        return redirect("order_detail", order.pk)
+
+
+def _back(order_pk: str, prescription: Prescription):
+    if order_pk.isdigit():
+        return redirect("order_detail", int(order_pk))
+    first = prescription.orders.order_by("fill_number").first()
+    return redirect("order_detail", first.pk)
+
+
+def _message(error) -> str:
+    return " ".join(error.messages) if isinstance(error, ValidationError) else str(error)

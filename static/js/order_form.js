@@ -1,0 +1,218 @@
+// The order form's schedule builder and live dose check. The server runs the same rules again
+// on submit; this only shows them while the prescriber types.
+(function () {
+  "use strict";
+  const form = document.getElementById("order-form");
+  if (!form) return;
+
+  const field = (name) => form.elements.namedItem(name);
+  const STEP = /^(\d{1,4}(?:\.\d{1,3})?)\s*(?:mg)?\s*(?:x|×|\*|for)\s*(\d{1,4})\s*(?:days?|d)?$/i;
+  const concentrations = JSON.parse(document.getElementById("concentrations").textContent);
+  let timer = null;
+  let sequence = 0;
+
+  function parseSteps(text) {
+    const parts = text.split(/[,;\n]+/).map((part) => part.trim()).filter(Boolean);
+    const steps = [];
+    for (const part of parts) {
+      const match = STEP.exec(part);
+      if (!match) return null;
+      steps.push({ dose_mg: match[1], days: Number(match[2]) });
+    }
+    return steps;
+  }
+
+  function formatNumber(value) {
+    return String(Number(value.toFixed(3)));
+  }
+
+  // Start, start + step, ... up to the target; each step for "days per step", the target for
+  // "days at target".
+  function buildSteps() {
+    const read = (id) => Number(document.getElementById(id).value.trim());
+    const [start, step, days, target, hold] = ["b-start", "b-step", "b-days", "b-target", "b-hold"].map(read);
+    const error = document.getElementById("builder-error");
+    error.textContent = "";
+    if (![start, step, days, target, hold].every(Number.isFinite) || start <= 0 || target < start ||
+        days < 1 || hold < 1 || (target > start && step <= 0)) {
+      error.textContent = "Enter a start dose above 0, a target not below it, a step above 0 and days of at least 1.";
+      return;
+    }
+    const doses = [];
+    for (let dose = start; dose < target - 1e-9 && doses.length < 11; dose += step) doses.push(dose);
+    doses.push(target);
+    field("steps").value = doses
+      .map((dose, i) => `${formatNumber(dose)} x ${i === doses.length - 1 ? hold : days}`)
+      .join(", ");
+    check(true);
+  }
+
+  function showConcentrations() {
+    const select = field("concentration_mg_per_ml");
+    const made = concentrations[field("dosage_form").value] || [];
+    const group = document.getElementById("concentration-group");
+    group.hidden = made.length === 0;
+    const current = select.value;
+    for (const option of select.options) {
+      option.hidden = option.value !== "" && !made.includes(option.value);
+    }
+    if (!made.includes(current)) select.value = made.length ? made[0] : "";
+  }
+
+  function renderSteps(steps) {
+    const table = document.getElementById("steps-preview");
+    const body = table.querySelector("tbody");
+    body.replaceChildren();
+    (steps || []).forEach((step, i) => {
+      const row = body.insertRow();
+      [String(i + 1), `${step.dose_mg} mg`, String(step.days)].forEach((text) => {
+        row.insertCell().textContent = text;
+      });
+    });
+    table.hidden = !steps || steps.length === 0;
+  }
+
+  function clearMessages() {
+    form.querySelectorAll(".live-finding").forEach((node) => node.remove());
+  }
+
+  function messageUnder(name, finding) {
+    const input = field(name);
+    const target = input && (input.length && !input.tagName ? input[0] : input);
+    if (!target || !target.parentNode) return false;
+    const note = document.createElement("div");
+    note.className = `live-finding small mt-1 ${finding.severity === "error" ? "text-danger" : "text-warning-emphasis"}`;
+    note.textContent = finding.message;
+    target.closest(".mb-3, .form-group, div").appendChild(note);
+    return true;
+  }
+
+  function renderFindings(findings) {
+    clearMessages();
+    const panel = document.getElementById("findings");
+    panel.replaceChildren();
+    if (findings.length === 0) {
+      const ok = document.createElement("p");
+      ok.className = "text-success small mb-0";
+      ok.textContent = "No problems found.";
+      panel.appendChild(ok);
+    }
+    for (const finding of findings) {
+      const item = document.createElement("div");
+      item.className = `alert ${finding.severity === "error" ? "alert-danger" : "alert-warning"} py-2 small mb-2`;
+      item.dataset.code = finding.code;
+      item.textContent = finding.message;
+      const source = document.createElement("div");
+      source.className = "text-body-secondary";
+      source.textContent = `Source: ${finding.source}`;
+      item.appendChild(source);
+      panel.appendChild(item);
+      messageUnder(finding.field.split(".")[0], finding);
+    }
+    renderAcknowledgements(findings.filter((finding) => finding.severity === "warning"));
+  }
+
+  // One tick per warning; ticks already given stay ticked while the warning stays.
+  function renderAcknowledgements(warnings) {
+    const box = document.getElementById("acknowledgements");
+    const ticked = new Set(
+      Array.from(form.querySelectorAll('input[name="acknowledge"]:checked')).map((input) => input.value)
+    );
+    box.replaceChildren();
+    if (warnings.length === 0) return;
+    const heading = document.createElement("p");
+    heading.className = "fw-semibold small mb-1";
+    heading.textContent = "I have reviewed:";
+    box.appendChild(heading);
+    warnings.forEach((warning, i) => {
+      const key = `${warning.code}@${warning.field}`;
+      const wrapper = document.createElement("div");
+      wrapper.className = "form-check";
+      const input = document.createElement("input");
+      Object.assign(input, { type: "checkbox", name: "acknowledge", value: key, id: `ack-${i}`, className: "form-check-input" });
+      input.checked = ticked.has(key);
+      const label = document.createElement("label");
+      Object.assign(label, { htmlFor: `ack-${i}`, className: "form-check-label small", textContent: warning.message });
+      wrapper.append(input, label);
+      box.appendChild(wrapper);
+    });
+  }
+
+  function payload(steps) {
+    const value = (name) => field(name).value.trim();
+    const codes = value("diagnosis_codes").split(/[,;\s]+/).filter(Boolean);
+    const body = {
+      dosage_form: value("dosage_form"),
+      steps,
+      doses_per_day: value("doses_per_day") || null,
+      quantity: value("quantity") || null,
+      days_supply: value("days_supply") || null,
+      refills: value("refills") || null,
+      time_of_day: value("time_of_day"),
+      patient_id: Number(form.dataset.patientId),
+      diagnosis_codes: codes,
+    };
+    if (body.dosage_form !== "capsule") body.concentration_mg_per_ml = value("concentration_mg_per_ml") || null;
+    return body;
+  }
+
+  async function check(fillQuantity) {
+    const steps = parseSteps(field("steps").value);
+    renderSteps(steps);
+    if (!steps || steps.length === 0) return;
+    if (fillQuantity) {
+      field("days_supply").value = steps.reduce((sum, step) => sum + step.days, 0);
+      field("quantity").value = "";
+    }
+    const mine = ++sequence;
+    let response;
+    try {
+      response = await fetch(form.dataset.checkUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": field("csrfmiddlewaretoken").value },
+        body: JSON.stringify(payload(steps)),
+        credentials: "same-origin",
+      });
+    } catch (error) {
+      return; // offline: the server checks again on submit
+    }
+    if (mine !== sequence) return; // a newer check is on its way
+    const data = await response.json();
+    if (!response.ok) {
+      renderFindings((data.errors || []).map((error) => ({
+        code: "input", severity: "error", field: error.field, message: error.message, source: "this form",
+      })));
+      return;
+    }
+    if (fillQuantity && data.quantity_needed !== null) {
+      field("quantity").value = data.quantity_needed;
+      return check(false); // check again with the quantity filled in
+    }
+    document.getElementById("directions").textContent = data.directions;
+    document.getElementById("capsule-lines").textContent = data.capsule_lines.length > 1
+      ? "Dispensed as " + data.capsule_lines.map((line) => `${line.quantity} × ${line.strength_mg} mg`).join(", ") + " capsules."
+      : "";
+    renderFindings(data.findings);
+  }
+
+  function later(fillQuantity) {
+    clearTimeout(timer);
+    timer = setTimeout(() => check(fillQuantity), 300);
+  }
+
+  const schedule = ["steps", "doses_per_day", "dosage_form", "concentration_mg_per_ml"];
+  form.addEventListener("input", (event) => {
+    if (!event.target.name || event.target.name === "acknowledge") return;
+    later(schedule.includes(event.target.name));
+  });
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "dosage_form") showConcentrations();
+    if (["dosage_form", "concentration_mg_per_ml", "time_of_day", "ship_to"].includes(event.target.name)) {
+      later(schedule.includes(event.target.name));
+    }
+  });
+  document.getElementById("b-build").addEventListener("click", buildSteps);
+  document.getElementById("builder").hidden = false;
+  showConcentrations();
+  if (field("steps").value.trim()) check(!field("quantity").value.trim());
+})();

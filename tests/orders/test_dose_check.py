@@ -1,0 +1,164 @@
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orders.models import Order, Prescription
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("dose_check")
+EXAMPLE = {
+    "dosage_form": "capsule",
+    "steps": [{"dose_mg": "1.5", "days": 14}, {"dose_mg": "3", "days": 14},
+              {"dose_mg": "4.5", "days": 30}],
+    "doses_per_day": 1,
+    "quantity": "58",
+    "days_supply": 58,
+    "refills": 2,
+    "patient": {"date_of_birth": "1980-04-02", "takes_opioids": False, "medications": "",
+                "pregnant_or_breastfeeding": False, "liver_disease": False},
+    "diagnosis_codes": ["M79.7"],
+}  # fmt: skip
+
+
+def check(client, payload, **extra):
+    body = payload if isinstance(payload, str | bytes) else json.dumps(payload)
+    return client.post(URL, body, content_type="application/json", **extra)
+
+
+def test_example_request_answers_as_documented(prescriber_client):
+    response = check(prescriber_client, EXAMPLE)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "ok": True,
+        "findings": [],
+        "directions": "Take 1.5 mg (1 capsule) at bedtime for 14 days, then 3 mg (1 capsule) at "
+        "bedtime for 14 days, then 4.5 mg (1 capsule) at bedtime for 30 days.",
+        "quantity_needed": "58",
+        "days_in_schedule": 58,
+        "capsule_lines": [
+            {"strength_mg": "1.5", "quantity": 14},
+            {"strength_mg": "3", "quantity": 14},
+            {"strength_mg": "4.5", "quantity": 30},
+        ],
+    }
+    assert Prescription.objects.count() == 0 and Order.objects.count() == 0
+
+
+def test_errors_make_ok_false(prescriber_client):
+    payload = {**EXAMPLE, "steps": [{"dose_mg": "6", "days": 58}]}
+    body = check(prescriber_client, payload).json()
+    assert body["ok"] is False
+    above = [f for f in body["findings"] if f["code"] == "dose.above_max"]
+    assert [(f["severity"], f["field"]) for f in above] == [("error", "steps.0.dose_mg")]
+    assert set(above[0]) == {"code", "severity", "field", "message", "source"}
+
+
+def test_warnings_alone_keep_ok_true(prescriber_client):
+    payload = {**EXAMPLE, "patient": {**EXAMPLE["patient"], "pregnant_or_breastfeeding": True}}
+    body = check(prescriber_client, payload).json()
+    assert body["ok"] is True
+    assert {f["severity"] for f in body["findings"]} == {"warning"}
+
+
+def test_patient_of_own_clinic_by_id(prescriber_client, prescriber):
+    patient = PatientFactory(clinic=prescriber.clinic, takes_opioids=True)
+    payload = {k: v for k, v in EXAMPLE.items() if k != "patient"} | {"patient_id": patient.pk}
+    body = check(prescriber_client, payload).json()
+    assert body["ok"] is False
+    assert "patient.takes_opioids" in {f["field"] for f in body["findings"]}
+
+
+def test_patient_of_another_clinic_is_not_found(prescriber_client, other_prescriber):
+    theirs = PatientFactory(clinic=other_prescriber.clinic)
+    payload = {k: v for k, v in EXAMPLE.items() if k != "patient"} | {"patient_id": theirs.pk}
+    assert check(prescriber_client, payload).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("{not json", ""),
+        ('{"dosage_form": NaN}', ""),
+        ("[]", ""),
+        ({**EXAMPLE, "dosage_form": "eye_drops"}, "dosage_form"),
+        ({k: v for k, v in EXAMPLE.items() if k != "steps"}, "steps"),
+        ({**EXAMPLE, "steps": []}, "steps"),
+        ({**EXAMPLE, "steps": [{"dose_mg": "4,5", "days": 14}]}, "steps.0.dose_mg"),
+        ({**EXAMPLE, "steps": [{"dose_mg": "NaN", "days": 14}]}, "steps.0.dose_mg"),
+        ({**EXAMPLE, "steps": [{"dose_mg": "1e9", "days": 14}]}, "steps.0.dose_mg"),
+        ({**EXAMPLE, "steps": [{"dose_mg": True, "days": 14}]}, "steps.0.dose_mg"),
+        ({**EXAMPLE, "steps": ["1.5 x 14"]}, "steps.0"),
+        ({**EXAMPLE, "doses_per_day": "once"}, "doses_per_day"),
+        ({**EXAMPLE, "quantity": [58]}, "quantity"),
+        ({**EXAMPLE, "dosage_form": "oral_liquid"}, "concentration_mg_per_ml"),
+        ({**EXAMPLE, "diagnosis_codes": "M79.7"}, "diagnosis_codes"),
+        ({**EXAMPLE, "patient": {"takes_opioids": "no"}}, "patient.takes_opioids"),
+        ({**EXAMPLE, "patient_id": 1}, "patient"),
+        ({**EXAMPLE, "patient": {**EXAMPLE["patient"], "date_of_birth": "02/04/1980"}},
+         "patient.date_of_birth"),
+    ],
+)  # fmt: skip
+def test_malformed_requests_get_400_with_what_is_wrong(prescriber_client, body, field):
+    response = check(prescriber_client, body)
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert field in [error["field"] for error in errors], errors
+    assert all(error["message"] for error in errors)
+
+
+def test_numbers_or_strings_give_the_same_answer(prescriber_client):
+    as_numbers = {
+        **EXAMPLE,
+        "steps": [{"dose_mg": 1.5, "days": 14}, {"dose_mg": 3, "days": 14},
+                  {"dose_mg": 4.5, "days": 30}],
+        "quantity": 58,
+    }  # fmt: skip
+    assert check(prescriber_client, as_numbers).json() == check(prescriber_client, EXAMPLE).json()
+
+
+def test_needs_csrf_token(prescriber):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(prescriber.user)
+    assert check(client, EXAMPLE).status_code == 403
+
+
+def test_needs_a_signed_in_prescriber(client, pharmacist):
+    assert check(client, EXAMPLE).status_code == 302  # to the sign-in page
+    client.force_login(pharmacist)
+    assert check(client, EXAMPLE).status_code == 403
+
+
+def test_only_post(prescriber_client):
+    assert prescriber_client.get(URL).status_code == 405
+
+
+scalar = (
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str)
+)  # fmt: skip
+json_value = st.recursive(
+    scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    changes=st.dictionaries(
+        st.sampled_from([*sorted(EXAMPLE), "patient_id"]), json_value, max_size=4
+    )
+)
+def test_any_json_gets_200_or_400_never_a_server_error(prescriber_client, changes):
+    response = check(prescriber_client, {**EXAMPLE, **changes})
+    assert response.status_code in (200, 400, 404)
+    assert Order.objects.count() == 0
