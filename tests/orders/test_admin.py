@@ -1,0 +1,61 @@
+import io
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from orders.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo_orders(settings):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=io.StringIO())
+    return list(Order.objects.order_by("pk"))
+
+
+def test_seed_makes_orders_in_several_states(demo_orders):
+    assert [(o.kind, o.fill_number, o.status) for o in demo_orders] == [
+        ("new", 0, "submitted"),
+        ("new", 0, "submitted"),
+        ("refill", 1, "submitted"),
+        ("new", 0, "cancelled"),
+    ]
+
+
+@pytest.mark.parametrize("staff", ["pharmacist", "technician"])
+def test_staff_see_prescriptions_and_orders_read_only(request, client, demo_orders, staff):
+    client.force_login(request.getfixturevalue(staff))
+    order = demo_orders[0]
+    for url in (
+        reverse("admin:orders_order_changelist"),
+        reverse("admin:orders_order_change", args=[order.pk]),
+        reverse("admin:orders_prescription_changelist"),
+        reverse("admin:orders_prescription_change", args=[order.prescription_id]),
+        reverse("admin:pharmacy_formulation_changelist"),
+    ):
+        assert client.get(url).status_code == 200, url
+    before = Order.objects.get(pk=order.pk).status
+    client.post(reverse("admin:orders_order_change", args=[order.pk]), {"status": "cancelled"})
+    assert Order.objects.get(pk=order.pk).status == before
+
+
+def test_admin_finds_an_order_by_its_number(client, pharmacist, demo_orders):
+    client.force_login(pharmacist)
+    target = demo_orders[2]
+    response = client.get(reverse("admin:orders_order_changelist"), {"q": target.number})
+    assert [o.pk for o in response.context["cl"].result_list] == [target.pk]
+
+
+def test_admin_order_list_oldest_first(client, pharmacist, demo_orders):
+    client.force_login(pharmacist)
+    response = client.get(reverse("admin:orders_order_changelist"))
+    assert [o.pk for o in response.context["cl"].result_list] == [o.pk for o in demo_orders]
+
+
+def test_seed_is_idempotent_for_orders(demo_orders):
+    call_command("seed_demo", stdout=io.StringIO())
+    again = list(Order.objects.order_by("pk").values_list("pk", "status"))
+    assert again == [(o.pk, o.status) for o in demo_orders]
