@@ -1,6 +1,7 @@
 """The prescriber's ordering pages: new order, live dose check, order list and detail, cancel,
 refill. Every query is limited to the prescriber's clinic (another clinic's order is a 404)."""
 
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -97,7 +98,7 @@ class DoseCheckView(PrescriberRequiredMixin, View):
                                         pk=patient_id)  # fmt: skip
             facts = patient_facts(patient, codes)
         else:
-            facts = dosing.PatientFacts(**{**facts.__dict__, "diagnosis_codes": tuple(codes)})
+            facts = dataclasses.replace(facts, diagnosis_codes=tuple(codes))
         findings = prescription_findings(
             regimen=regimen, patient=facts, diagnosis_codes=codes, catalogue=Catalogue.load(),
             today=timezone.localdate(),

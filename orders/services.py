@@ -106,18 +106,19 @@ def _existing_order(idempotency_key: uuid.UUID | None) -> Order | None:
 
 
 def _order_lines(regimen: Regimen, catalogue: Catalogue) -> list[tuple[Formulation, Decimal]]:
-    """One line per capsule strength (the last absorbs the prescriber's rounding of the total),
-    or the one liquid, drops or cream product."""
+    """One line per capsule strength, or the one liquid, drops or cream product. For capsules
+    the prescriber's rounding of the total (within the 10 % the rules allow) goes onto the
+    largest line."""
     if regimen.dosage_form != DosageForm.CAPSULE:
         product = catalogue.product(regimen.dosage_form, regimen.concentration_mg_per_ml)
         return [(product, regimen.quantity)]
     lines = [
-        (catalogue.capsule(strength), Decimal(count))
+        [catalogue.capsule(strength), Decimal(count)]
         for strength, count in dosing.capsule_lines(regimen)
     ]
-    difference = regimen.quantity - sum(count for _, count in lines)
-    *first, (formulation, count) = lines
-    return [*first, (formulation, count + difference)]
+    largest = max(lines, key=lambda line: line[1])
+    largest[1] += regimen.quantity - sum(count for _, count in lines)
+    return [(formulation, count) for formulation, count in lines]
 
 
 def order_submit(
@@ -239,6 +240,10 @@ def prescription_refill(
             raise RefillRefused(
                 f"This prescription expired on {locked.expires_on:%m/%d/%Y}; "
                 "please write a new one."
+            )
+        if not locked.orders.exclude(status=OrderStatus.CANCELLED).exists():
+            raise RefillRefused(
+                "Every fill of this prescription was cancelled; submit a new order instead."
             )
         if prescription_refills_left(locked) == 0:
             raise RefillRefused(

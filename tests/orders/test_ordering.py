@@ -1,5 +1,6 @@
 import datetime
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -340,3 +341,30 @@ def test_order_list_filters_searches_and_keeps_its_query_count(
         submit(prescriber_client, order_patient)
     with django_assert_num_queries(4):
         prescriber_client.get(url)
+
+
+def test_rounded_capsule_total_goes_onto_the_largest_line(prescriber_client, order_patient):
+    # The schedule needs 32 capsules; 30 is within 10 %: the 3 mg line gives up two.
+    submit(prescriber_client, order_patient, steps="3 x 30, 1.5 x 2", quantity="30",
+           days_supply="32")  # fmt: skip
+    lines = Order.objects.get().prescription.lines.all()
+    assert [(line.formulation.strength_mg.normalize(), int(line.quantity)) for line in lines] == [
+        (Decimal("3"), 28), (Decimal("1.5"), 2),
+    ]  # fmt: skip
+
+
+def test_no_refill_of_a_prescription_whose_fills_were_all_cancelled(
+    prescriber_client, order_patient
+):
+    order = submit(prescriber_client, order_patient, refills="3")
+    prescriber_client.post(reverse("order_cancel", args=[order.pk]), follow=True)
+    response = prescriber_client.post(
+        reverse("prescription_refill", args=[order.prescription_id]),
+        {"ship_to": "clinic", "idempotency_key": uuid.uuid4()},
+        follow=True,
+    )
+    assert [str(m) for m in response.context["messages"]] == [
+        "Refill not requested: Every fill of this prescription was cancelled; submit a new "
+        "order instead."
+    ]
+    assert Order.objects.count() == 1
