@@ -1,6 +1,8 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from pharmacy.admin import ReadOnlyInline
+
 from .models import Order, OrderEvent, Patient, Prescription, PrescriptionLine, PrescriptionStep
 
 
@@ -26,17 +28,6 @@ class PatientAdmin(SimpleHistoryAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class StepInline(ReadOnlyInline):

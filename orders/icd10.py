@@ -18,9 +18,14 @@ FIELD = "diagnosis_codes"
 
 
 def normalize_code(text: str) -> str:
-    """'m79.7', ' M797 ' -> 'M79.7' (with the dot); anything else comes back upper-cased."""
+    """'m79.7', ' M797 ' -> 'M79.7': upper case, and the dot after the category's 3 characters.
+
+    (Not the package's add_dot: it fills a module-level list on first use, which is neither
+    fast nor safe when two threads do it at once.)"""
     code = "".join(text.split()).upper()
-    return icd.add_dot(code) if is_code(code) else code
+    if "." not in code and len(code) > 3 and is_code(code):
+        return f"{code[:3]}.{code[3:]}"
+    return code
 
 
 def parse_codes(text: str) -> list[str]:

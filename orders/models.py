@@ -9,7 +9,7 @@ from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
-from pharmacy.models import DosageForm, Formulation, PostalAddress
+from pharmacy.models import DosageForm, Formulation, PostalAddress, StatusEvent
 from prescribers.models import Clinic
 
 EARLIEST_DATE_OF_BIRTH = datetime.date(1900, 1, 1)
@@ -255,20 +255,14 @@ class Order(models.Model):
         return OrderStatus(self.status).badge
 
 
-class OrderEvent(models.Model):
-    """The order's timeline: one row per status change, with who, when and why."""
+class OrderEvent(StatusEvent):
+    """The order's timeline, which the prescriber sees."""
+
+    subject_field = "order"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
     from_status = models.CharField(max_length=20, choices=OrderStatus.choices, blank=True)
     to_status = models.CharField(max_length=20, choices=OrderStatus.choices)
-    note = models.TextField(blank=True)
 
-    class Meta:
-        ordering = ["created_at", "pk"]
-
-    def __str__(self):
-        return f"{self.order}: {self.from_status or 'new'} -> {self.to_status}"
+    class Meta(StatusEvent.Meta):
+        pass

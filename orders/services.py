@@ -8,11 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pharmacy.models import DosageForm, Formulation, User
+from pharmacy.state_machine import apply_transition
 from prescribers.models import Clinic
 
 from . import dosing, icd10
@@ -208,8 +209,8 @@ def _order_create(*, prescription, kind, fill_number, ship_to, needed_by, actor,
     )  # fmt: skip
     order._history_user = actor
     order.save()
-    OrderEvent.objects.create(
-        order=order, actor=actor, from_status="", to_status=OrderStatus.SUBMITTED, note=note
+    OrderEvent.record(
+        order, actor=actor, from_status="", to_status=OrderStatus.SUBMITTED, note=note
     )
     return order
 
@@ -261,26 +262,16 @@ def prescription_refill(
 def order_transition(*, order: Order, to_status: OrderStatus, actor: User, note: str = "") -> Order:
     """The only way an order's status changes: checked against the transition table and the
     actor's roles, saved with an event row in the same transaction."""
-    with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
-        from_status = OrderStatus(locked.status)
-        allowed = TRANSITIONS.get((from_status, to_status))
-        if allowed is None:
-            raise ValidationError(
-                f"An order that is {from_status.label.lower()} cannot become "
-                f"{to_status.label.lower()}.",
-                code="invalid_transition",
-            )
-        if not roles_of(actor, locked) & allowed:
-            raise PermissionDenied("You may not make this change to the order.")
-        locked.status = to_status
-        locked.status_changed_at = timezone.now()
-        locked._history_user = actor
-        locked.save(update_fields=["status", "status_changed_at"])
-        OrderEvent.objects.create(
-            order=locked, actor=actor, from_status=from_status, to_status=to_status, note=note
-        )
-    return locked
+    return apply_transition(
+        instance=order,
+        to_status=to_status,
+        actor=actor,
+        transitions=TRANSITIONS,
+        may=lambda who, locked, roles: bool(roles_of(who, locked) & roles),
+        event_model=OrderEvent,
+        refused="An order that is {what} cannot become {to}.",
+        note=note,
+    )
 
 
 def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:

@@ -55,6 +55,19 @@ class UserAdmin(DjangoUserAdmin):
         return ", ".join(group.name for group in user.groups.all())
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page that nobody edits there (events, steps, lines)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class ReasonForm(forms.Form):
     """The intermediate page of an admin action that needs a written reason."""
 

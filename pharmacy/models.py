@@ -1,5 +1,6 @@
 """The pharmacy's own models. Users sign in with their email address."""
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
@@ -170,3 +171,32 @@ class Formulation(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class StatusEvent(models.Model):
+    """One row per status change of something (a prescriber account, an order): who, when,
+    from, to and why. Subclasses add the foreign key named by subject_field and the two status
+    fields with their choices. Rows are only ever added."""
+
+    subject_field = ""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        subject = getattr(self, self.subject_field)
+        return f"{subject}: {self.from_status or 'new'} -> {self.to_status}"
+
+    @classmethod
+    def record(cls, subject, *, actor, from_status: str, to_status: str, note: str = ""):
+        return cls.objects.create(
+            **{cls.subject_field: subject}, actor=actor, from_status=from_status,
+            to_status=to_status, note=note,
+        )  # fmt: skip

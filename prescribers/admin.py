@@ -4,7 +4,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from pharmacy.admin import ReasonForm
+from pharmacy.admin import ReadOnlyInline, ReasonForm
 
 from . import services
 from .models import Clinic, Prescriber, PrescriberEvent
@@ -30,18 +30,10 @@ class ClinicAdmin(SimpleHistoryAdmin):
     inlines = [PrescriberInline]
 
 
-class PrescriberEventInline(admin.TabularInline):
+class PrescriberEventInline(ReadOnlyInline):
     model = PrescriberEvent
     fields = ["created_at", "actor", "from_status", "to_status", "note"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Prescriber)

@@ -6,7 +6,7 @@ from localflavor.us.models import USStateField
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
-from pharmacy.models import PostalAddress
+from pharmacy.models import PostalAddress, StatusEvent
 
 from .npi import validate_npi
 
@@ -102,20 +102,14 @@ class Prescriber(models.Model):
         return PrescriberStatus(self.status).badge
 
 
-class PrescriberEvent(models.Model):
-    """One row per status change of a prescriber account: who, when, from, to, why."""
+class PrescriberEvent(StatusEvent):
+    """The decisions on a prescriber account: applied, approved, declined, suspended, ..."""
+
+    subject_field = "prescriber"
 
     prescriber = models.ForeignKey(Prescriber, on_delete=models.PROTECT, related_name="events")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
     from_status = models.CharField(max_length=10, choices=PrescriberStatus.choices, blank=True)
     to_status = models.CharField(max_length=10, choices=PrescriberStatus.choices)
-    note = models.TextField(blank=True)
 
-    class Meta:
-        ordering = ["created_at", "pk"]
-
-    def __str__(self):
-        return f"{self.prescriber}: {self.from_status or 'new'} -> {self.to_status}"
+    class Meta(StatusEvent.Meta):
+        pass

@@ -1,10 +1,10 @@
 """Writes about prescribers and clinics: applying, and the decisions of pharmacy staff."""
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from pharmacy.models import User, normalize_email_address
+from pharmacy.state_machine import apply_transition
 
 from .models import Clinic, Prescriber, PrescriberEvent
 from .models import PrescriberStatus as Status
@@ -71,29 +71,19 @@ def _prescriber_transition(
     *, prescriber: Prescriber, to_status: Status, actor: User, note: str = ""
 ) -> Prescriber:
     with transaction.atomic():
-        locked = Prescriber.objects.select_for_update().get(pk=prescriber.pk)
-        from_status = Status(locked.status)
-        permission = TRANSITIONS.get((from_status, to_status))
-        if permission is None:
-            raise ValidationError(
-                f"A prescriber who is {from_status.label.lower()} cannot be moved to "
-                f"{to_status.label.lower()}.",
-                code="invalid_transition",
-            )
-        if not actor.has_perm(permission):
-            raise PermissionDenied("Only pharmacists decide on prescriber accounts.")
-        locked.status = to_status
-        locked.status_changed_at = timezone.now()
-        locked._history_user = actor
-        locked.save(update_fields=["status", "status_changed_at"])
-        PrescriberEvent.objects.create(
-            prescriber=locked,
-            actor=actor,
-            from_status=from_status,
+        apply_transition(
+            instance=prescriber,
             to_status=to_status,
+            actor=actor,
+            transitions=TRANSITIONS,
+            may=lambda who, _prescriber, permission: who.has_perm(permission),
+            event_model=PrescriberEvent,
+            refused="A prescriber who is {what} cannot be moved to {to}.",
             note=note,
         )
-        send_prescriber_decision.delay_on_commit(prescriber_id=locked.pk, status=to_status.value)
+        send_prescriber_decision.delay_on_commit(
+            prescriber_id=prescriber.pk, status=to_status.value
+        )
     prescriber.refresh_from_db()
     return prescriber
 

@@ -48,7 +48,7 @@ def test_the_same_form_submitted_twice_at_once_makes_one_order(prescriber_and_pa
 
     results = run_together(*[lambda: submit(prescriber, patient, key)] * 3)
 
-    assert [type(r) for r in results] == [Order] * 3
+    assert [type(r) for r in results] == [Order] * 3, results
     assert len({r.pk for r in results}) == 1
     assert Order.objects.count() == 1
 

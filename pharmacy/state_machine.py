@@ -1,0 +1,54 @@
+"""The one mechanism behind every status pipeline (prescriber accounts, orders, and later
+batches): a table of allowed moves, a check of who may make the move, the row locked while it
+changes, and an event row written in the same transaction."""
+
+from collections.abc import Callable
+from enum import Enum
+from typing import TypeVar
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from .models import StatusEvent
+
+Stateful = TypeVar("Stateful", bound=models.Model)
+
+
+def apply_transition(
+    *,
+    instance: Stateful,
+    to_status: Enum,
+    actor,
+    transitions: dict,
+    may: Callable[[object, Stateful, object], bool],
+    event_model: type[StatusEvent],
+    refused: str,
+    note: str = "",
+) -> Stateful:
+    """Move `instance` to `to_status`, or raise.
+
+    transitions maps (from, to) to what a move needs (a permission, a set of roles); `may`
+    decides whether the actor has it. `refused` words an impossible move, with {what}
+    ("approved") and {to} filled in. Returns the locked, updated row.
+    """
+    status_type = type(to_status)
+    with transaction.atomic():
+        locked = type(instance).objects.select_for_update().get(pk=instance.pk)
+        from_status = status_type(locked.status)
+        needs = transitions.get((from_status, to_status))
+        if needs is None:
+            raise ValidationError(
+                refused.format(what=from_status.label.lower(), to=to_status.label.lower()),
+                code="invalid_transition",
+            )
+        if not may(actor, locked, needs):
+            raise PermissionDenied("You may not make this change.")
+        locked.status = to_status
+        locked.status_changed_at = timezone.now()
+        locked._history_user = actor
+        locked.save(update_fields=["status", "status_changed_at"])
+        event_model.record(
+            locked, actor=actor, from_status=from_status, to_status=to_status, note=note
+        )
+    return locked
