@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
@@ -171,7 +172,7 @@ def order_submit(
                 diagnosis_codes=[icd10.normalize_code(code) for code in diagnosis_codes],
                 reason_for_compounding=reason_for_compounding,
                 written_on=today,
-                expires_on=today + datetime.timedelta(days=settings.PRESCRIPTION_VALID_DAYS),
+                expires_on=prescription_expiry(today),
                 findings=[f.as_dict() for f in findings],
                 acknowledged_warnings=[
                     {"key": finding_key(w), "message": w.message} for w in warnings
@@ -197,6 +198,12 @@ def order_submit(
         if existing is None:
             raise
         return existing  # the same form was submitted twice at the same moment
+
+
+def prescription_expiry(written_on: datetime.date) -> datetime.date:
+    """A prescription may be filled until this date (most US states: 1 year after written;
+    29 February moves to 28 February)."""
+    return written_on + relativedelta(months=settings.PRESCRIPTION_VALID_MONTHS)
 
 
 def _order_create(*, prescription, kind, fill_number, ship_to, needed_by, actor, idempotency_key,

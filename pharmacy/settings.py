@@ -219,5 +219,5 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="ldn-demo-2026")
 
 # Overrides of the LDN dose rules (orders/dosing.py, DosingPolicy), e.g. {"max_days_supply": 60}.
 LDN_DOSING_POLICY = env.json("LDN_DOSING_POLICY", default={})
-# A prescription may be filled for this long after the date written (most US states: 1 year).
-PRESCRIPTION_VALID_DAYS = env.int("PRESCRIPTION_VALID_DAYS", default=365)
+# A prescription may be filled this many months after the date written (most US states: 1 year).
+PRESCRIPTION_VALID_MONTHS = env.int("PRESCRIPTION_VALID_MONTHS", default=12)

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, OrderStatus, Prescription
+from orders.services import prescription_expiry
 from pharmacy.models import Formulation
 from tests.factories import PatientFactory
 
@@ -95,12 +96,26 @@ def test_titration_order_is_written_with_one_line_per_strength(
     ]
     assert prescription.diagnosis_codes == ["M79.7"]
     assert prescription.written_on == timezone.localdate()
-    assert prescription.expires_on == timezone.localdate() + datetime.timedelta(days=365)
+    today = timezone.localdate()
+    assert prescription.expires_on == prescription_expiry(today)
+    assert prescription.expires_on.year == today.year + 1
     assert prescription.acknowledged_warnings == []
     event = OrderEvent.objects.get()
     assert (event.order, event.actor, event.from_status, event.to_status) == (
         order, prescriber.user, "", "submitted",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("written", "expires"),
+    [
+        (datetime.date(2026, 11, 22), datetime.date(2027, 11, 22)),
+        (datetime.date(2028, 2, 29), datetime.date(2029, 2, 28)),
+        (datetime.date(2027, 3, 1), datetime.date(2028, 3, 1)),  # across a leap day
+    ],
+)
+def test_prescriptions_expire_one_calendar_year_after_written(written, expires):
+    assert prescription_expiry(written) == expires
 
 
 def test_liquid_order_has_one_line_in_ml(prescriber_client, order_patient):
