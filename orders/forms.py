@@ -15,7 +15,7 @@ from .checks import finding_key
 from .dosing import Regimen, Severity
 from .icd10 import parse_codes
 from .models import Patient, ShipTo, TimeOfDay
-from .order_input import SCHEDULE_HELP, parse_schedule
+from .order_input import SCHEDULE_HELP, format_schedule, parse_schedule
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
 
@@ -205,6 +205,43 @@ def form_field_of(finding_field: str) -> str | None:
     """'steps.2.dose_mg' -> 'steps'; patient facts are not on this form (None: shown on top)."""
     name = finding_field.split(".", 1)[0]
     return None if name == "patient" else name
+
+
+class AmendForm(OrderForm):
+    """The prescription again, changed, in answer to the pharmacy's question."""
+
+    answer = forms.CharField(
+        label="Your answer to the pharmacy", required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("ship_to", "needed_by", "idempotency_key"):
+            del self.fields[name]
+
+    @classmethod
+    def initial_from(cls, prescription) -> dict:
+        return {
+            "dosage_form": prescription.dosage_form,
+            "concentration_mg_per_ml": (
+                f"{prescription.concentration_mg_per_ml.normalize():f}"
+                if prescription.concentration_mg_per_ml is not None
+                else ""
+            ),
+            "steps": format_schedule(prescription.steps.all()),
+            "doses_per_day": prescription.doses_per_day,
+            "time_of_day": prescription.time_of_day,
+            "quantity": sum(line.quantity for line in prescription.lines.all()),
+            "days_supply": prescription.days_supply,
+            "refills": prescription.refills_authorized,
+            "diagnosis_codes": ", ".join(prescription.diagnosis_codes),
+            "reason_for_compounding": prescription.reason_for_compounding,
+        }
+
+
+class AnswerForm(forms.Form):
+    answer = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
 class RefillForm(forms.Form):

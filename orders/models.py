@@ -123,6 +123,8 @@ class Prescription(models.Model):
     refills_authorized = models.PositiveSmallIntegerField()
     diagnosis_codes = models.JSONField(default=list)
     reason_for_compounding = models.TextField()
+    # Given by the pharmacist's verification of the first fill; refills keep it.
+    rx_number = models.CharField("Rx number", max_length=20, unique=True, null=True, blank=True)
     written_on = models.DateField()
     expires_on = models.DateField()
     # What the prescriber saw when submitting, and which warnings they confirmed.
@@ -181,11 +183,31 @@ class PrescriptionLine(models.Model):
 
 class OrderStatus(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
+    IN_REVIEW = "in_review", "In review"
+    ON_HOLD = "on_hold", "On hold"
+    VERIFIED = "verified", "Verified"
+    REJECTED = "rejected", "Rejected"
+    COMPOUNDING = "compounding", "Compounding and dispensing"
+    READY = "ready", "Ready"
+    SHIPPED = "shipped", "Shipped"
+    DELIVERED = "delivered", "Delivered"
     CANCELLED = "cancelled", "Cancelled"
 
     @property
     def badge(self) -> str:
-        return {"submitted": "primary", "cancelled": "secondary"}[self.value]
+        """Bootstrap colour of this status, shared by the portal and the admin."""
+        return {
+            "submitted": "primary",
+            "in_review": "info",
+            "on_hold": "warning",
+            "verified": "primary",
+            "rejected": "danger",
+            "compounding": "info",
+            "ready": "success",
+            "shipped": "success",
+            "delivered": "secondary",
+            "cancelled": "secondary",
+        }[self.value]
 
 
 class OrderKind(models.TextChoices):
@@ -224,6 +246,8 @@ class Order(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    carrier = models.CharField(max_length=50, blank=True)
+    tracking_number = models.CharField(max_length=100, blank=True)
     # The token of the form that made this order: a second submit of the same form finds it.
     idempotency_key = models.UUIDField(unique=True, null=True, blank=True, editable=False)
 
@@ -263,6 +287,10 @@ class OrderEvent(StatusEvent):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
     from_status = models.CharField(max_length=20, choices=OrderStatus.choices, blank=True)
     to_status = models.CharField(max_length=20, choices=OrderStatus.choices)
+    # An electronic signature (a pharmacist's verification): who signed, and what it means.
+    # The time is created_at; the password was re-entered to sign (21 CFR Part 11 style).
+    signed_by = models.CharField(max_length=300, blank=True)
+    signature_meaning = models.CharField(max_length=100, blank=True)
 
     class Meta(StatusEvent.Meta):
         pass

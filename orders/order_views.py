@@ -19,12 +19,14 @@ from prescribers.access import PrescriberRequiredMixin
 
 from . import dosing
 from .checks import Catalogue, patient_facts, prescription_findings
-from .forms import CancelForm, OrderForm, RefillForm
+from .forms import AmendForm, AnswerForm, CancelForm, OrderForm, RefillForm
 from .models import Order, OrderStatus, Patient, Prescription
 from .order_input import InputErrors, parse_dose_check
 from .services import (
     PrescriptionNotAccepted,
     RefillRefused,
+    order_amend,
+    order_answer,
     order_cancel,
     order_submit,
     prescription_refill,
@@ -77,6 +79,50 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
             return self.form_invalid(form)
         messages.success(self.request, f"Order {order.number} submitted.")
         return redirect("order_detail", order.pk)
+
+
+class OrderAmendView(OrderCreateView):
+    """On hold: the prescriber answers by changing the prescription (the rules run again)."""
+
+    form_class = AmendForm
+
+    @cached_property
+    def order(self) -> Order:
+        orders = Order.objects.of_clinic(self.prescriber.clinic_id).select_related(
+            "prescription__patient"
+        )
+        return get_object_or_404(orders, pk=self.kwargs["pk"])
+
+    @cached_property
+    def patient(self) -> Patient:
+        return self.order.prescription.patient
+
+    def get_initial(self):
+        return AmendForm.initial_from(self.order.prescription)
+
+    def get_context_data(self, **kwargs):
+        question = self.order.events.filter(to_status=OrderStatus.ON_HOLD).last()
+        return super().get_context_data(
+            order=self.order, question=question.note if question else "", **kwargs
+        )
+
+    def form_valid(self, form):
+        data = form.cleaned_data
+        try:
+            order_amend(
+                order=self.order, actor=self.request.user, regimen=form.regimen(),
+                diagnosis_codes=data["diagnosis_codes"],
+                reason_for_compounding=data["reason_for_compounding"],
+                acknowledged=data["acknowledge"], answer=data["answer"],
+            )  # fmt: skip
+        except PrescriptionNotAccepted as refused:
+            form.show_findings(refused.findings, refused.unacknowledged)
+            return self.form_invalid(form)
+        except (ValidationError, PermissionDenied) as refused:
+            messages.error(self.request, _message(refused))
+        else:
+            messages.success(self.request, "Prescription amended; the pharmacy reviews it again.")
+        return redirect("order_detail", self.order.pk)
 
 
 class DoseCheckView(PrescriberRequiredMixin, View):
@@ -168,13 +214,20 @@ class OrderDetailView(ClinicOrdersMixin, DetailView):
     def get_context_data(self, **kwargs):
         order = self.object
         prescription = order.prescription
+        moves = {to for to, _ in allowed_moves(self.request.user, order)}
+        question = None
+        if order.status == OrderStatus.ON_HOLD:
+            question = order.events.filter(to_status=OrderStatus.ON_HOLD).last()
         return super().get_context_data(
             prescription=prescription,
             steps=prescription.steps.all(),
             lines=prescription.lines.select_related("formulation"),
             events=order.events.select_related("actor"),
             other_fills=prescription.orders.exclude(pk=order.pk).order_by("fill_number"),
-            may_cancel=OrderStatus.CANCELLED in allowed_moves(self.request.user, order),
+            may_cancel=OrderStatus.CANCELLED in moves,
+            may_answer=OrderStatus.IN_REVIEW in moves,
+            question=question.note if question else "",
+            answer_form=AnswerForm(),
             refills_left=prescription_refills_left(prescription),
             expired=timezone.localdate() > prescription.expires_on,
             cancel_form=CancelForm(),
@@ -196,6 +249,26 @@ class OrderCancelView(ClinicOrdersMixin, View):
             messages.error(request, _message(refused))
         else:
             messages.success(request, f"Order {order.number} cancelled.")
+        return redirect("order_detail", order.pk)
+
+
+class OrderAnswerView(ClinicOrdersMixin, View):
+    """The prescriber answers the pharmacy's question; the order returns to review."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        order = get_object_or_404(self.orders(), pk=pk)
+        form = AnswerForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Write your answer to the pharmacy's question.")
+            return redirect("order_detail", order.pk)
+        try:
+            order_answer(order=order, actor=request.user, answer=form.cleaned_data["answer"])
+        except (ValidationError, PermissionDenied) as refused:
+            messages.error(request, _message(refused))
+        else:
+            messages.success(request, "Answer sent; the pharmacy reviews the order again.")
         return redirect("order_detail", order.pk)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -30,7 +30,7 @@ from .models import (
     PrescriptionLine,
     PrescriptionStep,
 )
-from .workflow import TRANSITIONS, roles_of
+from .workflow import SIGNATURE_MEANING, TRANSITIONS, may_move
 
 PATIENT_FIELDS = frozenset(Patient.EDITABLE_FIELDS)
 
@@ -123,6 +123,54 @@ def _order_lines(regimen: Regimen, catalogue: Catalogue) -> list[tuple[Formulati
     return [(formulation, count) for formulation, count in lines]
 
 
+def _checked_prescription(
+    *, patient: Patient, regimen: Regimen, diagnosis_codes: list[str], acknowledged: Iterable[str],
+    catalogue: Catalogue,
+) -> dict[str, Any]:  # fmt: skip
+    """Run every rule; raise PrescriptionNotAccepted on an error or an unconfirmed warning.
+    Returns the prescription's fields that follow from the regimen and the findings."""
+    findings = prescription_findings(
+        regimen=regimen,
+        patient=patient_facts(patient, diagnosis_codes),
+        diagnosis_codes=diagnosis_codes,
+        catalogue=catalogue,
+        today=timezone.localdate(),
+    )
+    acknowledged = set(acknowledged)
+    warnings = dosing.warnings_of(findings)
+    unacknowledged = [w for w in warnings if finding_key(w) not in acknowledged]
+    if dosing.has_errors(findings) or unacknowledged or regimen.quantity is None:
+        raise PrescriptionNotAccepted(findings, unacknowledged)
+    return {
+        "dosage_form": regimen.dosage_form,
+        "concentration_mg_per_ml": regimen.concentration_mg_per_ml,
+        "doses_per_day": regimen.doses_per_day,
+        "time_of_day": regimen.time_of_day,
+        "directions": dosing.directions(regimen),
+        "days_supply": regimen.days_supply,
+        "refills_authorized": regimen.refills,
+        "diagnosis_codes": [icd10.normalize_code(code) for code in diagnosis_codes],
+        "findings": [f.as_dict() for f in findings],
+        "acknowledged_warnings": [{"key": finding_key(w), "message": w.message} for w in warnings],
+    }
+
+
+def _write_schedule(prescription: Prescription, regimen: Regimen, catalogue: Catalogue) -> None:
+    """The prescription's steps and product lines, replacing any it had."""
+    prescription.steps.all().delete()
+    prescription.lines.all().delete()
+    PrescriptionStep.objects.bulk_create(
+        PrescriptionStep(
+            prescription=prescription, position=i, dose_mg=step.dose_mg, days=step.days
+        )
+        for i, step in enumerate(regimen.steps)
+    )
+    PrescriptionLine.objects.bulk_create(
+        PrescriptionLine(prescription=prescription, position=i, formulation=f, quantity=q)
+        for i, (f, q) in enumerate(_order_lines(regimen, catalogue))
+    )
+
+
 def order_submit(
     *,
     actor: User,
@@ -143,51 +191,22 @@ def order_submit(
     existing = _existing_order(idempotency_key)
     if existing is not None:
         return existing
-    today = timezone.localdate()
     catalogue = Catalogue.load()
-    findings = prescription_findings(
-        regimen=regimen,
-        patient=patient_facts(patient, diagnosis_codes),
-        diagnosis_codes=diagnosis_codes,
-        catalogue=catalogue,
-        today=today,
-    )
-    acknowledged = set(acknowledged)
-    warnings = dosing.warnings_of(findings)
-    unacknowledged = [w for w in warnings if finding_key(w) not in acknowledged]
-    if dosing.has_errors(findings) or unacknowledged or regimen.quantity is None:
-        raise PrescriptionNotAccepted(findings, unacknowledged)
+    fields = _checked_prescription(
+        patient=patient, regimen=regimen, diagnosis_codes=diagnosis_codes,
+        acknowledged=acknowledged, catalogue=catalogue,
+    )  # fmt: skip
+    today = timezone.localdate()
     try:
         with transaction.atomic():
-            prescription = Prescription.objects.create(
-                patient=patient,
-                prescriber=prescriber,
-                dosage_form=regimen.dosage_form,
-                concentration_mg_per_ml=regimen.concentration_mg_per_ml,
-                doses_per_day=regimen.doses_per_day,
-                time_of_day=regimen.time_of_day,
-                directions=dosing.directions(regimen),
-                days_supply=regimen.days_supply,
-                refills_authorized=regimen.refills,
-                diagnosis_codes=[icd10.normalize_code(code) for code in diagnosis_codes],
-                reason_for_compounding=reason_for_compounding,
-                written_on=today,
+            prescription = Prescription(
+                patient=patient, prescriber=prescriber, written_on=today,
                 expires_on=prescription_expiry(today),
-                findings=[f.as_dict() for f in findings],
-                acknowledged_warnings=[
-                    {"key": finding_key(w), "message": w.message} for w in warnings
-                ],
-            )
-            PrescriptionStep.objects.bulk_create(
-                PrescriptionStep(
-                    prescription=prescription, position=i, dose_mg=step.dose_mg, days=step.days
-                )
-                for i, step in enumerate(regimen.steps)
-            )
-            PrescriptionLine.objects.bulk_create(
-                PrescriptionLine(prescription=prescription, position=i, formulation=f, quantity=q)
-                for i, (f, q) in enumerate(_order_lines(regimen, catalogue))
-            )
+                reason_for_compounding=reason_for_compounding, **fields,
+            )  # fmt: skip
+            prescription._history_user = actor
+            prescription.save()
+            _write_schedule(prescription, regimen, catalogue)
             return _order_create(
                 prescription=prescription, kind=OrderKind.NEW, fill_number=0, ship_to=ship_to,
                 needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
@@ -198,6 +217,43 @@ def order_submit(
         if existing is None:
             raise
         return existing  # the same form was submitted twice at the same moment
+
+
+def order_amend(
+    *,
+    order: Order,
+    actor: User,
+    regimen: Regimen,
+    diagnosis_codes: list[str],
+    reason_for_compounding: str,
+    acknowledged: Iterable[str],
+    answer: str,
+) -> Order:
+    """The prescriber's answer to a hold by changing the prescription: every rule runs again,
+    the prescription is rewritten (its history keeps the old version) and the order returns to
+    review, all in one transaction."""
+    prescription = order.prescription
+    _ensure_prescriber_of(actor, order.clinic_id)
+    if order.kind != OrderKind.NEW:
+        raise ValidationError("A refill cannot change the prescription; write a new one.")
+    catalogue = Catalogue.load()
+    fields = _checked_prescription(
+        patient=prescription.patient, regimen=regimen, diagnosis_codes=diagnosis_codes,
+        acknowledged=acknowledged, catalogue=catalogue,
+    )  # fmt: skip
+    answer = (answer or "").strip() or "Prescription amended."
+    with transaction.atomic():
+        order = order_transition(
+            order=order, to_status=OrderStatus.IN_REVIEW, actor=actor,
+            note=f"{answer} (prescription amended: {fields['directions']})",
+        )  # fmt: skip
+        locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
+        for name, value in {**fields, "reason_for_compounding": reason_for_compounding}.items():
+            setattr(locked, name, value)
+        locked._history_user = actor
+        locked.save()
+        _write_schedule(locked, regimen, catalogue)
+    return order
 
 
 def prescription_expiry(written_on: datetime.date) -> datetime.date:
@@ -266,7 +322,15 @@ def prescription_refill(
         )  # fmt: skip
 
 
-def order_transition(*, order: Order, to_status: OrderStatus, actor: User, note: str = "") -> Order:
+def order_transition(
+    *,
+    order: Order,
+    to_status: OrderStatus,
+    actor: User,
+    note: str = "",
+    changes: dict | None = None,
+    event_fields: dict | None = None,
+) -> Order:
     """The only way an order's status changes: checked against the transition table and the
     actor's roles, saved with an event row in the same transaction."""
     return apply_transition(
@@ -274,14 +338,82 @@ def order_transition(*, order: Order, to_status: OrderStatus, actor: User, note:
         to_status=to_status,
         actor=actor,
         transitions=TRANSITIONS,
-        may=lambda who, locked, roles: bool(roles_of(who, locked) & roles),
+        may=may_move,
         event_model=OrderEvent,
         refused="An order that is {what} cannot become {to}.",
         note=note,
+        changes=changes,
+        event_fields=event_fields,
     )
+
+
+def _required(text: str, what: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError(f"Write the {what}.", code="required")
+    return text
 
 
 def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:
     return order_transition(
         order=order, to_status=OrderStatus.CANCELLED, actor=actor, note=reason or "Cancelled."
     )
+
+
+def order_start_review(*, order: Order, actor: User) -> Order:
+    return order_transition(order=order, to_status=OrderStatus.IN_REVIEW, actor=actor)
+
+
+def order_verify(*, order: Order, actor: User, password: str) -> Order:
+    """The pharmacist's electronic signature: their password again, their name, the time and
+    the meaning are kept on the event. The prescription gets its Rx number on the first fill."""
+    if not actor.check_password(password or ""):
+        raise ValidationError(
+            "The password is not correct: the order was not verified.", code="bad_signature"
+        )
+    with transaction.atomic():
+        order = order_transition(
+            order=order, to_status=OrderStatus.VERIFIED, actor=actor,
+            note=f"Verified by {actor.get_full_name() or actor.email}.",
+            event_fields={
+                "signed_by": f"{actor.get_full_name()} <{actor.email}>",
+                "signature_meaning": SIGNATURE_MEANING,
+            },
+        )  # fmt: skip
+        # Conditional update: the Rx number is given once, whoever verifies first.
+        Prescription.objects.filter(pk=order.prescription_id, rx_number__isnull=True).update(
+            rx_number=rx_number_for(order.prescription_id)
+        )
+    return order
+
+
+def rx_number_for(prescription_id: int) -> str:
+    return str(settings.RX_NUMBER_START + prescription_id)
+
+
+def order_hold(*, order: Order, actor: User, question: str) -> Order:
+    """Put the order on hold with a question that the prescriber sees and answers."""
+    question = _required(question, "question for the prescriber")
+    return order_transition(order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question)
+
+
+def order_answer(*, order: Order, actor: User, answer: str) -> Order:
+    """The prescriber's answer (or a pharmacist's note of a phone call) returns the order to
+    review."""
+    answer = _required(answer, "answer")
+    return order_transition(order=order, to_status=OrderStatus.IN_REVIEW, actor=actor, note=answer)
+
+
+def order_reject(*, order: Order, actor: User, reason: str) -> Order:
+    reason = _required(reason, "reason for rejecting the order")
+    return order_transition(order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason)
+
+
+def order_ship(*, order: Order, actor: User, carrier: str, tracking_number: str) -> Order:
+    carrier = _required(carrier, "carrier")
+    tracking_number = _required(tracking_number, "tracking number")
+    return order_transition(
+        order=order, to_status=OrderStatus.SHIPPED, actor=actor,
+        note=f"Shipped with {carrier}, tracking {tracking_number}.",
+        changes={"carrier": carrier, "tracking_number": tracking_number},
+    )  # fmt: skip

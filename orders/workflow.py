@@ -1,9 +1,8 @@
-"""The order's state machine: the one table of allowed moves and who may make each.
+"""The order's state machine: the one table of allowed moves, who may make each, and what each
+needs from the person making it. order_transition (services.py) is the only code that changes
+an order's status."""
 
-The pharmacy's own steps (review, verification, compounding, shipping) join this table in their
-own slice; order_transition in services.py is the only code that changes an order's status.
-"""
-
+from dataclasses import dataclass
 from enum import StrEnum
 
 from .models import Order
@@ -16,9 +15,41 @@ class Role(StrEnum):
     TECHNICIAN = "technician"
 
 
-TRANSITIONS: dict[tuple[S, S], frozenset[Role]] = {
-    (S.SUBMITTED, S.CANCELLED): frozenset({Role.PRESCRIBER, Role.PHARMACIST}),
+class Needs(StrEnum):
+    NOTE = "note"  # an optional note
+    SIGNATURE = "signature"  # the pharmacist re-enters their password
+    QUESTION = "question"  # for the prescriber
+    REASON = "reason"  # why it was rejected
+    ANSWER = "answer"  # the prescriber's answer
+    SHIPPING = "shipping"  # carrier and tracking number
+
+
+@dataclass(frozen=True)
+class Move:
+    label: str
+    roles: frozenset[Role]
+    needs: Needs = Needs.NOTE
+
+
+PRESCRIBER, PHARMACIST, TECHNICIAN = Role.PRESCRIBER, Role.PHARMACIST, Role.TECHNICIAN
+STAFF = frozenset({PHARMACIST, TECHNICIAN})
+
+# Only a pharmacist reviews, verifies, holds, rejects and does the final check (ready).
+TRANSITIONS: dict[tuple[S, S], Move] = {
+    (S.SUBMITTED, S.IN_REVIEW): Move("Start review", frozenset({PHARMACIST})),
+    (S.IN_REVIEW, S.VERIFIED): Move("Verify", frozenset({PHARMACIST}), Needs.SIGNATURE),
+    (S.IN_REVIEW, S.ON_HOLD): Move("Put on hold", frozenset({PHARMACIST}), Needs.QUESTION),
+    (S.IN_REVIEW, S.REJECTED): Move("Reject", frozenset({PHARMACIST}), Needs.REASON),
+    (S.ON_HOLD, S.IN_REVIEW): Move("Answer", frozenset({PRESCRIBER, PHARMACIST}), Needs.ANSWER),
+    (S.VERIFIED, S.COMPOUNDING): Move("Start compounding", STAFF),
+    (S.COMPOUNDING, S.READY): Move("Final check: ready", frozenset({PHARMACIST})),
+    (S.READY, S.SHIPPED): Move("Ship", STAFF, Needs.SHIPPING),
+    (S.SHIPPED, S.DELIVERED): Move("Mark delivered", STAFF),
+    (S.SUBMITTED, S.CANCELLED): Move("Cancel", frozenset({PRESCRIBER, PHARMACIST})),
+    (S.IN_REVIEW, S.CANCELLED): Move("Cancel", frozenset({PRESCRIBER, PHARMACIST})),
+    (S.ON_HOLD, S.CANCELLED): Move("Cancel", frozenset({PRESCRIBER, PHARMACIST})),
 }
+SIGNATURE_MEANING = "verified prescription"
 
 
 def roles_of(actor, order: Order) -> set[Role]:
@@ -36,7 +67,15 @@ def roles_of(actor, order: Order) -> set[Role]:
     return roles
 
 
-def allowed_moves(actor, order: Order) -> list[S]:
-    """The statuses this actor may move the order to now (for buttons on pages)."""
+def may_move(actor, order: Order, move: Move) -> bool:
+    return bool(roles_of(actor, order) & move.roles)
+
+
+def allowed_moves(actor, order: Order) -> list[tuple[S, Move]]:
+    """The moves this actor may make on the order now (buttons on pages), in table order."""
     roles = roles_of(actor, order)
-    return [to for (frm, to), who in TRANSITIONS.items() if frm == order.status and roles & who]
+    return [
+        (to, move)
+        for (frm, to), move in TRANSITIONS.items()
+        if frm == order.status and roles & move.roles
+    ]

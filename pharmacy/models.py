@@ -195,8 +195,8 @@ class StatusEvent(models.Model):
         return f"{subject}: {self.from_status or 'new'} -> {self.to_status}"
 
     @classmethod
-    def record(cls, subject, *, actor, from_status: str, to_status: str, note: str = ""):
+    def record(cls, subject, *, actor, from_status: str, to_status: str, note: str = "", **fields):
         return cls.objects.create(
             **{cls.subject_field: subject}, actor=actor, from_status=from_status,
-            to_status=to_status, note=note,
+            to_status=to_status, note=note, **fields,
         )  # fmt: skip

@@ -221,3 +221,5 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="ldn-demo-2026")
 LDN_DOSING_POLICY = env.json("LDN_DOSING_POLICY", default={})
 # A prescription may be filled this many months after the date written (most US states: 1 year).
 PRESCRIPTION_VALID_MONTHS = env.int("PRESCRIPTION_VALID_MONTHS", default=12)
+# Rx numbers are this plus the prescription's id: unique, given at verification.
+RX_NUMBER_START = env.int("RX_NUMBER_START", default=7000000)

@@ -25,12 +25,16 @@ def apply_transition(
     event_model: type[StatusEvent],
     refused: str,
     note: str = "",
+    changes: dict | None = None,
+    event_fields: dict | None = None,
 ) -> Stateful:
     """Move `instance` to `to_status`, or raise.
 
     transitions maps (from, to) to what a move needs (a permission, a set of roles); `may`
     decides whether the actor has it. `refused` words an impossible move, with {what}
-    ("approved") and {to} filled in. Returns the locked, updated row.
+    ("approved") and {to} filled in. `changes` are other fields of the row saved with the new
+    status (a tracking number); `event_fields` go onto the event row (a signature). Returns the
+    locked, updated row.
     """
     status_type = type(to_status)
     with transaction.atomic():
@@ -44,11 +48,13 @@ def apply_transition(
             )
         if not may(actor, locked, needs):
             raise PermissionDenied("You may not make this change.")
-        locked.status = to_status
-        locked.status_changed_at = timezone.now()
+        changes = {"status": to_status, "status_changed_at": timezone.now(), **(changes or {})}
+        for name, value in changes.items():
+            setattr(locked, name, value)
         locked._history_user = actor
-        locked.save(update_fields=["status", "status_changed_at"])
+        locked.save(update_fields=list(changes))
         event_model.record(
-            locked, actor=actor, from_status=from_status, to_status=to_status, note=note
-        )
+            locked, actor=actor, from_status=from_status, to_status=to_status, note=note,
+            **(event_fields or {}),
+        )  # fmt: skip
     return locked
