@@ -1,9 +1,15 @@
+from functools import partial
+
 from django.contrib import admin
+from django.urls import path
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from pharmacy.admin import ReadOnlyInline
 
+from .admin_workflow import move_view
 from .models import Order, OrderEvent, Patient, Prescription, PrescriptionLine, PrescriptionStep
+from .workflow import allowed_moves
 
 
 @admin.register(Patient)
@@ -76,8 +82,14 @@ class EventInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(SimpleHistoryAdmin):
-    list_display = ["number", "patient", "clinic", "kind", "fill_number", "status", "needed_by",
-                    "created_at"]  # fmt: skip
+    change_form_template = "admin/orders/order/change_form.html"
+    show_full_result_count = False
+
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
+    list_display = ["number", "patient", "clinic", "kind", "fill_number", "status_badge",
+                    "needed_by", "created_at"]  # fmt: skip
     list_filter = ["status", "kind", "ship_to"]
     list_select_related = ["clinic", "prescription__patient"]
     search_fields = ["prescription__patient__last_name", "prescription__patient__first_name"]
@@ -101,3 +113,33 @@ class OrderAdmin(SimpleHistoryAdmin):
         if pk is not None:
             return queryset.filter(pk=pk), False
         return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, order):
+        return format_html(
+            '<span class="order-status order-status-{}">{}</span>',
+            order.status,
+            order.get_status_display(),
+        )
+
+    def get_urls(self):
+        move = self.admin_site.admin_view(partial(move_view, self))
+        return [
+            path("<path:object_id>/move/<str:to_status>/", move, name="orders_order_move"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        if order is not None:
+            prescription = order.prescription
+            extra_context = {
+                **(extra_context or {}),
+                "moves": allowed_moves(request.user, order),
+                "prescription": prescription,
+                "steps": prescription.steps.all(),
+                "lines": prescription.lines.select_related("formulation"),
+                "findings": prescription.findings,
+                "events": order.events.select_related("actor"),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -15,6 +15,7 @@ from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
+from pharmacy.state_machine import refusal_text
 from prescribers.access import PrescriberRequiredMixin
 
 from . import dosing
@@ -119,7 +120,7 @@ class OrderAmendView(OrderCreateView):
             form.show_findings(refused.findings, refused.unacknowledged)
             return self.form_invalid(form)
         except (ValidationError, PermissionDenied) as refused:
-            messages.error(self.request, _message(refused))
+            messages.error(self.request, refusal_text(refused))
         else:
             messages.success(self.request, "Prescription amended; the pharmacy reviews it again.")
         return redirect("order_detail", self.order.pk)
@@ -246,7 +247,7 @@ class OrderCancelView(ClinicOrdersMixin, View):
         try:
             order_cancel(order=order, actor=request.user, reason=reason)
         except (ValidationError, PermissionDenied) as refused:
-            messages.error(request, _message(refused))
+            messages.error(request, refusal_text(refused))
         else:
             messages.success(request, f"Order {order.number} cancelled.")
         return redirect("order_detail", order.pk)
@@ -266,7 +267,7 @@ class OrderAnswerView(ClinicOrdersMixin, View):
         try:
             order_answer(order=order, actor=request.user, answer=form.cleaned_data["answer"])
         except (ValidationError, PermissionDenied) as refused:
-            messages.error(request, _message(refused))
+            messages.error(request, refusal_text(refused))
         else:
             messages.success(request, "Answer sent; the pharmacy reviews the order again.")
         return redirect("order_detail", order.pk)
@@ -301,7 +302,3 @@ def _back(order_pk: str, prescription: Prescription):
         return redirect("order_detail", int(order_pk))
     first = prescription.orders.order_by("fill_number").first()
     return redirect("order_detail", first.pk)
-
-
-def _message(error) -> str:
-    return " ".join(error.messages) if isinstance(error, ValidationError) else str(error)

@@ -30,7 +30,7 @@ from .models import (
     PrescriptionLine,
     PrescriptionStep,
 )
-from .workflow import SIGNATURE_MEANING, TRANSITIONS, may_move
+from .workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, may_move
 
 PATIENT_FIELDS = frozenset(Patient.EDITABLE_FIELDS)
 
@@ -417,3 +417,27 @@ def order_ship(*, order: Order, actor: User, carrier: str, tracking_number: str)
         note=f"Shipped with {carrier}, tracking {tracking_number}.",
         changes={"carrier": carrier, "tracking_number": tracking_number},
     )  # fmt: skip
+
+
+def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dict) -> Order:
+    """One entry for the admin's move buttons: each move with what it needs (workflow.Needs)."""
+    move = TRANSITIONS.get((OrderStatus(order.status), to_status))
+    needs = move.needs if move is not None else Needs.NOTE
+    if needs == Needs.SIGNATURE:
+        return order_verify(order=order, actor=actor, password=inputs.get("password", ""))
+    if needs == Needs.QUESTION:
+        return order_hold(order=order, actor=actor, question=inputs.get("text", ""))
+    if needs == Needs.REASON:
+        return order_reject(order=order, actor=actor, reason=inputs.get("text", ""))
+    if needs == Needs.ANSWER:
+        return order_answer(order=order, actor=actor, answer=inputs.get("text", ""))
+    if needs == Needs.SHIPPING:
+        return order_ship(
+            order=order, actor=actor, carrier=inputs.get("carrier", ""),
+            tracking_number=inputs.get("tracking_number", ""),
+        )  # fmt: skip
+    if to_status == OrderStatus.CANCELLED:
+        return order_cancel(order=order, actor=actor, reason=inputs.get("text", ""))
+    return order_transition(
+        order=order, to_status=to_status, actor=actor, note=inputs.get("text", "")
+    )

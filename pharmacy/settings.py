@@ -48,7 +48,7 @@ PHARMACY_NAME = env.str("PHARMACY_NAME", default="Demo Compounding Pharmacy")
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
-    "django.contrib.admin",
+    "pharmacy.apps.PharmacyAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -58,3 +58,10 @@ def apply_transition(
             **(event_fields or {}),
         )  # fmt: skip
     return locked
+
+
+def refusal_text(error: ValidationError | PermissionDenied) -> str:
+    """What to tell the person whose move was refused."""
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error) or "You may not make this change."

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -7,10 +6,6 @@ from orders import order_views as order_pages
 from orders import views as order_views
 from pharmacy.forms import LoginForm, PortalPasswordResetForm
 from prescribers import views as prescriber_views
-
-admin.site.site_header = f"{settings.PHARMACY_NAME}: pharmacy"
-admin.site.site_title = "LDN pharmacy admin"
-admin.site.index_title = "Pharmacy operations"
 
 urlpatterns = [
     path("", order_views.home, name="home"),

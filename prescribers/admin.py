@@ -5,6 +5,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from pharmacy.admin import ReadOnlyInline, ReasonForm
+from pharmacy.state_machine import refusal_text
 
 from . import services
 from .models import Clinic, Prescriber, PrescriberEvent
@@ -72,9 +73,8 @@ class PrescriberAdmin(SimpleHistoryAdmin):
         for prescriber in queryset.order_by("pk"):
             try:
                 service(prescriber=prescriber, actor=request.user, **extra)
-            except (ValidationError, PermissionDenied) as exc:
-                message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
-                self.message_user(request, f"{prescriber}: {message}", messages.ERROR)
+            except (ValidationError, PermissionDenied) as refused:
+                self.message_user(request, f"{prescriber}: {refusal_text(refused)}", messages.ERROR)
             else:
                 changed += 1
         if changed:

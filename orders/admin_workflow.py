@@ -1,0 +1,112 @@
+"""The admin's side of the order workflow: the move buttons on an order, the form each move
+needs (a password to sign, a question, a reason, a tracking number), and the work queues."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from pharmacy.state_machine import refusal_text
+
+from .models import Order, OrderStatus
+from .services import order_move
+from .workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, allowed_moves
+
+S = OrderStatus
+WORK_QUEUES = [
+    # label, statuses (oldest first in the list they link to)
+    ("To review", [S.SUBMITTED, S.IN_REVIEW]),
+    ("On hold (waiting for the prescriber)", [S.ON_HOLD]),
+    ("To compound and dispense", [S.VERIFIED, S.COMPOUNDING]),
+    ("Ready to ship", [S.READY]),
+]
+
+
+def work_queues() -> list[dict]:
+    """Each queue with its count (one query) and a link to its orders, oldest first."""
+    counts = Order.objects.aggregate(
+        **{
+            f"queue{i}": Count("pk", filter=Q(status__in=statuses))
+            for i, (_, statuses) in enumerate(WORK_QUEUES)
+        }
+    )
+    changelist = reverse("admin:orders_order_changelist")
+    return [
+        {
+            "label": label,
+            "count": counts[f"queue{i}"],
+            "url": f"{changelist}?status__in={','.join(statuses)}",
+        }
+        for i, (label, statuses) in enumerate(WORK_QUEUES)
+    ]
+
+
+class MoveForm(forms.Form):
+    """The fields a move needs; the others are removed."""
+
+    password = forms.CharField(
+        label="Your password (electronic signature)", widget=forms.PasswordInput, strip=False
+    )
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
+    carrier = forms.CharField(max_length=50)
+    tracking_number = forms.CharField(max_length=100)
+
+    FIELDS = {
+        Needs.SIGNATURE: {"password": None},
+        Needs.QUESTION: {"text": "Question for the prescriber (no patient name needed)"},
+        Needs.REASON: {"text": "Why the order is rejected"},
+        Needs.ANSWER: {"text": "The prescriber's answer (for example, from a phone call)"},
+        Needs.SHIPPING: {"carrier": None, "tracking_number": None},
+        Needs.NOTE: {"text": "Note (optional)"},
+    }
+
+    def __init__(self, *args, needs: Needs, **kwargs):
+        super().__init__(*args, **kwargs)
+        keep = self.FIELDS[needs]
+        for name in list(self.fields):
+            if name not in keep:
+                del self.fields[name]
+            elif keep[name]:
+                self.fields[name].label = keep[name]
+        if needs == Needs.NOTE:
+            self.fields["text"].required = False
+
+
+def move_view(model_admin, request, object_id, to_status):
+    """GET: the form of the move; POST: make it through the service, then back to the order."""
+    order = get_object_or_404(Order, pk=object_id)
+    try:
+        to_status = S(to_status)
+    except ValueError:
+        raise PermissionDenied("No such move.") from None
+    move = TRANSITIONS.get((S(order.status), to_status))
+    if move is None or (to_status, move) not in allowed_moves(request.user, order):
+        messages.error(request, f"You cannot move order {order.number} to {to_status.label}.")
+        return redirect("admin:orders_order_change", order.pk)
+    form = MoveForm(request.POST if request.method == "POST" else None, needs=move.needs)
+    if request.method == "POST" and form.is_valid():
+        try:
+            order_move(
+                order=order, to_status=to_status, actor=request.user, inputs=form.cleaned_data
+            )
+        except (ValidationError, PermissionDenied) as refused:
+            form.add_error(None, refusal_text(refused))
+        else:
+            messages.success(request, f"Order {order.number}: {to_status.label.lower()}.")
+            return redirect("admin:orders_order_change", order.pk)
+    return TemplateResponse(
+        request,
+        "admin/orders/order/move.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": f"{move.label}: order {order.number}",
+            "order": order,
+            "move": move,
+            "form": form,
+            "signature_meaning": SIGNATURE_MEANING if move.needs == Needs.SIGNATURE else "",
+            "opts": Order._meta,
+        },
+    )

@@ -1,0 +1,280 @@
+"""The pharmacy's order workflow: the transition matrix, the e-signature, hold and answer,
+and the admin's move buttons and work queues."""
+
+import datetime
+import re
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+
+from orders.dosing import DosageForm, Regimen, Step
+from orders.models import Order, OrderEvent, OrderStatus, Prescription
+from orders.services import order_move, order_submit
+from orders.workflow import TRANSITIONS, Role
+from tests.factories import TEST_PASSWORD, PatientFactory, PrescriberFactory
+
+pytestmark = pytest.mark.django_db
+S = OrderStatus
+
+REGIMEN = Regimen(
+    dosage_form=DosageForm.CAPSULE, steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 30)),
+    doses_per_day=1, quantity=Decimal("44"), days_supply=44, refills=2,
+)  # fmt: skip
+INPUTS = {
+    "password": TEST_PASSWORD, "text": "Please confirm the patient stopped tramadol.",
+    "carrier": "UPS", "tracking_number": "1Z999AA10123456784",
+}  # fmt: skip
+
+
+def submitted_order(prescriber) -> Order:
+    patient = PatientFactory(
+        clinic=prescriber.clinic, takes_opioids=False, current_medications="",
+        date_of_birth=datetime.date(1970, 5, 5),
+    )  # fmt: skip
+    return order_submit(
+        actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
+        reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
+        acknowledged=[], idempotency_key=uuid.uuid4(),
+    )  # fmt: skip
+
+
+def with_status(order: Order, status: S) -> Order:
+    Order.objects.filter(pk=order.pk).update(status=status)
+    order.refresh_from_db()
+    return order
+
+
+@pytest.fixture
+def actors(prescriber, other_prescriber, pharmacist, technician):
+    return {
+        "prescriber": prescriber.user,
+        "other clinic's prescriber": other_prescriber.user,
+        "technician": technician,
+        "pharmacist": pharmacist,
+    }
+
+
+ROLE_OF = {"prescriber": Role.PRESCRIBER, "technician": Role.TECHNICIAN,
+           "pharmacist": Role.PHARMACIST, "other clinic's prescriber": None}  # fmt: skip
+
+
+@pytest.mark.parametrize("from_status", list(S))
+@pytest.mark.parametrize("to_status", list(S))
+def test_transition_matrix(prescriber, actors, from_status, to_status):
+    """Every status x target x role: allowed moves happen with one event; others change
+    nothing."""
+    if from_status == to_status:
+        return
+    order = with_status(submitted_order(prescriber), from_status)
+    move = TRANSITIONS.get((from_status, to_status))
+    for name, actor in actors.items():
+        events_before = OrderEvent.objects.filter(order=order).count()
+        allowed = move is not None and ROLE_OF[name] in move.roles
+        if allowed:
+            order_move(order=order, to_status=to_status, actor=actor, inputs=INPUTS)
+            order.refresh_from_db()
+            assert order.status == to_status, (name, from_status, to_status)
+            assert OrderEvent.objects.filter(order=order).count() == events_before + 1
+            event = order.events.last()
+            assert (event.actor, event.from_status, event.to_status) == (
+                actor, from_status, to_status,
+            )  # fmt: skip
+            order = with_status(order, from_status)  # back, for the next actor
+        else:
+            error = PermissionDenied if move is not None else ValidationError
+            with pytest.raises(error):
+                order_move(order=order, to_status=to_status, actor=actor, inputs=INPUTS)
+            order.refresh_from_db()
+            assert order.status == from_status
+            assert OrderEvent.objects.filter(order=order).count() == events_before
+
+
+def test_verification_is_an_electronic_signature_and_gives_the_rx_number(prescriber, pharmacist):
+    order = with_status(submitted_order(prescriber), S.IN_REVIEW)
+
+    with pytest.raises(ValidationError, match="The password is not correct"):
+        order_move(order=order, to_status=S.VERIFIED, actor=pharmacist,
+                   inputs={"password": "wrong-password"})  # fmt: skip
+    order.refresh_from_db()
+    assert order.status == S.IN_REVIEW
+    assert order.events.count() == 1
+    assert Prescription.objects.get().rx_number is None
+
+    order_move(order=order, to_status=S.VERIFIED, actor=pharmacist,
+               inputs={"password": TEST_PASSWORD})  # fmt: skip
+
+    event = order.events.last()
+    assert event.signed_by == f"{pharmacist.get_full_name()} <{pharmacist.email}>"
+    assert event.signature_meaning == "verified prescription"
+    assert event.actor == pharmacist
+    prescription = Prescription.objects.get()
+    assert prescription.rx_number == str(7000000 + prescription.pk)
+
+
+def test_a_technician_cannot_verify_even_with_the_right_password(prescriber, technician):
+    order = with_status(submitted_order(prescriber), S.IN_REVIEW)
+    with pytest.raises(PermissionDenied):
+        order_move(order=order, to_status=S.VERIFIED, actor=technician,
+                   inputs={"password": TEST_PASSWORD})  # fmt: skip
+    order.refresh_from_db()
+    assert (order.status, order.events.count()) == (S.IN_REVIEW, 1)
+    assert Prescription.objects.get().rx_number is None
+
+
+@pytest.mark.parametrize(
+    ("to_status", "inputs", "message"),
+    [
+        (S.ON_HOLD, {"text": "  "}, "Write the question for the prescriber."),
+        (S.REJECTED, {"text": ""}, "Write the reason for rejecting the order."),
+    ],
+)
+def test_hold_and_reject_need_words(prescriber, pharmacist, to_status, inputs, message):
+    order = with_status(submitted_order(prescriber), S.IN_REVIEW)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        order_move(order=order, to_status=to_status, actor=pharmacist, inputs=inputs)
+    assert order.events.count() == 1
+
+
+def test_shipping_needs_carrier_and_tracking(prescriber, technician):
+    order = with_status(submitted_order(prescriber), S.READY)
+    with pytest.raises(ValidationError, match=r"Write the tracking number\."):
+        order_move(order=order, to_status=S.SHIPPED, actor=technician, inputs={"carrier": "UPS"})
+    order_move(order=order, to_status=S.SHIPPED, actor=technician, inputs=INPUTS)
+    order.refresh_from_db()
+    assert (order.carrier, order.tracking_number) == ("UPS", "1Z999AA10123456784")
+
+
+def test_prescriber_answers_a_hold_on_the_order_page(prescriber_client, prescriber, pharmacist):
+    order = with_status(submitted_order(prescriber), S.IN_REVIEW)
+    order_move(order=order, to_status=S.ON_HOLD, actor=pharmacist,
+               inputs={"text": "Has the patient stopped tramadol?"})  # fmt: skip
+    page = prescriber_client.get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert "Has the patient stopped tramadol?" in page
+    assert reverse("order_answer", args=[order.pk]) in page
+
+    prescriber_client.post(reverse("order_answer", args=[order.pk]),
+                           {"answer": "Yes, three weeks ago."})  # fmt: skip
+
+    order.refresh_from_db()
+    assert order.status == S.IN_REVIEW
+    assert list(order.events.values_list("to_status", "note")) == [
+        ("submitted", "Prescription written and submitted."),
+        ("on_hold", "Has the patient stopped tramadol?"),
+        ("in_review", "Yes, three weeks ago."),
+    ]
+
+
+def amend_data(**overrides):
+    data = {
+        "dosage_form": "capsule", "concentration_mg_per_ml": "", "steps": "1 x 14, 2 x 30",
+        "doses_per_day": "1", "time_of_day": "morning", "quantity": "44", "days_supply": "44",
+        "refills": "1", "diagnosis_codes": "M79.7", "reason_for_compounding": "Low strength.",
+        "answer": "Starting lower, in the morning.",
+    }  # fmt: skip
+    return {**data, **overrides}
+
+
+def test_prescriber_amends_the_prescription_in_answer(prescriber_client, prescriber, pharmacist):
+    order = with_status(submitted_order(prescriber), S.ON_HOLD)
+    url = reverse("order_amend", args=[order.pk])
+    assert prescriber_client.get(url).context["form"].initial["steps"] == "1.5 x 14, 3 x 30"
+
+    refused = prescriber_client.post(url, amend_data(steps="6 x 44"))
+    assert "steps" in refused.context["form"].errors
+    order.refresh_from_db()
+    assert order.status == S.ON_HOLD
+
+    prescriber_client.post(url, amend_data())
+
+    order.refresh_from_db()
+    assert order.status == S.IN_REVIEW
+    prescription = order.prescription
+    assert prescription.directions == (
+        "Take 1 mg (1 capsule) in the morning for 14 days, then 2 mg (1 capsule) in the morning "
+        "for 30 days."
+    )
+    assert [int(line.quantity) for line in prescription.lines.all()] == [14, 30]
+    assert prescription.history.count() == 2  # the first version is kept
+    assert order.events.last().note.startswith("Starting lower, in the morning.")
+
+
+def test_another_clinic_cannot_answer(client, prescriber, other_prescriber):
+    order = with_status(submitted_order(prescriber), S.ON_HOLD)
+    client.force_login(other_prescriber.user)
+    assert client.post(reverse("order_answer", args=[order.pk]), {"answer": "x"}).status_code == 404
+    assert client.get(reverse("order_amend", args=[order.pk])).status_code == 404
+    order.refresh_from_db()
+    assert order.status == S.ON_HOLD
+
+
+def test_admin_takes_an_order_from_submitted_to_delivered(
+    client, prescriber, pharmacist, technician
+):
+    order = submitted_order(prescriber)
+
+    def move(user, to_status, **data):
+        client.force_login(user)
+        url = reverse("admin:orders_order_move", args=[order.pk, to_status])
+        assert client.get(url).status_code == 200
+        response = client.post(url, data)
+        assert response.status_code == 302, response.content.decode()[:500]
+        order.refresh_from_db()
+        assert order.status == to_status
+
+    move(pharmacist, S.IN_REVIEW)
+    move(pharmacist, S.VERIFIED, password=TEST_PASSWORD)
+    move(technician, S.COMPOUNDING)
+    move(pharmacist, S.READY)
+    move(technician, S.SHIPPED, carrier="UPS", tracking_number="1Z1")
+    move(technician, S.DELIVERED)
+
+    client.force_login(prescriber.user)
+    timeline = client.get(reverse("order_detail", args=[order.pk])).context["events"]
+    assert [event.to_status for event in timeline] == [
+        "submitted", "in_review", "verified", "compounding", "ready", "shipped", "delivered",
+    ]  # fmt: skip
+
+
+def test_admin_move_refuses_a_wrong_password_on_the_form(client, prescriber, pharmacist):
+    order = with_status(submitted_order(prescriber), S.IN_REVIEW)
+    client.force_login(pharmacist)
+    url = reverse("admin:orders_order_move", args=[order.pk, S.VERIFIED])
+    response = client.post(url, {"password": "not-it"})
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors() == [
+        "The password is not correct: the order was not verified."
+    ]
+    order.refresh_from_db()
+    assert order.status == S.IN_REVIEW
+
+
+def test_admin_shows_only_the_moves_of_the_role(client, prescriber, pharmacist, technician):
+    order = with_status(submitted_order(prescriber), S.IN_REVIEW)
+    page = reverse("admin:orders_order_change", args=[order.pk])
+    client.force_login(pharmacist)
+    assert [m.label for _, m in client.get(page).context["moves"]] == [
+        "Verify", "Put on hold", "Reject", "Cancel",
+    ]  # fmt: skip
+    client.force_login(technician)
+    assert client.get(page).context["moves"] == []
+    url = reverse("admin:orders_order_move", args=[order.pk, S.VERIFIED])
+    client.post(url, {"password": TEST_PASSWORD})
+    order.refresh_from_db()
+    assert (order.status, order.events.count()) == (S.IN_REVIEW, 1)
+
+
+def test_work_queues_on_the_admin_index(client, pharmacist):
+    prescriber = PrescriberFactory()
+    for status in (S.SUBMITTED, S.IN_REVIEW, S.ON_HOLD, S.VERIFIED, S.READY, S.READY, S.SHIPPED):
+        with_status(submitted_order(prescriber), status)
+    client.force_login(pharmacist)
+    queues = client.get(reverse("admin:index")).context["work_queues"]
+    assert [(q["label"], q["count"]) for q in queues] == [
+        ("To review", 2), ("On hold (waiting for the prescriber)", 1),
+        ("To compound and dispense", 1), ("Ready to ship", 2),
+    ]  # fmt: skip
+    listed = client.get(queues[0]["url"]).context["cl"].result_list
+    assert [o.status for o in listed] == ["submitted", "in_review"]  # oldest first
