@@ -5,6 +5,8 @@ an order's status."""
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pharmacy.roles import is_pharmacist, is_technician
+
 from .models import Order
 from .models import OrderStatus as S
 
@@ -58,12 +60,10 @@ def roles_of(actor, order: Order) -> set[Role]:
     of_this_clinic = prescriber is not None and prescriber.clinic_id == order.clinic_id
     if of_this_clinic and prescriber.is_approved:
         roles.add(Role.PRESCRIBER)
-    if actor.is_active and actor.is_staff:
-        groups = {group.name for group in actor.groups.all()}
-        if "Pharmacist" in groups or actor.is_superuser:
-            roles.add(Role.PHARMACIST)
-        if "Technician" in groups:
-            roles.add(Role.TECHNICIAN)
+    if is_pharmacist(actor):
+        roles.add(Role.PHARMACIST)
+    if is_technician(actor):
+        roles.add(Role.TECHNICIAN)
     return roles
 
 

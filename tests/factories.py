@@ -2,12 +2,23 @@
 
 import datetime
 import itertools
+from decimal import Decimal
 
 import factory
 from django.contrib.auth.models import Group
 
 from orders.models import Patient, Sex
-from pharmacy.models import User
+from pharmacy.models import (
+    Batch,
+    BatchStatus,
+    Formulation,
+    FormulationVersion,
+    FormulationVersionStatus,
+    Ingredient,
+    IngredientLot,
+    LotStatus,
+    User,
+)
 from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
 from prescribers.npi import npi_check_digit
 
@@ -110,3 +121,66 @@ def application_form(**overrides) -> dict[str, str]:
         "clinic-label_email": "labels@prairie.example.test",
         **overrides,
     }
+
+
+class IngredientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Ingredient
+        django_get_or_create = ["name"]
+
+    name = "naltrexone HCl"
+    kind = Ingredient.Kind.ACTIVE
+    unit = "mg"
+
+
+class IngredientLotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = IngredientLot
+
+    ingredient = factory.SubFactory(IngredientFactory)
+    manufacturer = "Example Bulk Chemicals"
+    lot_number = factory.Sequence(lambda n: f"NX-{2200 + n}")
+    expires_on = datetime.date(2028, 3, 31)
+    quantity_received = Decimal("25000")
+    certificate_of_analysis = factory.Sequence(lambda n: f"COA-{n:04d}")
+    status = LotStatus.RELEASED
+    received_on = datetime.date(2026, 1, 15)
+    received_by = factory.SubFactory(UserFactory, is_staff=True)
+
+
+class FormulationVersionFactory(factory.django.DjangoModelFactory):
+    """An approved master formulation record of the 1.5 mg capsule unless told otherwise."""
+
+    class Meta:
+        model = FormulationVersion
+
+    formulation = factory.LazyFunction(
+        lambda: Formulation.objects.get(dosage_form="capsule", strength_mg=Decimal("1.5"))
+    )
+    version = factory.Sequence(lambda n: n + 1)
+    status = FormulationVersionStatus.APPROVED
+    bud_category = "nonaqueous_solid"
+    storage = "Store at room temperature or in a refrigerator"
+    container = "Amber plastic vial, child-resistant cap"
+    compounding_instructions = "Geometric dilution with microcrystalline cellulose; fill size 3."
+    qc_checks = ["Capsule weight within 10 % of target", "Appearance", "Label check"]
+    auxiliary_labels = ["Do not take with opioid pain or cough medicines"]
+    author = factory.SubFactory(UserFactory, is_staff=True)
+
+
+class BatchFactory(factory.django.DjangoModelFactory):
+    """A released batch with units on the shelf, unless told otherwise."""
+
+    class Meta:
+        model = Batch
+
+    lot_number = factory.Sequence(lambda n: f"TEST-{n:05d}")
+    formulation_version = factory.SubFactory(FormulationVersionFactory)
+    status = BatchStatus.RELEASED
+    compounded_on = datetime.date(2026, 11, 1)
+    compounded_by = factory.SubFactory(UserFactory, is_staff=True)
+    planned_units = Decimal("100")
+    actual_units = Decimal("100")
+    units_remaining = Decimal("100")
+    beyond_use_date = datetime.date(2027, 4, 30)
+    bud_explanation = "180 days (nonaqueous solid, USP <795>)"

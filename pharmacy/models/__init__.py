@@ -1,0 +1,53 @@
+"""The pharmacy's own models: accounts, the catalogue with its master formulation records,
+ingredient lots, compounding batches, dispensing and recalls."""
+
+from .accounts import User, UserManager, normalize_email_address
+from .base import PostalAddress, StatusEvent
+from .catalogue import (
+    DosageForm,
+    Formulation,
+    FormulationIngredient,
+    FormulationQuerySet,
+    FormulationVersion,
+    FormulationVersionStatus,
+    Ingredient,
+)
+from .compounding import (
+    Batch,
+    BatchEvent,
+    BatchIngredient,
+    BatchStatus,
+    Dispense,
+    IngredientLot,
+    IngredientLotEvent,
+    LotStatus,
+    QcResult,
+    Recall,
+    RecallNotice,
+)
+
+__all__ = [
+    "Batch",
+    "BatchEvent",
+    "BatchIngredient",
+    "BatchStatus",
+    "Dispense",
+    "DosageForm",
+    "Formulation",
+    "FormulationIngredient",
+    "FormulationQuerySet",
+    "FormulationVersion",
+    "FormulationVersionStatus",
+    "Ingredient",
+    "IngredientLot",
+    "IngredientLotEvent",
+    "LotStatus",
+    "PostalAddress",
+    "QcResult",
+    "Recall",
+    "RecallNotice",
+    "StatusEvent",
+    "User",
+    "UserManager",
+    "normalize_email_address",
+]

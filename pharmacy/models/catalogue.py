@@ -1,0 +1,149 @@
+"""The pharmacy's catalogue and its master formulation records."""
+
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from ..bud import BudCategory
+
+
+class DosageForm(models.TextChoices):
+    """The dosage forms the pharmacy compounds (values match orders.dosing.DosageForm)."""
+
+    CAPSULE = "capsule", "Capsule"
+    ORAL_LIQUID = "oral_liquid", "Oral liquid"
+    SUBLINGUAL_DROPS = "sublingual_drops", "Sublingual drops"
+    TOPICAL_CREAM = "topical_cream", "Topical cream"
+
+
+class FormulationQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class Formulation(models.Model):
+    """One product of the catalogue: a capsule strength, or a liquid, drops or cream at a
+    concentration. Prescribers can order only what is here and active."""
+
+    name = models.CharField(max_length=120, unique=True)
+    dosage_form = models.CharField(max_length=20, choices=DosageForm.choices)
+    strength_mg = models.DecimalField(
+        "strength (mg per capsule)", max_digits=6, decimal_places=3, null=True, blank=True
+    )
+    concentration_mg_per_ml = models.DecimalField(
+        "concentration (mg/mL)", max_digits=6, decimal_places=3, null=True, blank=True
+    )
+    unit = models.CharField(max_length=10, help_text="What the quantity counts: capsule or mL.")
+    is_active = models.BooleanField(default=True)
+
+    objects = FormulationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["dosage_form", "strength_mg", "concentration_mg_per_ml"]
+        constraints = [
+            models.CheckConstraint(
+                name="formulation_strength_or_concentration",
+                condition=(
+                    models.Q(
+                        dosage_form="capsule",
+                        strength_mg__gt=0,
+                        concentration_mg_per_ml__isnull=True,
+                    )
+                    | (
+                        ~models.Q(dosage_form="capsule")
+                        & models.Q(strength_mg__isnull=True, concentration_mg_per_ml__gt=0)
+                    )
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Ingredient(models.Model):
+    """A bulk drug substance or excipient (503A: from a supplier with a certificate of analysis)."""
+
+    class Kind(models.TextChoices):
+        ACTIVE = "active", "Active ingredient"
+        EXCIPIENT = "excipient", "Excipient"
+
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    unit = models.CharField(max_length=10, help_text="How amounts are measured: mg, g or mL.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class FormulationVersionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    APPROVED = "approved", "Approved"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class FormulationVersion(models.Model):
+    """A master formulation record. A change is a new version, approved by a pharmacist who did
+    not write it; batches point at the version they were made by."""
+
+    formulation = models.ForeignKey(Formulation, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveSmallIntegerField()
+    status = models.CharField(
+        max_length=10, choices=FormulationVersionStatus.choices,
+        default=FormulationVersionStatus.DRAFT,
+    )  # fmt: skip
+    bud_category = models.CharField("BUD category (USP <795>)", max_length=30,
+                                    choices=[(c.value, c.label) for c in BudCategory])  # fmt: skip
+    storage = models.CharField(max_length=200)
+    container = models.CharField(max_length=200)
+    compounding_instructions = models.TextField()
+    qc_checks = models.JSONField(
+        "QC checks", default=list, help_text="One check per line: each batch records pass or fail."
+    )
+    auxiliary_labels = models.JSONField(default=list)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["formulation", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["formulation", "version"], name="one_number_per_version"
+            ),
+            # At most one approved version of a formulation at a time.
+            models.UniqueConstraint(
+                fields=["formulation"],
+                condition=models.Q(status="approved"),
+                name="one_approved_version",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.formulation} v{self.version} ({self.get_status_display().lower()})"
+
+    @property
+    def bud(self) -> BudCategory:
+        return BudCategory(self.bud_category)
+
+
+class FormulationIngredient(models.Model):
+    version = models.ForeignKey(
+        FormulationVersion, on_delete=models.CASCADE, related_name="ingredients"
+    )
+    ingredient = models.ForeignKey(Ingredient, on_delete=models.PROTECT, related_name="+")
+    amount_per_unit = models.DecimalField(max_digits=10, decimal_places=4)
+
+    class Meta:
+        ordering = ["version", "ingredient__name"]
+
+    def __str__(self):
+        return f"{self.ingredient} {self.amount_per_unit.normalize():f} {self.ingredient.unit}"

@@ -1,0 +1,241 @@
+"""Ingredient lots, compounding batches with their QC, dispenses from batches, and recalls."""
+
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from .base import StatusEvent
+from .catalogue import FormulationVersion, Ingredient
+
+
+class LotStatus(models.TextChoices):
+    QUARANTINE = "quarantine", "Quarantine"
+    RELEASED = "released", "Released"
+    REJECTED = "rejected", "Rejected"
+    RECALLED = "recalled", "Recalled"
+
+
+class IngredientLot(models.Model):
+    """A received lot of an ingredient; usable in batches once released."""
+
+    ingredient = models.ForeignKey(Ingredient, on_delete=models.PROTECT, related_name="lots")
+    manufacturer = models.CharField(max_length=120)
+    lot_number = models.CharField(max_length=60)
+    expires_on = models.DateField()
+    quantity_received = models.DecimalField(max_digits=12, decimal_places=3)
+    certificate_of_analysis = models.CharField(
+        max_length=200, help_text="Reference of the supplier's certificate of analysis."
+    )
+    status = models.CharField(
+        max_length=12, choices=LotStatus.choices, default=LotStatus.QUARANTINE
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    received_on = models.DateField()
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["ingredient__name", "expires_on"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ingredient", "manufacturer", "lot_number"], name="one_record_per_lot"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.ingredient} lot {self.lot_number}"
+
+
+class IngredientLotEvent(StatusEvent):
+    subject_field = "lot"
+
+    lot = models.ForeignKey(IngredientLot, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=12, choices=LotStatus.choices, blank=True)
+    to_status = models.CharField(max_length=12, choices=LotStatus.choices)
+
+    class Meta(StatusEvent.Meta):
+        pass
+
+
+class BatchStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    AWAITING_QC = "awaiting_qc", "Awaiting QC"
+    RELEASED = "released", "Released"
+    REJECTED = "rejected", "Rejected"
+    QUARANTINED = "quarantined", "Quarantined"
+    RECALLED = "recalled", "Recalled"
+
+
+class Batch(models.Model):
+    """A compounding record: what was made, from which lots, by whom, its QC and its BUD."""
+
+    lot_number = models.CharField("pharmacy lot number", max_length=30, unique=True)
+    formulation_version = models.ForeignKey(
+        FormulationVersion, on_delete=models.PROTECT, related_name="batches"
+    )
+    status = models.CharField(
+        max_length=12, choices=BatchStatus.choices, default=BatchStatus.IN_PROGRESS
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    compounded_on = models.DateField()
+    compounded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    planned_units = models.DecimalField(max_digits=10, decimal_places=2)
+    actual_units = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    # Never below zero: dispensing updates it with F() under a row lock (see dispensing).
+    units_remaining = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    deviations = models.TextField(blank=True)
+    bud_shortened_to = models.DateField(
+        "BUD shortened to", null=True, blank=True,
+        help_text="A pharmacist may shorten the beyond-use date, never lengthen it.",
+    )  # fmt: skip
+    beyond_use_date = models.DateField(null=True, blank=True)
+    bud_explanation = models.CharField(max_length=500, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "batches"
+        ordering = ["-compounded_on", "-pk"]
+        indexes = [models.Index(fields=["status", "beyond_use_date"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(units_remaining__gte=0), name="batch_units_not_negative"
+            )
+        ]
+
+    def __str__(self):
+        return self.lot_number
+
+    @property
+    def formulation(self):
+        return self.formulation_version.formulation
+
+
+class BatchIngredient(models.Model):
+    """An ingredient lot used in a batch, and how much of it."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="ingredients")
+    lot = models.ForeignKey(IngredientLot, on_delete=models.PROTECT, related_name="uses")
+    amount = models.DecimalField(max_digits=12, decimal_places=4)
+
+    class Meta:
+        ordering = ["batch", "pk"]
+
+    def __str__(self):
+        return f"{self.lot}: {self.amount.normalize():f} {self.lot.ingredient.unit}"
+
+
+class QcResult(models.Model):
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="qc_results")
+    check_name = models.CharField(max_length=200)
+    passed = models.BooleanField()
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["batch", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "check_name"], name="one_result_per_check")
+        ]
+
+    def __str__(self):
+        return f"{self.check_name}: {'pass' if self.passed else 'fail'}"
+
+
+class BatchEvent(StatusEvent):
+    subject_field = "batch"
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=12, choices=BatchStatus.choices, blank=True)
+    to_status = models.CharField(max_length=12, choices=BatchStatus.choices)
+
+    class Meta(StatusEvent.Meta):
+        pass
+
+
+class Dispense(models.Model):
+    """Units of one batch given to one line of an order."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="dispenses")
+    line = models.ForeignKey(
+        "orders.PrescriptionLine", on_delete=models.PROTECT, related_name="dispenses"
+    )
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="dispenses")
+    units = models.DecimalField(max_digits=10, decimal_places=2)
+    dispensed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    dispensed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(units__gt=0), name="dispense_units_positive")
+        ]
+
+    def __str__(self):
+        return f"{self.units.normalize():f} from {self.batch} for {self.order}"
+
+
+class Recall(models.Model):
+    """A recall of a batch, or of an ingredient lot and every batch made from it."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="recalls")  # fmt: skip
+    ingredient_lot = models.ForeignKey(
+        IngredientLot, on_delete=models.PROTECT, null=True, blank=True, related_name="recalls"
+    )
+    reason = models.TextField()
+    initiated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    initiated_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-initiated_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                name="recall_of_batch_or_lot",
+                condition=(
+                    models.Q(batch__isnull=False, ingredient_lot__isnull=True)
+                    | models.Q(batch__isnull=True, ingredient_lot__isnull=False)
+                ),
+            )
+        ]
+
+    def __str__(self):
+        return f"Recall of {self.batch or self.ingredient_lot}"
+
+
+class RecallNotice(models.Model):
+    """A notice owed to one affected clinic; the notifications work sends it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="notices")
+    clinic = models.ForeignKey("prescribers.Clinic", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recall", "clinic__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["recall", "clinic"], name="one_notice_per_clinic")
+        ]
+
+    def __str__(self):
+        return f"{self.recall} -> {self.clinic}"

@@ -1,0 +1,21 @@
+"""Staff roles come from the two groups made by migration 0002: Pharmacist and Technician.
+A superuser counts as a pharmacist."""
+
+PHARMACIST_GROUP = "Pharmacist"
+TECHNICIAN_GROUP = "Technician"
+
+
+def _groups(user) -> set[str]:
+    if not (user.is_active and user.is_staff):
+        return set()
+    return {group.name for group in user.groups.all()}
+
+
+def is_pharmacist(user) -> bool:
+    return bool(user.is_active and user.is_staff and user.is_superuser) or (
+        PHARMACIST_GROUP in _groups(user)
+    )
+
+
+def is_technician(user) -> bool:
+    return TECHNICIAN_GROUP in _groups(user)
