@@ -80,3 +80,6 @@ class FormulationAdmin(admin.ModelAdmin):
                     "is_active"]  # fmt: skip
     list_filter = ["dosage_form", "is_active"]
     search_fields = ["name"]
+
+
+from . import admin_compounding  # noqa: E402,F401 - registers the compounding admin

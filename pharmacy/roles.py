@@ -19,3 +19,10 @@ def is_pharmacist(user) -> bool:
 
 def is_technician(user) -> bool:
     return TECHNICIAN_GROUP in _groups(user)
+
+
+def has_staff_role(user, roles) -> bool:
+    """Whether the user holds one of the roles ("pharmacist", "technician") of a move."""
+    return ("pharmacist" in roles and is_pharmacist(user)) or (
+        "technician" in roles and is_technician(user)
+    )

@@ -223,3 +223,5 @@ LDN_DOSING_POLICY = env.json("LDN_DOSING_POLICY", default={})
 PRESCRIPTION_VALID_MONTHS = env.int("PRESCRIPTION_VALID_MONTHS", default=12)
 # Rx numbers are this plus the prescription's id: unique, given at verification.
 RX_NUMBER_START = env.int("RX_NUMBER_START", default=7000000)
+# USP <795>: which day counts as day 1 of a beyond-use date (default: the day after compounding).
+BUD_COMPOUNDING_DATE_IS_DAY_ONE = env.bool("BUD_COMPOUNDING_DATE_IS_DAY_ONE", default=False)

@@ -1,11 +1,9 @@
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.template.response import TemplateResponse
+from django.contrib import admin
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from pharmacy.admin import ReadOnlyInline, ReasonForm
-from pharmacy.state_machine import refusal_text
+from pharmacy.admin_actions import run_for_each, with_form
 
 from . import services
 from .models import Clinic, Prescriber, PrescriberEvent
@@ -68,59 +66,46 @@ class PrescriberAdmin(SimpleHistoryAdmin):
             '<strong style="color:{}">{}</strong>', colour, prescriber.get_status_display()
         )
 
-    def _decide(self, request, queryset, service, done: str, **extra):
-        changed = 0
-        for prescriber in queryset.order_by("pk"):
-            try:
-                service(prescriber=prescriber, actor=request.user, **extra)
-            except (ValidationError, PermissionDenied) as refused:
-                self.message_user(request, f"{prescriber}: {refusal_text(refused)}", messages.ERROR)
-            else:
-                changed += 1
-        if changed:
-            self.message_user(request, f"{changed} prescriber(s) {done}.", messages.SUCCESS)
+    def _decide(self, request, queryset, service, done: str):
+        run_for_each(self, request, queryset,
+                     lambda p: service(prescriber=p, actor=request.user), done)  # fmt: skip
 
     def _decide_with_reason(self, request, queryset, service, done: str, title: str):
-        form = ReasonForm(request.POST if "reason" in request.POST else None)
-        if form.is_valid():
-            self._decide(request, queryset, service, done, reason=form.cleaned_data["reason"])
-            return None
-        return TemplateResponse(
-            request,
-            "admin/prescribers/reason.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": title,
-                "form": form,
-                "prescribers": queryset,
-                "action": request.POST["action"],
-                "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            },
-        )
+        return with_form(
+            self, request, queryset, form_class=ReasonForm, title=title, done=done,
+            call=lambda p, data: service(prescriber=p, actor=request.user, reason=data["reason"]),
+        )  # fmt: skip
 
     @admin.action(
         description="Approve selected applications (emails a set-password link)",
         permissions=["decide"],
     )
     def approve(self, request, queryset):
-        self._decide(request, queryset, services.prescriber_approve, "approved")
+        self._decide(request, queryset, services.prescriber_approve, "prescriber(s) approved")
 
     @admin.action(description="Decline selected applications", permissions=["decide"])
     def decline(self, request, queryset):
         return self._decide_with_reason(
-            request, queryset, services.prescriber_decline, "declined", "Decline applications"
+            request,
+            queryset,
+            services.prescriber_decline,
+            "prescriber(s) declined",
+            "Decline applications",
         )
 
     @admin.action(description="Suspend selected prescribers", permissions=["decide"])
     def suspend(self, request, queryset):
         return self._decide_with_reason(
-            request, queryset, services.prescriber_suspend, "suspended", "Suspend prescribers"
+            request,
+            queryset,
+            services.prescriber_suspend,
+            "prescriber(s) suspended",
+            "Suspend prescribers",
         )
 
     @admin.action(description="Reinstate selected suspended prescribers", permissions=["decide"])
     def reinstate(self, request, queryset):
-        self._decide(request, queryset, services.prescriber_reinstate, "reinstated")
+        self._decide(request, queryset, services.prescriber_reinstate, "prescriber(s) reinstated")
 
     def has_decide_permission(self, request):
         return request.user.has_perm(services.DECIDE_PERMISSION)

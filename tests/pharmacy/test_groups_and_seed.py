@@ -28,12 +28,27 @@ def test_staff_groups_exist_with_their_permissions():
         "orders.view_patient", "orders.add_patient", "orders.change_patient",
         "pharmacy.view_formulation", "pharmacy.change_formulation", "orders.view_prescription",
         "orders.view_order", "orders.view_orderevent",
+        *compounding("view", "add", "change", models=[
+            "ingredient", "ingredientlot", "formulationversion", "formulationingredient", "batch",
+            "batchingredient", "qcresult"]),
+        *compounding("view", models=["ingredientlotevent", "batchevent", "dispense",
+                                     "recallnotice"]),
+        "pharmacy.view_recall", "pharmacy.add_recall",
     }  # fmt: skip
     assert permissions("Technician") == {
         "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
         "pharmacy.view_formulation", "orders.view_prescription", "orders.view_order",
         "orders.view_orderevent",
+        *compounding("view", models=["ingredient", "formulationversion", "formulationingredient",
+                                     "ingredientlotevent", "batchevent", "dispense",
+                                     "recallnotice"]),
+        *compounding("view", "add", "change", models=["ingredientlot", "batch",
+                                                      "batchingredient", "qcresult"]),
     }  # fmt: skip
+
+
+def compounding(*verbs, models):
+    return {f"pharmacy.{verb}_{model}" for model in models for verb in verbs}
 
 
 def counts():

@@ -39,11 +39,14 @@ def test_decline_asks_for_a_reason_first(pharmacist_client):
 
     page = run_action(pharmacist_client, "decline", [applicant])
 
-    assert page.templates[0].name == "admin/prescribers/reason.html"
+    assert page.templates[0].name == "admin/action_form.html"
     applicant.refresh_from_db()
     assert applicant.status == PrescriberStatus.PENDING
 
-    run_action(pharmacist_client, "decline", [applicant], reason="NPI belongs to someone else")
+    run_action(
+        pharmacist_client, "decline", [applicant], reason="NPI belongs to someone else",
+        _confirmed="1",
+    )  # fmt: skip
 
     applicant.refresh_from_db()
     assert applicant.status == PrescriberStatus.DECLINED

@@ -1,0 +1,411 @@
+"""The admin of the compounding records: master formulation versions, ingredient lots,
+batches (recorded through the services, read-only once released) and dispenses."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from . import batches, formulations
+from .admin import ReadOnlyInline, ReasonForm
+from .admin_actions import run_for_each, with_form
+from .models import (
+    Batch,
+    BatchEvent,
+    BatchIngredient,
+    BatchStatus,
+    Dispense,
+    FormulationIngredient,
+    FormulationVersion,
+    FormulationVersionStatus,
+    Ingredient,
+    IngredientLot,
+    IngredientLotEvent,
+    QcResult,
+)
+from .roles import has_staff_role, is_pharmacist
+from .state_machine import refusal_text
+
+
+@admin.register(Ingredient)
+class IngredientAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "unit"]
+    search_fields = ["name"]
+
+
+class FormulationIngredientInline(admin.TabularInline):
+    model = FormulationIngredient
+    extra = 0
+    autocomplete_fields = ["ingredient"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None or obj.status == FormulationVersionStatus.DRAFT
+
+    has_add_permission = has_delete_permission = has_change_permission
+
+
+@admin.register(FormulationVersion)
+class FormulationVersionAdmin(SimpleHistoryAdmin):
+    """Master formulation records. Approved and superseded versions are read-only; a change
+    is a new draft ("New version from this"), approved by another pharmacist."""
+
+    list_display = ["formulation", "version", "status", "bud_category", "author", "approved_by"]
+    list_filter = ["status", "formulation__dosage_form"]
+    list_select_related = ["formulation", "author", "approved_by"]
+    search_fields = ["formulation__name"]
+    inlines = [FormulationIngredientInline]
+    readonly_fields = [
+        "formulation",
+        "version",
+        "status",
+        "author",
+        "created_at",
+        "approved_by",
+        "approved_at",
+    ]
+    actions = ["approve", "new_version"]
+
+    def has_add_permission(self, request):
+        return False  # new versions come from "New version from this"
+
+    def has_change_permission(self, request, obj=None):
+        editable = obj is None or obj.status == FormulationVersionStatus.DRAFT
+        return editable and super().has_change_permission(request, obj)
+
+    @admin.action(description="Approve selected drafts (not your own)")
+    def approve(self, request, queryset):
+        def approve(version):
+            formulations.formulation_version_approve(version=version, actor=request.user)
+
+        run_for_each(self, request, queryset, approve, "version(s) approved")
+
+    @admin.action(description="New version from this (a draft to edit)")
+    def new_version(self, request, queryset):
+        def copy(version):
+            formulations.formulation_version_draft(
+                formulation=version.formulation,
+                actor=request.user,
+                ingredients=[(i.ingredient, i.amount_per_unit) for i in version.ingredients.all()],
+                **{name: getattr(version, name) for name in formulations.VERSION_FIELDS},
+            )
+
+        run_for_each(self, request, queryset, copy, "draft(s) made")
+
+
+class LotEventInline(ReadOnlyInline):
+    model = IngredientLotEvent
+    fields = ["created_at", "actor", "from_status", "to_status", "note"]
+    readonly_fields = fields
+
+
+class LotForm(forms.ModelForm):
+    class Meta:
+        model = IngredientLot
+        fields = [
+            "ingredient",
+            "manufacturer",
+            "lot_number",
+            "expires_on",
+            "quantity_received",
+            "certificate_of_analysis",
+        ]
+
+
+@admin.register(IngredientLot)
+class IngredientLotAdmin(SimpleHistoryAdmin):
+    form = LotForm
+    list_display = ["__str__", "manufacturer", "expires_on", "status", "received_on"]
+    list_filter = ["status", "ingredient"]
+    list_select_related = ["ingredient"]
+    search_fields = ["lot_number", "manufacturer", "ingredient__name"]
+    autocomplete_fields = ["ingredient"]
+    inlines = [LotEventInline]
+    actions = ["release", "reject"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else [*LotForm.Meta.fields, "status", "received_by"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        try:
+            saved = batches.lot_receive(actor=request.user, **form.cleaned_data)
+        except (ValidationError, PermissionDenied) as refused:
+            raise PermissionDenied(refusal_text(refused)) from refused
+        obj.pk = saved.pk
+
+    @admin.action(description="Release selected lots for use")
+    def release(self, request, queryset):
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda lot: batches.lot_release(lot=lot, actor=request.user),
+            "lot(s) released",
+        )
+
+    @admin.action(description="Reject selected lots")
+    def reject(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            queryset,
+            form_class=ReasonForm,
+            title="Reject lots",
+            call=lambda lot, data: batches.lot_reject(lot=lot, actor=request.user, **data),
+            done="lot(s) rejected",
+        )
+
+
+class BatchIngredientInline(admin.TabularInline):
+    model = BatchIngredient
+    extra = 1
+    fields = ["lot", "amount"]
+    autocomplete_fields = ["lot"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a recorded use is not edited; a mistake is recorded as a deviation
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request, obj=None):
+        return obj is not None and obj.status == BatchStatus.IN_PROGRESS
+
+
+class QcResultInline(admin.TabularInline):
+    model = QcResult
+    extra = 0
+    fields = ["check_name", "passed", "notes", "recorded_by", "recorded_at"]
+    readonly_fields = ["check_name", "passed", "notes", "recorded_by", "recorded_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False  # recorded with the "Record QC" action
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BatchEventInline(ReadOnlyInline):
+    model = BatchEvent
+    fields = ["created_at", "actor", "from_status", "to_status", "note"]
+    readonly_fields = fields
+
+
+class DispenseInline(ReadOnlyInline):
+    model = Dispense
+    fields = ["order", "units", "dispensed_by", "dispensed_at"]
+    readonly_fields = fields
+
+
+class BatchAddForm(forms.ModelForm):
+    class Meta:
+        model = Batch
+        fields = ["formulation_version", "planned_units", "compounded_on"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["formulation_version"].queryset = FormulationVersion.objects.filter(
+            status=FormulationVersionStatus.APPROVED
+        ).select_related("formulation")
+
+
+class YieldForm(forms.Form):
+    actual_units = forms.DecimalField(label="Actual yield (units)", max_digits=10, decimal_places=2)
+    deviations = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class QcForm(forms.Form):
+    check_name = forms.CharField(label="QC check (as written in the formulation record)")
+    passed = forms.BooleanField(required=False, help_text="Tick if the check passed.")
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ReleaseForm(forms.Form):
+    bud_shortened_to = forms.DateField(
+        label="Shorten the BUD to (optional)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+
+@admin.register(Batch)
+class BatchAdmin(SimpleHistoryAdmin):
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
+    list_display = [
+        "lot_number",
+        "product",
+        "status_badge",
+        "compounded_on",
+        "compounded_by",
+        "units_remaining",
+        "beyond_use_date",
+    ]
+    list_filter = ["status", "formulation_version__formulation__dosage_form"]
+    list_select_related = ["formulation_version__formulation", "compounded_by"]
+    search_fields = ["lot_number", "ingredients__lot__lot_number"]
+    show_full_result_count = False
+    inlines = [BatchIngredientInline, QcResultInline, DispenseInline, BatchEventInline]
+    actions = ["submit_for_qc", "record_qc", "release", "reject", "quarantine"]
+    readonly_fields = [
+        "lot_number",
+        "formulation_version",
+        "status",
+        "compounded_on",
+        "compounded_by",
+        "planned_units",
+        "actual_units",
+        "units_remaining",
+        "deviations",
+        "bud_shortened_to",
+        "beyond_use_date",
+        "bud_explanation",
+        "qc_checks",
+        "released_by",
+        "released_at",
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = BatchAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def get_inlines(self, request, obj):
+        return [] if obj is None else self.inlines
+
+    def has_change_permission(self, request, obj=None):
+        # A released (or rejected, recalled) batch's record is read-only.
+        open_record = obj is None or obj.status in batches.EDITABLE
+        return open_record and super().has_change_permission(request, obj)
+
+    @admin.display(description="product", ordering="formulation_version__formulation__name")
+    def product(self, batch):
+        return batch.formulation_version.formulation
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, batch):
+        return format_html(
+            '<span class="batch-status batch-status-{}">{}</span>',
+            batch.status,
+            batch.get_status_display(),
+        )
+
+    @admin.display(description="QC checks of the formulation record")
+    def qc_checks(self, batch):
+        return "; ".join(batch.formulation_version.qc_checks)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # only inlines change on an open record (see save_formset)
+        try:
+            saved = batches.batch_start(actor=request.user, **form.cleaned_data)
+        except (ValidationError, PermissionDenied) as refused:
+            raise PermissionDenied(refusal_text(refused)) from refused
+        obj.pk, obj.lot_number = saved.pk, saved.lot_number
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not BatchIngredient:
+            return
+        for inline_form in formset.extra_forms:
+            data = getattr(inline_form, "cleaned_data", None)
+            if not data or not inline_form.has_changed():
+                continue
+            try:
+                batches.batch_add_ingredient(
+                    batch=form.instance, lot=data["lot"], amount=data["amount"], actor=request.user
+                )
+            except (ValidationError, PermissionDenied) as refused:
+                messages.error(request, refusal_text(refused))
+
+    @admin.action(description="Record the yield and send to QC")
+    def submit_for_qc(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            queryset,
+            form_class=YieldForm,
+            title="Send to QC",
+            done="batch(es) sent to QC",
+            call=lambda b, data: batches.batch_submit_for_qc(batch=b, actor=request.user, **data),
+        )
+
+    @admin.action(description="Record a QC result")
+    def record_qc(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            queryset,
+            form_class=QcForm,
+            title="Record QC",
+            done="QC result(s) recorded",
+            call=lambda b, data: batches.batch_record_qc(batch=b, actor=request.user, **data),
+        )
+
+    @admin.action(description="Release selected batches (pharmacist who did not compound them)")
+    def release(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            queryset,
+            form_class=ReleaseForm,
+            title="Release",
+            done="batch(es) released",
+            call=lambda b, data: batches.batch_release(batch=b, actor=request.user, **data),
+        )
+
+    @admin.action(description="Reject selected batches")
+    def reject(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            queryset,
+            form_class=ReasonForm,
+            title="Reject",
+            done="batch(es) rejected",
+            call=lambda b, data: batches.batch_reject(batch=b, actor=request.user, **data),
+        )
+
+    @admin.action(description="Quarantine selected batches")
+    def quarantine(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            queryset,
+            form_class=ReasonForm,
+            title="Quarantine",
+            done="batch(es) quarantined",
+            call=lambda b, data: batches.batch_quarantine(batch=b, actor=request.user, **data),
+        )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not has_staff_role(request.user, {"pharmacist", "technician"}):
+            return {}
+        if not is_pharmacist(request.user):
+            for name in ("release", "reject", "quarantine"):
+                actions.pop(name, None)
+        return actions
+
+
+@admin.register(Dispense)
+class DispenseAdmin(admin.ModelAdmin):
+    list_display = ["order", "batch", "units", "dispensed_by", "dispensed_at"]
+    list_select_related = ["order", "batch", "dispensed_by"]
+    search_fields = ["batch__lot_number"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
