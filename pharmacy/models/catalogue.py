@@ -103,7 +103,7 @@ class FormulationVersion(models.Model):
     qc_checks = models.JSONField(
         "QC checks", default=list, help_text="One check per line: each batch records pass or fail."
     )
-    auxiliary_labels = models.JSONField(default=list)
+    auxiliary_labels = models.JSONField(default=list, blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     approved_by = models.ForeignKey(
