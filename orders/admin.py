@@ -6,9 +6,18 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from pharmacy.admin import ReadOnlyInline
+from pharmacy.roles import has_staff_role
 
-from .admin_workflow import move_view
-from .models import Order, OrderEvent, Patient, Prescription, PrescriptionLine, PrescriptionStep
+from .admin_workflow import dispense_view, move_view
+from .models import (
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Patient,
+    Prescription,
+    PrescriptionLine,
+    PrescriptionStep,
+)
 from .workflow import allowed_moves
 
 
@@ -126,6 +135,11 @@ class OrderAdmin(SimpleHistoryAdmin):
         move = self.admin_site.admin_view(partial(move_view, self))
         return [
             path("<path:object_id>/move/<str:to_status>/", move, name="orders_order_move"),
+            path(
+                "<path:object_id>/dispense/",
+                self.admin_site.admin_view(partial(dispense_view, self)),
+                name="orders_order_dispense",
+            ),
             *super().get_urls(),
         ]
 
@@ -141,5 +155,8 @@ class OrderAdmin(SimpleHistoryAdmin):
                 "lines": prescription.lines.select_related("formulation"),
                 "findings": prescription.findings,
                 "events": order.events.select_related("actor"),
+                "dispenses": order.dispenses.select_related("batch", "line__formulation"),
+                "may_dispense": order.status in (OrderStatus.VERIFIED, OrderStatus.COMPOUNDING)
+                and has_staff_role(request.user, {"pharmacist", "technician"}),
             }
         return super().change_view(request, object_id, form_url, extra_context)

@@ -110,3 +110,35 @@ def move_view(model_admin, request, object_id, to_status):
             "opts": Order._meta,
         },
     )
+
+
+def dispense_view(model_admin, request, object_id):
+    """GET: what dispensing will do; POST: allocate every line from stock, earliest BUD first."""
+    from pharmacy.dispensing import dispense_allocate  # pharmacy.dispensing imports orders
+
+    order = get_object_or_404(Order, pk=object_id)
+    if request.method == "POST":
+        try:
+            result = dispense_allocate(order=order, actor=request.user)
+        except (ValidationError, PermissionDenied) as refused:
+            messages.error(request, refusal_text(refused))
+        else:
+            for note in result.notes:
+                messages.info(request, note)
+            if result.dispenses:
+                used = ", ".join(
+                    f"{d.units.normalize():f} from {d.batch}" for d in result.dispenses
+                )
+                messages.success(request, f"Order {order.number} dispensed: {used}.")
+        return redirect("admin:orders_order_change", order.pk)
+    return TemplateResponse(
+        request,
+        "admin/orders/order/dispense.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": f"Dispense order {order.number}",
+            "order": order,
+            "lines": order.prescription.lines.select_related("formulation"),
+            "opts": Order._meta,
+        },
+    )

@@ -19,7 +19,7 @@ CATALOGUE_SOURCE = "The pharmacy's catalogue of formulations"
 
 
 def current_policy() -> dosing.DosingPolicy:
-    """The dose rules of DOMAIN defaults, with any overrides from settings.LDN_DOSING_POLICY."""
+    """The dose rules' defaults, with any overrides from settings.LDN_DOSING_POLICY."""
     return dosing.policy_with(settings.LDN_DOSING_POLICY)
 
 

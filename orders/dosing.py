@@ -106,7 +106,7 @@ IMMUNOSUPPRESSANT_NAMES = _names(
 
 @dataclass(frozen=True)
 class DosingPolicy:
-    """Every threshold of the dose rules; defaults from DOMAIN.md, overridable in settings."""
+    """Every threshold of the dose rules: defaults from the cited sources, overridable."""
 
     # Daily dose bands: LDN is 1-5 mg/day, "very low dose" up to 1 mg (Toljan & Vrooman 2018);
     # the usual range is 0.5-4.5 mg once a day (common practice).

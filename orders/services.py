@@ -438,6 +438,22 @@ def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dic
         )  # fmt: skip
     if to_status == OrderStatus.CANCELLED:
         return order_cancel(order=order, actor=actor, reason=inputs.get("text", ""))
+    if to_status == OrderStatus.READY:
+        return order_final_check(order=order, actor=actor, note=inputs.get("text", ""))
     return order_transition(
         order=order, to_status=to_status, actor=actor, note=inputs.get("text", "")
+    )
+
+
+def order_final_check(*, order: Order, actor: User, note: str = "") -> Order:
+    """The pharmacist's final check: only an order whose every line is dispensed is ready."""
+    from pharmacy.dispensing import order_fully_dispensed  # pharmacy.dispensing imports us
+
+    if not order_fully_dispensed(order):
+        raise ValidationError(
+            f"Order {order.number} is not fully dispensed yet: dispense every line first.",
+            code="not_dispensed",
+        )
+    return order_transition(
+        order=order, to_status=OrderStatus.READY, actor=actor, note=note or "Final check done."
     )

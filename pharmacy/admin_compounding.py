@@ -10,6 +10,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from . import batches, formulations
 from .admin import ReadOnlyInline, ReasonForm
 from .admin_actions import run_for_each, with_form
+from .admin_recalls import recall_batches, recall_lots  # also registers the recall admin
 from .models import (
     Batch,
     BatchEvent,
@@ -121,8 +122,11 @@ class IngredientLotAdmin(SimpleHistoryAdmin):
     search_fields = ["lot_number", "manufacturer", "ingredient__name"]
     autocomplete_fields = ["ingredient"]
     inlines = [LotEventInline]
-    actions = ["release", "reject"]
+    actions = ["release", "reject", recall_lots]
     show_full_result_count = False
+
+    def has_recall_permission(self, request):
+        return is_pharmacist(request.user)
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else [*LotForm.Meta.fields, "status", "received_by"]
@@ -250,7 +254,7 @@ class BatchAdmin(SimpleHistoryAdmin):
     search_fields = ["lot_number", "ingredients__lot__lot_number"]
     show_full_result_count = False
     inlines = [BatchIngredientInline, QcResultInline, DispenseInline, BatchEventInline]
-    actions = ["submit_for_qc", "record_qc", "release", "reject", "quarantine"]
+    actions = ["submit_for_qc", "record_qc", "release", "reject", "quarantine", recall_batches]
     readonly_fields = [
         "lot_number",
         "formulation_version",
@@ -383,6 +387,9 @@ class BatchAdmin(SimpleHistoryAdmin):
             done="batch(es) quarantined",
             call=lambda b, data: batches.batch_quarantine(batch=b, actor=request.user, **data),
         )
+
+    def has_recall_permission(self, request):
+        return is_pharmacist(request.user)
 
     def get_actions(self, request):
         actions = super().get_actions(request)

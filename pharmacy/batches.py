@@ -62,7 +62,7 @@ def batch_transition(*, batch: Batch, to_status: BatchStatus, actor: User, note:
                      changes: dict | None = None) -> Batch:  # fmt: skip
     return apply_transition(
         instance=batch, to_status=to_status, actor=actor, transitions=BATCH_TRANSITIONS,
-        may=may, event_model=BatchEvent, refused="A batch that is {what} cannot become {to}.",
+        may=may, event_model=BatchEvent, refused="A batch that is {what} cannot be {to}.",
         note=note, changes=changes,
     )  # fmt: skip
 
@@ -71,7 +71,7 @@ def lot_transition(*, lot: IngredientLot, to_status: LotStatus, actor: User,
                    note: str = "") -> IngredientLot:  # fmt: skip
     return apply_transition(
         instance=lot, to_status=to_status, actor=actor, transitions=LOT_TRANSITIONS, may=may,
-        event_model=IngredientLotEvent, refused="A lot that is {what} cannot become {to}.",
+        event_model=IngredientLotEvent, refused="An ingredient lot that is {what} cannot be {to}.",
         note=note,
     )  # fmt: skip
 
@@ -162,6 +162,7 @@ def batch_start(
     """Open a compounding record by the approved master formulation record."""
     if not has_staff_role(actor, STAFF):
         raise PermissionDenied("Only pharmacy staff compound.")
+    formulation_version.refresh_from_db(fields=["status"])
     if formulation_version.status != FormulationVersionStatus.APPROVED:
         raise ValidationError(
             f"{formulation_version} is not approved: compound by the approved version only."
@@ -247,6 +248,17 @@ def batch_record_qc(*, batch: Batch, check_name: str, passed: bool, actor: User,
         return result
 
 
+def batch_recalled_lots(batch: Batch) -> list[IngredientLot]:
+    """The recalled ingredient lots a batch was made from: a batch with any must not be
+    released (the batch release service refuses it)."""
+    return list(
+        IngredientLot.objects.filter(uses__batch=batch, status=LotStatus.RECALLED)
+        .select_related("ingredient")
+        .distinct()
+        .order_by("pk")
+    )
+
+
 def batch_beyond_use_date(batch: Batch, *, shortened_to: datetime.date | None = None):
     """The BUD of this batch and how it was reached (USP <795> table, capped by lot expiry)."""
     lots = [
@@ -289,6 +301,11 @@ def batch_release(*, batch: Batch, actor: User,
                 + "; ".join(
                     [*(f"missing: {c}" for c in missing), *(f"failed: {c}" for c in failed)]
                 )
+            )
+        recalled = batch_recalled_lots(locked)
+        if recalled:
+            raise ValidationError(
+                f"Made from recalled {', '.join(map(str, recalled))}: it cannot be released."
             )
         shortened_to = bud_shortened_to or locked.bud_shortened_to
         result = batch_beyond_use_date(locked, shortened_to=shortened_to)

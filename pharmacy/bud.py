@@ -112,7 +112,7 @@ def beyond_use_date(
             )
 
     # Default: the compounding date is day 0, so 180 days after 1 March is 28 August.
-    # The day-one setting counts the compounding date itself as day 1 (DOMAIN: a setting).
+    # The day-one setting counts the compounding date itself as day 1 (a pharmacy setting).
     days_after = category.days - 1 if compounding_date_is_day_one else category.days
     date = compounded_on + datetime.timedelta(days=days_after)
     day_one_note = "; compounding date counted as day 1" if compounding_date_is_day_one else ""

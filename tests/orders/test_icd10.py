@@ -9,7 +9,7 @@ def outcome(codes):
 
 @pytest.mark.parametrize(
     "code",
-    # DOMAIN.md: common LDN indications, all billable in the 2026 code set.
+    # Common LDN indications, all billable in the 2026 code set.
     ["M79.7", "G35.A", "G35.B0", "G35.D", "K50.90", "L63.9", "E06.3", "G90.50", "G93.32",
      "U09.9", "L66.10", "L66.12", "L80", "F32.A", "F41.1", "Q82.8", "m79.7", "M797"],
 )  # fmt: skip

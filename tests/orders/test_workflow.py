@@ -14,7 +14,14 @@ from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent, OrderStatus, Prescription
 from orders.services import order_move, order_submit
 from orders.workflow import TRANSITIONS, Role
-from tests.factories import TEST_PASSWORD, PatientFactory, PrescriberFactory
+from pharmacy.models import Dispense, FormulationVersion
+from tests.factories import (
+    TEST_PASSWORD,
+    BatchFactory,
+    FormulationVersionFactory,
+    PatientFactory,
+    PrescriberFactory,
+)
 
 pytestmark = pytest.mark.django_db
 S = OrderStatus
@@ -39,6 +46,23 @@ def submitted_order(prescriber) -> Order:
         reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
         acknowledged=[], idempotency_key=uuid.uuid4(),
     )  # fmt: skip
+
+
+def stock_for(order: Order) -> list:
+    """A released batch of each product the order needs (100 units each)."""
+    made = []
+    for line in order.prescription.lines.all():
+        version = FormulationVersion.objects.filter(
+            formulation=line.formulation, status="approved"
+        ).first() or FormulationVersionFactory(formulation=line.formulation)
+        made.append(BatchFactory(formulation_version=version))
+    return made
+
+
+def dispense_fully(order: Order) -> None:
+    for line, batch in zip(order.prescription.lines.all(), stock_for(order), strict=True):
+        Dispense.objects.create(order=order, line=line, batch=batch, units=line.quantity,
+                                dispensed_by=batch.compounded_by)  # fmt: skip
 
 
 def with_status(order: Order, status: S) -> Order:
@@ -69,6 +93,8 @@ def test_transition_matrix(prescriber, actors, from_status, to_status):
     if from_status == to_status:
         return
     order = with_status(submitted_order(prescriber), from_status)
+    if to_status == S.READY:
+        dispense_fully(order)  # the final check needs every line dispensed
     move = TRANSITIONS.get((from_status, to_status))
     for name, actor in actors.items():
         events_before = OrderEvent.objects.filter(order=order).count()
@@ -226,7 +252,12 @@ def test_admin_takes_an_order_from_submitted_to_delivered(
 
     move(pharmacist, S.IN_REVIEW)
     move(pharmacist, S.VERIFIED, password=TEST_PASSWORD)
-    move(technician, S.COMPOUNDING)
+    stock_for(order)
+    client.force_login(technician)
+    client.post(reverse("admin:orders_order_dispense", args=[order.pk]))
+    order.refresh_from_db()
+    assert order.status == S.COMPOUNDING  # dispensing started it
+    assert [int(d.units) for d in order.dispenses.all()] == [14, 30]
     move(pharmacist, S.READY)
     move(technician, S.SHIPPED, carrier="UPS", tracking_number="1Z1")
     move(technician, S.DELIVERED)
@@ -236,6 +267,14 @@ def test_admin_takes_an_order_from_submitted_to_delivered(
     assert [event.to_status for event in timeline] == [
         "submitted", "in_review", "verified", "compounding", "ready", "shipped", "delivered",
     ]  # fmt: skip
+
+
+def test_the_final_check_needs_every_line_dispensed(prescriber, pharmacist):
+    order = with_status(submitted_order(prescriber), S.COMPOUNDING)
+    with pytest.raises(ValidationError, match="is not fully dispensed yet"):
+        order_move(order=order, to_status=S.READY, actor=pharmacist, inputs={})
+    order.refresh_from_db()
+    assert (order.status, order.events.count()) == (S.COMPOUNDING, 1)
 
 
 def test_admin_move_refuses_a_wrong_password_on_the_form(client, prescriber, pharmacist):

@@ -15,7 +15,7 @@ def test_valid_npis_pass(npi):
 @pytest.mark.parametrize(
     ("npi", "code"),
     [
-        ("1234567890", "npi.check_digit"),  # DOMAIN.md: 1234567890 is not valid
+        ("1234567890", "npi.check_digit"),  # CMS: 1234567890 fails its check digit
         ("1234567894", "npi.check_digit"),
         ("3234567893", "npi.first_digit"),
         ("0234567893", "npi.first_digit"),

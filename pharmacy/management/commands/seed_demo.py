@@ -20,6 +20,7 @@ from orders.forms import REASON_FOR_COMPOUNDING
 from orders.models import OrderStatus, Patient, Sex, ShipTo
 from orders.order_input import parse_schedule
 from orders.services import order_cancel, order_submit, patient_create, prescription_refill
+from pharmacy.demo import seed_compounding
 from pharmacy.models import User
 from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
 
@@ -99,12 +100,20 @@ class Command(BaseCommand):
                 row[1]: self._prescriber(*row, clinics=clinics, password=password)
                 for row in PRESCRIBERS
             }
-            for row in STAFF:
-                self._staff(*row, password=password)
+            staff = {row[0]: self._staff(*row, password=password) for row in STAFF}
+            released = seed_compounding(
+                pharmacist=staff["pharmacist@demo.test"],
+                technician=staff["technician@demo.test"],
+                author=staff["admin@demo.test"],
+            )
             created = sum(self._patient(*row, prescribers=prescribers) for row in PATIENTS)
             for row in ORDERS:
                 self._order(*row, prescribers=prescribers)
-        self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new patients)."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready ({created} new patients, {released} new released batches)."
+            )
+        )
         self.stdout.write(
             f"Sign in at {settings.PORTAL_BASE_URL}/accounts/login/ with the password {password!r}:"
         )
@@ -146,10 +155,11 @@ class Command(BaseCommand):
         )
         return prescriber
 
-    def _staff(self, email, first, last, group, superuser, *, password) -> None:
+    def _staff(self, email, first, last, group, superuser, *, password) -> User:
         user, _ = self._user(email, first, last, password, is_staff=True, is_superuser=superuser)
         if group:
             user.groups.add(Group.objects.get(name=group))
+        return user
 
     def _patient(
         self, clinic_key, first, last, born, sex, opioids, medications, *, prescribers

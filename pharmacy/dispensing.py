@@ -1,0 +1,304 @@
+"""Dispensing: units of released batches given to the lines of an order.
+
+Units are dispensed from released, unexpired, unrecalled batches only, earliest beyond-use date
+first. Every write locks the order row first, then batch rows in
+primary-key order, and takes units with a conditional F() update, so many people dispensing at
+once can neither deadlock nor take more units than a batch holds."""
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.db.models import F, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from orders.models import Order, OrderStatus, PrescriptionLine
+from orders.services import order_transition
+
+from .models import Batch, BatchStatus, Dispense, User
+from .roles import is_pharmacist, is_technician
+
+# An order is dispensed once a pharmacist verified it; the first dispense starts compounding.
+DISPENSABLE_ORDER_STATUSES = (OrderStatus.VERIFIED, OrderStatus.COMPOUNDING)
+DISPENSING_STARTED = "Dispensing started."
+UNITS_PLACES = Decimal("0.01")  # Dispense.units and Batch.units_remaining keep 2 decimal places
+
+
+@dataclass(frozen=True)
+class DispenseResult:
+    """What dispense_allocate did: the rows it wrote, and what the person should know."""
+
+    dispenses: list[Dispense]
+    notes: list[str]
+
+
+def _amount(value: Decimal) -> str:
+    """100.00 -> '100', 2.50 -> '2.5'."""
+    return f"{value.normalize():f}"
+
+
+def _status_words(label: str) -> str:
+    """'Awaiting QC' -> 'awaiting QC': lower case, acronyms kept."""
+    return label[:1].lower() + label[1:]
+
+
+def _ensure_may_dispense(actor: User) -> None:
+    if not (is_pharmacist(actor) or is_technician(actor)):
+        raise PermissionDenied("Only a pharmacist or a pharmacy technician may dispense.")
+
+
+def _check_units(units: Decimal) -> None:
+    if not isinstance(units, Decimal):  # quantities are Decimal, never float
+        raise TypeError(f"units must be a Decimal, not {type(units).__name__}")
+    if not units.is_finite() or units <= 0:
+        raise ValidationError(
+            f"Dispense a positive number of units, not {units}.", code="units_not_positive"
+        )
+    if units != units.quantize(UNITS_PLACES):
+        raise ValidationError(
+            f"Units are counted to 2 decimal places; {units} has more.", code="units_precision"
+        )
+
+
+def _locked_order(order: Order) -> Order:
+    """The order row, locked (always the first lock a dispensing service takes), if it may be
+    dispensed now."""
+    # Only the order row: the prescription is joined for reading, not locked.
+    locked = (
+        Order.objects.select_for_update(of=("self",))
+        .select_related("prescription")
+        .get(pk=order.pk)
+    )
+    if locked.status not in DISPENSABLE_ORDER_STATUSES:
+        status = _status_words(OrderStatus(locked.status).label)
+        raise ValidationError(
+            f"Order {locked.number} is {status}: only a verified order, or one being "
+            "compounded, can be dispensed.",
+            code="order_not_dispensable",
+        )
+    return locked
+
+
+def _locked_batches(queryset: models.QuerySet) -> list[Batch]:
+    """Batch rows locked in primary-key order so that concurrent dispensing cannot
+    deadlock. Only the batch rows are locked, not the formulation rows joined for reading."""
+    return list(
+        queryset.select_for_update(of=("self",))
+        .select_related("formulation_version__formulation")
+        .order_by("pk")
+    )
+
+
+def _start_compounding(order: Order, actor: User) -> Order:
+    """A verified order moves to compounding with its first dispense (one event row)."""
+    if order.status != OrderStatus.VERIFIED:
+        return order
+    return order_transition(
+        order=order, to_status=OrderStatus.COMPOUNDING, actor=actor, note=DISPENSING_STARTED
+    )
+
+
+def _refuse_unusable_batch(batch: Batch, *, today: datetime.date) -> None:
+    if batch.status != BatchStatus.RELEASED:
+        status = _status_words(BatchStatus(batch.status).label)
+        raise ValidationError(
+            f"Batch {batch.lot_number} is {status}: only released batches are dispensed.",
+            code="batch_not_released",
+        )
+    if batch.beyond_use_date is None:
+        raise ValidationError(
+            f"Batch {batch.lot_number} has no beyond-use date: it cannot be dispensed.",
+            code="batch_without_bud",
+        )
+    if batch.beyond_use_date < today:
+        raise ValidationError(
+            f"Batch {batch.lot_number} expired on {batch.beyond_use_date:%Y-%m-%d} "
+            "(its beyond-use date): it cannot be dispensed.",
+            code="batch_expired",
+        )
+
+
+def _dispensed_for_line(order: Order, line: PrescriptionLine) -> Decimal:
+    total = Dispense.objects.filter(order=order, line=line).aggregate(total=Sum("units"))["total"]
+    return total or Decimal("0")
+
+
+def dispense_from_batch(
+    *, order: Order, line: PrescriptionLine, batch: Batch, units: Decimal, actor: User
+) -> Dispense:
+    """Give `units` of `batch` to `line` of `order`, or raise ValidationError saying why not.
+
+    A verified order moves to compounding with its first dispense, in the same transaction."""
+    _ensure_may_dispense(actor)
+    _check_units(units)
+    with transaction.atomic():
+        locked_order = _locked_order(order)
+        # Read again: the line must be one of this order's prescription.
+        stored_line = (
+            PrescriptionLine.objects.select_related("formulation")
+            .filter(pk=line.pk, prescription_id=locked_order.prescription_id)
+            .first()
+        )
+        if stored_line is None:
+            raise ValidationError(
+                f"That prescription line is not a line of order {locked_order.number}.",
+                code="line_not_of_order",
+            )
+        locked_batch = next(iter(_locked_batches(Batch.objects.filter(pk=batch.pk))), None)
+        if locked_batch is None:
+            raise ValidationError("That batch does not exist.", code="batch_missing")
+        _refuse_unusable_batch(locked_batch, today=timezone.localdate())
+        formulation = stored_line.formulation
+        if locked_batch.formulation_version.formulation_id != stored_line.formulation_id:
+            raise ValidationError(
+                f"Batch {locked_batch.lot_number} is {locked_batch.formulation}, but the line "
+                f"is for {formulation}.",
+                code="wrong_formulation",
+            )
+        if units > locked_batch.units_remaining:
+            raise ValidationError(
+                f"Batch {locked_batch.lot_number} has only "
+                f"{_amount(locked_batch.units_remaining)} units left, not enough for "
+                f"{_amount(units)}.",
+                code="not_enough_units",
+            )
+        # Never more than prescribed: the order row lock keeps this sum current.
+        dispensed = _dispensed_for_line(locked_order, stored_line)
+        if dispensed + units > stored_line.quantity:
+            raise ValidationError(
+                f"{formulation} for order {locked_order.number}: "
+                f"{_amount(stored_line.quantity)} prescribed, {_amount(dispensed)} already "
+                f"dispensed; {_amount(units)} more would be too many.",
+                code="more_than_prescribed",
+            )
+        locked_order = _start_compounding(locked_order, actor)
+        # The row is locked, so this cannot miss; the condition keeps the counter from ever
+        # going below zero all the same (with the check constraint on the table behind it).
+        taken = Batch.objects.filter(pk=locked_batch.pk, units_remaining__gte=units).update(
+            units_remaining=F("units_remaining") - units
+        )
+        if taken != 1:
+            raise ValidationError(
+                f"Batch {locked_batch.lot_number} has fewer than {_amount(units)} units left.",
+                code="not_enough_units",
+            )
+        locked_batch.units_remaining -= units
+        return Dispense.objects.create(
+            order=locked_order, line=stored_line, batch=locked_batch, units=units,
+            dispensed_by=actor,
+        )  # fmt: skip
+
+
+@dataclass
+class _LineNeed:
+    line: PrescriptionLine
+    units: Decimal
+
+
+def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
+    """Fill every line of the order that is not yet fully dispensed, from usable batches of the
+    line's formulation, earliest beyond-use date first (then the lowest primary key), from several
+    batches if needed.
+
+    A batch whose BUD falls before the end of the days' supply is skipped with a note: the
+    patient would hold units past their BUD. When any line cannot be filled, nothing is
+    dispensed (ValidationError), and the order keeps its status."""
+    _ensure_may_dispense(actor)
+    with transaction.atomic():
+        locked_order = _locked_order(order)
+        prescription = locked_order.prescription
+        dispensed = units_dispensed(locked_order)
+        needs = []
+        for line in prescription.lines.select_related("formulation").order_by("position"):
+            missing = line.quantity - dispensed.get(line.pk, Decimal("0"))
+            if missing > 0:
+                needs.append(_LineNeed(line=line, units=missing))
+        if not needs:
+            return DispenseResult(
+                dispenses=[], notes=[f"Order {locked_order.number} is already fully dispensed."]
+            )
+
+        today = timezone.localdate()
+        supply_end = today + datetime.timedelta(days=prescription.days_supply)
+        formulation_ids = {need.line.formulation_id for need in needs}
+        candidates = _locked_batches(
+            Batch.objects.filter(
+                status=BatchStatus.RELEASED,
+                formulation_version__formulation_id__in=formulation_ids,
+                units_remaining__gt=0,
+                beyond_use_date__gte=today,
+            )
+        )
+        notes: list[str] = []
+        usable: list[Batch] = []
+        for batch in sorted(candidates, key=lambda b: (b.beyond_use_date, b.pk)):
+            if batch.beyond_use_date < supply_end:
+                notes.append(
+                    f"Skipped batch {batch.lot_number}: its BUD {batch.beyond_use_date:%Y-%m-%d} "
+                    f"is before the end of the {prescription.days_supply}-day supply "
+                    f"({supply_end:%Y-%m-%d})."
+                )
+            else:
+                usable.append(batch)
+
+        plan: list[tuple[PrescriptionLine, Batch, Decimal]] = []
+        shortages: list[str] = []
+        left = {batch.pk: batch.units_remaining for batch in usable}
+        for need in needs:
+            formulation_id = need.line.formulation_id
+            mine = [b for b in usable if b.formulation_version.formulation_id == formulation_id]
+            available = sum((left[b.pk] for b in mine), Decimal("0"))
+            if available < need.units:
+                shortages.append(
+                    f"Not enough released stock of {need.line.formulation}: "
+                    f"{_amount(need.units)} needed, {_amount(available)} usable."
+                )
+                continue
+            wanted = need.units
+            for batch in mine:
+                take = min(wanted, left[batch.pk])
+                if take > 0:
+                    plan.append((need.line, batch, take))
+                    left[batch.pk] -= take
+                    wanted -= take
+                if wanted == 0:
+                    break
+        if shortages:
+            raise ValidationError(
+                [ValidationError(text, code="not_enough_stock") for text in shortages]
+                + [ValidationError(text, code="batch_bud_too_short") for text in notes]
+            )
+
+        if locked_order.status == OrderStatus.VERIFIED:
+            locked_order = _start_compounding(locked_order, actor)
+            notes.insert(0, DISPENSING_STARTED)
+        dispenses = [
+            dispense_from_batch(order=locked_order, line=line, batch=b, units=units, actor=actor)
+            for line, b, units in plan
+        ]
+    return DispenseResult(dispenses=dispenses, notes=notes)
+
+
+def _lines_with_dispensed(order: Order) -> models.QuerySet:
+    """The order's prescription lines, each with `dispensed`: units given to this order."""
+    return PrescriptionLine.objects.filter(prescription_id=order.prescription_id).annotate(
+        dispensed=Coalesce(
+            Sum("dispenses__units", filter=Q(dispenses__order_id=order.pk)),
+            Decimal("0"),
+            output_field=models.DecimalField(max_digits=12, decimal_places=2),
+        )
+    )
+
+
+def units_dispensed(order: Order) -> dict[int, Decimal]:
+    """Line id -> units dispensed for this order so far (0 for a line not started). One query."""
+    return dict(_lines_with_dispensed(order).values_list("pk", "dispensed"))
+
+
+def order_fully_dispensed(order: Order) -> bool:
+    """Whether every line of the order got at least its quantity. One query."""
+    rows = _lines_with_dispensed(order).values_list("quantity", "dispensed")
+    return all(dispensed >= quantity for quantity, dispensed in rows)
