@@ -61,6 +61,7 @@ class MoveForm(forms.Form):
         Needs.ANSWER: {"text": "The prescriber's answer (for example, from a phone call)"},
         Needs.SHIPPING: {"carrier": None, "tracking_number": None},
         Needs.NOTE: {"text": "Note (optional)"},
+        Needs.FINAL_CHECK: {"text": "Note (optional)"},
     }
 
     def __init__(self, *args, needs: Needs, **kwargs):
@@ -71,7 +72,7 @@ class MoveForm(forms.Form):
                 del self.fields[name]
             elif keep[name]:
                 self.fields[name].label = keep[name]
-        if needs == Needs.NOTE:
+        if needs in (Needs.NOTE, Needs.FINAL_CHECK):
             self.fields["text"].required = False
 
 

@@ -244,7 +244,7 @@ def order_amend(
     answer = (answer or "").strip() or "Prescription amended."
     with transaction.atomic():
         order = order_transition(
-            order=order, to_status=OrderStatus.IN_REVIEW, actor=actor,
+            order=order, to_status=OrderStatus.IN_REVIEW, actor=actor, satisfies=Needs.ANSWER,
             note=f"{answer} (prescription amended: {fields['directions']})",
         )  # fmt: skip
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
@@ -330,15 +330,28 @@ def order_transition(
     note: str = "",
     changes: dict | None = None,
     event_fields: dict | None = None,
+    satisfies: Needs = Needs.NOTE,
 ) -> Order:
-    """The only way an order's status changes: checked against the transition table and the
-    actor's roles, saved with an event row in the same transaction."""
+    """The only way an order's status changes: checked against the transition table, the
+    actor's roles and what the move needs, saved with an event row in the same transaction.
+
+    `satisfies` says what the caller has checked (a signature, a question, ...): a move that
+    needs something else is refused, whatever the caller believed the status to be."""
+
+    def may(who, locked, move) -> bool:
+        if move.needs not in (satisfies, Needs.NOTE):
+            raise ValidationError(
+                f"{move.label} needs its own form ({move.needs.value.replace('_', ' ')}).",
+                code="needs",
+            )
+        return may_move(who, locked, move)
+
     return apply_transition(
         instance=order,
         to_status=to_status,
         actor=actor,
         transitions=TRANSITIONS,
-        may=may_move,
+        may=may,
         event_model=OrderEvent,
         refused="An order that is {what} cannot become {to}.",
         note=note,
@@ -373,7 +386,7 @@ def order_verify(*, order: Order, actor: User, password: str) -> Order:
         )
     with transaction.atomic():
         order = order_transition(
-            order=order, to_status=OrderStatus.VERIFIED, actor=actor,
+            order=order, to_status=OrderStatus.VERIFIED, actor=actor, satisfies=Needs.SIGNATURE,
             note=f"Verified by {actor.get_full_name() or actor.email}.",
             event_fields={
                 "signed_by": f"{actor.get_full_name()} <{actor.email}>",
@@ -394,19 +407,28 @@ def rx_number_for(prescription_id: int) -> str:
 def order_hold(*, order: Order, actor: User, question: str) -> Order:
     """Put the order on hold with a question that the prescriber sees and answers."""
     question = _required(question, "question for the prescriber")
-    return order_transition(order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question)
+    return order_transition(
+        order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question,
+        satisfies=Needs.QUESTION,
+    )  # fmt: skip
 
 
 def order_answer(*, order: Order, actor: User, answer: str) -> Order:
     """The prescriber's answer (or a pharmacist's note of a phone call) returns the order to
     review."""
     answer = _required(answer, "answer")
-    return order_transition(order=order, to_status=OrderStatus.IN_REVIEW, actor=actor, note=answer)
+    return order_transition(
+        order=order, to_status=OrderStatus.IN_REVIEW, actor=actor, note=answer,
+        satisfies=Needs.ANSWER,
+    )  # fmt: skip
 
 
 def order_reject(*, order: Order, actor: User, reason: str) -> Order:
     reason = _required(reason, "reason for rejecting the order")
-    return order_transition(order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason)
+    return order_transition(
+        order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason,
+        satisfies=Needs.REASON,
+    )  # fmt: skip
 
 
 def order_ship(*, order: Order, actor: User, carrier: str, tracking_number: str) -> Order:
@@ -414,14 +436,16 @@ def order_ship(*, order: Order, actor: User, carrier: str, tracking_number: str)
     tracking_number = _required(tracking_number, "tracking number")
     return order_transition(
         order=order, to_status=OrderStatus.SHIPPED, actor=actor,
-        note=f"Shipped with {carrier}, tracking {tracking_number}.",
+        note=f"Shipped with {carrier}, tracking {tracking_number}.", satisfies=Needs.SHIPPING,
         changes={"carrier": carrier, "tracking_number": tracking_number},
     )  # fmt: skip
 
 
 def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dict) -> Order:
-    """One entry for the admin's move buttons: each move with what it needs (workflow.Needs)."""
-    move = TRANSITIONS.get((OrderStatus(order.status), to_status))
+    """One entry for the admin's move buttons: each move with what it needs (workflow.Needs),
+    chosen by the order's status as stored now (not as a possibly stale object says)."""
+    current = Order.objects.values_list("status", flat=True).get(pk=order.pk)
+    move = TRANSITIONS.get((OrderStatus(current), to_status))
     needs = move.needs if move is not None else Needs.NOTE
     if needs == Needs.SIGNATURE:
         return order_verify(order=order, actor=actor, password=inputs.get("password", ""))
@@ -438,7 +462,7 @@ def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dic
         )  # fmt: skip
     if to_status == OrderStatus.CANCELLED:
         return order_cancel(order=order, actor=actor, reason=inputs.get("text", ""))
-    if to_status == OrderStatus.READY:
+    if needs == Needs.FINAL_CHECK:
         return order_final_check(order=order, actor=actor, note=inputs.get("text", ""))
     return order_transition(
         order=order, to_status=to_status, actor=actor, note=inputs.get("text", "")
@@ -455,5 +479,6 @@ def order_final_check(*, order: Order, actor: User, note: str = "") -> Order:
             code="not_dispensed",
         )
     return order_transition(
-        order=order, to_status=OrderStatus.READY, actor=actor, note=note or "Final check done."
-    )
+        order=order, to_status=OrderStatus.READY, actor=actor, note=note or "Final check done.",
+        satisfies=Needs.FINAL_CHECK,
+    )  # fmt: skip

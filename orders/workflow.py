@@ -24,6 +24,7 @@ class Needs(StrEnum):
     REASON = "reason"  # why it was rejected
     ANSWER = "answer"  # the prescriber's answer
     SHIPPING = "shipping"  # carrier and tracking number
+    FINAL_CHECK = "final_check"  # every line dispensed
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ TRANSITIONS: dict[tuple[S, S], Move] = {
     (S.IN_REVIEW, S.REJECTED): Move("Reject", frozenset({PHARMACIST}), Needs.REASON),
     (S.ON_HOLD, S.IN_REVIEW): Move("Answer", frozenset({PRESCRIBER, PHARMACIST}), Needs.ANSWER),
     (S.VERIFIED, S.COMPOUNDING): Move("Start compounding", STAFF),
-    (S.COMPOUNDING, S.READY): Move("Final check: ready", frozenset({PHARMACIST})),
+    (S.COMPOUNDING, S.READY): Move(
+        "Final check: ready", frozenset({PHARMACIST}), Needs.FINAL_CHECK
+    ),
     (S.READY, S.SHIPPED): Move("Ship", STAFF, Needs.SHIPPING),
     (S.SHIPPED, S.DELIVERED): Move("Mark delivered", STAFF),
     (S.SUBMITTED, S.CANCELLED): Move("Cancel", frozenset({PRESCRIBER, PHARMACIST})),

@@ -78,3 +78,28 @@ def seed_compounding(*, pharmacist, technician, author) -> int:
         batches.batch_release(batch=batch, actor=pharmacist)
         released += 1
     return released
+
+
+def advance_order(*, order, to: str, prescriber, pharmacist, technician, password: str) -> None:
+    """Take a demo order through the workflow with the same services and roles as real work:
+    "on_hold", "cancelled", "ready" or "shipped"."""
+    from orders.models import OrderStatus as S
+    from orders.services import order_cancel, order_hold, order_move, order_start_review
+
+    from .dispensing import dispense_allocate
+
+    if to == "cancelled":
+        order_cancel(order=order, actor=prescriber, reason="Patient chose to wait.")
+        return
+    order = order_start_review(order=order, actor=pharmacist)
+    if to == "on_hold":
+        order_hold(order=order, actor=pharmacist,
+                   question="Has the patient stopped all opioid cough syrups?")  # fmt: skip
+        return
+    order = order_move(order=order, to_status=S.VERIFIED, actor=pharmacist,
+                       inputs={"password": password})  # fmt: skip
+    dispense_allocate(order=order, actor=technician)
+    order = order_move(order=order, to_status=S.READY, actor=pharmacist, inputs={})
+    if to == "shipped":
+        order_move(order=order, to_status=S.SHIPPED, actor=technician,
+                   inputs={"carrier": "UPS", "tracking_number": "1Z999AA10123456784"})  # fmt: skip

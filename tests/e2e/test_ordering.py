@@ -73,7 +73,7 @@ def test_demo_prescriber_orders_for_a_demo_patient(live_server, page, settings):
     page.locator('[name="password"]').fill(settings.DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("link", name="Orders", exact=True).click()
-    expect(page.locator("tbody tr")).to_have_count(4)  # the seeded orders
+    expect(page.locator("tbody tr")).to_have_count(3)  # the seeded orders of this clinic
 
     page.get_by_role("link", name="Patients", exact=True).click()
     page.get_by_role("link", name="Testpatient, Rowan").click()

@@ -17,12 +17,16 @@ def demo_orders(settings):
 
 
 def test_seed_makes_orders_in_several_states(demo_orders):
-    assert [(o.kind, o.fill_number, o.status) for o in demo_orders] == [
-        ("new", 0, "submitted"),
-        ("new", 0, "submitted"),
-        ("refill", 1, "submitted"),
-        ("new", 0, "cancelled"),
+    assert [(o.clinic.name, o.status) for o in demo_orders] == [
+        ("Maple Grove Integrative Clinic", "submitted"),
+        ("Maple Grove Integrative Clinic", "on_hold"),
+        ("Maple Grove Integrative Clinic", "cancelled"),
+        ("Lakeside Family Medicine", "shipped"),
+        ("Lakeside Family Medicine", "ready"),
     ]
+    shipped = demo_orders[3]
+    assert shipped.prescription.rx_number == str(7000000 + shipped.prescription_id)
+    assert [int(d.units) for d in shipped.dispenses.all()] == [14, 30]
 
 
 @pytest.mark.parametrize("staff", ["pharmacist", "technician"])
@@ -44,7 +48,7 @@ def test_staff_see_prescriptions_and_orders_read_only(request, client, demo_orde
 
 def test_admin_finds_an_order_by_its_number(client, pharmacist, demo_orders):
     client.force_login(pharmacist)
-    target = demo_orders[2]
+    target = demo_orders[2]  # any one of them
     response = client.get(reverse("admin:orders_order_changelist"), {"q": target.number})
     assert [o.pk for o in response.context["cl"].result_list] == [target.pk]
 

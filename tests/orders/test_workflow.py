@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent, OrderStatus, Prescription
-from orders.services import order_move, order_submit
+from orders.services import order_move, order_submit, order_transition
 from orders.workflow import TRANSITIONS, Role
 from pharmacy.models import Dispense, FormulationVersion
 from tests.factories import (
@@ -317,3 +317,27 @@ def test_work_queues_on_the_admin_index(client, pharmacist):
     ]  # fmt: skip
     listed = client.get(queues[0]["url"]).context["cl"].result_list
     assert [o.status for o in listed] == ["submitted", "in_review"]  # oldest first
+
+
+@pytest.mark.parametrize(
+    ("from_status", "to_status"),
+    [(S.IN_REVIEW, S.VERIFIED), (S.IN_REVIEW, S.ON_HOLD), (S.IN_REVIEW, S.REJECTED),
+     (S.ON_HOLD, S.IN_REVIEW), (S.READY, S.SHIPPED), (S.COMPOUNDING, S.READY)],
+)  # fmt: skip
+def test_a_move_that_needs_a_form_cannot_be_made_without_it(prescriber, pharmacist, from_status,
+                                                            to_status):  # fmt: skip
+    """Even a caller holding a stale order, or calling the generic transition, cannot verify
+    without a signature, ship without tracking or pass the final check undispensed."""
+    order = with_status(submitted_order(prescriber), from_status)
+    with pytest.raises(ValidationError, match="needs its own form"):
+        order_transition(order=order, to_status=to_status, actor=pharmacist)
+    order.refresh_from_db()
+    assert (order.status, order.events.count()) == (from_status, 1)
+
+
+def test_order_move_follows_the_stored_status_not_a_stale_object(prescriber, pharmacist):
+    stale = submitted_order(prescriber)
+    Order.objects.filter(pk=stale.pk).update(status=S.IN_REVIEW)  # someone started the review
+    with pytest.raises(ValidationError, match="The password is not correct"):
+        order_move(order=stale, to_status=S.VERIFIED, actor=pharmacist, inputs={})
+    assert Order.objects.get(pk=stale.pk).status == S.IN_REVIEW

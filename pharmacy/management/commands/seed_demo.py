@@ -19,8 +19,8 @@ from orders.dosing import DosageForm, Regimen, quantity_needed
 from orders.forms import REASON_FOR_COMPOUNDING
 from orders.models import OrderStatus, Patient, Sex, ShipTo
 from orders.order_input import parse_schedule
-from orders.services import order_cancel, order_submit, patient_create, prescription_refill
-from pharmacy.demo import seed_compounding
+from orders.services import order_submit, patient_create
+from pharmacy.demo import advance_order, seed_compounding
 from pharmacy.models import User
 from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
 
@@ -71,10 +71,22 @@ PATIENTS = [
 
 
 ORDERS = [
-    # patient's last name, dosage form, concentration, schedule, refills, diagnosis, what happens next
-    ("Testpatient", "capsule", None, "1.5 x 14, 3 x 14, 4.5 x 30", 2, "M79.7", None),
-    ("Placeholder", "oral_liquid", "1", "4.5 x 30", 3, "G35.A", "refill"),
-    ("Madeup", "capsule", None, "0.5 x 14, 1 x 14, 1.5 x 14, 2 x 30", 1, "L63.9", "cancel"),
+    # clinic, patient's last name, dosage form, concentration, schedule, refills, diagnosis,
+    # where the order goes next (see pharmacy.demo.advance_order)
+    ("demo", "Testpatient", "capsule", None, "1.5 x 14, 3 x 14, 4.5 x 30", 2, "M79.7", None),
+    ("demo", "Placeholder", "oral_liquid", "1", "4.5 x 30", 3, "G35.A", "on_hold"),
+    (
+        "demo",
+        "Madeup",
+        "capsule",
+        None,
+        "0.5 x 14, 1 x 14, 1.5 x 14, 2 x 30",
+        1,
+        "L63.9",
+        "cancelled",
+    ),
+    ("other", "Otherclinic", "capsule", None, "1.5 x 14, 3 x 30", 2, "M79.7", "shipped"),
+    ("other", "Elsewhere", "oral_liquid", "1", "1 x 7, 2 x 21", 1, "L40.0", "ready"),
 ]
 
 
@@ -108,7 +120,7 @@ class Command(BaseCommand):
             )
             created = sum(self._patient(*row, prescribers=prescribers) for row in PATIENTS)
             for row in ORDERS:
-                self._order(*row, prescribers=prescribers)
+                self._order(*row, prescribers=prescribers, staff=staff)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready ({created} new patients, {released} new released batches)."
@@ -188,9 +200,9 @@ class Command(BaseCommand):
         )
         return True
 
-    def _order(self, last_name, dosage_form, concentration, schedule, refills, code, then, *,
-               prescribers) -> None:  # fmt: skip
-        prescriber = prescribers["demo"]
+    def _order(self, clinic_key, last_name, dosage_form, concentration, schedule, refills, code,
+               then, *, prescribers, staff) -> None:  # fmt: skip
+        prescriber = prescribers[clinic_key]
         patient = Patient.objects.get(clinic=prescriber.clinic, last_name=last_name)
         steps = parse_schedule(schedule)
         regimen = Regimen(
@@ -210,10 +222,9 @@ class Command(BaseCommand):
             reason_for_compounding=REASON_FOR_COMPOUNDING, ship_to=ShipTo.CLINIC, needed_by=None,
             acknowledged=[finding_key(f) for f in findings], idempotency_key=key,
         )  # fmt: skip
-        if then == "refill":
-            prescription_refill(
-                prescription=order.prescription, actor=prescriber.user, ship_to=ShipTo.PATIENT,
-                needed_by=None, idempotency_key=uuid.uuid5(key, "refill-1"),
+        if then and order.status == OrderStatus.SUBMITTED:  # first run only
+            advance_order(
+                order=order, to=then, prescriber=prescriber.user,
+                pharmacist=staff["pharmacist@demo.test"], technician=staff["technician@demo.test"],
+                password=settings.DEMO_PASSWORD,
             )  # fmt: skip
-        elif then == "cancel" and order.status == OrderStatus.SUBMITTED:
-            order_cancel(order=order, actor=prescriber.user, reason="Patient chose to wait.")
