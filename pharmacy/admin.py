@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
+from simple_history.admin import SimpleHistoryAdmin
 
 from .models import Formulation, User
 
@@ -75,7 +76,7 @@ class ReasonForm(forms.Form):
 
 
 @admin.register(Formulation)
-class FormulationAdmin(admin.ModelAdmin):
+class FormulationAdmin(SimpleHistoryAdmin):
     list_display = ["name", "dosage_form", "strength_mg", "concentration_mg_per_ml", "unit",
                     "is_active"]  # fmt: skip
     list_filter = ["dosage_form", "is_active"]

@@ -36,6 +36,7 @@ class Formulation(models.Model):
     unit = models.CharField(max_length=10, help_text="What the quantity counts: capsule or mL.")
     is_active = models.BooleanField(default=True)
 
+    history = HistoricalRecords()
     objects = FormulationQuerySet.as_manager()
 
     class Meta:
