@@ -3,9 +3,8 @@ from functools import partial
 from django.contrib import admin
 from django.urls import path
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
-from pharmacy.admin import ReadOnlyInline
+from pharmacy.admin import ReadOnlyInline, RecordHistoryAdmin
 from pharmacy.roles import has_staff_role
 
 from .admin_workflow import dispense_view, move_view
@@ -22,7 +21,7 @@ from .workflow import allowed_moves
 
 
 @admin.register(Patient)
-class PatientAdmin(SimpleHistoryAdmin):
+class PatientAdmin(RecordHistoryAdmin):
     list_display = ["__str__", "date_of_birth", "clinic", "takes_opioids", "created_at"]
     list_filter = ["takes_opioids", "sex"]
     list_select_related = ["clinic"]
@@ -65,7 +64,7 @@ class OrderInline(ReadOnlyInline):
 
 
 @admin.register(Prescription)
-class PrescriptionAdmin(SimpleHistoryAdmin):
+class PrescriptionAdmin(RecordHistoryAdmin):
     """Read-mostly for now: prescriptions change only through the prescriber's portal."""
 
     list_display = ["pk", "patient", "prescriber", "dosage_form", "days_supply",
@@ -90,7 +89,7 @@ class EventInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(SimpleHistoryAdmin):
+class OrderAdmin(RecordHistoryAdmin):
     change_form_template = "admin/orders/order/change_form.html"
     show_full_result_count = False
 

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
+from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import Formulation, User
@@ -56,6 +57,16 @@ class UserAdmin(DjangoUserAdmin):
         return ", ".join(group.name for group in user.groups.all())
 
 
+class RecordHistoryAdmin(SimpleHistoryAdmin):
+    """Field history shown in the admin as a record: it can be read, never posted back (the
+    revert button is hidden by SIMPLE_HISTORY_REVERT_DISABLED; this refuses the request too)."""
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied("History is a record: it cannot be reverted here.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
 class ReadOnlyInline(admin.TabularInline):
     """Rows shown on their parent's page that nobody edits there (events, steps, lines)."""
 
@@ -76,7 +87,7 @@ class ReasonForm(forms.Form):
 
 
 @admin.register(Formulation)
-class FormulationAdmin(SimpleHistoryAdmin):
+class FormulationAdmin(RecordHistoryAdmin):
     list_display = ["name", "dosage_form", "strength_mg", "concentration_mg_per_ml", "unit",
                     "is_active"]  # fmt: skip
     list_filter = ["dosage_form", "is_active"]

@@ -5,10 +5,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
 from . import batches, formulations
-from .admin import ReadOnlyInline, ReasonForm
+from .admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
 from .admin_actions import run_for_each, with_form
 from .admin_recalls import recall_batches, recall_lots  # also registers the recall admin
 from .models import (
@@ -47,7 +46,7 @@ class FormulationIngredientInline(admin.TabularInline):
 
 
 @admin.register(FormulationVersion)
-class FormulationVersionAdmin(SimpleHistoryAdmin):
+class FormulationVersionAdmin(RecordHistoryAdmin):
     """Master formulation records. Approved and superseded versions are read-only; a change
     is a new draft ("New version from this"), approved by another pharmacist."""
 
@@ -114,7 +113,7 @@ class LotForm(forms.ModelForm):
 
 
 @admin.register(IngredientLot)
-class IngredientLotAdmin(SimpleHistoryAdmin):
+class IngredientLotAdmin(RecordHistoryAdmin):
     form = LotForm
     list_display = ["__str__", "manufacturer", "expires_on", "status", "received_on"]
     list_filter = ["status", "ingredient"]
@@ -236,7 +235,7 @@ class ReleaseForm(forms.Form):
 
 
 @admin.register(Batch)
-class BatchAdmin(SimpleHistoryAdmin):
+class BatchAdmin(RecordHistoryAdmin):
     class Media:
         css = {"all": ["css/admin.css"]}
 

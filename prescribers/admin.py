@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
-from pharmacy.admin import ReadOnlyInline, ReasonForm
+from pharmacy.admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
 from pharmacy.admin_actions import run_for_each, with_form
 
 from . import services
@@ -22,7 +21,7 @@ class PrescriberInline(admin.TabularInline):
 
 
 @admin.register(Clinic)
-class ClinicAdmin(SimpleHistoryAdmin):
+class ClinicAdmin(RecordHistoryAdmin):
     list_display = ["name", "city", "state", "phone", "label_email", "created_at"]
     list_filter = ["state"]
     search_fields = ["name", "city", "label_email"]
@@ -36,7 +35,7 @@ class PrescriberEventInline(ReadOnlyInline):
 
 
 @admin.register(Prescriber)
-class PrescriberAdmin(SimpleHistoryAdmin):
+class PrescriberAdmin(RecordHistoryAdmin):
     list_display = ["__str__", "npi", "clinic", "status_badge_html", "applied_at"]
     list_filter = ["status", "credentials", "license_state"]
     list_select_related = ["clinic"]

@@ -63,3 +63,23 @@ def test_seed_is_idempotent_for_orders(demo_orders):
     call_command("seed_demo", stdout=io.StringIO())
     again = list(Order.objects.order_by("pk").values_list("pk", "status"))
     assert again == [(o.pk, o.status) for o in demo_orders]
+
+
+def test_history_is_shown_and_cannot_be_reverted(client, superuser, patient):
+    old_name = patient.first_name
+    patient.first_name = "Renamed"
+    patient.save()
+    version = patient.history.earliest("history_date")
+    client.force_login(superuser)
+    url = reverse("admin:orders_patient_simple_history", args=[patient.pk, version.history_id])
+
+    assert client.get(reverse("admin:orders_patient_history", args=[patient.pk])).status_code == 200
+    page = client.get(url)
+    assert page.status_code == 200
+    assert page.context["revert_disabled"] is True
+
+    response = client.post(url, {"first_name": old_name})
+    assert response.status_code == 403
+    patient.refresh_from_db()
+    assert patient.first_name == "Renamed"
+    assert patient.history.count() == 2
