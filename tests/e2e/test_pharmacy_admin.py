@@ -1,0 +1,252 @@
+"""In a real browser, on the demo data: the pharmacist reviews and verifies (signs) the demo order
+in the admin, the technician dispenses it from stock, the pharmacist does the final check, the
+technician ships it and marks it delivered, and the prescriber sees every step on the order's
+timeline in the portal."""
+
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from playwright.sync_api import Locator, Page, expect
+
+from orders.models import Order, OrderStatus
+from orders.workflow import SIGNATURE_MEANING
+from pharmacy.models import Batch, BatchStatus, Dispense
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+PHARMACIST = "pharmacist@demo.test"
+TECHNICIAN = "technician@demo.test"
+PRESCRIBER = "prescriber@demo.test"
+CARRIER = "UPS"
+TRACKING_NUMBER = "1Z999AA10123456800"
+WRONG_PASSWORD = "not-my-password-1"
+BAD_SIGNATURE = "The password is not correct: the order was not verified."
+# The work queues right after seed_demo: the capsule order of Testpatient is submitted, the
+# Placeholder order is on hold, the Elsewhere order is ready (and the rest shipped or cancelled).
+SEEDED_QUEUES = {
+    "To review": "1",
+    "On hold (waiting for the prescriber)": "1",
+    "To compound and dispense": "0",
+    "Ready to ship": "1",
+}
+TIMELINE = [
+    "Submitted",
+    "In review",
+    "Verified",
+    "Compounding and dispensing",
+    "Ready",
+    "Shipped",
+    "Delivered",
+]
+
+
+def admin_sign_in(page: Page, base_url: str, email: str, password: str) -> None:
+    page.goto(f"{base_url}/admin/")
+    page.locator('[name="username"]').fill(email)
+    page.locator('[name="password"]').fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{base_url}/admin/")
+
+
+def open_order_by_number(page: Page, base_url: str, number: str) -> None:
+    """The changelist's search box finds an order by its number."""
+    page.goto(f"{base_url}/admin/orders/order/")
+    page.locator("#searchbar").fill(number)
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(1)
+    page.get_by_role("link", name=number, exact=True).click()
+
+
+def admin_order_url(order: Order) -> re.Pattern:
+    """The order's admin page, with or without the changelist filters it was opened from."""
+    return re.compile(rf"/admin/orders/order/{order.pk}/change/(\?[^/]*)?$")
+
+
+def move_link(page: Page, label: str) -> Locator:
+    """The object tool of the order's admin page that opens a move."""
+    return page.locator("ul.object-tools").get_by_role("link", name=label, exact=True)
+
+
+def make_move(page: Page, order: Order, label: str, fields: dict[str, str] | None = None) -> None:
+    """From the order's admin page: open the move, fill its form, submit, and be back on the
+    order's page."""
+    move_link(page, label).click()
+    expect(page.get_by_role("heading", name=f"{label}: order {order.number}")).to_be_visible()
+    for name, value in (fields or {}).items():
+        page.locator(f'[name="{name}"]').fill(value)
+    page.locator(f'input[type="submit"][value="{label}"]').click()
+    expect(page).to_have_url(admin_order_url(order))
+
+
+def expect_moved(page: Page, order: Order, status: OrderStatus) -> None:
+    expect(page.locator(".messagelist .success")).to_have_text(
+        f"Order {order.number}: {status.label.lower()}."
+    )
+    order.refresh_from_db()
+    assert order.status == status
+
+
+def test_demo_order_from_review_to_delivery(live_server, settings, page, new_context):
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=io.StringIO())
+    base = live_server.url
+    order = Order.objects.select_related("prescription").get(
+        prescription__patient__last_name="Testpatient"
+    )
+    prescription = order.prescription
+    assert order.status == OrderStatus.SUBMITTED
+    assert prescription.rx_number is None
+    assert [int(line.quantity) for line in prescription.lines.order_by("position")] == [14, 14, 30]
+    released_before = dict(
+        Batch.objects.filter(status=BatchStatus.RELEASED).values_list("pk", "units_remaining")
+    )
+
+    # 1. The pharmacist signs in; the admin index starts with the work queues.
+    pharmacist = page
+    admin_sign_in(pharmacist, base, PHARMACIST, settings.DEMO_PASSWORD)
+    queues = pharmacist.locator("#work-queues")
+    for label, count in SEEDED_QUEUES.items():
+        row = queues.locator("tr").filter(
+            has=pharmacist.get_by_role("link", name=label, exact=True)
+        )
+        expect(row.locator(".queue-count")).to_have_text(count)
+    queues.get_by_role("link", name="To review", exact=True).click()
+    expect(pharmacist.locator("#result_list tbody tr")).to_have_count(1)
+    pharmacist.get_by_role("link", name=order.number, exact=True).click()
+    expect(pharmacist).to_have_url(admin_order_url(order))
+    expect(move_link(pharmacist, "Verify")).to_have_count(0)  # not before the review started
+
+    make_move(pharmacist, order, "Start review")
+    expect_moved(pharmacist, order, OrderStatus.IN_REVIEW)
+    expect(move_link(pharmacist, "Verify")).to_be_visible()
+
+    # The technician, in a browser of their own, finds the order by its number: no signature.
+    technician = new_context().new_page()
+    admin_sign_in(technician, base, TECHNICIAN, settings.DEMO_PASSWORD)
+    open_order_by_number(technician, base, order.number)
+    expect(technician).to_have_url(admin_order_url(order))
+    expect(technician.locator("ul.object-tools")).to_contain_text("History")
+    expect(move_link(technician, "Verify")).to_have_count(0)
+    expect(move_link(technician, "Put on hold")).to_have_count(0)
+    expect(move_link(technician, "Dispense from stock")).to_have_count(0)
+
+    # 2. The pharmacist signs: a wrong password first, which verifies nothing.
+    move_link(pharmacist, "Verify").click()
+    expect(pharmacist.get_by_text(SIGNATURE_MEANING, exact=True)).to_be_visible()
+    pharmacist.locator('[name="password"]').fill(WRONG_PASSWORD)
+    pharmacist.locator('input[type="submit"][value="Verify"]').click()
+    expect(pharmacist.locator(".errorlist.nonfield")).to_have_text(BAD_SIGNATURE)  # once
+    expect(pharmacist.locator("#content")).to_contain_text(f"Order {order.number}, now in review.")
+    order.refresh_from_db()
+    assert order.status == OrderStatus.IN_REVIEW
+    assert not order.events.filter(to_status=OrderStatus.VERIFIED).exists()
+    prescription.refresh_from_db()
+    assert prescription.rx_number is None
+
+    pharmacist.locator('[name="password"]').fill(settings.DEMO_PASSWORD)
+    pharmacist.locator('input[type="submit"][value="Verify"]').click()
+    expect(pharmacist).to_have_url(admin_order_url(order))
+    expect_moved(pharmacist, order, OrderStatus.VERIFIED)
+    prescription.refresh_from_db()
+    assert prescription.rx_number == str(settings.RX_NUMBER_START + prescription.pk)
+    verification = order.events.get(to_status=OrderStatus.VERIFIED)
+    assert verification.signature_meaning == "verified prescription"
+    assert verification.signed_by == f"Pat Pharmacist <{PHARMACIST}>"
+    assert verification.actor.email == PHARMACIST
+    admin_timeline = (
+        pharmacist.locator("fieldset")
+        .filter(has=pharmacist.get_by_role("heading", name="Timeline", exact=True))
+        .locator("tbody tr")
+    )
+    expect(admin_timeline).to_have_count(3)
+    expect(admin_timeline.filter(has_text="verified prescription")).to_contain_text(
+        f"Pat Pharmacist <{PHARMACIST}>: verified prescription"
+    )
+    expect(pharmacist.locator(".form-row", has_text="Rx number:")).to_contain_text(
+        f"Rx number: {prescription.rx_number}"
+    )
+
+    # 3. The technician dispenses every line from stock; the order is being compounded.
+    technician.reload()
+    expect(move_link(technician, "Verify")).to_have_count(0)
+    move_link(technician, "Dispense from stock").click()
+    expect(technician.get_by_role("heading", name=f"Dispense order {order.number}")).to_be_visible()
+    technician.locator('input[type="submit"][value="Dispense from stock"]').click()
+    expect(technician).to_have_url(admin_order_url(order))
+    dispenses = list(
+        Dispense.objects.filter(order=order).select_related("batch", "line").order_by("pk")
+    )
+    assert [(d.line.position, d.units) for d in dispenses] == [
+        (line.position, line.quantity) for line in prescription.lines.order_by("position")
+    ]
+    assert [d.units for d in dispenses] == [Decimal(14), Decimal(14), Decimal(30)]
+    used = ", ".join(f"{d.units.normalize():f} from {d.batch.lot_number}" for d in dispenses)
+    expect(technician.locator(".messagelist .success")).to_have_text(
+        f"Order {order.number} dispensed: {used}."
+    )
+    # No batch skipped for a beyond-use date before the end of the 58-day supply.
+    expect(technician.locator(".messagelist .info")).to_have_text(["Dispensing started."])
+    expect(technician.locator(".field-status")).to_contain_text("Compounding and dispensing")
+    expect(technician.locator("#dispenses tbody tr")).to_have_count(3)
+    expect(move_link(technician, "Final check: ready")).to_have_count(0)
+    expect(move_link(technician, "Verify")).to_have_count(0)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPOUNDING
+    for dispense in dispenses:
+        dispense.batch.refresh_from_db()
+        assert dispense.batch.units_remaining == released_before[dispense.batch.pk] - dispense.units
+        assert dispense.dispensed_by.email == TECHNICIAN
+    assert len({d.batch.pk for d in dispenses}) == 3  # one batch per strength
+    untouched = set(released_before) - {d.batch.pk for d in dispenses}
+    assert dict(Batch.objects.filter(pk__in=untouched).values_list("pk", "units_remaining")) == {
+        pk: released_before[pk] for pk in untouched
+    }
+
+    # 4. The pharmacist's final check; the technician ships and marks it delivered.
+    pharmacist.reload()
+    make_move(pharmacist, order, "Final check: ready")
+    expect_moved(pharmacist, order, OrderStatus.READY)
+
+    technician.reload()
+    expect(move_link(technician, "Final check: ready")).to_have_count(0)
+    make_move(technician, order, "Ship", {"carrier": CARRIER, "tracking_number": TRACKING_NUMBER})
+    expect_moved(technician, order, OrderStatus.SHIPPED)
+    assert (order.carrier, order.tracking_number) == (CARRIER, TRACKING_NUMBER)
+    make_move(technician, order, "Mark delivered")
+    expect_moved(technician, order, OrderStatus.DELIVERED)
+    expect(technician.locator("ul.object-tools a.order-move")).to_have_count(0)
+
+    events = list(order.events.order_by("created_at", "pk"))
+    assert [(e.from_status or None, e.to_status) for e in events] == [
+        (None, OrderStatus.SUBMITTED),
+        (OrderStatus.SUBMITTED, OrderStatus.IN_REVIEW),
+        (OrderStatus.IN_REVIEW, OrderStatus.VERIFIED),
+        (OrderStatus.VERIFIED, OrderStatus.COMPOUNDING),
+        (OrderStatus.COMPOUNDING, OrderStatus.READY),
+        (OrderStatus.READY, OrderStatus.SHIPPED),
+        (OrderStatus.SHIPPED, OrderStatus.DELIVERED),
+    ]
+    assert [e.actor.email for e in events[1:]] == [
+        PHARMACIST, PHARMACIST, TECHNICIAN, PHARMACIST, TECHNICIAN, TECHNICIAN,
+    ]  # fmt: skip
+    assert [e for e in events if e.signature_meaning] == [verification]
+
+    # 5. The prescriber sees every step on the order's timeline, and the tracking number.
+    portal = new_context().new_page()
+    portal.goto(f"{base}/accounts/login/")
+    portal.locator('[name="username"]').fill(PRESCRIBER)
+    portal.locator('[name="password"]').fill(settings.DEMO_PASSWORD)
+    portal.get_by_role("button", name="Sign in").click()
+    expect(portal).to_have_url(f"{base}/")
+    portal.goto(f"{base}/orders/{order.pk}/")
+    expect(portal.get_by_role("heading", level=1)).to_contain_text(order.number)
+    expect(portal.get_by_role("heading", level=1)).to_contain_text("Delivered")
+    expect(portal.locator("#timeline > li > strong")).to_have_text(TIMELINE)
+    expect(portal.locator("#timeline > li").nth(2)).to_contain_text(
+        f"(signed: {SIGNATURE_MEANING})"
+    )
+    expect(portal.get_by_text(f"{CARRIER} {TRACKING_NUMBER}", exact=True)).to_be_visible()
+    expect(portal.get_by_text(prescription.rx_number, exact=True)).to_be_visible()
