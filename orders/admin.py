@@ -1,6 +1,7 @@
 from functools import partial
 
 from django.contrib import admin
+from django.db.models import Q
 from django.urls import path
 from django.utils.html import format_html
 
@@ -26,6 +27,7 @@ class PatientAdmin(RecordHistoryAdmin):
     list_filter = ["takes_opioids", "sex"]
     list_select_related = ["clinic"]
     search_fields = ["last_name", "first_name", "clinic__name"]
+    show_full_result_count = False
     autocomplete_fields = ["clinic"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
     fieldsets = (
@@ -71,7 +73,8 @@ class PrescriptionAdmin(RecordHistoryAdmin):
                     "refills_authorized", "written_on", "expires_on"]  # fmt: skip
     list_filter = ["dosage_form", "written_on"]
     list_select_related = ["patient", "prescriber"]
-    search_fields = ["patient__last_name", "patient__first_name", "prescriber__npi"]
+    search_fields = ["patient__last_name", "patient__first_name", "prescriber__npi", "rx_number"]
+    show_full_result_count = False
     inlines = [StepInline, LineInline, OrderInline]
     readonly_fields = [field.name for field in Prescription._meta.fields]
 
@@ -100,7 +103,12 @@ class OrderAdmin(RecordHistoryAdmin):
                     "needed_by", "created_at"]  # fmt: skip
     list_filter = ["status", "kind", "ship_to"]
     list_select_related = ["clinic", "prescription__patient"]
-    search_fields = ["prescription__patient__last_name", "prescription__patient__first_name"]
+    # An order number (LDN-000123) is found by get_search_results; words search these.
+    search_fields = [
+        "prescription__patient__last_name", "prescription__patient__first_name",
+        "prescription__prescriber__last_name", "prescription__prescriber__npi", "clinic__name",
+        "prescription__rx_number", "dispenses__batch__lot_number",
+    ]  # fmt: skip
     readonly_fields = [field.name for field in Order._meta.fields]
     inlines = [EventInline]
     ordering = ["created_at", "pk"]  # oldest first: the order they came in
@@ -118,8 +126,8 @@ class OrderAdmin(RecordHistoryAdmin):
     def get_search_results(self, request, queryset, search_term):
         """An order number (LDN-000123) finds that order; other words search patient names."""
         pk = Order.pk_from_number(search_term)
-        if pk is not None:
-            return queryset.filter(pk=pk), False
+        if pk is not None:  # digits alone may also be an Rx number
+            return queryset.filter(Q(pk=pk) | Q(prescription__rx_number=search_term.strip())), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="status", ordering="status")

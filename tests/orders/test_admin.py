@@ -83,3 +83,17 @@ def test_history_is_shown_and_cannot_be_reverted(client, superuser, patient):
     patient.refresh_from_db()
     assert patient.first_name == "Renamed"
     assert patient.history.count() == 2
+
+
+@pytest.mark.parametrize(
+    "term",
+    ["Lakeside", "NX", "otherclinic", "rx"],
+)
+def test_admin_searches_orders_by_what_staff_look_for(client, pharmacist, demo_orders, term):
+    client.force_login(pharmacist)
+    if term == "rx":
+        term = demo_orders[3].prescription.rx_number
+    response = client.get(reverse("admin:orders_order_changelist"), {"q": term})
+    found = [o.pk for o in response.context["cl"].result_list]
+    assert found and len(found) == len(set(found))
+    assert demo_orders[3].pk in found

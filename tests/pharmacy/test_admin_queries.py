@@ -75,8 +75,8 @@ def versions(world, count):
 
 # changelist, how its rows are made, its query count (session, user, count, page, filters...)
 CHANGELISTS = [
-    ("orders_order", orders, 4), ("orders_prescription", orders, 5),
-    ("orders_patient", orders, 5), ("pharmacy_batch", orders, 4),
+    ("orders_order", orders, 4), ("orders_prescription", orders, 4),
+    ("orders_patient", orders, 4), ("pharmacy_batch", orders, 4),
     ("pharmacy_dispense", orders, 4), ("pharmacy_recall", orders, 7),
     ("pharmacy_ingredientlot", lots, 5), ("prescribers_prescriber", people, 5),
     ("prescribers_clinic", people, 5), ("pharmacy_user", people, 7),
