@@ -3,8 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-# System packages the test suites need: a browser for the e2e tests.
-TEST_SYSTEM_PACKAGES := chromium fonts-liberation
+# System packages: WeasyPrint renders labels with Pango and subsets fonts with HarfBuzz
+# (without libharfbuzz-subset0 it falls back to fontTools, 10-20x slower); the e2e tests need a
+# browser.
+RUN_SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+TEST_SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) chromium fonts-liberation
 
 .PHONY: run test install system-packages lint format migrate seed clean
 
@@ -21,7 +24,7 @@ install: $(VENV)/.installed
 
 # Installs what is missing with apt-get (as root, or through sudo when it is there).
 system-packages:
-	@missing=""; for pkg in $(TEST_SYSTEM_PACKAGES); do \
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -33,6 +36,7 @@ system-packages:
 	fi
 
 migrate: install
+	@$(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES="$(RUN_SYSTEM_PACKAGES)"
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
@@ -42,7 +46,8 @@ run: seed
 	@echo "Portal: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-test: install system-packages
+test: install
+	@$(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES="$(TEST_SYSTEM_PACKAGES)"
 	$(BIN)/python tests/run_suites.py
 
 lint: install

@@ -8,6 +8,7 @@ DATABASE_URL, CELERY_BROKER_URL and EMAIL_URL switch to PostgreSQL, Redis and SM
 from pathlib import Path
 
 import environ
+import font_lato
 import xstatic.pkg.bootstrap
 from django.core.exceptions import ImproperlyConfigured
 
@@ -45,6 +46,11 @@ VAR_DIR = Path(env.str("PHARMACY_VAR_DIR", default=str(BASE_DIR / "var")))
 # The portal's own address, for links in emails sent by workers (no request there).
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 PHARMACY_NAME = env.str("PHARMACY_NAME", default="Demo Compounding Pharmacy")
+# Printed on every label (the demo values are invented).
+PHARMACY_ADDRESS = env.str("PHARMACY_ADDRESS", default="1 Example Plaza, Springfield, IL 62701")
+PHARMACY_PHONE = env.str("PHARMACY_PHONE", default="(217) 555-0100")
+# Label size for the label printer, e.g. "4in 2in" (CSS page size).
+LABEL_PAGE_SIZE = env.str("LABEL_PAGE_SIZE", default="4in 2in")
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
@@ -135,7 +141,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 # Bootstrap comes from the xstatic-bootstrap wheel and is served by the portal itself (no CDN).
-STATICFILES_DIRS = [BASE_DIR / "static", ("bootstrap", xstatic.pkg.bootstrap.BASE_DIR)]
+# The label font (Lato, SIL Open Font License) comes from the font-lato wheel, embedded in PDFs.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("bootstrap", xstatic.pkg.bootstrap.BASE_DIR),
+    ("fonts/lato", Path(font_lato.__file__).parent / "files"),
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STORAGES = {
