@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from pharmacy.admin import ReadOnlyInline, RecordHistoryAdmin
 from pharmacy.roles import has_staff_role
 
-from .admin_workflow import dispense_view, move_view
+from .admin_workflow import dispense_view, move_view, print_labels, rerender_view
 from .models import (
     Order,
     OrderEvent,
@@ -112,6 +112,9 @@ class OrderAdmin(RecordHistoryAdmin):
     readonly_fields = [field.name for field in Order._meta.fields]
     inlines = [EventInline]
     ordering = ["created_at", "pk"]  # oldest first: the order they came in
+    actions = [
+        admin.action(description="Print labels of the selected orders (one PDF)")(print_labels)
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -143,6 +146,11 @@ class OrderAdmin(RecordHistoryAdmin):
         return [
             path("<path:object_id>/move/<str:to_status>/", move, name="orders_order_move"),
             path(
+                "<path:object_id>/label/",
+                self.admin_site.admin_view(partial(rerender_view, self)),
+                name="orders_order_rerender_label",
+            ),
+            path(
                 "<path:object_id>/dispense/",
                 self.admin_site.admin_view(partial(dispense_view, self)),
                 name="orders_order_dispense",
@@ -163,6 +171,8 @@ class OrderAdmin(RecordHistoryAdmin):
                 "findings": prescription.findings,
                 "events": order.events.select_related("actor"),
                 "dispenses": order.dispenses.select_related("batch", "line__formulation"),
+                "labels": order.labels.all(),
+                "deliveries": order.deliveries.all(),
                 "may_dispense": order.status in (OrderStatus.VERIFIED, OrderStatus.COMPOUNDING)
                 and has_staff_role(request.user, {"pharmacist", "technician"}),
             }

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -143,3 +144,34 @@ def dispense_view(model_admin, request, object_id):
             "opts": Order._meta,
         },
     )
+
+
+def rerender_view(model_admin, request, object_id):
+    """POST: render the order's label again as a new version (the old ones are kept)."""
+    from pharmacy.notifications import label_render
+
+    order = get_object_or_404(Order, pk=object_id)
+    if request.method == "POST":
+        try:
+            document = label_render(order=order, actor=request.user)
+        except ValueError as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.success(request, f"Label of {order.number} rendered again: version "
+                                      f"{document.version}.")  # fmt: skip
+    return redirect("admin:orders_order_change", order.pk)
+
+
+def print_labels(model_admin, request, queryset):
+    """The labels of the selected orders as the pages of one PDF, for the label printer."""
+    from pharmacy.labels import render_labels_pdf
+
+    orders = list(queryset.order_by("pk"))
+    try:
+        pdf = render_labels_pdf(orders)
+    except ValueError as refused:
+        messages.error(request, str(refused))
+        return None
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="labels-{len(orders)}-orders.pdf"'
+    return response

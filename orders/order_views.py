@@ -8,13 +8,14 @@ from decimal import Decimal
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
+from pharmacy.notifications import latest_label
 from pharmacy.state_machine import refusal_text
 from prescribers.access import PrescriberRequiredMixin
 
@@ -216,6 +217,7 @@ class OrderDetailView(ClinicOrdersMixin, DetailView):
         order = self.object
         prescription = order.prescription
         moves = {to for to, _ in allowed_moves(self.request.user, order)}
+        events = list(order.events.select_related("actor"))
         question = None
         if order.status == OrderStatus.ON_HOLD:
             question = order.events.filter(to_status=OrderStatus.ON_HOLD).last()
@@ -223,7 +225,9 @@ class OrderDetailView(ClinicOrdersMixin, DetailView):
             prescription=prescription,
             steps=prescription.steps.all(),
             lines=prescription.lines.select_related("formulation"),
-            events=order.events.select_related("actor"),
+            events=events,
+            timeline=order_timeline(events, order.deliveries.filter(status="sent")),
+            label=latest_label(order),
             other_fills=prescription.orders.exclude(pk=order.pk).order_by("fill_number"),
             may_cancel=OrderStatus.CANCELLED in moves,
             may_answer=OrderStatus.IN_REVIEW in moves,
@@ -234,6 +238,22 @@ class OrderDetailView(ClinicOrdersMixin, DetailView):
             cancel_form=CancelForm(),
             refill_form=RefillForm(),
             **kwargs,
+        )
+
+
+class OrderLabelView(ClinicOrdersMixin, View):
+    """The latest label PDF of an order of the prescriber's clinic."""
+
+    def get(self, request, pk):
+        order = get_object_or_404(self.orders(), pk=pk)
+        document = latest_label(order)
+        if document is None:
+            raise Http404("No label yet.")
+        return FileResponse(
+            document.file.open("rb"),
+            as_attachment=True,
+            filename=f"label-{order.number}.pdf",
+            content_type="application/pdf",
         )
 
 
@@ -302,3 +322,15 @@ def _back(order_pk: str, prescription: Prescription):
         return redirect("order_detail", int(order_pk))
     first = prescription.orders.order_by("fill_number").first()
     return redirect("order_detail", first.pk)
+
+
+def order_timeline(events, deliveries) -> list[dict]:
+    """Status changes and the emails sent about the order, in time order."""
+    entries = [
+        {"at": e.created_at, "title": e.get_to_status_display(), "event": e} for e in events
+    ] + [
+        {"at": d.sent_at, "title": f"Emailed: {d.get_kind_display().lower()}",
+         "detail": f"to {d.recipient}"}
+        for d in deliveries
+    ]  # fmt: skip
+    return sorted(entries, key=lambda entry: entry["at"])

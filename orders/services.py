@@ -13,7 +13,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from pharmacy.models import DosageForm, Formulation, User
+from pharmacy.models import DeliveryKind, DosageForm, Formulation, User
+from pharmacy.notifications import delivery_enqueue
 from pharmacy.state_machine import apply_transition
 from prescribers.models import Clinic
 
@@ -407,10 +408,14 @@ def rx_number_for(prescription_id: int) -> str:
 def order_hold(*, order: Order, actor: User, question: str) -> Order:
     """Put the order on hold with a question that the prescriber sees and answers."""
     question = _required(question, "question for the prescriber")
-    return order_transition(
-        order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question,
-        satisfies=Needs.QUESTION,
-    )  # fmt: skip
+    with transaction.atomic():
+        order = order_transition(
+            order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question,
+            satisfies=Needs.QUESTION,
+        )  # fmt: skip
+        delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
+                         recipient=order.prescription.prescriber.user.email)  # fmt: skip
+    return order
 
 
 def order_answer(*, order: Order, actor: User, answer: str) -> Order:
@@ -425,20 +430,27 @@ def order_answer(*, order: Order, actor: User, answer: str) -> Order:
 
 def order_reject(*, order: Order, actor: User, reason: str) -> Order:
     reason = _required(reason, "reason for rejecting the order")
-    return order_transition(
-        order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason,
-        satisfies=Needs.REASON,
-    )  # fmt: skip
+    with transaction.atomic():
+        order = order_transition(
+            order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason,
+            satisfies=Needs.REASON,
+        )  # fmt: skip
+        delivery_enqueue(kind=DeliveryKind.REJECTED, order=order,
+                         recipient=order.prescription.prescriber.user.email)  # fmt: skip
+    return order
 
 
 def order_ship(*, order: Order, actor: User, carrier: str, tracking_number: str) -> Order:
     carrier = _required(carrier, "carrier")
     tracking_number = _required(tracking_number, "tracking number")
-    return order_transition(
-        order=order, to_status=OrderStatus.SHIPPED, actor=actor,
-        note=f"Shipped with {carrier}, tracking {tracking_number}.", satisfies=Needs.SHIPPING,
-        changes={"carrier": carrier, "tracking_number": tracking_number},
-    )  # fmt: skip
+    with transaction.atomic():
+        order = order_transition(
+            order=order, to_status=OrderStatus.SHIPPED, actor=actor,
+            note=f"Shipped with {carrier}, tracking {tracking_number}.", satisfies=Needs.SHIPPING,
+            changes={"carrier": carrier, "tracking_number": tracking_number},
+        )  # fmt: skip
+        delivery_enqueue(kind=DeliveryKind.SHIPPED, order=order, recipient=order.clinic.label_email)
+    return order
 
 
 def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dict) -> Order:
@@ -478,7 +490,11 @@ def order_final_check(*, order: Order, actor: User, note: str = "") -> Order:
             f"Order {order.number} is not fully dispensed yet: dispense every line first.",
             code="not_dispensed",
         )
-    return order_transition(
-        order=order, to_status=OrderStatus.READY, actor=actor, note=note or "Final check done.",
-        satisfies=Needs.FINAL_CHECK,
-    )  # fmt: skip
+    with transaction.atomic():
+        order = order_transition(
+            order=order, to_status=OrderStatus.READY, actor=actor,
+            note=note or "Final check done.", satisfies=Needs.FINAL_CHECK,
+        )  # fmt: skip
+        delivery_enqueue(kind=DeliveryKind.LABEL_READY, order=order,
+                         recipient=order.clinic.label_email)  # fmt: skip
+    return order

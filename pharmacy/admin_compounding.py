@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html
 
-from . import batches, formulations
+from . import batches, formulations, notifications
 from .admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
 from .admin_actions import run_for_each, with_form
 from .admin_recalls import recall_batches, recall_lots  # also registers the recall admin
@@ -15,6 +15,7 @@ from .models import (
     BatchEvent,
     BatchIngredient,
     BatchStatus,
+    Delivery,
     Dispense,
     FormulationIngredient,
     FormulationVersion,
@@ -415,3 +416,27 @@ class DispenseAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """The outbox: every email, its status, attempts and last error; failed ones can be retried."""
+
+    list_display = ["created_at", "kind", "recipient", "subject_key", "status", "attempts",
+                    "sent_at", "last_error"]  # fmt: skip
+    list_filter = ["status", "kind"]
+    search_fields = ["recipient", "subject_key", "message_id"]
+    show_full_result_count = False
+    readonly_fields = [field.name for field in Delivery._meta.fields]
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry selected failed deliveries")
+    def retry(self, request, queryset):
+        retried = sum(notifications.delivery_retry(delivery=d) for d in queryset.order_by("pk"))
+        self.message_user(request, f"{retried} delivery(ies) queued again.")

@@ -16,11 +16,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from prescribers.models import Clinic
+
 from .batches import BATCH_TRANSITIONS, batch_transition, lot_transition
 from .models import (
     Batch,
     BatchIngredient,
     BatchStatus,
+    DeliveryKind,
     Dispense,
     IngredientLot,
     LotStatus,
@@ -28,6 +31,7 @@ from .models import (
     RecallNotice,
     User,
 )
+from .notifications import delivery_enqueue
 from .roles import is_pharmacist
 
 B, L = BatchStatus, LotStatus
@@ -75,9 +79,12 @@ def _write_notices(recall: Recall, batch_ids: Iterable[int]) -> None:
         .values_list("order__clinic_id", flat=True)
         .distinct()
     )
-    RecallNotice.objects.bulk_create(
+    for notice in RecallNotice.objects.bulk_create(
         RecallNotice(recall=recall, clinic_id=clinic_id) for clinic_id in clinic_ids
-    )
+    ):
+        # The email of each notice goes through the outbox, after this transaction commits.
+        delivery_enqueue(kind=DeliveryKind.RECALL_NOTICE, recall_notice=notice,
+                         recipient=Clinic.objects.get(pk=notice.clinic_id).label_email)  # fmt: skip
 
 
 def batch_recall(*, batch: Batch, actor: User, reason: str) -> Recall:

@@ -225,7 +225,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Django's own console handler would print each of its records a second time.
-    "loggers": {"django": {"handlers": [], "propagate": True}},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        "weasyprint.progress": {"level": "WARNING"},  # a line per rendering step otherwise
+    },
 }
 
 # The password of the accounts made by `manage.py seed_demo` (never used in production).
@@ -239,3 +242,17 @@ PRESCRIPTION_VALID_MONTHS = env.int("PRESCRIPTION_VALID_MONTHS", default=12)
 RX_NUMBER_START = env.int("RX_NUMBER_START", default=7000000)
 # USP <795>: which day counts as day 1 of a beyond-use date (default: the day after compounding).
 BUD_COMPOUNDING_DATE_IS_DAY_ONE = env.bool("BUD_COMPOUNDING_DATE_IS_DAY_ONE", default=False)
+
+# The outbox (pharmacy/notifications.py): when the sweep re-queues stuck rows, and retries.
+OUTBOX_PENDING_AFTER = env.int("OUTBOX_PENDING_AFTER", default=120)  # seconds
+OUTBOX_SENDING_AFTER = env.int("OUTBOX_SENDING_AFTER", default=600)  # longer than any send
+OUTBOX_RETRY_BASE_DELAY = env.int("OUTBOX_RETRY_BASE_DELAY", default=10)
+OUTBOX_RETRY_MAX_DELAY = env.int("OUTBOX_RETRY_MAX_DELAY", default=900)
+# Rendering and mail run on queues of their own (a render worker recycles its processes).
+CELERY_TASK_ROUTES = {
+    "pharmacy.tasks.render_label": {"queue": "render"},
+    "pharmacy.tasks.send_delivery": {"queue": "mail"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-outbox": {"task": "pharmacy.tasks.sweep_deliveries", "schedule": 60.0},
+}

@@ -42,6 +42,7 @@ urlpatterns = [
     path("orders/dose-check/", order_pages.DoseCheckView.as_view(), name="dose_check"),
     path("orders/<int:pk>/", order_pages.OrderDetailView.as_view(), name="order_detail"),
     path("orders/<int:pk>/cancel/", order_pages.OrderCancelView.as_view(), name="order_cancel"),
+    path("orders/<int:pk>/label/", order_pages.OrderLabelView.as_view(), name="order_label"),
     path("orders/<int:pk>/answer/", order_pages.OrderAnswerView.as_view(), name="order_answer"),
     path("orders/<int:pk>/amend/", order_pages.OrderAmendView.as_view(), name="order_amend"),
     path(

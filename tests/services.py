@@ -33,13 +33,18 @@ def free_port() -> int:
 class SmtpSink:
     """An SMTP server on loopback that keeps every message it receives."""
 
-    def __init__(self):
+    def __init__(self, *, refuse_first: int = 0):
+        self.refuse_first = refuse_first  # answer "try again later" to the first N messages
+        self.refused = 0
         self.messages: list[EmailMessage] = []
         self._arrived = threading.Condition()
         self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+        if self.refused < self.refuse_first:
+            self.refused += 1
+            return "451 4.3.0 Try again later"
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         with self._arrived:
             self.messages.append(message)
@@ -72,6 +77,7 @@ class CeleryWorker:
         self.process = None
 
     def start(self, timeout: float = 60):
+        self._ready.clear()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -85,6 +91,7 @@ class CeleryWorker:
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
+                "--queues=default,render,mail",
                 f"--hostname=test-{os.getpid()}@%h",
             ],
             cwd=ROOT,

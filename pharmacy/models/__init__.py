@@ -25,12 +25,16 @@ from .compounding import (
     Recall,
     RecallNotice,
 )
+from .notifications import Delivery, DeliveryKind, DeliveryStatus, LabelDocument
 
 __all__ = [
     "Batch",
     "BatchEvent",
     "BatchIngredient",
     "BatchStatus",
+    "Delivery",
+    "DeliveryKind",
+    "DeliveryStatus",
     "Dispense",
     "DosageForm",
     "Formulation",
@@ -41,6 +45,7 @@ __all__ = [
     "Ingredient",
     "IngredientLot",
     "IngredientLotEvent",
+    "LabelDocument",
     "LotStatus",
     "PostalAddress",
     "QcResult",

@@ -38,7 +38,9 @@ TIMELINE = [
     "Verified",
     "Compounding and dispensing",
     "Ready",
+    "Emailed: label ready",  # the clinic got the label PDF
     "Shipped",
+    "Emailed: order shipped",
     "Delivered",
 ]
 
@@ -250,3 +252,6 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
     )
     expect(portal.get_by_text(f"{CARRIER} {TRACKING_NUMBER}", exact=True)).to_be_visible()
     expect(portal.get_by_text(prescription.rx_number, exact=True)).to_be_visible()
+    with portal.expect_download() as download:
+        portal.locator("#label-download").click()
+    assert download.value.suggested_filename == f"label-{order.number}.pdf"

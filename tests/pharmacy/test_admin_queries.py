@@ -107,4 +107,4 @@ def test_the_order_page_query_count_is_pinned(client, world):
     orders(world, 1)
     client.force_login(StaffFactory(group="Pharmacist"))
     order_id = world["prescriber"].clinic.orders.get().pk
-    assert queries(client, reverse("admin:orders_order_change", args=[order_id])) == 22
+    assert queries(client, reverse("admin:orders_order_change", args=[order_id])) == 24

@@ -1,0 +1,385 @@
+"""Prescription labels as PDF: one label (one page) per product line of a dispensed order.
+
+label_pages() gathers what the label shows as plain values;
+a Django template (autoescaped) lays it out and WeasyPrint prints it with the label's own small
+stylesheet. The font configuration and the stylesheets are built once per process (STYLE.md 15;
+WeasyPrint docs, "Improve rendering speed and memory use"), and WeasyPrint may load nothing but
+the portal's own static files.
+"""
+
+import datetime
+import functools
+import mimetypes
+import posixpath
+import re
+import threading
+import xml.dom.minidom
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import barcode
+from barcode.writer import SVGWriter
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.core.exceptions import SuspiciousFileOperation
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from orders.models import Order, OrderKind, OrderStatus, Prescription
+
+from .bud import BudCategory
+from .models import Dispense, DosageForm
+
+OPIOID_WARNING = "Do not take with opioid pain or cough medicines"
+SHAKE_WELL = "Shake well"
+REFRIGERATE = "Refrigerate"
+TEMPLATE = "labels/label.html"
+STYLESHEET = "labels/label.css"  # a static file
+
+# Static files are addressed under an origin that never resolves (.invalid is reserved,
+# RFC 2606); the URL fetcher maps these URLs to files found by the staticfiles finders.
+_LABEL_ORIGIN = "https://labels.invalid/"
+_PAGE_SIZE = re.compile(r"[A-Za-z0-9. ]+")  # "4in 2in", "102mm 51mm", "A7 landscape"
+
+# Code 128 (python-barcode), drawn in whole printer dots at 300 dpi so that the bars stay sharp
+# when a 300 dpi label printer rasterises the page; quiet zones of 10 modules (ISO/IEC 15417).
+# The page margins (label.css) are whole dots too: 0.07 in and 0.09 in.
+_DPI = 300
+_DOT_MM = 25.4 / _DPI
+_BARCODE_MAX_DOTS = 1140  # 3.8 in: a 4 in label's width inside its margins
+_BARCODE_HEIGHT_DOTS = 72  # 0.24 in
+_QUIET_ZONE_MODULES = 10
+_BAR_WIDTH_REDUCTION = 0.05  # dots
+
+_PLURAL_UNITS = {"capsule": "capsules"}
+
+# The cached FontConfiguration (a Pango font map) is shared by every render, and WeasyPrint
+# promises no thread safety for that: one label document at a time per process.
+_RENDER_LOCK = threading.Lock()
+
+
+class LabelResourceRefused(ValueError):
+    """A label asked for something other than one of the portal's own static files."""
+
+
+class LabelDoesNotFit(ValueError):
+    """A label's text ran onto a second page."""
+
+
+@dataclass(frozen=True)
+class LabelPage:
+    """Everything one label shows, as plain values (the template formats the dates)."""
+
+    pharmacy_name: str
+    pharmacy_address: str
+    pharmacy_phone: str
+    rx_number: str
+    fill_number: int  # 0 for the original fill
+    date_filled: datetime.date  # the local day of the order's last dispense
+    patient_name: str
+    patient_date_of_birth: datetime.date
+    prescriber: str  # "Jane Doe, MD"
+    drug: str  # "Naltrexone HCl 1.5 mg capsule": name, strength and dosage form
+    quantity: str  # "14 capsules", "198 mL"
+    directions: str
+    refills_remaining: int
+    rx_expires_on: datetime.date
+    beyond_use_date: datetime.date
+    storage: str
+    lot_numbers: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def rx_and_fill(self) -> str:
+        return f"Rx {self.rx_number} · Fill {self.fill_number}"
+
+    @property
+    def barcode_payload(self) -> str:
+        return f"{self.rx_number}|{self.fill_number}|{self.lot_numbers[0]}"
+
+
+# --- What the label says --------------------------------------------------------------------
+
+
+def label_pages(order: Order) -> list[LabelPage]:
+    """One label per prescription line (each strength is its own container), in line order.
+
+    Raises ValueError when the order has no Rx number yet or a line has nothing dispensed:
+    labels are printed for verified, dispensed orders."""
+    # Read again: verification sets the Rx number with an UPDATE, which an Order already in
+    # memory (and its cached prescription) does not see.
+    prescription = Prescription.objects.select_related("patient", "prescriber").get(
+        pk=order.prescription_id
+    )
+    if not prescription.rx_number:
+        raise ValueError(
+            f"Order {order.number} has no Rx number yet: labels are printed for verified, "
+            "dispensed orders."
+        )
+    lines = list(prescription.lines.select_related("formulation").order_by("position"))
+    if not lines:
+        raise ValueError(f"Order {order.number} has no product lines to label.")
+    dispenses_of_line: dict[int, list[Dispense]] = {line.pk: [] for line in lines}
+    dispenses = Dispense.objects.filter(order_id=order.pk).select_related(
+        "batch__formulation_version"
+    )
+    for dispense in dispenses.order_by("pk"):
+        dispenses_of_line.setdefault(dispense.line_id, []).append(dispense)
+    for line in lines:
+        if not dispenses_of_line[line.pk]:
+            raise ValueError(
+                f"Order {order.number}: {line.formulation.name} is not dispensed yet; labels "
+                "are printed for verified, dispensed orders."
+            )
+
+    last_dispensed_at = max(d.dispensed_at for ds in dispenses_of_line.values() for d in ds)
+    patient = prescription.patient
+    common = {
+        "pharmacy_name": settings.PHARMACY_NAME,
+        "pharmacy_address": settings.PHARMACY_ADDRESS,
+        "pharmacy_phone": settings.PHARMACY_PHONE,
+        "rx_number": prescription.rx_number,
+        "fill_number": order.fill_number,
+        "date_filled": timezone.localdate(last_dispensed_at),
+        "patient_name": patient.full_name,
+        "patient_date_of_birth": patient.date_of_birth,
+        "prescriber": str(prescription.prescriber),
+        "directions": prescription.directions,
+        "refills_remaining": _refills_remaining_after(order, prescription),
+        "rx_expires_on": prescription.expires_on,
+    }
+    return [
+        LabelPage(**common, **_line_fields(order, line, dispenses_of_line[line.pk]))
+        for line in lines
+    ]
+
+
+def _refills_remaining_after(order: Order, prescription: Prescription) -> int:
+    """Refills left once this fill is made. The same count as
+    orders.services.prescription_refills_left (refill orders not cancelled), but only up to this
+    fill, so that a reprinted label of an earlier fill says what it said then."""
+    used = (
+        prescription.orders.filter(kind=OrderKind.REFILL, fill_number__lte=order.fill_number)
+        .exclude(status=OrderStatus.CANCELLED)
+        .count()
+    )
+    return max(prescription.refills_authorized - used, 0)
+
+
+def _line_fields(order: Order, line, dispenses: list[Dispense]) -> dict:
+    formulation = line.formulation
+    batches = [dispense.batch for dispense in dispenses]
+    if any(batch.beyond_use_date is None for batch in batches):
+        raise ValueError(
+            f"Order {order.number}: a batch dispensed for {formulation.name} has no "
+            "beyond-use date."
+        )
+    versions = [batch.formulation_version for batch in batches]
+    warnings = [OPIOID_WARNING]
+    for version in versions:
+        warnings.extend(version.auxiliary_labels or [])
+    if formulation.dosage_form != DosageForm.CAPSULE:
+        warnings.append(SHAKE_WELL)
+    if any(version.bud == BudCategory.AQUEOUS_UNPRESERVED for version in versions):
+        warnings.append(REFRIGERATE)
+    return {
+        "drug": formulation.name,
+        "quantity": _quantity(sum(d.units for d in dispenses), formulation.unit),
+        "beyond_use_date": min(batch.beyond_use_date for batch in batches),
+        "storage": "; ".join(_unique(version.storage for version in versions)),
+        "lot_numbers": tuple(_unique(batch.lot_number for batch in batches)),
+        "warnings": tuple(_unique(warnings)),
+    }
+
+
+def _quantity(units: Decimal, unit: str) -> str:
+    """Decimal('14.00'), 'capsule' -> '14 capsules'; Decimal('198'), 'mL' -> '198 mL'."""
+    if units != 1:
+        unit = _PLURAL_UNITS.get(unit, unit)
+    return f"{units.normalize():f} {unit}"
+
+
+def _unique(texts: Iterable[str]) -> list[str]:
+    """Non-blank texts in order, each once (ignoring case, surrounding space and a final stop)."""
+    seen: set[str] = set()
+    kept = []
+    for text in texts:
+        text = (text or "").strip()
+        key = text.rstrip(".").casefold()
+        if text and key not in seen:
+            seen.add(key)
+            kept.append(text)
+    return kept
+
+
+# --- Barcode --------------------------------------------------------------------------------
+
+
+def barcode_svg(payload: str) -> str:
+    """Inline SVG markup of a Code 128 barcode of `payload`, at most 3.8 in wide and 0.24 in
+    high, with no text (the Rx number and lot are printed as text on the label).
+
+    Bars are 3 printer dots wide (0.254 mm) at 300 dpi, or 2 dots for a long payload; a payload
+    too long even at 2 dots raises ValueError rather than printing an unreadable barcode."""
+    for dots in (3, 2):
+        # A new object each time: python-barcode's Code 128 keeps encoder state between builds.
+        code = barcode.get("code128", payload, writer=SVGWriter())
+        if (len(code.build()[0]) + 2 * _QUIET_ZONE_MODULES) * dots <= _BARCODE_MAX_DOTS:
+            break
+    else:
+        raise ValueError(f"The barcode of {payload!r} is too long to fit a label.")
+    module_mm = dots * _DOT_MM
+    svg = barcode.get("code128", payload, writer=SVGWriter()).render(
+        {
+            "module_width": module_mm,
+            "module_height": _BARCODE_HEIGHT_DOTS * _DOT_MM,
+            "quiet_zone": _QUIET_ZONE_MODULES * module_mm,
+            "margin_top": 0,
+            "margin_bottom": 0,
+            "write_text": False,
+            "compress": True,
+            "with_doctype": False,
+        }
+    )
+    return _in_printer_dots(svg.decode("utf-8"))
+
+
+def _in_printer_dots(svg: str) -> str:
+    """python-barcode's SVG redrawn in whole printer dots, as one path.
+
+    The writer gives positions in mm to 3 decimals (0.169 mm for 2 dots, really 0.16933), so
+    bar edges drift off the printer's dot grid. Here the user unit is one dot (viewBox), every
+    edge is a whole dot, and each bar is narrowed by a twentieth of a dot on both sides (bar
+    width reduction) so that a rasteriser rounding outwards cannot widen it by a dot.
+
+    One <path> instead of a <rect> per bar: inline in HTML every SVG element is also styled as
+    an HTML element, and the writer's style="fill:..." is an unknown property there."""
+    root = xml.dom.minidom.parseString(svg).documentElement
+    width, height = _dots(root.getAttribute("width")), _BARCODE_HEIGHT_DOTS
+    bars = []
+    for rect in root.getElementsByTagName("rect"):
+        if not rect.getAttribute("x"):
+            continue  # the writer's white background (100 % wide), drawn again below
+        left = _dots(rect.getAttribute("x")) + _BAR_WIDTH_REDUCTION
+        bar_width = _dots(rect.getAttribute("width")) - 2 * _BAR_WIDTH_REDUCTION
+        bars.append(f"M{left:g} 0h{bar_width:g}v{height}h-{bar_width:g}z")
+    path = "".join(bars)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width * 72 / _DPI:.2f}pt" height="{height * 72 / _DPI:.2f}pt">'  # 1 dot = 0.24 pt
+        f'<rect width="{width}" height="{height}" fill="white"/>'
+        f'<path fill="black" d="{path}"/></svg>'
+    )
+
+
+def _dots(length_mm: str) -> int:
+    """'2.540mm' -> 30 (printer dots at 300 dpi)."""
+    return round(float(length_mm.removesuffix("mm")) / _DOT_MM)
+
+
+# --- Loading resources ----------------------------------------------------------------------
+
+
+def static_prefix() -> str:
+    """The absolute URL under which labels see the static files (also their base URL)."""
+    return urljoin(_LABEL_ORIGIN, settings.STATIC_URL)
+
+
+class StaticFilesOnlyFetcher(URLFetcher):
+    """WeasyPrint's URL fetcher for labels: serves the portal's static files (found by the
+    staticfiles finders) and refuses every other URL: file:, http(s):, data: and the rest."""
+
+    def fetch(self, url, headers=None):
+        prefix = static_prefix()
+        if not url.startswith(prefix):
+            raise LabelResourceRefused(f"Labels load only the portal's static files, not {url!r}.")
+        relative = posixpath.normpath(unquote(urlsplit(url[len(prefix) :]).path))
+        if relative.startswith(("/", "..")) or relative == ".":
+            raise LabelResourceRefused(f"Not a static file: {url!r}.")
+        try:
+            found = finders.find(relative)
+        except SuspiciousFileOperation as error:
+            raise LabelResourceRefused(f"Not a static file: {url!r}.") from error
+        if not found:
+            raise LabelResourceRefused(f"No static file {relative!r}.")
+        content_type = mimetypes.guess_type(relative)[0] or "application/octet-stream"
+        return URLFetcherResponse(
+            url, body=Path(found).read_bytes(), headers={"Content-Type": content_type}
+        )
+
+
+@functools.cache
+def url_fetcher() -> StaticFilesOnlyFetcher:
+    return StaticFilesOnlyFetcher()
+
+
+@functools.cache
+def font_configuration() -> FontConfiguration:
+    return FontConfiguration()
+
+
+@functools.cache
+def label_stylesheets() -> tuple[CSS, ...]:
+    """The label's stylesheet (with its Lato @font-face rules, fetched here once) and the page
+    size from settings.LABEL_PAGE_SIZE."""
+    page_size = settings.LABEL_PAGE_SIZE.strip()
+    if not _PAGE_SIZE.fullmatch(page_size):
+        raise ValueError(f"LABEL_PAGE_SIZE is not a CSS page size: {page_size!r}")
+    fonts = font_configuration()
+    return (
+        CSS(url=static_prefix() + STYLESHEET, url_fetcher=url_fetcher(), font_config=fonts),
+        CSS(string=f"@page {{ size: {page_size}; }}", url_fetcher=url_fetcher(), font_config=fonts),
+    )
+
+
+# --- Rendering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PrintedLabel:
+    page: LabelPage
+    barcode: SafeString
+
+
+def render_labels_html(pages: Iterable[LabelPage]) -> str:
+    """The HTML of the labels, one <section> per label; every value is escaped by the template
+    except the barcode SVG, which this module makes (it contains no text)."""
+    labels = [_PrintedLabel(page, mark_safe(barcode_svg(page.barcode_payload))) for page in pages]
+    return render_to_string(TEMPLATE, {"labels": labels})
+
+
+def render_pages_pdf(pages: list[LabelPage]) -> bytes:
+    """One PDF document with one page per label."""
+    if not pages:
+        raise ValueError("There are no labels to print.")
+    html = HTML(
+        string=render_labels_html(pages), base_url=static_prefix(), url_fetcher=url_fetcher()
+    )
+    with _RENDER_LOCK:
+        fonts = font_configuration()
+        document = html.render(stylesheets=label_stylesheets(), font_config=fonts)
+        if len(document.pages) != len(pages):
+            # Never cut text off a label: refuse rather than print a label in two parts.
+            raise LabelDoesNotFit(
+                f"The labels took {len(document.pages)} pages instead of {len(pages)}: a "
+                "label's text does not fit its page."
+            )
+        return document.write_pdf()
+
+
+def render_label_pdf(order: Order) -> bytes:
+    """The labels of one order: one PDF, a page per prescription line."""
+    return render_pages_pdf(label_pages(order))
+
+
+def render_labels_pdf(orders: Iterable[Order]) -> bytes:
+    """The labels of many orders as the pages of ONE document: one template render and one
+    WeasyPrint layout, and each font subset embedded once instead of once per order."""
+    return render_pages_pdf([page for order in orders for page in label_pages(order)])

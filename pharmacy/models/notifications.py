@@ -1,0 +1,80 @@
+"""The outbox: every email the portal sends is first a row, written in the same transaction as
+the change that causes it, and label PDFs kept by version."""
+
+from django.conf import settings
+from django.db import models
+
+
+class DeliveryKind(models.TextChoices):
+    LABEL_READY = "label_ready", "Label ready"
+    ON_HOLD = "on_hold", "Order on hold"
+    REJECTED = "rejected", "Order rejected"
+    SHIPPED = "shipped", "Order shipped"
+    RECALL_NOTICE = "recall_notice", "Recall notice"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class Delivery(models.Model):
+    """One email to one recipient about one thing. The unique key makes a second row for the
+    same (kind, thing, recipient) impossible, so a change made twice mails once."""
+
+    kind = models.CharField(max_length=20, choices=DeliveryKind.choices)
+    recipient = models.EmailField()
+    # What it is about: "order:12" or "recall_notice:5" (the foreign keys below say which).
+    subject_key = models.CharField(max_length=50)
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
+    )
+    recall_notice = models.ForeignKey(
+        "pharmacy.RecallNotice", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="deliveries",
+    )  # fmt: skip
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject_key", "recipient"], name="one_delivery_per_kind_subject"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} to {self.recipient}"
+
+
+class LabelDocument(models.Model):
+    """A rendered label PDF of an order. Re-rendering makes a new version; old ones are kept."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="labels")
+    version = models.PositiveSmallIntegerField()
+    file = models.FileField(upload_to="labels/%Y/%m/")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["order", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "version"], name="one_label_per_version")
+        ]
+
+    def __str__(self):
+        return f"Label of {self.order} v{self.version}"

@@ -1,0 +1,180 @@
+"""Emails to clinics and prescribers through an outbox.
+
+Each email is first a Delivery row, written in the same transaction as the change that causes
+it; its task is queued only after that transaction commits. Sending claims the row with a
+conditional update, so a task delivered twice sends once; a periodic sweep re-queues rows left
+pending or sending too long, so a broker outage or a killed worker delays mail and loses none.
+Subjects carry no personal health information."""
+
+import datetime
+import logging
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from .models import Delivery, DeliveryKind, DeliveryStatus, LabelDocument, RecallNotice
+
+logger = logging.getLogger(__name__)
+K, S = DeliveryKind, DeliveryStatus
+
+
+def _queue(delivery: Delivery) -> None:
+    """After commit: a label is rendered (render queue) before its email is sent (mail queue)."""
+    kind, delivery_id, order_id = delivery.kind, delivery.pk, delivery.order_id
+    transaction.on_commit(lambda: _publish(kind, delivery_id, order_id))
+
+
+def _publish(kind: str, delivery_id: int, order_id: int | None) -> None:
+    from .tasks import render_label, send_delivery  # tasks import this module
+
+    try:
+        if kind == K.LABEL_READY:
+            render_label.delay(order_id=order_id, delivery_id=delivery_id)
+        else:
+            send_delivery.delay(delivery_id=delivery_id)
+    except (KombuOperationalError, OSError) as error:
+        # The broker is down: the change is committed and its row waits; the sweep queues it.
+        logger.warning("delivery %s not queued (%s); the sweep will", delivery_id, error)
+
+
+def delivery_enqueue(*, kind: DeliveryKind, recipient: str, order=None,
+                     recall_notice: RecallNotice | None = None) -> Delivery:  # fmt: skip
+    """The outbox row of one email, made once: the same (kind, subject, recipient) again
+    returns the row that exists. Call it inside the transaction of the change."""
+    subject_key = f"order:{order.pk}" if order is not None else f"recall_notice:{recall_notice.pk}"
+    try:
+        with transaction.atomic():
+            delivery = Delivery.objects.create(
+                kind=kind, recipient=recipient, subject_key=subject_key, order=order,
+                recall_notice=recall_notice,
+                # One Message-ID for every attempt: a resend after a worker died between the
+                # SMTP hand-off and the database update is the same message to mail systems.
+                message_id=make_msgid(domain="ldn-portal"),
+            )  # fmt: skip
+    except IntegrityError:
+        return Delivery.objects.get(kind=kind, subject_key=subject_key, recipient=recipient)
+    _queue(delivery)
+    return delivery
+
+
+def label_render(*, order, actor=None) -> LabelDocument:
+    """Render the order's label PDF as a new version; earlier versions are kept."""
+    from .labels import render_label_pdf
+
+    pdf = render_label_pdf(order)
+    with transaction.atomic():
+        last = LabelDocument.objects.filter(order=order).aggregate(last=Max("version"))["last"]
+        version = (last or 0) + 1
+        document = LabelDocument(order=order, version=version, created_by=actor)
+        document.file.save(f"{order.number}-v{version}.pdf", ContentFile(pdf), save=False)
+        document.save()
+    return document
+
+
+def latest_label(order) -> LabelDocument | None:
+    return LabelDocument.objects.filter(order=order).order_by("-version").first()
+
+
+def _portal_url(name: str, *args) -> str:
+    return settings.PORTAL_BASE_URL + reverse(name, args=args)
+
+
+def _message(delivery: Delivery) -> EmailMessage:
+    context = {"pharmacy_name": settings.PHARMACY_NAME, "delivery": delivery}
+    if delivery.order_id is not None:
+        order = delivery.order
+        context |= {
+            "order": order,
+            "order_url": _portal_url("order_detail", order.pk),
+            "note": order.events.filter(to_status=order.status).values_list("note", flat=True)
+            .last(),
+        }  # fmt: skip
+    else:
+        notice = delivery.recall_notice
+        from .recalls import recall_impact
+
+        impact = recall_impact(notice.recall)
+        context |= {
+            "recall": notice.recall,
+            "orders": [o for o in impact.orders if o.clinic_id == notice.clinic_id],
+        }
+    subject = render_to_string(f"emails/{delivery.kind}_subject.txt", context)
+    body = render_to_string(f"emails/{delivery.kind}.txt", context)
+    message = EmailMessage(" ".join(subject.split()), body, to=[delivery.recipient])
+    message.extra_headers["Message-ID"] = delivery.message_id
+    if delivery.kind == K.LABEL_READY:
+        document = latest_label(delivery.order) or label_render(order=delivery.order)
+        with document.file.open("rb") as pdf:
+            message.attach(f"label-{delivery.order.number}.pdf", pdf.read(), "application/pdf")
+    return message
+
+
+def delivery_send(*, delivery_id: int) -> bool:
+    """Send one outbox row, once. Returns False when another run has it or it was sent."""
+    claimed = Delivery.objects.filter(pk=delivery_id, status=S.PENDING).update(
+        status=S.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return False
+    delivery = Delivery.objects.select_related(
+        "order__clinic", "order__prescription", "recall_notice__recall"
+    ).get(pk=delivery_id)
+    try:
+        _message(delivery).send()
+    except Exception as error:
+        # Back to pending with the reason: the task retries, the sweep picks it up later.
+        Delivery.objects.filter(pk=delivery_id, status=S.SENDING).update(
+            status=S.PENDING, last_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+        raise
+    Delivery.objects.filter(pk=delivery_id).update(
+        status=S.SENT, sent_at=timezone.now(), last_error=""
+    )
+    logger.info("delivery %s sent (%s)", delivery_id, delivery.kind)
+    return True
+
+
+def delivery_fail(*, delivery_id: int, error: str) -> None:
+    """After the last retry: failed, visible in the admin, retried only by a person."""
+    Delivery.objects.filter(pk=delivery_id).exclude(status=S.SENT).update(
+        status=S.FAILED, last_error=error[:2000]
+    )
+
+
+def delivery_retry(*, delivery: Delivery) -> bool:
+    """A person asks to try a failed delivery again."""
+    again = Delivery.objects.filter(pk=delivery.pk, status=S.FAILED).update(
+        status=S.PENDING, last_error=""
+    )
+    if again:
+        _queue(delivery)
+    return bool(again)
+
+
+def delivery_sweep(*, now: datetime.datetime | None = None) -> int:
+    """Re-queue what a broker outage or a killed worker left behind: rows pending for longer
+    than OUTBOX_PENDING_AFTER, and rows still sending after OUTBOX_SENDING_AFTER (their worker
+    died; the claim is given back). Returns how many it queued."""
+    now = now or timezone.now()
+    pending_before = now - datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER)
+    sending_before = now - datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER)
+    Delivery.objects.filter(status=S.SENDING, claimed_at__lt=sending_before).update(
+        status=S.PENDING, last_error="Given back by the sweep: its worker stopped."
+    )
+    stale = Delivery.objects.filter(status=S.PENDING).filter(
+        Q(claimed_at__lt=pending_before) | Q(claimed_at__isnull=True, created_at__lt=pending_before)
+    )
+    queued = 0
+    for delivery in stale.order_by("pk").iterator():
+        with transaction.atomic():
+            _queue(delivery)
+        queued += 1
+    return queued

@@ -1,0 +1,217 @@
+"""The outbox: one row per email in the same transaction as its cause, sent once after commit,
+retried, swept, and visible in the admin."""
+
+import datetime
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.dosing import DosageForm, Regimen, Step
+from orders.models import OrderStatus
+from orders.services import order_hold, order_reject, order_ship, order_submit
+from pharmacy import notifications
+from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, LabelDocument
+from pharmacy.tasks import send_delivery
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db
+S = OrderStatus
+REGIMEN = Regimen(
+    dosage_form=DosageForm.CAPSULE, steps=(Step(Decimal("1.5"), 30),), doses_per_day=1,
+    quantity=Decimal("30"), days_supply=30, refills=1,
+)  # fmt: skip
+REFUSING = "tests.mail_backends.RefusingBackend"
+
+
+@pytest.fixture
+def order(prescriber):
+    patient = PatientFactory(
+        clinic=prescriber.clinic, first_name="Secretfirst", last_name="Secretlast",
+        takes_opioids=False, current_medications="", date_of_birth=datetime.date(1970, 1, 1),
+    )  # fmt: skip
+    submitted = order_submit(
+        actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
+        reason_for_compounding="Strength", ship_to="clinic", needed_by=None, acknowledged=[],
+        idempotency_key=uuid.uuid4(),
+    )  # fmt: skip
+    type(submitted).objects.filter(pk=submitted.pk).update(status=S.IN_REVIEW)
+    submitted.refresh_from_db()
+    return submitted
+
+
+def test_a_hold_writes_one_delivery_and_mails_the_question_after_commit(
+    order, pharmacist, prescriber, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        order_hold(order=order, actor=pharmacist, question="Is the patient off tramadol?")
+    delivery = Delivery.objects.get()
+    assert (delivery.kind, delivery.recipient, delivery.status) == (
+        DeliveryKind.ON_HOLD, prescriber.user.email, DeliveryStatus.PENDING,
+    )  # fmt: skip
+    assert mail.outbox == []  # nothing before commit
+    assert len(queued) == 1
+
+    for callback in queued:
+        callback()
+
+    (message,) = mail.outbox
+    assert message.subject == f"Demo Compounding Pharmacy: a question about order {order.number}"
+    assert "Is the patient off tramadol?" in message.body
+    assert f"http://portal.test/orders/{order.pk}/" in message.body
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 1)
+    assert delivery.message_id.startswith("<") and message.extra_headers["Message-ID"] == (
+        delivery.message_id
+    )
+
+
+def test_the_same_email_is_never_queued_twice(
+    order, prescriber, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
+                                               recipient=prescriber.user.email)  # fmt: skip
+        again = notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
+                                               recipient=prescriber.user.email)  # fmt: skip
+    assert first.pk == again.pk
+    assert Delivery.objects.count() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_a_task_delivered_twice_sends_once(order, prescriber, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery = notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
+                                                  recipient=prescriber.user.email)  # fmt: skip
+    assert notifications.delivery_send(delivery_id=delivery.pk) is True
+    assert notifications.delivery_send(delivery_id=delivery.pk) is False
+    send_delivery.delay(delivery_id=delivery.pk)
+    assert len(mail.outbox) == 1
+
+
+def test_smtp_refusing_leaves_the_row_pending_for_a_retry(
+    order, prescriber, settings, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = REFUSING
+    with django_capture_on_commit_callbacks(execute=True):  # in-process: the page never fails
+        notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
+                                       recipient=prescriber.user.email)  # fmt: skip
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
+    assert delivery.last_error == "SMTPServerDisconnected: Connection unexpectedly closed"
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    later = timezone.now() + datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.delivery_sweep(now=later) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (
+        DeliveryStatus.SENT, 2, "",
+    )  # fmt: skip
+    assert len(mail.outbox) == 1
+
+
+def test_after_the_last_retry_the_delivery_fails_until_a_person_retries(
+    order, prescriber, client, superuser, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery = notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
+                                                  recipient=prescriber.user.email)  # fmt: skip
+    notifications.delivery_fail(delivery_id=delivery.pk, error="550 mailbox unavailable")
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.last_error) == (
+        DeliveryStatus.FAILED,
+        "550 mailbox unavailable",
+    )
+    later = timezone.now() + datetime.timedelta(hours=1)
+    assert notifications.delivery_sweep(now=later) == 0  # failed rows wait for a person
+
+    client.force_login(superuser)
+    changelist = reverse("admin:pharmacy_delivery_changelist")
+    assert client.get(changelist).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(changelist, {"action": "retry", "_selected_action": [delivery.pk]})
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SENT
+    assert len(mail.outbox) == 1
+
+
+def test_the_sweep_gives_back_rows_whose_worker_died(
+    order, prescriber, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        delivery = notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
+                                                  recipient=prescriber.user.email)  # fmt: skip
+    claimed_at = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SENDING,
+                                                   claimed_at=claimed_at)  # fmt: skip
+    assert notifications.delivery_sweep(now=claimed_at + datetime.timedelta(seconds=60)) == 0
+    assert mail.outbox == []
+
+    sweep_at = claimed_at + datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.delivery_sweep(now=sweep_at) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SENT
+    assert len(mail.outbox) == 1
+
+
+def test_a_rolled_back_change_queues_nothing(order, pharmacist, django_capture_on_commit_callbacks):
+    class Abort(Exception):
+        pass
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as queued,
+        pytest.raises(Abort),
+        transaction.atomic(),
+    ):
+        order_hold(order=order, actor=pharmacist, question="Anything?")
+        raise Abort
+    assert queued == []
+    assert Delivery.objects.count() == 0
+    assert mail.outbox == []
+    order.refresh_from_db()
+    assert order.status == S.IN_REVIEW
+
+
+def test_reject_and_ship_emails_name_no_patient(order, pharmacist, technician,
+                                                django_capture_on_commit_callbacks):  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        order_reject(order=order, actor=pharmacist, reason="Dose unclear")
+    second = order
+    type(second).objects.filter(pk=second.pk).update(status=S.READY)
+    with django_capture_on_commit_callbacks(execute=True):
+        order_ship(order=second, actor=technician, carrier="UPS", tracking_number="1Z42")
+    assert [m.subject for m in mail.outbox] == [
+        f"Demo Compounding Pharmacy: order {order.number} was not accepted",
+        f"Demo Compounding Pharmacy: order {order.number} has shipped",
+    ]
+    assert "Reason: Dose unclear" in mail.outbox[0].body
+    assert "tracking number 1Z42" in mail.outbox[1].body
+    assert mail.outbox[1].to == [order.clinic.label_email]
+    for message in mail.outbox:
+        assert "Secret" not in message.subject
+
+
+def test_the_prescriber_downloads_the_label_of_their_clinic_only(
+    client, order, prescriber, other_prescriber
+):
+    url = reverse("order_label", args=[order.pk])
+    client.force_login(prescriber.user)
+    assert client.get(url).status_code == 404  # no label yet
+    document = LabelDocument(order=order, version=1)
+    document.file.save("label.pdf", ContentFile(b"%PDF-1.7 test"), save=True)
+
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == f'attachment; filename="label-{order.number}.pdf"'
+    assert b"".join(response.streaming_content) == b"%PDF-1.7 test"
+
+    client.force_login(other_prescriber.user)
+    assert client.get(url).status_code == 404
