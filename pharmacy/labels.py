@@ -2,8 +2,8 @@
 
 label_pages() gathers what the label shows as plain values;
 a Django template (autoescaped) lays it out and WeasyPrint prints it with the label's own small
-stylesheet. The font configuration and the stylesheets are built once per process (STYLE.md 15;
-WeasyPrint docs, "Improve rendering speed and memory use"), and WeasyPrint may load nothing but
+stylesheet. The font configuration and the stylesheets are built once per process (WeasyPrint
+docs, "Improve rendering speed and memory use"), and WeasyPrint may load nothing but
 the portal's own static files.
 """
 
