@@ -215,3 +215,31 @@ def test_the_prescriber_downloads_the_label_of_their_clinic_only(
 
     client.force_login(other_prescriber.user)
     assert client.get(url).status_code == 404
+
+
+def test_embedded_default_writes_the_label_email_as_an_eml_file(
+    prescriber, pharmacist, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """With no configuration, an order made ready leaves an .eml with the label PDF."""
+    from email import message_from_bytes, policy
+
+    from orders.models import Prescription
+    from orders.services import order_final_check
+    from tests.orders.test_workflow import dispense_fully, submitted_order, with_status
+
+    settings.EMAIL_BACKEND = "pharmacy.mail.EmlFileBackend"
+    settings.EMAIL_FILE_PATH = tmp_path / "mail"
+    order = with_status(submitted_order(prescriber), S.COMPOUNDING)
+    Prescription.objects.filter(pk=order.prescription_id).update(rx_number="7000123")
+    dispense_fully(order)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_final_check(order=order, actor=pharmacist)
+
+    (eml,) = (tmp_path / "mail").glob("*.eml")
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert message["Subject"] == f"Demo Compounding Pharmacy: label for order {order.number}"
+    (attachment,) = list(message.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content().startswith(b"%PDF")
+    assert order.labels.get().version == 1

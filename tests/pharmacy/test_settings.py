@@ -66,7 +66,7 @@ def test_no_configuration_is_the_embedded_default(tmp_path):
         "db_name": str(var / "db.sqlite3"),
         "db_host": "",
         "eager": True,
-        "broker": "",
+        "broker": "memory://",
         "email_backend": "pharmacy.mail.EmlFileBackend",
         "email_host": "localhost",
         "email_port": 25,
