@@ -162,11 +162,18 @@ def rerender_view(model_admin, request, object_id):
     return redirect("admin:orders_order_change", order.pk)
 
 
+PRINT_AT_ONCE = 25  # more orders than this are printed in the background, with progress
+
+
 def print_labels(model_admin, request, queryset):
     """The labels of the selected orders as the pages of one PDF, for the label printer."""
     from pharmacy.labels import render_labels_pdf
+    from pharmacy.notifications import print_job_start
 
     orders = list(queryset.order_by("pk"))
+    if len(orders) > PRINT_AT_ONCE:
+        job = print_job_start(orders=orders, actor=request.user)
+        return redirect("admin:pharmacy_printjob_change", job.pk)
     try:
         pdf = render_labels_pdf(orders)
     except ValueError as refused:

@@ -23,6 +23,7 @@ from .models import (
     Ingredient,
     IngredientLot,
     IngredientLotEvent,
+    PrintJob,
     QcResult,
 )
 from .roles import has_staff_role, is_pharmacist
@@ -440,3 +441,22 @@ class DeliveryAdmin(admin.ModelAdmin):
     def retry(self, request, queryset):
         retried = sum(notifications.delivery_retry(delivery=d) for d in queryset.order_by("pk"))
         self.message_user(request, f"{retried} delivery(ies) queued again.")
+
+
+@admin.register(PrintJob)
+class PrintJobAdmin(admin.ModelAdmin):
+    """Large label prints: their progress (the page refreshes itself) and the PDF when done."""
+
+    change_form_template = "admin/pharmacy/printjob/change_form.html"
+    list_display = ["created_at", "created_by", "total", "done", "status"]
+    readonly_fields = ["created_by", "created_at", "total", "done", "status", "file", "error"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("orders.view_order")

@@ -357,6 +357,13 @@ def render_labels_html(pages: Iterable[LabelPage]) -> str:
 
 def render_pages_pdf(pages: list[LabelPage]) -> bytes:
     """One PDF document with one page per label."""
+    document = render_pages_document(pages)
+    with _RENDER_LOCK:
+        return document.write_pdf()
+
+
+def render_pages_document(pages: list[LabelPage]):
+    """The laid-out WeasyPrint document of these labels (write_pdf() makes the PDF)."""
     if not pages:
         raise ValueError("There are no labels to print.")
     html = HTML(
@@ -371,7 +378,7 @@ def render_pages_pdf(pages: list[LabelPage]) -> bytes:
                 f"The labels took {len(document.pages)} pages instead of {len(pages)}: a "
                 "label's text does not fit its page."
             )
-        return document.write_pdf()
+        return document
 
 
 def render_label_pdf(order: Order) -> bytes:
@@ -379,7 +386,19 @@ def render_label_pdf(order: Order) -> bytes:
     return render_pages_pdf(label_pages(order))
 
 
-def render_labels_pdf(orders: Iterable[Order]) -> bytes:
-    """The labels of many orders as the pages of ONE document: one template render and one
-    WeasyPrint layout, and each font subset embedded once instead of once per order."""
-    return render_pages_pdf([page for order in orders for page in label_pages(order)])
+def render_labels_pdf(orders: Iterable[Order], *, progress=None, chunk: int = 25) -> bytes:
+    """The labels of many orders as the pages of ONE document, each font subset embedded once
+    instead of once per order. Laid out `chunk` orders at a time so that progress(done, total)
+    can be reported for large selections."""
+    orders = list(orders)
+    documents = []
+    for start in range(0, len(orders), chunk):
+        part = orders[start : start + chunk]
+        documents.append(render_pages_document([p for o in part for p in label_pages(o)]))
+        if progress is not None:
+            progress(start + len(part), len(orders))
+    if not documents:
+        raise ValueError("There are no labels to print.")
+    with _RENDER_LOCK:
+        combined = documents[0].copy([page for d in documents for page in d.pages])
+        return combined.write_pdf()

@@ -20,7 +20,14 @@ from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from .models import Delivery, DeliveryKind, DeliveryStatus, LabelDocument, RecallNotice
+from .models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    LabelDocument,
+    PrintJob,
+    RecallNotice,
+)
 
 logger = logging.getLogger(__name__)
 K, S = DeliveryKind, DeliveryStatus
@@ -178,3 +185,40 @@ def delivery_sweep(*, now: datetime.datetime | None = None) -> int:
             _queue(delivery)
         queued += 1
     return queued
+
+
+def print_job_start(*, orders, actor) -> PrintJob:
+    """Queue the labels of many orders as one PDF; its page shows the progress."""
+    ids = [order.pk for order in orders]
+    job = PrintJob.objects.create(created_by=actor, order_ids=ids, total=len(ids))
+    from .tasks import render_print_job
+
+    render_print_job.delay_on_commit(job_id=job.pk)
+    return job
+
+
+def print_job_render(*, job_id: int) -> None:
+    """Render a print job once: claimed with a conditional update, progress saved per chunk."""
+    from orders.models import Order
+
+    from .labels import render_labels_pdf
+
+    claimed = PrintJob.objects.filter(pk=job_id, status=PrintJob.Status.QUEUED).update(
+        status=PrintJob.Status.RUNNING
+    )
+    if not claimed:
+        return
+    job = PrintJob.objects.get(pk=job_id)
+    orders = Order.objects.filter(pk__in=job.order_ids).order_by("pk")
+    try:
+        pdf = render_labels_pdf(
+            orders, progress=lambda done, _total: PrintJob.objects.filter(pk=job_id).update(
+                done=done),
+        )  # fmt: skip
+    except ValueError as refused:
+        PrintJob.objects.filter(pk=job_id).update(status=PrintJob.Status.FAILED, error=str(refused))
+        return
+    job.file.save(f"labels-{job.total}-orders-{job.pk}.pdf", ContentFile(pdf), save=False)
+    PrintJob.objects.filter(pk=job_id).update(
+        file=job.file.name, done=job.total, status=PrintJob.Status.DONE
+    )

@@ -56,3 +56,8 @@ def render_label(self, *, order_id: int, delivery_id: int | None = None) -> None
 @shared_task
 def sweep_deliveries() -> int:
     return notifications.delivery_sweep()
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def render_print_job(*, job_id: int) -> None:
+    notifications.print_job_render(job_id=job_id)

@@ -25,7 +25,7 @@ from .compounding import (
     Recall,
     RecallNotice,
 )
-from .notifications import Delivery, DeliveryKind, DeliveryStatus, LabelDocument
+from .notifications import Delivery, DeliveryKind, DeliveryStatus, LabelDocument, PrintJob
 
 __all__ = [
     "Batch",
@@ -48,6 +48,7 @@ __all__ = [
     "LabelDocument",
     "LotStatus",
     "PostalAddress",
+    "PrintJob",
     "QcResult",
     "Recall",
     "RecallNotice",

@@ -78,3 +78,34 @@ class LabelDocument(models.Model):
 
     def __str__(self):
         return f"Label of {self.order} v{self.version}"
+
+
+class PrintJob(models.Model):
+    """The labels of many orders printed as one PDF in the background, with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Rendering"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    order_ids = models.JSONField()
+    total = models.PositiveIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    file = models.FileField(upload_to="print-jobs/%Y/%m/", blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"Labels of {self.total} orders ({self.get_status_display().lower()})"
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.done // self.total if self.total else 100

@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -44,15 +45,23 @@ def _reset_broker_connections():
     celery_app.amqp._producer_pool = None
 
 
-@pytest.fixture
-def celery_on_redis(redis_url):
-    """This process publishes tasks to Redis instead of running them in-process."""
+@contextlib.contextmanager
+def celery_publishing_to(broker_url: str):
+    """This process publishes tasks to that broker instead of running them in-process."""
     saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager")}
     _reset_broker_connections()
-    celery_app.conf.update(broker_url=redis_url, task_always_eager=False)
-    yield redis_url
-    _reset_broker_connections()
-    celery_app.conf.update(saved)
+    celery_app.conf.update(broker_url=broker_url, task_always_eager=False)
+    try:
+        yield broker_url
+    finally:
+        _reset_broker_connections()
+        celery_app.conf.update(saved)
+
+
+@pytest.fixture
+def celery_on_redis(redis_url):
+    with celery_publishing_to(redis_url):
+        yield redis_url
 
 
 def database_url() -> str:

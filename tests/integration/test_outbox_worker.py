@@ -4,11 +4,16 @@ and mailed once per order, through retries, a killed worker and a broker outage.
 import datetime
 import io
 import os
+import shutil
 import signal
+import subprocess
+import time
 import uuid
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
+import redis
 from django.utils import timezone
 from pypdf import PdfReader
 
@@ -24,7 +29,7 @@ from tests.factories import (
     PrescriberFactory,
     StaffFactory,
 )
-from tests.services import CeleryWorker, SmtpSink
+from tests.services import CeleryWorker, SmtpSink, free_port, service_unavailable
 
 pytestmark = [
     pytest.mark.integration,
@@ -142,3 +147,61 @@ def test_smtp_refusing_for_a_while_then_accepting(celery_on_redis, postgresql, s
     assert sink.refused == 3
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 4)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of this test's own on a free port, which the test may stop and start."""
+    if shutil.which("redis-server") is None:
+        service_unavailable("needs the redis-server program")
+    port = free_port()
+
+    def start():
+        subprocess.run(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "yes", "--dir", str(tmp_path),
+             "--logfile", str(tmp_path / "redis.log")],
+            check=True, timeout=30,
+        )  # fmt: skip
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop():
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=30,
+                       capture_output=True)  # fmt: skip
+
+    start()
+    yield SimpleNamespace(url=f"redis://127.0.0.1:{port}/0", start=start, stop=stop)
+    stop()
+
+
+def test_a_broker_outage_delays_mail_and_loses_none(own_redis, postgresql, smtp_sink, settings):
+    from tests.integration.conftest import celery_publishing_to, database_url
+
+    worker = CeleryWorker({
+        "DATABASE_URL": database_url(), "CELERY_BROKER_URL": own_redis.url,
+        "EMAIL_URL": smtp_sink.url, "PORTAL_BASE_URL": settings.PORTAL_BASE_URL,
+    })  # fmt: skip
+    with celery_publishing_to(own_redis.url):
+        worker.start()
+        try:
+            orders = compounded_orders(20)
+            own_redis.stop()
+            make_ready(orders, StaffFactory(group="Pharmacist"))  # commits; queuing fails
+            assert Delivery.objects.filter(status=DeliveryStatus.PENDING).count() == 20
+            assert smtp_sink.messages == []
+
+            own_redis.start()
+            later = timezone.now() + datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER + 1)
+            assert notifications.delivery_sweep(now=later) == 20
+            messages = smtp_sink.wait_for(20, timeout=180)
+        finally:
+            worker.stop()
+    assert len(messages) == 20
+    assert_one_labelled_email_each(orders, messages)

@@ -1,0 +1,96 @@
+"""Printing the labels of many orders from the admin: one PDF, in the background with its
+progress when the selection is large."""
+
+import io
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+from pypdf import PdfReader
+
+from orders.admin_workflow import PRINT_AT_ONCE
+from orders.models import Order, Prescription
+from pharmacy.labels import render_labels_pdf
+from pharmacy.models import PrintJob
+from tests.orders.test_workflow import S, dispense_fully, submitted_order, with_status
+
+pytestmark = pytest.mark.django_db
+
+
+def printable_orders(prescriber, count) -> list[Order]:
+    orders = []
+    for _ in range(count):
+        order = with_status(submitted_order(prescriber), S.READY)
+        Prescription.objects.filter(pk=order.prescription_id).update(
+            rx_number=str(7000000 + order.prescription_id)
+        )
+        dispense_fully(order)
+        orders.append(order)
+    return orders
+
+
+def pages(pdf: bytes) -> int:
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def print_action(client, orders):
+    return client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "print_labels", ACTION_CHECKBOX_NAME: [o.pk for o in orders]},
+    )
+
+
+def test_render_reports_progress_chunk_by_chunk(prescriber):
+    orders = printable_orders(prescriber, 5)  # 2 lines each: 10 labels
+    seen = []
+    pdf = render_labels_pdf(
+        orders, chunk=2, progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    assert pages(pdf) == 10
+
+
+def test_a_small_selection_prints_at_once(client, pharmacist, prescriber):
+    orders = printable_orders(prescriber, 2)
+    client.force_login(pharmacist)
+    response = print_action(client, orders)
+    assert response["Content-Type"] == "application/pdf"
+    assert pages(response.content) == 4
+    assert PrintJob.objects.count() == 0
+
+
+def test_a_large_selection_prints_in_the_background_with_progress(
+    client, pharmacist, prescriber, django_capture_on_commit_callbacks
+):
+    orders = printable_orders(prescriber, PRINT_AT_ONCE + 1)
+    client.force_login(pharmacist)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = print_action(client, orders)
+
+    job = PrintJob.objects.get()
+    assert response["Location"] == reverse("admin:pharmacy_printjob_change", args=[job.pk])
+    assert (job.status, job.done, job.total) == ("done", PRINT_AT_ONCE + 1, PRINT_AT_ONCE + 1)
+    with job.file.open("rb") as pdf:
+        assert pages(pdf.read()) == 2 * (PRINT_AT_ONCE + 1)
+    page = client.get(response["Location"]).content.decode()
+    assert f'<progress value="{job.total}" max="{job.total}">' in page
+    assert 'id="print-download"' in page
+    assert 'http-equiv="refresh"' not in page  # finished: no more refreshing
+
+
+def test_a_job_waiting_refreshes_and_a_failed_one_says_why(client, pharmacist, prescriber):
+    from pharmacy.notifications import print_job_render
+
+    unverified = with_status(submitted_order(prescriber), S.IN_REVIEW)
+    job = PrintJob.objects.create(created_by=pharmacist, order_ids=[unverified.pk], total=1)
+    client.force_login(pharmacist)
+    url = reverse("admin:pharmacy_printjob_change", args=[job.pk])
+    assert 'http-equiv="refresh"' in client.get(url).content.decode()
+
+    print_job_render(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "Rx number" in job.error
+    assert job.error in client.get(url).content.decode()
