@@ -50,3 +50,17 @@ def with_form(model_admin, request, queryset, *, form_class: type[forms.Form], t
             "confirmed": CONFIRMED,
         },
     )
+
+
+def form_action(service: Callable, *, subject: str, form_class: type[forms.Form], title: str,
+                done: str, description: str):  # fmt: skip
+    """An admin action that asks for form_class, then calls service(<subject>=row, actor=...,
+    **form data) for each selected row."""
+
+    def action(model_admin, request, queryset):
+        return with_form(
+            model_admin, request, queryset, form_class=form_class, title=title, done=done,
+            call=lambda row, data: service(**{subject: row}, actor=request.user, **data),
+        )  # fmt: skip
+
+    return admin.action(description=description)(action)

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from . import batches, formulations, notifications
 from .admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
-from .admin_actions import run_for_each, with_form
+from .admin_actions import form_action, run_for_each
 from .admin_recalls import recall_batches, recall_lots  # also registers the recall admin
 from .models import (
     Batch,
@@ -151,17 +151,10 @@ class IngredientLotAdmin(RecordHistoryAdmin):
             "lot(s) released",
         )
 
-    @admin.action(description="Reject selected lots")
-    def reject(self, request, queryset):
-        return with_form(
-            self,
-            request,
-            queryset,
-            form_class=ReasonForm,
-            title="Reject lots",
-            call=lambda lot, data: batches.lot_reject(lot=lot, actor=request.user, **data),
-            done="lot(s) rejected",
-        )
+    reject = form_action(
+        batches.lot_reject, subject="lot", form_class=ReasonForm, title="Reject lots",
+        done="lot(s) rejected", description="Reject selected lots",
+    )  # fmt: skip
 
 
 class BatchIngredientInline(admin.TabularInline):
@@ -329,65 +322,27 @@ class BatchAdmin(RecordHistoryAdmin):
             except (ValidationError, PermissionDenied) as refused:
                 messages.error(request, refusal_text(refused))
 
-    @admin.action(description="Record the yield and send to QC")
-    def submit_for_qc(self, request, queryset):
-        return with_form(
-            self,
-            request,
-            queryset,
-            form_class=YieldForm,
-            title="Send to QC",
-            done="batch(es) sent to QC",
-            call=lambda b, data: batches.batch_submit_for_qc(batch=b, actor=request.user, **data),
-        )
-
-    @admin.action(description="Record a QC result")
-    def record_qc(self, request, queryset):
-        return with_form(
-            self,
-            request,
-            queryset,
-            form_class=QcForm,
-            title="Record QC",
-            done="QC result(s) recorded",
-            call=lambda b, data: batches.batch_record_qc(batch=b, actor=request.user, **data),
-        )
-
-    @admin.action(description="Release selected batches (pharmacist who did not compound them)")
-    def release(self, request, queryset):
-        return with_form(
-            self,
-            request,
-            queryset,
-            form_class=ReleaseForm,
-            title="Release",
-            done="batch(es) released",
-            call=lambda b, data: batches.batch_release(batch=b, actor=request.user, **data),
-        )
-
-    @admin.action(description="Reject selected batches")
-    def reject(self, request, queryset):
-        return with_form(
-            self,
-            request,
-            queryset,
-            form_class=ReasonForm,
-            title="Reject",
-            done="batch(es) rejected",
-            call=lambda b, data: batches.batch_reject(batch=b, actor=request.user, **data),
-        )
-
-    @admin.action(description="Quarantine selected batches")
-    def quarantine(self, request, queryset):
-        return with_form(
-            self,
-            request,
-            queryset,
-            form_class=ReasonForm,
-            title="Quarantine",
-            done="batch(es) quarantined",
-            call=lambda b, data: batches.batch_quarantine(batch=b, actor=request.user, **data),
-        )
+    submit_for_qc = form_action(
+        batches.batch_submit_for_qc, subject="batch", form_class=YieldForm, title="Send to QC",
+        done="batch(es) sent to QC", description="Record the yield and send to QC",
+    )  # fmt: skip
+    record_qc = form_action(
+        batches.batch_record_qc, subject="batch", form_class=QcForm, title="Record QC",
+        done="QC result(s) recorded", description="Record a QC result",
+    )  # fmt: skip
+    release = form_action(
+        batches.batch_release, subject="batch", form_class=ReleaseForm, title="Release",
+        done="batch(es) released",
+        description="Release selected batches (pharmacist who did not compound them)",
+    )  # fmt: skip
+    reject = form_action(
+        batches.batch_reject, subject="batch", form_class=ReasonForm, title="Reject",
+        done="batch(es) rejected", description="Reject selected batches",
+    )  # fmt: skip
+    quarantine = form_action(
+        batches.batch_quarantine, subject="batch", form_class=ReasonForm, title="Quarantine",
+        done="batch(es) quarantined", description="Quarantine selected batches",
+    )  # fmt: skip
 
     def has_recall_permission(self, request):
         return is_pharmacist(request.user)

@@ -297,3 +297,32 @@ def test_batch_transition_matrix(from_status, to_status, technician, pharmacist)
                 batches.batch_transition(batch=batch, to_status=to_status, actor=actor)
             batch.refresh_from_db()
             assert (batch.status, batch.events.count()) == (from_status, before)
+
+
+def test_batches_are_recorded_and_released_from_the_admin(client, version, lots, technician,
+                                                          pharmacist):  # fmt: skip
+    changelist = reverse("admin:pharmacy_batch_changelist")
+    client.force_login(technician)
+    batch = batches.batch_start(formulation_version=version, planned_units=Decimal("10"),
+                                actor=technician)  # fmt: skip
+    batches.batch_add_ingredient(batch=batch, lot=lots["naltrexone"], amount=Decimal("15"),
+                                 actor=technician)  # fmt: skip
+
+    def act(action, **data):
+        return client.post(changelist, {"action": action, "_selected_action": [batch.pk],
+                                        "_confirmed": "1", **data}, follow=True)  # fmt: skip
+
+    act("submit_for_qc", actual_units="10", deviations="")
+    for check in CHECKS:
+        act("record_qc", check_name=check, passed="on", notes="")
+    batch.refresh_from_db()
+    assert (batch.status, batch.qc_results.count()) == (B.AWAITING_QC, 3)
+    assert (
+        "release" not in client.get(changelist).context["action_form"].fields["action"].choices[-1]
+    )  # a technician is offered no release
+
+    client.force_login(pharmacist)
+    response = act("release", bud_shortened_to="")
+    assert [str(m) for m in response.context["messages"]] == ["1 batch(es) released."]
+    batch.refresh_from_db()
+    assert batch.status == B.RELEASED
