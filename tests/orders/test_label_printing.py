@@ -94,3 +94,21 @@ def test_a_job_waiting_refreshes_and_a_failed_one_says_why(client, pharmacist, p
     assert job.status == "failed"
     assert "Rx number" in job.error
     assert job.error in client.get(url).content.decode()
+
+
+def test_rendering_a_label_again_keeps_the_old_version(client, pharmacist, prescriber):
+    (order,) = printable_orders(prescriber, 1)
+    client.force_login(pharmacist)
+    url = reverse("admin:orders_order_rerender_label", args=[order.pk])
+
+    client.post(url)
+    client.post(url)
+
+    assert list(order.labels.order_by("version").values_list("version", flat=True)) == [1, 2]
+    for label in order.labels.all():
+        with label.file.open("rb") as pdf:
+            assert pages(pdf.read()) == 2
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    assert "version 1" in page and "version 2" in page
+    assert client.get(url).status_code == 302  # a GET renders nothing
+    assert order.labels.count() == 2
