@@ -2,7 +2,7 @@
 prescription and order tables.
 
 Capsules in 0.5 mg steps from 0.5 to 4.5 mg; oral liquid 1 mg/mL; sublingual drops 1 mg/mL;
-topical cream 0.5 mg/mL (LDN dosage forms in the domain notes: liquids are usually 1 mg/mL,
+topical cream 0.5 mg/mL (the usual LDN preparations: liquids are usually 1 mg/mL,
 cream about 0.5 mg/mL).
 """
 
