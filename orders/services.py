@@ -361,6 +361,23 @@ def order_transition(
     )
 
 
+# Who each email about an order goes to: the prescriber answers questions and learns of a
+# rejection; the clinic's label address receives labels and shipping news.
+TO_PRESCRIBER = frozenset({DeliveryKind.ON_HOLD, DeliveryKind.REJECTED})
+
+
+def _transition_and_mail(*, order: Order, mail: DeliveryKind, **transition) -> Order:
+    """A move and the email it causes, in one transaction (the email is sent after commit)."""
+    with transaction.atomic():
+        order = order_transition(order=order, **transition)
+        if mail in TO_PRESCRIBER:
+            recipient = order.prescription.prescriber.user.email
+        else:
+            recipient = order.clinic.label_email
+        delivery_enqueue(kind=mail, order=order, recipient=recipient)
+    return order
+
+
 def _required(text: str, what: str) -> str:
     text = (text or "").strip()
     if not text:
@@ -408,14 +425,10 @@ def rx_number_for(prescription_id: int) -> str:
 def order_hold(*, order: Order, actor: User, question: str) -> Order:
     """Put the order on hold with a question that the prescriber sees and answers."""
     question = _required(question, "question for the prescriber")
-    with transaction.atomic():
-        order = order_transition(
-            order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question,
-            satisfies=Needs.QUESTION,
-        )  # fmt: skip
-        delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
-                         recipient=order.prescription.prescriber.user.email)  # fmt: skip
-    return order
+    return _transition_and_mail(
+        order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question,
+        satisfies=Needs.QUESTION, mail=DeliveryKind.ON_HOLD,
+    )  # fmt: skip
 
 
 def order_answer(*, order: Order, actor: User, answer: str) -> Order:
@@ -430,27 +443,21 @@ def order_answer(*, order: Order, actor: User, answer: str) -> Order:
 
 def order_reject(*, order: Order, actor: User, reason: str) -> Order:
     reason = _required(reason, "reason for rejecting the order")
-    with transaction.atomic():
-        order = order_transition(
-            order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason,
-            satisfies=Needs.REASON,
-        )  # fmt: skip
-        delivery_enqueue(kind=DeliveryKind.REJECTED, order=order,
-                         recipient=order.prescription.prescriber.user.email)  # fmt: skip
-    return order
+    return _transition_and_mail(
+        order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason,
+        satisfies=Needs.REASON, mail=DeliveryKind.REJECTED,
+    )  # fmt: skip
 
 
 def order_ship(*, order: Order, actor: User, carrier: str, tracking_number: str) -> Order:
     carrier = _required(carrier, "carrier")
     tracking_number = _required(tracking_number, "tracking number")
-    with transaction.atomic():
-        order = order_transition(
-            order=order, to_status=OrderStatus.SHIPPED, actor=actor,
-            note=f"Shipped with {carrier}, tracking {tracking_number}.", satisfies=Needs.SHIPPING,
-            changes={"carrier": carrier, "tracking_number": tracking_number},
-        )  # fmt: skip
-        delivery_enqueue(kind=DeliveryKind.SHIPPED, order=order, recipient=order.clinic.label_email)
-    return order
+    return _transition_and_mail(
+        order=order, to_status=OrderStatus.SHIPPED, actor=actor,
+        note=f"Shipped with {carrier}, tracking {tracking_number}.", satisfies=Needs.SHIPPING,
+        changes={"carrier": carrier, "tracking_number": tracking_number},
+        mail=DeliveryKind.SHIPPED,
+    )  # fmt: skip
 
 
 def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dict) -> Order:
@@ -490,11 +497,8 @@ def order_final_check(*, order: Order, actor: User, note: str = "") -> Order:
             f"Order {order.number} is not fully dispensed yet: dispense every line first.",
             code="not_dispensed",
         )
-    with transaction.atomic():
-        order = order_transition(
-            order=order, to_status=OrderStatus.READY, actor=actor,
-            note=note or "Final check done.", satisfies=Needs.FINAL_CHECK,
-        )  # fmt: skip
-        delivery_enqueue(kind=DeliveryKind.LABEL_READY, order=order,
-                         recipient=order.clinic.label_email)  # fmt: skip
-    return order
+    return _transition_and_mail(
+        order=order, to_status=OrderStatus.READY, actor=actor,
+        note=note or "Final check done.", satisfies=Needs.FINAL_CHECK,
+        mail=DeliveryKind.LABEL_READY,
+    )  # fmt: skip

@@ -67,17 +67,23 @@ class RecordHistoryAdmin(SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """Rows shown on their parent's page that nobody edits there (events, steps, lines)."""
-
-    extra = 0
-    can_delete = False
+class ReadOnlyMixin:
+    """Records the admin shows and nobody adds, changes or deletes there (services write them)."""
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(ReadOnlyMixin, admin.TabularInline):
+    """Rows shown on their parent's page that nobody edits there (events, steps, lines)."""
+
+    extra = 0
 
 
 class ReasonForm(forms.Form):

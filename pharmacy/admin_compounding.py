@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.html import format_html
 
 from . import batches, formulations, notifications
-from .admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
+from .admin import ReadOnlyInline, ReadOnlyMixin, ReasonForm, RecordHistoryAdmin
 from .admin_actions import form_action, run_for_each
 from .admin_recalls import recall_batches, recall_lots  # also registers the recall admin
 from .models import (
@@ -358,20 +358,11 @@ class BatchAdmin(RecordHistoryAdmin):
 
 
 @admin.register(Dispense)
-class DispenseAdmin(admin.ModelAdmin):
+class DispenseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["order", "batch", "units", "dispensed_by", "dispensed_at"]
     list_select_related = ["order", "batch", "dispensed_by"]
     search_fields = ["batch__lot_number"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Delivery)

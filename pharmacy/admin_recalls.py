@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 
+from .admin import ReadOnlyMixin
 from .admin_actions import CONFIRMED, run_for_each
 from .models import Recall, RecallNotice
 from .recalls import batch_recall, ingredient_lot_recall, recall_impact, recall_impact_csv
@@ -44,7 +45,7 @@ def _change_url(admin_site, obj) -> str:
 
 
 @admin.register(Recall)
-class RecallAdmin(admin.ModelAdmin):
+class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Recalls are started by the actions on batches and ingredient lots; here they are only
     read. The change page shows everything the recall reaches."""
 
@@ -82,15 +83,6 @@ class RecallAdmin(admin.ModelAdmin):
     @admin.display(description="notices pending", ordering="notices_pending")
     def pending_notice_count(self, recall):
         return recall.notices_pending
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [
