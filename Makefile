@@ -8,8 +8,10 @@ PORT ?= 8000
 # browser.
 RUN_SYSTEM_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 TEST_SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) chromium fonts-liberation
+# The order-submit benchmark drives the server with wrk (a load generator in C) on loopback.
+BENCH_SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) wrk
 
-.PHONY: run test install system-packages lint format migrate seed clean
+.PHONY: run test bench install system-packages lint format migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +51,12 @@ run: seed
 test: install
 	@$(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES="$(TEST_SYSTEM_PACKAGES)"
 	$(BIN)/python tests/run_suites.py
+
+# Benchmarks against baselines run side by side (README, "Performance"); needs PostgreSQL and
+# Redis. BENCH="labels submit" runs only those.
+bench: install
+	@$(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES="$(BENCH_SYSTEM_PACKAGES)"
+	$(BIN)/python -m bench $(BENCH)
 
 lint: install
 	$(BIN)/ruff check .
