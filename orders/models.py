@@ -259,6 +259,8 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["clinic", "-created_at"]),
             models.Index(fields=["status", "created_at"]),
+            # The admin's order list: oldest first, the order they came in.
+            models.Index(fields=["created_at", "id"], name="order_arrival"),
         ]
 
     def __str__(self):

@@ -16,6 +16,7 @@ from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
 from pharmacy.notifications import latest_label
+from pharmacy.pagination import EstimatedCountPaginator
 from pharmacy.state_machine import refusal_text
 from prescribers.access import PrescriberRequiredMixin
 
@@ -75,6 +76,7 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
                 needed_by=data["needed_by"],
                 acknowledged=data["acknowledge"],
                 idempotency_key=data["idempotency_key"],
+                catalogue=self.catalogue,
             )
         except PrescriptionNotAccepted as refused:
             form.show_findings(refused.findings, refused.unacknowledged)
@@ -180,6 +182,7 @@ class OrderListView(ClinicOrdersMixin, ListView):
     template_name = "orders/order_list.html"
     context_object_name = "orders"
     paginate_by = 25
+    paginator_class = EstimatedCountPaginator
 
     def get_queryset(self):
         orders = self.orders().select_related("prescription__patient")

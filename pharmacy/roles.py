@@ -1,14 +1,16 @@
 """Staff roles come from the two groups made by migration 0002: Pharmacist and Technician.
 A superuser counts as a pharmacist."""
 
+from .auth import group_names
+
 PHARMACIST_GROUP = "Pharmacist"
 TECHNICIAN_GROUP = "Technician"
 
 
-def _groups(user) -> set[str]:
+def _groups(user) -> frozenset[str]:
     if not (user.is_active and user.is_staff):
-        return set()
-    return {group.name for group in user.groups.all()}
+        return frozenset()
+    return group_names(user)
 
 
 def is_pharmacist(user) -> bool:

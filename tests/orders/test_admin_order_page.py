@@ -1,0 +1,95 @@
+"""The admin's order page reads the order and every related row it shows in one query
+(pharmacy/json_rows.py); these tests check that what it shows is still exact."""
+
+import datetime
+import re
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.models import OrderEvent, OrderStatus
+from orders.services import order_final_check
+from pharmacy.json_rows import instances, json_rows
+from pharmacy.models import Delivery, Dispense, LabelDocument
+from tests.pharmacy.test_labels import TITRATION, dispensed, stock_titration, submitted
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def titration_order(prescriber, pharmacist, technician):
+    """Verified and dispensed: three capsule strengths, each from its own batch."""
+    stock_titration()
+    return dispensed(submitted(prescriber, TITRATION), pharmacist, technician)
+
+
+def table_rows(html: str, table_id: str) -> list[list[str]]:
+    body = re.search(rf'<table id="{table_id}">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    return [
+        [" ".join(re.sub(r"<[^>]+>", " ", cell).split())
+         for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    ]  # fmt: skip
+
+
+def test_the_order_page_shows_every_dispense_label_email_and_event(
+    client, titration_order, pharmacist, technician, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):  # renders the label, sends the mail
+        order = order_final_check(order=titration_order, actor=pharmacist)
+    client.force_login(pharmacist)
+
+    html = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+
+    dispenses = Dispense.objects.filter(order=order).select_related("batch", "line__formulation")
+    assert table_rows(html, "dispenses") == [
+        [d.line.formulation.name, d.batch.lot_number, f"{d.units.normalize():f}",
+         technician.get_full_name(), timezone.localtime(d.dispensed_at).strftime("%Y-%m-%d %H:%M")]
+        for d in dispenses.order_by("pk")
+    ]  # fmt: skip
+    label = LabelDocument.objects.get(order=order)
+    assert table_rows(html, "labels") == [
+        ["version 1", timezone.localtime(label.created_at).strftime("%Y-%m-%d %H:%M")]
+    ]
+    assert f'href="{label.file.url}"' in html
+    delivery = Delivery.objects.get(order=order)
+    assert table_rows(html, "deliveries") == [
+        [delivery.get_kind_display(), delivery.recipient, delivery.get_status_display(),
+         str(delivery.attempts), timezone.localtime(delivery.sent_at).strftime("%Y-%m-%d %H:%M")]
+    ]  # fmt: skip
+    events = OrderEvent.objects.filter(order=order).select_related("actor").order_by("pk")
+    timeline = table_rows(html, "timeline")
+    assert [row[1:4] for row in timeline] == [
+        [str(e.actor), e.get_from_status_display(), e.get_to_status_display()] for e in events
+    ]
+    assert [row[1] for row in timeline][-1] == pharmacist.get_full_name()
+    lines = order.prescription.lines.select_related("formulation").order_by("position")
+    assert len(lines) == 3
+    assert f"<strong>Dispense:</strong> {'; '.join(str(line) for line in lines)}</p>" in html
+
+
+def test_json_rows_give_back_exact_values_and_missing_relations_as_none(titration_order):
+    order = titration_order
+    OrderEvent.objects.create(order=order, to_status=OrderStatus.VERIFIED, note="No actor")
+    annotated = type(order).objects.annotate(
+        dispensed=json_rows(Dispense.objects, "order", "id", "units", "dispensed_at",
+                            "batch__lot_number", "line__formulation__name"),
+        timeline=json_rows(OrderEvent.objects, "order", "id", "created_at", "to_status",
+                           "actor__email"),
+    ).get(pk=order.pk)  # fmt: skip
+
+    made = instances(Dispense, annotated.dispensed)
+    stored = list(Dispense.objects.filter(order=order).order_by("pk"))
+    assert [(d.pk, d.units, d.dispensed_at, d.batch.lot_number, d.line.formulation.name)
+            for d in made] == [
+        (d.pk, d.units, d.dispensed_at, d.batch.lot_number, d.line.formulation.name)
+        for d in stored
+    ]  # fmt: skip
+    assert all(isinstance(d.units, Decimal) for d in made)
+    assert all(d.dispensed_at.tzinfo is not None for d in made)
+    events = instances(OrderEvent, annotated.timeline, ("created_at", "pk"))
+    assert events[-1].note == "" and events[-1].actor is None  # only the fields asked for
+    assert events[0].actor.email == order.created_by.email
+    assert all(isinstance(e.created_at, datetime.datetime) for e in events)
