@@ -13,18 +13,18 @@ import mimetypes
 import posixpath
 import re
 import threading
-import xml.dom.minidom
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-import barcode
-from barcode.writer import SVGWriter
+from barcode.codex import Code128
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.exceptions import SuspiciousFileOperation
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -32,7 +32,7 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from orders.models import Order, OrderKind, OrderStatus, Prescription
+from orders.models import Order, OrderKind, OrderStatus, Prescription, PrescriptionLine
 
 from .bud import BudCategory
 from .models import Dispense, DosageForm
@@ -48,15 +48,16 @@ STYLESHEET = "labels/label.css"  # a static file
 _LABEL_ORIGIN = "https://labels.invalid/"
 _PAGE_SIZE = re.compile(r"[A-Za-z0-9. ]+")  # "4in 2in", "102mm 51mm", "A7 landscape"
 
-# Code 128 (python-barcode), drawn in whole printer dots at 300 dpi so that the bars stay sharp
-# when a 300 dpi label printer rasterises the page; quiet zones of 10 modules (ISO/IEC 15417).
+# Code 128 (encoded by python-barcode, drawn here) in whole printer dots at 300 dpi so that the
+# bars stay sharp when a 300 dpi label printer rasterises the page; quiet zones of 10 modules
+# (ISO/IEC 15417).
 # The page margins (label.css) are whole dots too: 0.07 in and 0.09 in.
 _DPI = 300
-_DOT_MM = 25.4 / _DPI
 _BARCODE_MAX_DOTS = 1140  # 3.8 in: a 4 in label's width inside its margins
 _BARCODE_HEIGHT_DOTS = 72  # 0.24 in
 _QUIET_ZONE_MODULES = 10
 _BAR_WIDTH_REDUCTION = 0.05  # dots
+_BAR = re.compile("1+")  # a run of dark modules: one bar
 
 _PLURAL_UNITS = {"capsule": "capsules"}
 
@@ -113,33 +114,43 @@ def label_pages(order: Order) -> list[LabelPage]:
 
     Raises ValueError when the order has no Rx number yet or a line has nothing dispensed:
     labels are printed for verified, dispensed orders."""
-    # Read again: verification sets the Rx number with an UPDATE, which an Order already in
-    # memory (and its cached prescription) does not see.
-    prescription = Prescription.objects.select_related("patient", "prescriber").get(
-        pk=order.prescription_id
-    )
-    if not prescription.rx_number:
-        raise ValueError(
-            f"Order {order.number} has no Rx number yet: labels are printed for verified, "
-            "dispensed orders."
-        )
-    lines = list(prescription.lines.select_related("formulation").order_by("position"))
-    if not lines:
-        raise ValueError(f"Order {order.number} has no product lines to label.")
-    dispenses_of_line: dict[int, list[Dispense]] = {line.pk: [] for line in lines}
-    dispenses = Dispense.objects.filter(order_id=order.pk).select_related(
-        "batch__formulation_version"
-    )
-    for dispense in dispenses.order_by("pk"):
-        dispenses_of_line.setdefault(dispense.line_id, []).append(dispense)
-    for line in lines:
-        if not dispenses_of_line[line.pk]:
-            raise ValueError(
-                f"Order {order.number}: {line.formulation.name} is not dispensed yet; labels "
-                "are printed for verified, dispensed orders."
-            )
+    return labels_of_orders([order])[0]
 
-    last_dispensed_at = max(d.dispensed_at for ds in dispenses_of_line.values() for d in ds)
+
+def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:
+    """label_pages() of each order, read with one query for all of them together."""
+    # Each dispense with its line, batch, order and prescription: the order and prescription
+    # are read again, as verification sets the Rx number with an UPDATE that an Order already
+    # in memory (and its cached prescription) does not see. Only the fields a label prints are
+    # read (a patient's other fields, phone numbers and JSON lists cost time to load).
+    dispenses = (
+        Dispense.objects.filter(order_id__in=[order.pk for order in orders])
+        .select_related(
+            "order__prescription__patient", "order__prescription__prescriber",
+            "line__formulation", "batch__formulation_version",
+        )
+        .only(*_DISPENSE_FIELDS)
+        .annotate(refills_used=_REFILLS_USED, line_count=_LINE_COUNT)
+        .order_by("order_id", "line__position", "pk")
+    )  # fmt: skip
+    # order -> line -> its dispenses; lines in position order (dicts keep insertion order)
+    dispensed: dict[int, dict[int, list[Dispense]]] = {order.pk: {} for order in orders}
+    for dispense in dispenses:
+        dispensed[dispense.order_id].setdefault(dispense.line_id, []).append(dispense)
+    return [_label_pages(order, dispensed[order.pk]) for order in orders]
+
+
+def _label_pages(order: Order, dispensed: dict[int, list[Dispense]]) -> list[LabelPage]:
+    if not dispensed:
+        _refuse_undispensed(order, dispensed=())
+    first = next(iter(dispensed.values()))[0]
+    order, prescription = first.order, first.order.prescription
+    if not prescription.rx_number:
+        _refuse_unverified(order)
+    if len(dispensed) < first.line_count:
+        _refuse_undispensed(order, dispensed=dispensed)
+
+    last_dispensed_at = max(d.dispensed_at for ds in dispensed.values() for d in ds)
     patient = prescription.patient
     common = {
         "pharmacy_name": settings.PHARMACY_NAME,
@@ -152,25 +163,67 @@ def label_pages(order: Order) -> list[LabelPage]:
         "patient_date_of_birth": patient.date_of_birth,
         "prescriber": str(prescription.prescriber),
         "directions": prescription.directions,
-        "refills_remaining": _refills_remaining_after(order, prescription),
+        "refills_remaining": max(prescription.refills_authorized - first.refills_used, 0),
         "rx_expires_on": prescription.expires_on,
     }
     return [
-        LabelPage(**common, **_line_fields(order, line, dispenses_of_line[line.pk]))
-        for line in lines
+        LabelPage(**common, **_line_fields(order, dispenses[0].line, dispenses))
+        for dispenses in dispensed.values()
     ]
 
 
-def _refills_remaining_after(order: Order, prescription: Prescription) -> int:
-    """Refills left once this fill is made. The same count as
-    orders.services.prescription_refills_left (refill orders not cancelled), but only up to this
-    fill, so that a reprinted label of an earlier fill says what it said then."""
-    used = (
-        prescription.orders.filter(kind=OrderKind.REFILL, fill_number__lte=order.fill_number)
-        .exclude(status=OrderStatus.CANCELLED)
-        .count()
+def _refuse_unverified(order: Order):
+    raise ValueError(
+        f"Order {order.number} has no Rx number yet: labels are printed for verified, "
+        "dispensed orders."
     )
-    return max(prescription.refills_authorized - used, 0)
+
+
+def _refuse_undispensed(order: Order, *, dispensed: Iterable[int]):
+    """Why an order has no labels, or not a label for each line (an error, not the rule)."""
+    if not Prescription.objects.filter(pk=order.prescription_id, rx_number__gt="").exists():
+        _refuse_unverified(order)
+    lines = PrescriptionLine.objects.filter(prescription_id=order.prescription_id)
+    line = lines.exclude(pk__in=list(dispensed)).select_related("formulation").first()
+    if line is None:
+        raise ValueError(f"Order {order.number} has no product lines to label.")
+    raise ValueError(
+        f"Order {order.number}: {line.formulation.name} is not dispensed yet; labels are "
+        "printed for verified, dispensed orders."
+    )
+
+
+def _count(queryset) -> Coalesce:
+    """The number of rows of a correlated queryset, as a subquery (0 when none)."""
+    counted = queryset.order_by().values(group=Value(1)).annotate(count=Count("pk"))
+    return Coalesce(Subquery(counted.values("count")), 0)
+
+
+# The refills used once an order's fill is made: refill orders not cancelled, as
+# orders.services.prescription_refills_left counts them, but only up to this fill, so that a
+# reprinted label of an earlier fill says what it said then.
+_REFILLS_USED = _count(
+    Order.objects.filter(
+        prescription=OuterRef("order__prescription"), kind=OrderKind.REFILL,
+        fill_number__lte=OuterRef("order__fill_number"),
+    ).exclude(status=OrderStatus.CANCELLED)
+)  # fmt: skip
+_LINE_COUNT = _count(PrescriptionLine.objects.filter(prescription=OuterRef("order__prescription")))
+
+# What a label prints; a field used on a label and missing here costs a query per label.
+_DISPENSE_FIELDS = (
+    "units", "dispensed_at", "line", "line__position", "line__formulation",
+    "line__formulation__name", "line__formulation__dosage_form", "line__formulation__unit",
+    "batch", "batch__lot_number", "batch__beyond_use_date", "batch__formulation_version",
+    "batch__formulation_version__bud_category", "batch__formulation_version__storage",
+    "batch__formulation_version__auxiliary_labels", "order", "order__fill_number",
+    "order__prescription", "order__prescription__rx_number", "order__prescription__directions",
+    "order__prescription__refills_authorized", "order__prescription__expires_on",
+    "order__prescription__patient", "order__prescription__patient__first_name",
+    "order__prescription__patient__last_name", "order__prescription__patient__date_of_birth",
+    "order__prescription__prescriber", "order__prescription__prescriber__first_name",
+    "order__prescription__prescriber__last_name", "order__prescription__prescriber__credentials",
+)  # fmt: skip
 
 
 def _line_fields(order: Order, line, dispenses: list[Dispense]) -> dict:
@@ -228,47 +281,28 @@ def barcode_svg(payload: str) -> str:
 
     Bars are 3 printer dots wide (0.254 mm) at 300 dpi, or 2 dots for a long payload; a payload
     too long even at 2 dots raises ValueError rather than printing an unreadable barcode."""
+    # A new object each time: python-barcode's Code 128 keeps encoder state between builds.
+    modules = Code128(payload).build()[0]  # "1101001000...": one character per module
     for dots in (3, 2):
-        # A new object each time: python-barcode's Code 128 keeps encoder state between builds.
-        code = barcode.get("code128", payload, writer=SVGWriter())
-        if (len(code.build()[0]) + 2 * _QUIET_ZONE_MODULES) * dots <= _BARCODE_MAX_DOTS:
-            break
-    else:
-        raise ValueError(f"The barcode of {payload!r} is too long to fit a label.")
-    module_mm = dots * _DOT_MM
-    svg = barcode.get("code128", payload, writer=SVGWriter()).render(
-        {
-            "module_width": module_mm,
-            "module_height": _BARCODE_HEIGHT_DOTS * _DOT_MM,
-            "quiet_zone": _QUIET_ZONE_MODULES * module_mm,
-            "margin_top": 0,
-            "margin_bottom": 0,
-            "write_text": False,
-            "compress": True,
-            "with_doctype": False,
-        }
-    )
-    return _in_printer_dots(svg.decode("utf-8"))
+        if (len(modules) + 2 * _QUIET_ZONE_MODULES) * dots <= _BARCODE_MAX_DOTS:
+            return _svg_in_printer_dots(modules, dots)
+    raise ValueError(f"The barcode of {payload!r} is too long to fit a label.")
 
 
-def _in_printer_dots(svg: str) -> str:
-    """python-barcode's SVG redrawn in whole printer dots, as one path.
+def _svg_in_printer_dots(modules: str, dots: int) -> str:
+    """The barcode's modules drawn in whole printer dots, as one path.
 
-    The writer gives positions in mm to 3 decimals (0.169 mm for 2 dots, really 0.16933), so
-    bar edges drift off the printer's dot grid. Here the user unit is one dot (viewBox), every
-    edge is a whole dot, and each bar is narrowed by a twentieth of a dot on both sides (bar
-    width reduction) so that a rasteriser rounding outwards cannot widen it by a dot.
+    The user unit is one dot (viewBox) and every edge is a whole dot, so no bar edge drifts off
+    a 300 dpi printer's dot grid; each bar is narrowed by a twentieth of a dot on both sides
+    (bar width reduction) so that a rasteriser rounding outwards cannot widen it by a dot.
 
     One <path> instead of a <rect> per bar: inline in HTML every SVG element is also styled as
-    an HTML element, and the writer's style="fill:..." is an unknown property there."""
-    root = xml.dom.minidom.parseString(svg).documentElement
-    width, height = _dots(root.getAttribute("width")), _BARCODE_HEIGHT_DOTS
+    an HTML element, which costs layout time for nothing."""
+    width, height = (len(modules) + 2 * _QUIET_ZONE_MODULES) * dots, _BARCODE_HEIGHT_DOTS
     bars = []
-    for rect in root.getElementsByTagName("rect"):
-        if not rect.getAttribute("x"):
-            continue  # the writer's white background (100 % wide), drawn again below
-        left = _dots(rect.getAttribute("x")) + _BAR_WIDTH_REDUCTION
-        bar_width = _dots(rect.getAttribute("width")) - 2 * _BAR_WIDTH_REDUCTION
+    for run in _BAR.finditer(modules):
+        left = (_QUIET_ZONE_MODULES + run.start()) * dots + _BAR_WIDTH_REDUCTION
+        bar_width = len(run.group()) * dots - 2 * _BAR_WIDTH_REDUCTION
         bars.append(f"M{left:g} 0h{bar_width:g}v{height}h-{bar_width:g}z")
     path = "".join(bars)
     return (
@@ -277,11 +311,6 @@ def _in_printer_dots(svg: str) -> str:
         f'<rect width="{width}" height="{height}" fill="white"/>'
         f'<path fill="black" d="{path}"/></svg>'
     )
-
-
-def _dots(length_mm: str) -> int:
-    """'2.540mm' -> 30 (printer dots at 300 dpi)."""
-    return round(float(length_mm.removesuffix("mm")) / _DOT_MM)
 
 
 # --- Loading resources ----------------------------------------------------------------------
@@ -394,7 +423,8 @@ def render_labels_pdf(orders: Iterable[Order], *, progress=None, chunk: int = 25
     documents = []
     for start in range(0, len(orders), chunk):
         part = orders[start : start + chunk]
-        documents.append(render_pages_document([p for o in part for p in label_pages(o)]))
+        pages = [page for pages in labels_of_orders(part) for page in pages]
+        documents.append(render_pages_document(pages))
         if progress is not None:
             progress(start + len(part), len(orders))
     if not documents:

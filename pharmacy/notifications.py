@@ -6,13 +6,17 @@ conditional update, so a task delivered twice sends once; a periodic sweep re-qu
 pending or sending too long, so a broker outage or a killed worker delays mail and loses none.
 Subjects carry no personal health information."""
 
+import contextlib
 import datetime
 import logging
+import threading
+import time
 from email.utils import make_msgid
+from smtplib import SMTPException
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.template.loader import render_to_string
@@ -101,8 +105,10 @@ def _message(delivery: Delivery) -> EmailMessage:
         context |= {
             "order": order,
             "order_url": _portal_url("order_detail", order.pk),
-            "note": order.events.filter(to_status=order.status).values_list("note", flat=True)
-            .last(),
+            # Read only by the templates that print it (the template calls it): one query
+            # fewer for the label emails.
+            "note": lambda: order.events.filter(to_status=order.status)
+            .values_list("note", flat=True).last(),
         }  # fmt: skip
     else:
         notice = delivery.recall_notice
@@ -124,6 +130,66 @@ def _message(delivery: Delivery) -> EmailMessage:
     return message
 
 
+_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_SMTP_SETTINGS = (
+    "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL", "EMAIL_TIMEOUT",
+)  # fmt: skip
+# A kept connection is closed after this many messages or seconds, as mail servers limit both
+# (the limits of Postfix's own SMTP client when it reuses connections).
+_SMTP_REUSE_MESSAGES = 100
+_SMTP_REUSE_SECONDS = 300
+_smtp = threading.local()  # this thread's open connection: connection, key, opened, sent
+
+
+def _send(message: EmailMessage) -> None:
+    """Send through SMTP over a connection this thread keeps open: a worker process sends many
+    messages with one TCP (and TLS) handshake and login, not one per message.
+
+    A kept connection is used again only if it answers NOOP, so one that the server closed
+    while idle is replaced before sending; a failed send drops it, and the next send (a retry)
+    opens a new one. Other backends (files, tests) send as usual."""
+    if settings.EMAIL_BACKEND != _SMTP_BACKEND:
+        message.send()
+        return
+    key = tuple(getattr(settings, name) for name in _SMTP_SETTINGS)
+    connection = getattr(_smtp, "connection", None)
+    if connection is not None and (
+        _smtp.key != key
+        or _smtp.sent >= _SMTP_REUSE_MESSAGES
+        or time.monotonic() - _smtp.opened > _SMTP_REUSE_SECONDS
+        or not _answers_noop(connection)
+    ):
+        _drop_smtp()
+        connection = None
+    if connection is None:
+        connection = get_connection(_SMTP_BACKEND)
+        connection.open()
+        _smtp.connection, _smtp.key, _smtp.opened, _smtp.sent = (
+            connection, key, time.monotonic(), 0,
+        )  # fmt: skip
+    try:
+        connection.send_messages([message])  # already open: it stays open
+    except BaseException:
+        _drop_smtp()
+        raise
+    _smtp.sent += 1
+
+
+def _answers_noop(connection) -> bool:
+    try:
+        return connection.connection is not None and connection.connection.noop()[0] == 250
+    except (SMTPException, OSError):
+        return False
+
+
+def _drop_smtp() -> None:
+    connection, _smtp.connection = getattr(_smtp, "connection", None), None
+    if connection is not None:
+        with contextlib.suppress(SMTPException, OSError):  # broken: no goodbye to say
+            connection.close()
+
+
 def delivery_send(*, delivery_id: int) -> bool:
     """Send one outbox row, once. Returns False when another run has it or it was sent."""
     claimed = Delivery.objects.filter(pk=delivery_id, status=S.PENDING).update(
@@ -135,7 +201,7 @@ def delivery_send(*, delivery_id: int) -> bool:
         "order__clinic", "order__prescription", "recall_notice__recall"
     ).get(pk=delivery_id)
     try:
-        _message(delivery).send()
+        _send(_message(delivery))
     except Exception as error:
         # Back to pending with the reason: the task retries, the sweep picks it up later.
         Delivery.objects.filter(pk=delivery_id, status=S.SENDING).update(

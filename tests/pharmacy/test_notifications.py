@@ -243,3 +243,47 @@ def test_embedded_default_writes_the_label_email_as_an_eml_file(
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_content().startswith(b"%PDF")
     assert order.labels.get().version == 1
+
+
+def test_smtp_mail_goes_over_one_kept_connection_and_a_closed_one_is_replaced(
+    order, settings, django_capture_on_commit_callbacks
+):
+    """A worker keeps its SMTP connection open between messages; when the server has closed it
+    meanwhile (it does not answer NOOP), the next message goes over a new one."""
+    from aiosmtpd.controller import Controller
+
+    from tests.services import free_port
+
+    connections_of_messages = []
+
+    class Server:
+        async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
+            connections_of_messages.append(session.peer)  # the client's address and port
+            return "250 Message accepted for delivery"
+
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    with django_capture_on_commit_callbacks(execute=False):
+        deliveries = [
+            notifications.delivery_enqueue(
+                kind=DeliveryKind.ON_HOLD, order=order, recipient=f"clinic{n}@example.test"
+            )
+            for n in range(3)
+        ]
+    server = Controller(Server(), hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        assert notifications.delivery_send(delivery_id=deliveries[0].pk)
+        assert notifications.delivery_send(delivery_id=deliveries[1].pk)
+        server.stop()  # the server goes away, and the kept connection with it
+        server = Controller(Server(), hostname="127.0.0.1", port=port)
+        server.start()
+        assert notifications.delivery_send(delivery_id=deliveries[2].pk)
+    finally:
+        server.stop()
+        notifications._drop_smtp()
+
+    first, second, third = connections_of_messages
+    assert first == second != third
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SENT, 1)}
