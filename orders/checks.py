@@ -4,11 +4,16 @@ exactly what the server enforces."""
 
 import dataclasses
 import datetime
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from django.conf import settings
+from django.db import connection
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from pharmacy.models import DosageForm, Formulation
 
@@ -16,6 +21,10 @@ from . import dosing, icd10
 from .dosing import Finding, PatientFacts, Regimen, Severity
 
 CATALOGUE_SOURCE = "The pharmacy's catalogue of formulations"
+# How long a process uses the catalogue it read before reading it again (seconds). A change
+# made in the admin is seen at once by the process that made it and within this time by the
+# others (every order is still verified by a pharmacist).
+CATALOGUE_MAX_AGE = 30.0
 
 
 def current_policy() -> dosing.DosingPolicy:
@@ -31,9 +40,29 @@ class Catalogue:
 
     @classmethod
     def load(cls) -> "Catalogue":
+        """The active formulations, read from the database now."""
         return cls(tuple(Formulation.objects.active()))
 
-    @property
+    @classmethod
+    def current(cls) -> "Catalogue":
+        """The catalogue for a prescriber's page: this process's copy while it is younger than
+        CATALOGUE_MAX_AGE and no formulation was saved here since. Inside a transaction it is
+        read from the database (the transaction may have changed it, or may be rolled back)."""
+        if connection.in_atomic_block:
+            return cls.load()
+        cached = _catalogue_cache.get("current")
+        now = time.monotonic()
+        if cached is None or now - cached[0] > CATALOGUE_MAX_AGE:
+            cached = (now, cls.load())
+            _catalogue_cache["current"] = cached
+        return cached[1]
+
+    @staticmethod
+    def forget() -> None:
+        """Read the catalogue from the database next time (a formulation changed)."""
+        _catalogue_cache.clear()
+
+    @cached_property
     def capsule_strengths_mg(self) -> frozenset[Decimal]:
         return frozenset(
             f.strength_mg.normalize() for f in self.formulations if f.dosage_form == "capsule"
@@ -93,6 +122,15 @@ class Catalogue:
                 )
             ]
         return []
+
+
+_catalogue_cache: dict[str, tuple[float, Catalogue]] = {}
+
+
+@receiver(post_save, sender=Formulation, dispatch_uid="orders.checks.catalogue_changed")
+@receiver(post_delete, sender=Formulation, dispatch_uid="orders.checks.catalogue_deleted")
+def _catalogue_changed(**kwargs) -> None:
+    Catalogue.forget()
 
 
 def _not_made(field: str, message: str) -> Finding:

@@ -49,7 +49,7 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
 
     @cached_property
     def catalogue(self) -> Catalogue:
-        return Catalogue.load()
+        return Catalogue.current()
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "catalogue": self.catalogue}
@@ -150,7 +150,7 @@ class DoseCheckView(PrescriberRequiredMixin, View):
         else:
             facts = dataclasses.replace(facts, diagnosis_codes=tuple(codes))
         findings = prescription_findings(
-            regimen=regimen, patient=facts, diagnosis_codes=codes, catalogue=Catalogue.load(),
+            regimen=regimen, patient=facts, diagnosis_codes=codes, catalogue=Catalogue.current(),
             today=timezone.localdate(),
         )  # fmt: skip
         needed = dosing.quantity_needed(regimen)

@@ -156,10 +156,14 @@ def _checked_prescription(
     }
 
 
-def _write_schedule(prescription: Prescription, regimen: Regimen, catalogue: Catalogue) -> None:
-    """The prescription's steps and product lines, replacing any it had."""
-    prescription.steps.all().delete()
-    prescription.lines.all().delete()
+def _write_schedule(
+    prescription: Prescription, regimen: Regimen, catalogue: Catalogue, *, replace: bool
+) -> None:
+    """The prescription's steps and product lines, replacing any it had (`replace`: a new
+    prescription has none to delete)."""
+    if replace:
+        prescription.steps.all().delete()
+        prescription.lines.all().delete()
     PrescriptionStep.objects.bulk_create(
         PrescriptionStep(
             prescription=prescription, position=i, dose_mg=step.dose_mg, days=step.days
@@ -183,20 +187,28 @@ def order_submit(
     needed_by: datetime.date | None,
     acknowledged: Iterable[str],
     idempotency_key: uuid.UUID | None,
+    catalogue: Catalogue | None = None,
 ) -> Order:
     """Write the prescription and its first order, after every rule passed on the server.
 
     A second submit with the same idempotency key (double click, back and resubmit) returns
-    the order the first one made."""
+    the order the first one made, whatever the rules say now. The key is looked up only when
+    the rules refuse or the order's unique key is taken (the first submit is by far the most
+    common: it needs no lookup). `catalogue` is the one the form offered (loaded when not
+    given)."""
     prescriber = _ensure_prescriber_of(actor, patient.clinic_id)
-    existing = _existing_order(idempotency_key)
-    if existing is not None:
+    if catalogue is None:
+        catalogue = Catalogue.load()
+    try:
+        fields = _checked_prescription(
+            patient=patient, regimen=regimen, diagnosis_codes=diagnosis_codes,
+            acknowledged=acknowledged, catalogue=catalogue,
+        )  # fmt: skip
+    except PrescriptionNotAccepted:
+        existing = _existing_order(idempotency_key)
+        if existing is None:
+            raise
         return existing
-    catalogue = Catalogue.load()
-    fields = _checked_prescription(
-        patient=patient, regimen=regimen, diagnosis_codes=diagnosis_codes,
-        acknowledged=acknowledged, catalogue=catalogue,
-    )  # fmt: skip
     today = timezone.localdate()
     try:
         with transaction.atomic():
@@ -207,7 +219,7 @@ def order_submit(
             )  # fmt: skip
             prescription._history_user = actor
             prescription.save()
-            _write_schedule(prescription, regimen, catalogue)
+            _write_schedule(prescription, regimen, catalogue, replace=False)
             return _order_create(
                 prescription=prescription, kind=OrderKind.NEW, fill_number=0, ship_to=ship_to,
                 needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
@@ -217,7 +229,7 @@ def order_submit(
         existing = _existing_order(idempotency_key)
         if existing is None:
             raise
-        return existing  # the same form was submitted twice at the same moment
+        return existing  # the same form submitted again, or twice at the same moment
 
 
 def order_amend(
@@ -253,7 +265,7 @@ def order_amend(
             setattr(locked, name, value)
         locked._history_user = actor
         locked.save()
-        _write_schedule(locked, regimen, catalogue)
+        _write_schedule(locked, regimen, catalogue, replace=True)
     return order
 
 

@@ -182,6 +182,21 @@ def test_submitting_twice_makes_one_order(prescriber_client, order_patient):
     assert first["Location"] == second["Location"]
 
 
+def test_the_same_form_again_returns_its_order_even_when_the_rules_now_refuse(
+    prescriber_client, order_patient
+):
+    data = order_data()
+    first = prescriber_client.post(create_url(order_patient), data)
+    order_patient.takes_opioids = True  # the same form would now be refused
+    order_patient.save()
+
+    second = prescriber_client.post(create_url(order_patient), data)
+
+    assert Order.objects.count() == 1
+    assert second.status_code == 302
+    assert second["Location"] == first["Location"]
+
+
 def test_opioids_block_the_order(prescriber_client, prescriber):
     patient = PatientFactory(clinic=prescriber.clinic, takes_opioids=True)
     response = prescriber_client.post(create_url(patient), order_data())
