@@ -19,8 +19,8 @@ from tests.factories import PatientFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-# Session, user, patient; BEGIN, the prescription and its history row, its steps, its lines,
-# the order and its history row, the order's event; COMMIT.
+# The sign-in (django_session), the user, the patient; BEGIN, the prescription and its history
+# row, its steps, its lines, the order and its history row, the order's event; COMMIT.
 SUBMIT_QUERIES = 12
 
 ORDER_FORM = {

@@ -1,0 +1,163 @@
+-- wrk script of the order-submit benchmark (bench/submit.py runs it, one connection per thread).
+--
+-- wrk -t 10 -c 10 -s bench/submit.lua URL -- QUOTA KEY_PREFIX EXPECTED_LOCATION SINK SIGNIN...
+--   QUOTA              requests per connection; the thread stops after that many answers
+--   KEY_PREFIX         20 hex digits; each request's idempotency key is the prefix, the thread
+--                      and a counter (a fresh key every request)
+--   EXPECTED_LOCATION  Lua pattern of the Location of a success (the 302 of Post/Redirect/Get)
+--   SINK               a loopback port that accepts connections and never reads them
+--   SIGNIN             one per thread: "cookie header|form body without the key|path,path,..."
+--
+-- gunicorn's sync workers close the connection after each answer and wrk opens the next one
+-- at once, also after a thread's last answer. That connection would stay idle and hold a sync
+-- worker until gunicorn's timeout, so a thread that has its answers points it at SINK instead.
+--
+-- Each thread times its own requests (monotonic clock, through LuaJIT's FFI): with one
+-- connection per thread a request and its answer pair up exactly. wrk's histogram is not used:
+-- it is "corrected" with the run time, which here includes waiting for the stop. When a thread
+-- has its answers it stops and says so on stderr; the caller then interrupts wrk's sleep, and
+-- done() prints one line of JSON.
+
+local ffi = require("ffi")
+ffi.cdef([[
+  typedef struct { long tv_sec; long tv_nsec; } submit_bench_timespec;
+  int clock_gettime(int clock, submit_bench_timespec *now);
+]])
+local CLOCK_MONOTONIC = 1
+local clock_now = ffi.new("submit_bench_timespec")
+
+local function now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, clock_now)
+  return tonumber(clock_now.tv_sec) * 1000 + tonumber(clock_now.tv_nsec) / 1e6
+end
+
+-- In the main Lua state: number the threads and keep them for done().
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+
+-- In each thread's own Lua state.
+local quota, key_prefix, expected_location, sink, cookie, form, paths
+local counter, answered, sent_at = 0, 0, nil
+ok, failures, statuses, latencies, first_failure = 0, 0, {}, {}, ""
+started_ms, finished_ms = nil, nil
+
+function init(args)
+  quota = tonumber(args[1])
+  key_prefix = args[2]
+  expected_location = args[3]
+  sink = wrk.lookup("127.0.0.1", args[4])[1]
+  local signin = args[4 + id]
+  local first_bar = signin:find("|", 1, true)
+  local second_bar = signin:find("|", first_bar + 1, true)
+  cookie = signin:sub(1, first_bar - 1)
+  form = signin:sub(first_bar + 1, second_bar - 1)
+  paths = {}
+  for path in signin:sub(second_bar + 1):gmatch("[^,]+") do
+    table.insert(paths, path)
+  end
+end
+
+function request()
+  counter = counter + 1
+  -- 8-4-4-4-12 hex digits: 20 from the prefix, 2 for the thread, 10 for the counter.
+  local tail = string.format("%02x%010x", id, counter)
+  local key = string.format(
+    "%s-%s-%s-%s-%s", key_prefix:sub(1, 8), key_prefix:sub(9, 12), key_prefix:sub(13, 16),
+    key_prefix:sub(17, 20), tail
+  )
+  local path = paths[(counter % #paths) + 1]
+  local headers = {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Cookie"] = cookie,
+  }
+  sent_at = now_ms()
+  return wrk.format("POST", path, headers, form .. "&idempotency_key=" .. key)
+end
+
+function response(status, headers, body)
+  local now = now_ms()
+  answered = answered + 1
+  -- Not in request(): wrk calls it once before the run to check the request it returns.
+  started_ms = started_ms or sent_at
+  table.insert(latencies, now - sent_at)
+  statuses[tostring(status)] = (statuses[tostring(status)] or 0) + 1
+  local location = headers["Location"] or headers["location"] or ""
+  if status == 302 and location:match(expected_location) then
+    ok = ok + 1
+  else
+    failures = failures + 1
+    if first_failure == "" then
+      first_failure = status .. " " .. location .. " " .. body:sub(1, 300)
+    end
+  end
+  if answered >= quota then
+    finished_ms = now
+    wrk.thread.addr = sink  -- where wrk reconnects after this answer: not the server
+    wrk.thread:stop()
+    io.stderr:write("thread-done\n")
+  end
+end
+
+local function percentile(sorted, q)
+  if #sorted == 0 then
+    return 0
+  end
+  local position = (#sorted - 1) * q / 100
+  local low = math.floor(position)
+  local high = math.min(low + 1, #sorted - 1)
+  return sorted[low + 1] + (sorted[high + 1] - sorted[low + 1]) * (position - low)
+end
+
+local function json_string(text)
+  return '"' .. text:gsub('[%c"\\]', function(c)
+    return string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+function done(summary, latency, requests)
+  local all, counts, samples = {}, {}, {}
+  local total_ok, total_failures, first, last, failure = 0, 0, nil, nil, ""
+  for _, thread in ipairs(threads) do
+    for _, value in ipairs(thread:get("latencies")) do
+      table.insert(all, value)
+    end
+    for status, count in pairs(thread:get("statuses")) do
+      counts[status] = (counts[status] or 0) + count
+    end
+    total_ok = total_ok + thread:get("ok")
+    total_failures = total_failures + thread:get("failures")
+    if failure == "" then
+      failure = thread:get("first_failure")
+    end
+    local thread_started, thread_finished = thread:get("started_ms"), thread:get("finished_ms")
+    if thread_started and (first == nil or thread_started < first) then
+      first = thread_started
+    end
+    -- A thread that never finished makes the run incomplete (the caller sees the count).
+    if thread_finished and (last == nil or thread_finished > last) then
+      last = thread_finished
+    end
+  end
+  for _, value in ipairs(all) do
+    table.insert(samples, string.format("%.3f", value))
+  end
+  table.sort(all)
+  local status_items = {}
+  for status, count in pairs(counts) do
+    table.insert(status_items, string.format('"%s": %d', status, count))
+  end
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "ok": %d, "failures": %d, "statuses": {%s}, "p50_ms": %.3f, '
+      .. '"p99_ms": %.3f, "max_ms": %.3f, "elapsed_ms": %.3f, "socket_errors": %d, '
+      .. '"first_failure": %s, "latencies_ms": [%s]}\n',
+    #all, total_ok, total_failures, table.concat(status_items, ", "), percentile(all, 50),
+    percentile(all, 99), all[#all] or 0, (last or 0) - (first or 0),
+    errors.connect + errors.read + errors.write + errors.timeout, json_string(failure),
+    table.concat(samples, ", ")
+  ))
+end

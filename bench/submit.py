@@ -1,0 +1,413 @@
+"""Order submit under load: the prescriber's real new-order POST against a minimal Django submit,
+both in one gunicorn server (5 sync workers) on PostgreSQL, driven by wrk on loopback.
+
+Ours is the new-order page (orders.order_views.OrderCreateView): the sign-in cookie, the CSRF
+check, the form, every dose rule, the prescription with its steps and lines, the order,
+its event and the history rows. The baseline (bench/baseline) is what any Django submit pays:
+the same sign-in and CSRF check, a small form validated and three rows inserted in one
+transaction, then the same answer.
+
+A success is the 302 of the Post/Redirect/Get pattern: a redirect to the new record's page
+(/orders/<pk>/ for ours, /bench/baseline/<pk>/ for the baseline), which wrk does not follow.
+Every other answer, and every request without an answer, is a failure.
+
+wrk runs 10 threads of one connection each (concurrency 10); every connection sends a fixed
+number of requests and stops (bench/submit.lua). Each request carries a fresh idempotency key
+(ab would repeat one body, so every submit after the first would only find the first order),
+and the sign-in cookie and CSRF token of one of 10 prescribers, who signed in over HTTP. After
+a warm-up, the baseline and ours alternate for ROUNDS runs of REQUESTS requests each; the
+throughput is the requests over the time from the first request to the last answer, the
+latencies are each request's own. Afterwards the database must hold exactly one order per
+submit, each with its event and history rows.
+
+Budgets (for a 2-core machine that also runs wrk and PostgreSQL): throughput at least half the
+baseline's, p99 at most 100 ms, no failure. The in-process query count of one submit is
+printed too; tests/orders/test_submit_queries.py pins it.
+
+    python -m bench.submit
+"""
+
+import contextlib
+import datetime
+import http.client
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import urlencode
+
+from .common import (
+    ROOT,
+    Row,
+    drop_database,
+    environment,
+    percentile,
+    say,
+    setup_django,
+    write_results,
+)
+
+NAME = "submit"
+DATABASE = "ldn_bench_submit"
+SETTINGS = "bench.settings"
+WORKERS = 5
+CONNECTIONS = 10  # wrk threads, one connection each
+REQUESTS = 500  # per measured run
+ROUNDS = 6
+WARMUP = 200  # per side, before the measured runs
+PRESCRIBERS = 10  # one per connection
+PATIENTS = 10  # per prescriber; the dose rules allow several open orders per patient
+RATIO_BUDGET = 0.5
+P99_BUDGET_MS = 100.0
+WRK_LIMIT_S = 120  # a run not done by then stops the benchmark with an error
+LUA_SCRIPT = Path(__file__).with_name("submit.lua")
+
+OURS_LOCATION = "^/orders/%d+/$"
+BASELINE_LOCATION = "^/bench/baseline/%d+/$"
+BASELINE_PATH = "/bench/baseline/"
+
+# A capsule titration that every rule accepts for the patients made below (no warning to tick).
+ORDER_FORM = {
+    "dosage_form": "capsule",
+    "concentration_mg_per_ml": "",
+    "steps": "1.5 x 14, 3 x 14, 4.5 x 30",
+    "doses_per_day": "1",
+    "time_of_day": "bedtime",
+    "quantity": "58",
+    "days_supply": "58",
+    "refills": "2",
+    "diagnosis_codes": "M79.7",
+    "reason_for_compounding": "Low-dose strength not commercially available.",
+    "ship_to": "clinic",
+    "needed_by": "",
+}
+BASELINE_FORM = {"note": "Low-dose naltrexone 1.5 mg capsules", "quantity": "58"}
+
+
+@dataclass
+class Prescriber:
+    email: str
+    patient_pks: list[int]
+
+
+@dataclass
+class SignedIn:
+    cookie: str  # the Cookie header: the sign-in and CSRF cookies
+    csrf_token: str
+    order_paths: list[str]
+
+
+def prepare() -> list[Prescriber]:
+    """Approved prescribers, each of a clinic of their own with patients that no rule refuses."""
+    from tests.factories import ClinicFactory, PatientFactory, PrescriberFactory
+
+    prescribers = []
+    for _ in range(PRESCRIBERS):
+        prescriber = PrescriberFactory(clinic=ClinicFactory())
+        patients = PatientFactory.create_batch(
+            PATIENTS, clinic=prescriber.clinic, created_by=prescriber.user,
+            date_of_birth=datetime.date(1975, 3, 9), takes_opioids=False,
+            current_medications="Vitamin D 1000 IU daily",
+        )  # fmt: skip
+        prescribers.append(Prescriber(prescriber.user.email, [p.pk for p in patients]))
+    return prescribers
+
+
+def in_process_queries(prescriber: Prescriber) -> int:
+    """The queries of one submit through Django's test client, as the pinning test counts them:
+    the second submit of the process (the first also reads the catalogue, which is kept)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from pharmacy.models import User
+
+    client = Client()
+    client.force_login(User.objects.get(email=prescriber.email))
+    url = reverse("order_create", args=[prescriber.patient_pks[0]])
+    client.post(url, {**ORDER_FORM, "idempotency_key": str(uuid.uuid4())})
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(url, {**ORDER_FORM, "idempotency_key": str(uuid.uuid4())})
+    if response.status_code != 302 or not re.match(r"^/orders/\d+/$", response["Location"]):
+        raise RuntimeError(f"The in-process submit failed: {response.status_code}")
+    return len(queries)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str]) -> Iterator[int]:
+    """The portal under gunicorn with sync workers on a free loopback port; stopped on exit."""
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "pharmacy.wsgi:application",
+             "--workers", str(WORKERS), "--worker-class", "sync",
+             "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError("gunicorn exited before it answered")
+                with contextlib.suppress(OSError):
+                    if fetch(port, "GET", "/accounts/login/")[0] == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not answer within 60 s")
+                time.sleep(0.2)
+            yield port
+        except BaseException:
+            log.seek(0)
+            say("gunicorn said:\n" + log.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            server.send_signal(signal.SIGTERM)  # graceful: the workers finish their request
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def fetch(port: int, method: str, path: str, body: dict | None = None, cookies=None):
+    """One request; returns the status, the response headers and the body text. Cookies that
+    the answer sets go into `cookies` (a dict)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    if body is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        connection.request(method, path, urlencode(body) if body is not None else None, headers)
+        response = connection.getresponse()
+        text = response.read().decode(errors="replace")
+    finally:
+        connection.close()
+    if cookies is not None:
+        for header in response.headers.get_all("Set-Cookie") or []:
+            for name, morsel in SimpleCookie(header).items():
+                cookies[name] = morsel.value
+    return response.status, response.headers, text
+
+
+def csrf_token(page: str) -> str:
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if found is None:
+        raise RuntimeError("The page has no CSRF token.")
+    return found.group(1)
+
+
+def sign_in(port: int, prescriber: Prescriber) -> SignedIn:
+    """Sign in on the login page as a browser does, then open the new-order page."""
+    from tests.factories import TEST_PASSWORD
+
+    cookies: dict[str, str] = {}
+    status, _, page = fetch(port, "GET", "/accounts/login/", cookies=cookies)
+    form = {"csrfmiddlewaretoken": csrf_token(page), "username": prescriber.email,
+            "password": TEST_PASSWORD}  # fmt: skip
+    status, _, _ = fetch(port, "POST", "/accounts/login/", form, cookies)
+    if status != 302 or "sessionid" not in cookies:
+        raise RuntimeError(f"Signing in as {prescriber.email} failed ({status}).")
+    paths = [f"/patients/{pk}/orders/new/" for pk in prescriber.patient_pks]
+    status, _, page = fetch(port, "GET", paths[0], cookies=cookies)
+    if status != 200:
+        raise RuntimeError(f"The new-order page answered {status}.")
+    cookie = "; ".join(f"{name}={cookies[name]}" for name in ("sessionid", "csrftoken"))
+    return SignedIn(cookie, csrf_token(page), paths)
+
+
+@contextlib.contextmanager
+def sink() -> Iterator[int]:
+    """A loopback port that accepts connections and never reads them (see bench/submit.lua)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(CONNECTIONS * 4)
+        yield listener.getsockname()[1]
+
+
+def drive(port: int, signed_in: list[SignedIn], *, baseline: bool, requests: int) -> dict:
+    """One wrk run of `requests` submits at concurrency 10; the JSON its done() prints."""
+    form = BASELINE_FORM if baseline else ORDER_FORM
+    per_thread = [
+        "|".join([s.cookie, urlencode({**form, "csrfmiddlewaretoken": s.csrf_token}),
+                  ",".join([BASELINE_PATH] if baseline else s.order_paths)])
+        for s in signed_in
+    ]  # fmt: skip
+    with sink() as sink_port:
+        command = [
+            shutil.which("wrk") or "wrk", "--threads", str(CONNECTIONS),
+            "--connections", str(CONNECTIONS), "--duration", f"{WRK_LIMIT_S}s",
+            "--timeout", "10s", "--script", str(LUA_SCRIPT), f"http://127.0.0.1:{port}", "--",
+            str(requests // CONNECTIONS), uuid.uuid4().hex[:20],
+            BASELINE_LOCATION if baseline else OURS_LOCATION, str(sink_port), *per_thread,
+        ]  # fmt: skip
+        finished, out, said = run_wrk(command)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"wrk printed no result:\n{out}\n{''.join(said)}")
+    result = json.loads(lines[-1])
+    if finished != CONNECTIONS:
+        raise RuntimeError(
+            f"wrk did not get its {requests} answers within {WRK_LIMIT_S} s "
+            f"({result['requests']} answered)"
+        )
+    # A request without an answer (a socket error) is a failure too.
+    result["failures"] = requests - result["ok"] + result["socket_errors"]
+    if result["failures"]:
+        say(f"{'baseline' if baseline else 'ours'}: {result['failures']} failures, statuses "
+            f"{result['statuses']}, socket errors {result['socket_errors']}, first: "
+            f"{result['first_failure'][:300]!r}")  # fmt: skip
+    return result
+
+
+def run_wrk(command: list[str]) -> tuple[int, str, list[str]]:
+    """Run wrk until every thread has said it is done, then interrupt its wait for --duration.
+    Returns the number of threads done, what it printed, and its other messages."""
+    wrk = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    finished, said = 0, []
+    try:
+        for line in wrk.stderr:
+            if line.strip() == "thread-done":
+                finished += 1
+                if finished == CONNECTIONS:
+                    wrk.send_signal(signal.SIGINT)
+                    break
+            else:
+                said.append(line)
+        out, err = wrk.communicate(timeout=60)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    return finished, out, [*said, err]
+
+
+@dataclass
+class Side:
+    """The measured runs of ours or of the baseline, together."""
+
+    requests: int = 0
+    failures: int = 0
+    elapsed_ms: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, result: dict, requests: int) -> None:
+        self.requests += requests
+        self.failures += result["failures"]
+        self.elapsed_ms += result["elapsed_ms"]
+        self.latencies += result["latencies_ms"]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / (self.elapsed_ms / 1000) if self.elapsed_ms else 0.0
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies, q)
+
+
+def written() -> dict[str, tuple[float, int]]:
+    """What the submits wrote, against what they should have: each order with one event and
+    one history row, its prescription with history, three steps and three lines; each baseline
+    submit its three rows."""
+    from bench.baseline.models import BaselineEvent, BaselineLine, BaselineOrder
+    from orders.models import Order, OrderEvent, Prescription, PrescriptionLine, PrescriptionStep
+
+    orders = 2 + WARMUP + ROUNDS * REQUESTS  # the in-process submits, the warm-up, the runs
+    baselines = WARMUP + ROUNDS * REQUESTS
+    return {
+        "orders": (Order.objects.count(), orders),
+        "idempotency keys": (Order.objects.values("idempotency_key").distinct().count(), orders),
+        "order events": (OrderEvent.objects.count(), orders),
+        "order history": (Order.history.count(), orders),
+        "prescriptions": (Prescription.objects.count(), orders),
+        "prescription history": (Prescription.history.count(), orders),
+        "steps / 3": (PrescriptionStep.objects.count() / 3, orders),
+        "lines / 3": (PrescriptionLine.objects.count() / 3, orders),
+        "baseline orders": (BaselineOrder.objects.count(), baselines),
+        "baseline lines": (BaselineLine.objects.count(), baselines),
+        "baseline events": (BaselineEvent.objects.count(), baselines),
+    }
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (make bench installs it: apt-get install wrk).")
+    drop_database(DATABASE)
+    say("migrating a fresh database")
+    setup_django(DATABASE, DJANGO_SETTINGS_MODULE=SETTINGS)
+    try:
+        rows = measure()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(DATABASE)
+    write_results(NAME, rows)
+
+
+def measure() -> list[Row]:
+    from tests.orders.test_submit_queries import SUBMIT_QUERIES
+
+    prescribers = prepare()
+    queries = in_process_queries(prescribers[0])
+    say(f"one submit in-process: {queries} queries (pinned {SUBMIT_QUERIES})")
+    ours, baseline = Side(), Side()
+    with gunicorn(environment(DATABASE, DJANGO_SETTINGS_MODULE=SETTINGS)) as port:
+        signed_in = [sign_in(port, prescriber) for prescriber in prescribers]
+        say(f"gunicorn on port {port}, {len(signed_in)} prescribers signed in; warming up")
+        drive(port, signed_in, baseline=True, requests=WARMUP)
+        drive(port, signed_in, baseline=False, requests=WARMUP)
+        for round_ in range(ROUNDS):
+            # Alternate which goes first, so that drift hits both alike.
+            for is_baseline in (True, False) if round_ % 2 == 0 else (False, True):
+                result = drive(port, signed_in, baseline=is_baseline, requests=REQUESTS)
+                (baseline if is_baseline else ours).add(result, REQUESTS)
+                say(f"round {round_ + 1} {'baseline' if is_baseline else 'ours'}: "
+                    f"{REQUESTS / (result['elapsed_ms'] / 1000):.0f} req/s, "
+                    f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                    f"{result['failures']} failed")  # fmt: skip
+
+    counts = written()
+    wrong = {what: count for what, (count, expected) in counts.items() if count != expected}
+    say(f"written: {', '.join(f'{what} {count:g}' for what, (count, _) in counts.items())}")
+    if wrong:
+        say(f"NOT as expected: {wrong}")
+    orders, expected_orders = counts["orders"]
+    ratio = ours.throughput / baseline.throughput if baseline.throughput else 0.0
+    return [
+        Row(NAME, "throughput (req/s)", ours.throughput, f"ratio >= {RATIO_BUDGET}",
+            ratio >= RATIO_BUDGET, baseline.throughput, "req/s"),
+        Row(NAME, "p50 latency (ms)", ours.p(50), "-", True, baseline.p(50), "ms"),
+        Row(NAME, "p99 latency (ms)", ours.p(99), f"<= {P99_BUDGET_MS:.0f} ms",
+            ours.p(99) <= P99_BUDGET_MS, baseline.p(99), "ms"),
+        Row(NAME, "failed (not the PRG 302)", ours.failures, "0",
+            ours.failures == 0 and baseline.failures == 0, baseline.failures, "requests"),
+        Row(NAME, "orders written (1 per submit)", orders, f"= {expected_orders}, each whole",
+            not wrong, unit="orders"),
+        Row(NAME, "queries per submit", queries, f"pinned {SUBMIT_QUERIES}",
+            queries == SUBMIT_QUERIES, unit="queries"),
+    ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
