@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from bench.submit import ORDER_FORM  # the form the submit benchmark sends
 from orders.checks import Catalogue
 from orders.models import Order, OrderEvent
 from tests.factories import PatientFactory
@@ -22,21 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 # The sign-in (django_session), the user, the patient; BEGIN, the prescription and its history
 # row, its steps, its lines, the order and its history row, the order's event; COMMIT.
 SUBMIT_QUERIES = 12
-
-ORDER_FORM = {
-    "dosage_form": "capsule",
-    "concentration_mg_per_ml": "",
-    "steps": "1.5 x 14, 3 x 14, 4.5 x 30",
-    "doses_per_day": "1",
-    "time_of_day": "bedtime",
-    "quantity": "58",
-    "days_supply": "58",
-    "refills": "2",
-    "diagnosis_codes": "M79.7",
-    "reason_for_compounding": "Low-dose strength not commercially available.",
-    "ship_to": "clinic",
-    "needed_by": "",
-}
 
 
 def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
