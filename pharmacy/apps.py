@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django_otp.plugins.otp_totp.apps import DefaultConfig as TOTPConfig
 
 
 class PharmacyConfig(AppConfig):
@@ -13,3 +14,9 @@ class PharmacyAdminConfig(admin_apps.AdminConfig):
 
     default = False
     default_site = "pharmacy.admin_site.PharmacyAdminSite"
+
+
+class SecondFactorDevicesConfig(TOTPConfig):
+    """django-otp's TOTP devices, under a name the admin's index can show."""
+
+    verbose_name = "Second factor (authenticator apps)"

@@ -3,10 +3,13 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.db.models import CharField, Value
 
+from .second_factor import with_totp_device
+
 
 class PortalBackend(ModelBackend):
-    """Django's backend, plus: a prescriber signs in only while approved, and a staff user's
-    groups and permissions are read in one query per request (see load_access).
+    """Django's backend, plus: a prescriber signs in only while approved, a staff user's
+    groups and permissions are read in one query per request (see load_access), and the user
+    comes with the pk of their confirmed second-factor device (pharmacy/second_factor.py).
 
     The approval check runs on every request (get_user), so suspending a prescriber ends the
     sessions they already have.
@@ -18,7 +21,8 @@ class PortalBackend(ModelBackend):
     def get_user(self, user_id):
         user_model = get_user_model()
         try:
-            user = user_model._default_manager.select_related("prescriber__clinic").get(pk=user_id)
+            users = user_model._default_manager.select_related("prescriber__clinic")
+            user = with_totp_device(users).get(pk=user_id)
         except user_model.DoesNotExist:
             return None
         return user if self.user_can_authenticate(user) else None
@@ -35,11 +39,15 @@ def load_access(user) -> None:
     _perm_cache), where Django would run two queries and the staff roles a third."""
     if hasattr(user, "_group_names"):
         return
-    in_groups = Group.objects.filter(user=user).order_by().values_list(
-        "name", "permissions__content_type__app_label", "permissions__codename"
+    in_groups = (
+        Group.objects.filter(user=user)
+        .order_by()
+        .values_list("name", "permissions__content_type__app_label", "permissions__codename")
     )
-    own = Permission.objects.filter(user=user).order_by().values_list(
-        Value("", output_field=CharField()), "content_type__app_label", "codename"
+    own = (
+        Permission.objects.filter(user=user)
+        .order_by()
+        .values_list(Value("", output_field=CharField()), "content_type__app_label", "codename")
     )
     groups, group_perms, user_perms = set(), set(), set()
     for group, app_label, codename in in_groups.union(own, all=True):

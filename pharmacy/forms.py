@@ -27,3 +27,23 @@ class PortalPasswordResetForm(PasswordResetForm):
         for user in users.select_related("prescriber"):
             if user.may_sign_in and (user.has_usable_password() or user.portal_prescriber):
                 yield user
+
+
+class AuthenticatorCodeForm(forms.Form):
+    """The six-digit code an authenticator app shows ("123 456", as some apps show it, too)."""
+
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=7,
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "one-time-code", "inputmode": "numeric"}
+        ),
+    )
+
+    def clean_code(self):
+        code = "".join(self.cleaned_data["code"].split())
+        if not (len(code) == 6 and code.isascii() and code.isdigit()):
+            raise forms.ValidationError(
+                "Enter the 6 digits your authenticator app shows.", code="invalid"
+            )
+        return code

@@ -259,3 +259,20 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "pharmacy.tasks.sweep_deliveries", "schedule": 60.0},
 }
+
+# --- Second factor for staff (pharmacy/second_factor.py) --------------------------------------
+# Every admin page but sign-in, sign-out and the second-factor pages needs a code from the staff
+# member's authenticator app (TOTP, django-otp). Prescribers are not asked.
+INSTALLED_APPS += ["django_otp", "pharmacy.apps.SecondFactorDevicesConfig"]  # otp_totp
+# After AuthenticationMiddleware: request.user.is_verified(), from the user's own query.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "pharmacy.second_factor.SecondFactorMiddleware",
+)
+# The name authenticator apps show above the code.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default=PHARMACY_NAME)
+# After n wrong codes in a row the next one is checked only after FACTOR * 2^(n-1) seconds.
+OTP_TOTP_THROTTLE_FACTOR = env.int("OTP_TOTP_THROTTLE_FACTOR", default=1)
+# The admin never shows an enrolled device's key (nor its QR code) again.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# --- end of the second factor --------------------------------------------------------------------

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth.models import Group
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Patient, Sex
 from pharmacy.models import (
@@ -49,6 +50,17 @@ class StaffFactory(UserFactory):
     def group(self, create, extracted, **kwargs):
         if create and extracted:
             self.groups.add(Group.objects.get(name=extracted))
+
+
+class TOTPDeviceFactory(factory.django.DjangoModelFactory):
+    """A confirmed authenticator app (random key) of a staff user."""
+
+    class Meta:
+        model = TOTPDevice
+
+    user = factory.SubFactory(StaffFactory)
+    name = "Authenticator app"
+    confirmed = True
 
 
 class ClinicFactory(factory.django.DjangoModelFactory):
