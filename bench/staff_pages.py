@@ -104,6 +104,7 @@ def serve(size: str) -> None:
 
     from pharmacy.models import User
     from prescribers.models import Prescriber
+    from tests.signing_in import verified_staff_login
 
     pharmacist, created = User.objects.get_or_create(
         email="pharmacist@bench.invalid",
@@ -112,7 +113,7 @@ def serve(size: str) -> None:
     if created:
         pharmacist.groups.add(Group.objects.get(name="Pharmacist"))
     clients = {"pharmacist": Client(), "prescriber": Client()}
-    clients["pharmacist"].force_login(pharmacist)
+    verified_staff_login(clients["pharmacist"], pharmacist)  # password and second factor
     clients["prescriber"].force_login(Prescriber.objects.filter(clinic_id=1).first().user)
     urls = {page: (clients[who], url) for page, (who, url) in pages(size).items()}
     for client, url in urls.values():

@@ -7,6 +7,7 @@ from tests.factories import (
     PrescriberFactory,
     StaffFactory,
 )
+from tests.signing_in import verified_staff_login
 
 
 @pytest.fixture(autouse=True)
@@ -66,5 +67,5 @@ def prescriber_client(client, prescriber):
 
 @pytest.fixture
 def pharmacist_client(client, pharmacist):
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     return client

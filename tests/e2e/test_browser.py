@@ -10,7 +10,8 @@ from playwright.sync_api import Page, expect
 
 from orders.models import Patient
 from prescribers.models import Prescriber, PrescriberStatus
-from tests.factories import TEST_PASSWORD, StaffFactory, application_form
+from tests.e2e.signing_in import admin_sign_in
+from tests.factories import TEST_PASSWORD, StaffFactory, TOTPDeviceFactory, application_form
 
 pytestmark = [
     pytest.mark.e2e,
@@ -55,6 +56,7 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
     # The approval email links to PORTAL_BASE_URL: point it at this live server.
     settings.PORTAL_BASE_URL = live_server.url
     pharmacist = StaffFactory(group="Pharmacist")
+    TOTPDeviceFactory(user=pharmacist)  # enrolled: the admin asks for the app's code
 
     # 1. An anonymous visitor applies.
     page.goto(f"{live_server.url}/apply/")
@@ -72,11 +74,7 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
 
     # 2. A pharmacist approves the application in the admin, in a browser of their own.
     admin_page = new_context().new_page()
-    admin_page.goto(f"{live_server.url}/admin/")
-    admin_page.locator('[name="username"]').fill(pharmacist.email)
-    admin_page.locator('[name="password"]').fill(TEST_PASSWORD)
-    admin_page.get_by_role("button", name="Log in").click()
-    expect(admin_page).to_have_url(f"{live_server.url}/admin/")
+    admin_sign_in(admin_page, live_server.url, pharmacist.email, TEST_PASSWORD)
     admin_page.goto(f"{live_server.url}/admin/prescribers/prescriber/")
     admin_page.locator(f'input[name="_selected_action"][value="{applicant.pk}"]').check()
     admin_page.locator('select[name="action"]').select_option(label=APPROVE_ACTION)

@@ -14,6 +14,7 @@ from playwright.sync_api import Locator, Page, expect
 from orders.models import Order, OrderStatus
 from orders.workflow import SIGNATURE_MEANING
 from pharmacy.models import Batch, BatchStatus, Dispense
+from tests.e2e.signing_in import admin_sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -43,14 +44,6 @@ TIMELINE = [
     "Emailed: order shipped",
     "Delivered",
 ]
-
-
-def admin_sign_in(page: Page, base_url: str, email: str, password: str) -> None:
-    page.goto(f"{base_url}/admin/")
-    page.locator('[name="username"]').fill(email)
-    page.locator('[name="password"]').fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(f"{base_url}/admin/")
 
 
 def open_order_by_number(page: Page, base_url: str, number: str) -> None:

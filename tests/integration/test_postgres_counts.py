@@ -11,6 +11,7 @@ from orders.models import Order
 from pharmacy.pagination import EstimatedCountPaginator
 from tests.factories import StaffFactory
 from tests.pharmacy.test_admin_queries import make_world, orders
+from tests.signing_in import verified_staff_login
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -52,7 +53,7 @@ def test_a_filtered_list_is_estimated_by_its_filter(twelve_orders):
 def test_the_admin_list_says_about_when_the_count_is_estimated(client, twelve_orders, monkeypatch):
     monkeypatch.setattr(OrderAdmin, "paginator", type("Small", (EstimatedCountPaginator,),
                                                       {"exact_up_to": 5}))  # fmt: skip
-    client.force_login(StaffFactory(group="Pharmacist"))
+    verified_staff_login(client, StaffFactory(group="Pharmacist"))
     page = client.get(reverse("admin:orders_order_changelist")).content.decode()
     assert "about 12 orders" in page
     monkeypatch.setattr(OrderAdmin, "paginator", EstimatedCountPaginator)

@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from orders.models import Order
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def test_seed_makes_orders_in_several_states(demo_orders):
 
 @pytest.mark.parametrize("staff", ["pharmacist", "technician"])
 def test_staff_see_prescriptions_and_orders_read_only(request, client, demo_orders, staff):
-    client.force_login(request.getfixturevalue(staff))
+    verified_staff_login(client, request.getfixturevalue(staff))
     order = demo_orders[0]
     for url in (
         reverse("admin:orders_order_changelist"),
@@ -47,14 +48,14 @@ def test_staff_see_prescriptions_and_orders_read_only(request, client, demo_orde
 
 
 def test_admin_finds_an_order_by_its_number(client, pharmacist, demo_orders):
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     target = demo_orders[2]  # any one of them
     response = client.get(reverse("admin:orders_order_changelist"), {"q": target.number})
     assert [o.pk for o in response.context["cl"].result_list] == [target.pk]
 
 
 def test_admin_order_list_oldest_first(client, pharmacist, demo_orders):
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     response = client.get(reverse("admin:orders_order_changelist"))
     assert [o.pk for o in response.context["cl"].result_list] == [o.pk for o in demo_orders]
 
@@ -70,7 +71,7 @@ def test_history_is_shown_and_cannot_be_reverted(client, superuser, patient):
     patient.first_name = "Renamed"
     patient.save()
     version = patient.history.earliest("history_date")
-    client.force_login(superuser)
+    verified_staff_login(client, superuser)
     url = reverse("admin:orders_patient_simple_history", args=[patient.pk, version.history_id])
 
     assert client.get(reverse("admin:orders_patient_history", args=[patient.pk])).status_code == 200
@@ -90,7 +91,7 @@ def test_history_is_shown_and_cannot_be_reverted(client, superuser, patient):
     ["Lakeside", "NX", "otherclinic", "rx"],
 )
 def test_admin_searches_orders_by_what_staff_look_for(client, pharmacist, demo_orders, term):
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     if term == "rx":
         term = demo_orders[3].prescription.rx_number
     response = client.get(reverse("admin:orders_order_changelist"), {"q": term})

@@ -14,6 +14,7 @@ from orders.services import order_final_check
 from pharmacy.json_rows import instances, json_rows
 from pharmacy.models import Delivery, Dispense, LabelDocument
 from tests.pharmacy.test_labels import TITRATION, dispensed, stock_titration, submitted
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def test_the_order_page_shows_every_dispense_label_email_and_event(
 ):
     with django_capture_on_commit_callbacks(execute=True):  # renders the label, sends the mail
         order = order_final_check(order=titration_order, actor=pharmacist)
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
 
     html = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
 

@@ -13,6 +13,7 @@ from orders.models import Order, Prescription
 from pharmacy.labels import render_labels_pdf
 from pharmacy.models import PrintJob
 from tests.orders.test_workflow import S, dispense_fully, submitted_order, with_status
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,7 @@ def test_render_reports_progress_chunk_by_chunk(prescriber):
 
 def test_a_small_selection_prints_at_once(client, pharmacist, prescriber):
     orders = printable_orders(prescriber, 2)
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     response = print_action(client, orders)
     assert response["Content-Type"] == "application/pdf"
     assert pages(response.content) == 4
@@ -63,7 +64,7 @@ def test_a_large_selection_prints_in_the_background_with_progress(
     client, pharmacist, prescriber, django_capture_on_commit_callbacks
 ):
     orders = printable_orders(prescriber, PRINT_AT_ONCE + 1)
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = print_action(client, orders)
@@ -84,7 +85,7 @@ def test_a_job_waiting_refreshes_and_a_failed_one_says_why(client, pharmacist, p
 
     unverified = with_status(submitted_order(prescriber), S.IN_REVIEW)
     job = PrintJob.objects.create(created_by=pharmacist, order_ids=[unverified.pk], total=1)
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     url = reverse("admin:pharmacy_printjob_change", args=[job.pk])
     assert 'http-equiv="refresh"' in client.get(url).content.decode()
 
@@ -98,7 +99,7 @@ def test_a_job_waiting_refreshes_and_a_failed_one_says_why(client, pharmacist, p
 
 def test_rendering_a_label_again_keeps_the_old_version(client, pharmacist, prescriber):
     (order,) = printable_orders(prescriber, 1)
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     url = reverse("admin:orders_order_rerender_label", args=[order.pk])
 
     client.post(url)

@@ -22,6 +22,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
 )
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 S = OrderStatus
@@ -242,7 +243,7 @@ def test_admin_takes_an_order_from_submitted_to_delivered(
     order = submitted_order(prescriber)
 
     def move(user, to_status, **data):
-        client.force_login(user)
+        verified_staff_login(client, user)
         url = reverse("admin:orders_order_move", args=[order.pk, to_status])
         assert client.get(url).status_code == 200
         response = client.post(url, data)
@@ -253,7 +254,7 @@ def test_admin_takes_an_order_from_submitted_to_delivered(
     move(pharmacist, S.IN_REVIEW)
     move(pharmacist, S.VERIFIED, password=TEST_PASSWORD)
     stock_for(order)
-    client.force_login(technician)
+    verified_staff_login(client, technician)
     client.post(reverse("admin:orders_order_dispense", args=[order.pk]))
     order.refresh_from_db()
     assert order.status == S.COMPOUNDING  # dispensing started it
@@ -279,7 +280,7 @@ def test_the_final_check_needs_every_line_dispensed(prescriber, pharmacist):
 
 def test_admin_move_refuses_a_wrong_password_on_the_form(client, prescriber, pharmacist):
     order = with_status(submitted_order(prescriber), S.IN_REVIEW)
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     url = reverse("admin:orders_order_move", args=[order.pk, S.VERIFIED])
     response = client.post(url, {"password": "not-it"})
     assert response.status_code == 200
@@ -293,11 +294,11 @@ def test_admin_move_refuses_a_wrong_password_on_the_form(client, prescriber, pha
 def test_admin_shows_only_the_moves_of_the_role(client, prescriber, pharmacist, technician):
     order = with_status(submitted_order(prescriber), S.IN_REVIEW)
     page = reverse("admin:orders_order_change", args=[order.pk])
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     assert [m.label for _, m in client.get(page).context["moves"]] == [
         "Verify", "Put on hold", "Reject", "Cancel",
     ]  # fmt: skip
-    client.force_login(technician)
+    verified_staff_login(client, technician)
     assert client.get(page).context["moves"] == []
     url = reverse("admin:orders_order_move", args=[order.pk, S.VERIFIED])
     client.post(url, {"password": TEST_PASSWORD})
@@ -309,7 +310,7 @@ def test_work_queues_on_the_admin_index(client, pharmacist):
     prescriber = PrescriberFactory()
     for status in (S.SUBMITTED, S.IN_REVIEW, S.ON_HOLD, S.VERIFIED, S.READY, S.READY, S.SHIPPED):
         with_status(submitted_order(prescriber), status)
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     queues = client.get(reverse("admin:index")).context["work_queues"]
     assert [(q["label"], q["count"]) for q in queues] == [
         ("To review", 2), ("On hold (waiting for the prescriber)", 1),

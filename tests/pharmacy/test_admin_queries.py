@@ -25,6 +25,7 @@ from tests.factories import (
     StaffFactory,
     UserFactory,
 )
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +101,7 @@ def queries(client, url) -> int:
 @pytest.mark.parametrize(("model", "make", "expected"), CHANGELISTS,
                          ids=[m for m, *_ in CHANGELISTS])  # fmt: skip
 def test_changelist_queries_do_not_grow_with_rows(client, world, model, make, expected):
-    client.force_login(StaffFactory(is_superuser=True))
+    verified_staff_login(client, StaffFactory(is_superuser=True))
     url = reverse(f"admin:{model}_changelist")
     make(world, 3)
     assert queries(client, url) == expected
@@ -113,7 +114,7 @@ def test_the_order_page_query_count_is_pinned(client, world):
     related row the page shows (one query), and the content type (cached in a running server).
     The count does not grow with the order's events, lines, dispenses, labels or emails."""
     orders(world, 1)
-    client.force_login(StaffFactory(group="Pharmacist"))
+    verified_staff_login(client, StaffFactory(group="Pharmacist"))
     order = world["prescriber"].clinic.orders.get()
     url = reverse("admin:orders_order_change", args=[order.pk])
     client.get(url)  # the first request on a connection also asks SQLite about JSON support
@@ -127,7 +128,7 @@ def test_the_order_list_query_count_is_pinned_for_a_pharmacist(client, world):
     """Session, user, groups and permissions, the count (estimated above 10,000 rows on
     PostgreSQL, in the same one query) and the page of rows."""
     orders(world, 3)
-    client.force_login(StaffFactory(group="Pharmacist"))
+    verified_staff_login(client, StaffFactory(group="Pharmacist"))
     url = reverse("admin:orders_order_changelist")
     assert queries(client, url) == 5
     assert queries(client, url + "?status__exact=submitted") == 5

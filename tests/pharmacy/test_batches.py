@@ -28,6 +28,7 @@ from tests.factories import (
     IngredientLotFactory,
     StaffFactory,
 )
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 B = BatchStatus
@@ -269,7 +270,7 @@ def test_a_released_record_no_longer_changes(compounded, pharmacist, lots, clien
     with pytest.raises(ValidationError, match="can no longer change"):
         batches.batch_record_qc(batch=compounded, check_name=CHECKS[0], passed=False,
                                 actor=pharmacist)  # fmt: skip
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     page = client.get(reverse("admin:pharmacy_batch_change", args=[compounded.pk]))
     assert page.context["has_change_permission"] is False
     assert compounded.ingredients.count() == 2
@@ -302,7 +303,7 @@ def test_batch_transition_matrix(from_status, to_status, technician, pharmacist)
 def test_batches_are_recorded_and_released_from_the_admin(client, version, lots, technician,
                                                           pharmacist):  # fmt: skip
     changelist = reverse("admin:pharmacy_batch_changelist")
-    client.force_login(technician)
+    verified_staff_login(client, technician)
     batch = batches.batch_start(formulation_version=version, planned_units=Decimal("10"),
                                 actor=technician)  # fmt: skip
     batches.batch_add_ingredient(batch=batch, lot=lots["naltrexone"], amount=Decimal("15"),
@@ -321,7 +322,7 @@ def test_batches_are_recorded_and_released_from_the_admin(client, version, lots,
     names = [name for name, _label in offered]
     assert "submit_for_qc" in names and "release" not in names  # no release for a technician
 
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     response = act("release", bud_shortened_to="")
     assert [str(m) for m in response.context["messages"]] == ["1 batch(es) released."]
     batch.refresh_from_db()

@@ -19,6 +19,7 @@ from pharmacy import notifications
 from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, LabelDocument
 from pharmacy.tasks import send_delivery
 from tests.factories import PatientFactory
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 S = OrderStatus
@@ -131,7 +132,7 @@ def test_after_the_last_retry_the_delivery_fails_until_a_person_retries(
     later = timezone.now() + datetime.timedelta(hours=1)
     assert notifications.delivery_sweep(now=later) == 0  # failed rows wait for a person
 
-    client.force_login(superuser)
+    verified_staff_login(client, superuser)
     changelist = reverse("admin:pharmacy_delivery_changelist")
     assert client.get(changelist).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):

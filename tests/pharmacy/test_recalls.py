@@ -53,6 +53,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
 )
+from tests.signing_in import verified_staff_login
 
 B, L = BatchStatus, LotStatus
 REASON = "Supplier reports a potency failure of the naltrexone lot."
@@ -479,7 +480,7 @@ def test_technicians_are_not_given_the_recall_export(technician):
 
 
 def test_csv_export_for_a_pharmacist(client, pharmacist, recall):
-    client.force_login(grant(pharmacist, "view_recall"))
+    verified_staff_login(client, grant(pharmacist, "view_recall"))
 
     response = client.get(reverse("admin:pharmacy_recall_csv", args=[recall.pk]))
 
@@ -494,18 +495,18 @@ def test_csv_export_refused_to_a_technician_and_to_strangers(client, technician,
     url = reverse("admin:pharmacy_recall_csv", args=[recall.pk])
 
     assert client.get(url).status_code == 302  # not logged in: to the admin's login page
-    client.force_login(technician)
+    verified_staff_login(client, technician)
     assert client.get(url).status_code == 403
 
 
 def test_csv_export_of_no_such_recall_is_404(client, superuser):
-    client.force_login(superuser)
+    verified_staff_login(client, superuser)
     assert client.get(reverse("admin:pharmacy_recall_csv", args=["999999"])).status_code == 404
     assert client.get(reverse("admin:pharmacy_recall_csv", args=["x"])).status_code == 404
 
 
 def test_recall_page_shows_the_impact_and_cannot_be_changed(client, pharmacist, recall, ann, ben):
-    client.force_login(grant(pharmacist, "view_recall"))
+    verified_staff_login(client, grant(pharmacist, "view_recall"))
 
     page = client.get(reverse("admin:pharmacy_recall_change", args=[recall.pk]))
 
@@ -525,7 +526,7 @@ def test_recall_page_shows_the_impact_and_cannot_be_changed(client, pharmacist, 
 
 
 def test_recall_list_counts_notices(client, pharmacist, recall):
-    client.force_login(grant(pharmacist, "view_recall"))
+    verified_staff_login(client, grant(pharmacist, "view_recall"))
     RecallNotice.objects.filter(clinic__name="Alder Family Clinic").update(
         status=RecallNotice.Status.SENT
     )
@@ -556,7 +557,7 @@ def pharmacist_with_rights(pharmacist):
 def test_recall_action_asks_for_the_reason_then_opens_the_recall(
     client, pharmacist_with_rights, two_clinics, batch
 ):
-    client.force_login(pharmacist_with_rights)
+    verified_staff_login(client, pharmacist_with_rights)
     before = snapshot()
 
     page = run_action(client, "batch", "recall_batches", [batch])
@@ -582,7 +583,7 @@ def test_recall_action_asks_for_the_reason_then_opens_the_recall(
 
 def test_recall_action_reports_refusals_and_recalls_the_rest(client, pharmacist_with_rights,
                                                              batch):  # fmt: skip
-    client.force_login(pharmacist_with_rights)
+    verified_staff_login(client, pharmacist_with_rights)
     in_progress = make_batch(lot_number="NX261102-C1.5-01", status=B.IN_PROGRESS)
 
     response = run_action(client, "batch", "recall_batches", [batch, in_progress],
@@ -599,7 +600,7 @@ def test_recall_action_reports_refusals_and_recalls_the_rest(client, pharmacist_
 
 
 def test_lot_recall_action(client, pharmacist_with_rights, lot_with_batch, batch):
-    client.force_login(pharmacist_with_rights)
+    verified_staff_login(client, pharmacist_with_rights)
 
     page = run_action(client, "ingredientlot", "recall_lots", [lot_with_batch])
     assert "used in 1 batch(es)" in page.content.decode()
@@ -614,7 +615,7 @@ def test_lot_recall_action(client, pharmacist_with_rights, lot_with_batch, batch
 
 
 def test_recall_actions_are_not_offered_to_a_technician(client, technician, batch):
-    client.force_login(grant(technician, "view_batch"))
+    verified_staff_login(client, grant(technician, "view_batch"))
 
     page = client.get(reverse("recall_actions:pharmacy_batch_changelist"))
     assert page.status_code == 200

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from prescribers.models import PrescriberEvent, PrescriberStatus
 from tests.factories import PrescriberFactory
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +67,7 @@ def test_refused_transition_is_reported_not_raised(pharmacist_client):
 
 def test_technician_sees_prescribers_but_cannot_decide(client, technician):
     applicant = PrescriberFactory(status=PrescriberStatus.PENDING)
-    client.force_login(technician)
+    verified_staff_login(client, technician)
 
     page = client.get(CHANGELIST)
     assert page.status_code == 200
@@ -80,7 +81,7 @@ def test_technician_sees_prescribers_but_cannot_decide(client, technician):
 
 
 def test_admin_pages_open(superuser, client, prescriber, patient):
-    client.force_login(superuser)
+    verified_staff_login(client, superuser)
     for url in (
         reverse("admin:index"),
         CHANGELIST,
