@@ -3,9 +3,11 @@ records, and released batches, all made through the services (so the demo obeys 
 as real work). Every lot and supplier here is invented."""
 
 import datetime
+from base64 import b32decode
 from decimal import Decimal
 
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import batches, formulations
 from .models import Formulation, FormulationVersion, Ingredient
@@ -78,6 +80,24 @@ def seed_compounding(*, pharmacist, technician, author) -> int:
         batches.batch_release(batch=batch, actor=pharmacist)
         released += 1
     return released
+
+
+# DEMO ONLY: the authenticator-app key of every demo staff account. It is published (README,
+# seed output), so it protects nothing; real staff enrol their own random key at first sign-in.
+DEMO_TOTP_SECRET = "LDNDEMOLDNDEMOLDNDEMOLDNDEMOLDND"  # base32 ("LDN DEMO" ...), 20 bytes
+DEMO_TOTP_DEVICE_NAME = "Demo authenticator (published demo key)"
+
+
+def demo_totp_device(*, user) -> TOTPDevice:
+    """The staff member's confirmed second-factor device: the demo key, unless they already
+    have one (then it is left alone)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(
+            user=user, name=DEMO_TOTP_DEVICE_NAME, key=b32decode(DEMO_TOTP_SECRET).hex(),
+            confirmed=True,
+        )  # fmt: skip
+    return device
 
 
 def advance_order(*, order, to: str, prescriber, pharmacist, technician, password: str) -> None:

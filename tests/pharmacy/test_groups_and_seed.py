@@ -1,11 +1,15 @@
 import io
+from base64 import b32decode, b32encode
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.models import Patient
+from pharmacy.demo import DEMO_TOTP_DEVICE_NAME, DEMO_TOTP_SECRET
 from pharmacy.models import User
 from prescribers.models import Clinic, Prescriber, PrescriberStatus
 
@@ -83,6 +87,32 @@ def test_seed_demo_is_idempotent(settings, client):
         "admin@demo.test",
     ):
         assert email in output.getvalue()
+
+
+def test_demo_staff_have_an_authenticator_app_with_the_published_demo_key(settings, client):
+    settings.DEBUG = True
+    output = io.StringIO()
+    call_command("seed_demo", stdout=output)
+    call_command("seed_demo", stdout=io.StringIO())
+
+    staff = ["pharmacist@demo.test", "technician@demo.test", "admin@demo.test"]
+    devices = TOTPDevice.objects.select_related("user").order_by("user__email")
+    assert [(d.user.email, d.confirmed, d.name) for d in devices] == [
+        (email, True, DEMO_TOTP_DEVICE_NAME) for email in sorted(staff)
+    ]
+    assert {b32encode(d.bin_key).decode() for d in devices} == {DEMO_TOTP_SECRET}
+    printed = output.getvalue()
+    assert "DEMO ONLY" in printed
+    assert DEMO_TOTP_SECRET in printed
+    for device in devices:
+        assert f"{device.user.email:32} {device.config_url}" in printed
+        assert device.config_url.startswith("otpauth://totp/")
+
+    # The code an app makes from the printed key opens the admin.
+    assert client.login(username="pharmacist@demo.test", password=settings.DEMO_PASSWORD)
+    code = f"{totp(b32decode(DEMO_TOTP_SECRET)):06d}"
+    assert client.post(reverse("admin:otp_verify"), {"code": code})["Location"] == "/admin/"
+    assert client.get(reverse("admin:index")).status_code == 200
 
 
 def test_demo_prescribers_see_only_their_own_clinic(settings, client):

@@ -20,7 +20,13 @@ from orders.forms import REASON_FOR_COMPOUNDING
 from orders.models import OrderStatus, Patient, Sex, ShipTo
 from orders.order_input import parse_schedule
 from orders.services import order_submit, patient_create
-from pharmacy.demo import advance_order, seed_compounding
+from pharmacy.demo import (
+    DEMO_TOTP_DEVICE_NAME,
+    DEMO_TOTP_SECRET,
+    advance_order,
+    demo_totp_device,
+    seed_compounding,
+)
 from pharmacy.models import User
 from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
 
@@ -113,6 +119,7 @@ class Command(BaseCommand):
                 for row in PRESCRIBERS
             }
             staff = {row[0]: self._staff(*row, password=password) for row in STAFF}
+            devices = {email: demo_totp_device(user=user) for email, user in staff.items()}
             released = seed_compounding(
                 pharmacist=staff["pharmacist@demo.test"],
                 technician=staff["technician@demo.test"],
@@ -133,6 +140,18 @@ class Command(BaseCommand):
             self.stdout.write(f"  {email:32} prescriber")
         for email, _first, _last, group, superuser in STAFF:
             self.stdout.write(f"  {email:32} {'superuser' if superuser else group.lower()} (admin)")
+        self.stdout.write(
+            "The admin also asks staff for a code from an authenticator app (any TOTP app).\n"
+            "DEMO ONLY: the demo staff share this published key, which protects nothing; real\n"
+            "staff set up their own random key at their first sign-in. Type the key into the\n"
+            f"app (time-based, 6 digits, 30 s): {DEMO_TOTP_SECRET}\n"
+            "or open one of these otpauth:// links on the phone (or make a QR code of it):"
+        )
+        for email, device in devices.items():
+            if device.name == DEMO_TOTP_DEVICE_NAME:
+                self.stdout.write(f"  {email:32} {device.config_url}")
+            else:
+                self.stdout.write(f"  {email:32} has an authenticator app of their own")
 
     def _clinic(self, fields) -> Clinic:
         clinic, _ = Clinic.objects.get_or_create(name=fields["name"], defaults=fields)
