@@ -61,6 +61,10 @@ class RecordHistoryAdmin(SimpleHistoryAdmin):
     """Field history shown in the admin as a record: it can be read, never posted back (the
     revert button is hidden by SIMPLE_HISTORY_REVERT_DISABLED; this refuses the request too)."""
 
+    # The library's history list with its inline style moved to css/admin.css (CSP).
+    object_history_template = "admin/record_history.html"
+    object_history_list_template = "admin/record_history_list.html"
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method != "GET":
             raise PermissionDenied("History is a record: it cannot be reverted here.")

@@ -36,6 +36,9 @@ class PrescriberEventInline(ReadOnlyInline):
 
 @admin.register(Prescriber)
 class PrescriberAdmin(RecordHistoryAdmin):
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
     list_display = ["__str__", "npi", "clinic", "status_badge_html", "applied_at"]
     list_filter = ["status", "credentials", "license_state"]
     list_select_related = ["clinic"]
@@ -58,11 +61,11 @@ class PrescriberAdmin(RecordHistoryAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge_html(self, prescriber):
-        colour = {"success": "#198754", "warning": "#b8860b", "danger": "#dc3545"}.get(
-            prescriber.status_badge, "#6c757d"
-        )
+        # A class, not a style attribute: the Content-Security-Policy allows no inline style.
         return format_html(
-            '<strong style="color:{}">{}</strong>', colour, prescriber.get_status_display()
+            '<strong class="prescriber-status prescriber-status-{}">{}</strong>',
+            prescriber.status_badge,
+            prescriber.get_status_display(),
         )
 
     def _decide(self, request, queryset, service, done: str):
