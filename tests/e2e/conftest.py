@@ -1,8 +1,11 @@
 """Browser fixtures for the e2e tests: Debian's Chromium, driven by Playwright's sync API.
 
-No browser is downloaded: Playwright launches the system Chromium by its path.
+No browser is downloaded: Playwright launches the system Chromium by its path. Every page the
+tests open is watched for Content-Security-Policy violations, and a test whose pages caused one
+fails: the portal's pages and the admin must work under the enforced policy.
 """
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +15,7 @@ from django.db import connections
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     Playwright,
     expect,
@@ -34,6 +38,62 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 15_000
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+_CSP = pytest.StashKey["CspWatch"]()
+# Every document of a watched context reports the violations the browser raises in it.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI || "(inline)"} on ${location.href}` +
+    ` (${event.sourceFile || "the document"}:${event.lineNumber})`
+  );
+});
+"""
+
+
+class CspWatch:
+    """The Content-Security-Policy violations of a test's browser contexts: Chromium's
+    "Refused to ..." console errors and the documents' securitypolicyviolation events."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.contexts: list[BrowserContext] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        self.contexts.append(context)
+        context.expose_function("reportCspViolation", self._event)
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
+        context.on("console", self._console)
+
+    def _event(self, text: str) -> None:
+        self.violations.append(f"securitypolicyviolation: {text}")
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            where = message.page.url if message.page else "a worker"
+            self.violations.append(f"console on {where}: {message.text}")
+
+    def collect(self) -> list[str]:
+        """The violations so far, once every open page has delivered its pending events."""
+        for context in self.contexts:
+            for page in context.pages:
+                # A round trip: the page's earlier events arrive before its answer (a page that
+                # is closing or navigating has nothing left to deliver).
+                with contextlib.suppress(PlaywrightError):
+                    page.evaluate("0")
+        return self.violations
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield  # a test that already failed keeps its own failure
+    watch = item.stash.get(_CSP, None)
+    if watch is not None and (violations := watch.collect()):
+        pytest.fail(
+            "The Content-Security-Policy refused something on the test's pages:\n"
+            + "\n".join(violations),
+            pytrace=False,
+        )
+    return result
 
 
 @pytest.hookimpl(wrapper=True)
@@ -77,13 +137,16 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 def new_context(
     browser: Browser, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[[], BrowserContext]]:
-    """Makes fresh browser contexts (cookies of their own: one person each), closed after the
-    test; when the test failed, each open page is saved under tmp_path first."""
+    """Makes fresh browser contexts (cookies of their own: one person each), watched for
+    Content-Security-Policy violations and closed after the test; when the test failed, each
+    open page is saved under tmp_path first."""
     contexts: list[BrowserContext] = []
+    watch = request.node.stash.setdefault(_CSP, CspWatch())
 
     def make() -> BrowserContext:
         context = browser.new_context()
         context.set_default_timeout(TIMEOUT_MS)
+        watch.watch(context)
         contexts.append(context)
         return context
 
@@ -117,3 +180,10 @@ def context(new_context: Callable[[], BrowserContext]) -> BrowserContext:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def csp_watch(request: pytest.FixtureRequest, new_context) -> CspWatch:
+    """The watch over the test's pages (a test that provokes a violation on purpose empties its
+    list, or it fails)."""
+    return request.node.stash[_CSP]
