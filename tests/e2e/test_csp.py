@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from orders.models import Order
 from pharmacy.models import Ingredient, IngredientLot
-from tests.e2e.test_pharmacy_admin import admin_sign_in
+from tests.e2e.signing_in import admin_sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

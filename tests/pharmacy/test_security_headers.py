@@ -17,8 +17,10 @@ from django.contrib import admin
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from tests.factories import StaffFactory
 from tests.pharmacy.test_admin_queries import make_world, orders
 from tests.pharmacy.test_settings import ROOT, SERVICE_VARIABLES, run
+from tests.signing_in import staff_device, verified_staff_login
 
 # The enforced policy, directive by directive (django-csp writes them in no fixed order).
 POLICY = {
@@ -183,7 +185,14 @@ def test_no_page_renders_inline_script_style_or_handler(client, rf, superuser):
     client.force_login(prescriber.user)
     for url in portal_pages(prescriber):
         pages[url] = client.get(url)
-    client.force_login(superuser)
+    # The second-factor pages: setting up the app, then the code at a later sign-in.
+    technician = StaffFactory(group="Technician")
+    client.force_login(technician)
+    pages["/admin/otp/enrol/"] = client.get(reverse("admin:otp_enrol"))
+    staff_device(technician)
+    client.force_login(technician)
+    pages["/admin/otp/verify/"] = client.get(reverse("admin:otp_verify"))
+    verified_staff_login(client, superuser)
     request = rf.get("/admin/")
     request.user = superuser
     for url in admin_pages(request):
