@@ -1,8 +1,13 @@
+import ipaddress
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.db.models import CharField, Value
+from django.shortcuts import render
 
+from .models import normalize_email_address
 from .second_factor import with_totp_device
 
 
@@ -64,3 +69,36 @@ def load_access(user) -> None:
 def group_names(user) -> frozenset[str]:
     load_access(user)
     return user._group_names
+
+
+def client_ip(request) -> str | None:
+    """The address a sign-in attempt comes from, for the lockout (AXES_CLIENT_IP_CALLABLE).
+
+    REMOTE_ADDR, or behind the portal's proxy (DJANGO_BEHIND_PROXY) the first X-Forwarded-For
+    hop, which that proxy sets. Anything that is not an IP address is ignored, so a made-up
+    header can neither pick another client's lockout nor break the attempt row."""
+    candidates = [request.META.get("REMOTE_ADDR", "")]
+    if settings.BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        candidates.insert(0, forwarded.split(",")[0].strip())
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
+def lockout_username(request, credentials) -> str | None:
+    """The email a sign-in attempt names, spelled as the account stores it, so that changing
+    its case or adding spaces does not start a fresh count (AXES_USERNAME_CALLABLE)."""
+    field = settings.AXES_USERNAME_FORM_FIELD
+    value = (credentials or {}).get(field) if credentials else request.POST.get(field)
+    return normalize_email_address(value)[:255] or None  # the attempt row holds 255
+
+
+def lockout_response(request, original_response, credentials):
+    """The page a locked-out sign-in gets, portal or admin: 429, the same for every address,
+    whether or not an account has it (AXES_LOCKOUT_CALLABLE)."""
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    return render(request, "registration/locked_out.html", {"minutes": minutes}, status=429)

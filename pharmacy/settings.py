@@ -5,6 +5,7 @@ executed in-process, email written as .eml files under var/mail/, media under va
 DATABASE_URL, CELERY_BROKER_URL and EMAIL_URL switch to PostgreSQL, Redis and SMTP.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -26,6 +27,13 @@ def _required_in_production(name: str, value):
         raise ImproperlyConfigured(
             f"{name} must be set when DJANGO_DEBUG is false (see README, 'Environment')."
         )
+    return value
+
+
+def _positive(name: str, default: int) -> int:
+    value = env.int(name, default=default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive whole number, not {value}.")
     return value
 
 
@@ -67,6 +75,7 @@ INSTALLED_APPS = [
     "localflavor",
     "phonenumber_field",
     "simple_history",
+    "axes",
     "pharmacy",
     "prescribers",
     "orders",
@@ -82,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pharmacy.urls"
@@ -112,7 +123,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "pharmacy.User"
-AUTHENTICATION_BACKENDS = ["pharmacy.auth.PortalBackend"]
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "pharmacy.auth.PortalBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -132,6 +144,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in lockout (django-axes): after LOGIN_FAILURE_LIMIT failures within the cool-off, an
+# email address is locked whatever address it comes from, and an IP address is locked whatever
+# email it tries, each for LOGIN_LOCKOUT_SECONDS after its last failure. A success resets both.
+AXES_FAILURE_LIMIT = _positive("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=_positive("LOGIN_LOCKOUT_SECONDS", 15 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Tries while locked out neither count nor prolong the lockout: it ends at the stated time.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_FORM_FIELD = "username"  # the login forms' field (the email), portal and admin
+AXES_USERNAME_CALLABLE = "pharmacy.auth.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "pharmacy.auth.client_ip"
+AXES_LOCKOUT_CALLABLE = "pharmacy.auth.lockout_response"
+# Quiet: no start-up banner, no email or IP address in log lines (they are masked), and no
+# CSRF token copied into the attempt rows.
+AXES_VERBOSE = False
+# Only the failures are kept (rows that expire with the cool-off); no row per sign-in.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+
 # The one-time link that lets an approved prescriber set a password, and password reset links.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
 
@@ -212,7 +244,10 @@ SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
-if env.bool("DJANGO_BEHIND_PROXY", default=False):
+# Behind the HTTPS proxy, which must set X-Forwarded-Proto and X-Forwarded-For (replacing what the
+# client sent): the scheme and, for the sign-in lockout, the client's address come from them.
+BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Security headers and Content-Security-Policy ------------------------------------------

@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 
 from tests.factories import (
@@ -16,6 +18,14 @@ def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PORTAL_BASE_URL = "http://portal.test"
+
+
+@pytest.fixture
+def clock(time_machine):
+    """The time, stopped at a fixed moment (time.time, datetime, Django's timezone.now all
+    follow it); clock.shift(datetime.timedelta(minutes=15)) moves it on, without sleeping."""
+    time_machine.move_to(datetime.datetime(2026, 3, 2, 14, 0, tzinfo=datetime.UTC), tick=False)
+    return time_machine
 
 
 @pytest.fixture

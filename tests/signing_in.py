@@ -1,13 +1,23 @@
-"""Signing staff in for tests: a session that has passed the second factor, and the code an
+"""Signing in for tests: through the login form as a browser does (the login lockout,
+django-axes, watches that form, so a test that checks a password posts it instead of calling
+client.login()); for staff, a session that has passed the second factor, and the code an
 authenticator app would show."""
 
 import time
 
+from django.contrib.auth import SESSION_KEY
+from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP, hotp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.factories import TOTPDeviceFactory
+
+
+def sign_in(client, email, password, **extra):
+    """Post the portal's login form; True when the client is signed in afterwards."""
+    client.post(reverse("login"), {"username": email, "password": password}, **extra)
+    return SESSION_KEY in client.session
 
 
 def staff_device(user) -> TOTPDevice:

@@ -7,6 +7,7 @@ from django.urls import reverse
 from prescribers import services
 from prescribers.models import PrescriberStatus
 from tests.factories import PrescriberFactory, UserFactory
+from tests.signing_in import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +18,7 @@ REFUSED = (
 )
 
 
-def sign_in(client, email, password):
+def post_login(client, email, password):
     return client.post(LOGIN_URL, {"username": email, "password": password})
 
 
@@ -29,7 +30,7 @@ def test_login_form_keeps_django_field_names(client):
 
 
 def test_approved_prescriber_signs_in_with_email_in_any_case(client, prescriber, password):
-    response = sign_in(client, prescriber.user.email.upper(), password)
+    response = post_login(client, prescriber.user.email.upper(), password)
     assert response.status_code == 302
     assert response["Location"] == reverse("home")
     assert client.get(reverse("home")).status_code == 200
@@ -38,10 +39,10 @@ def test_approved_prescriber_signs_in_with_email_in_any_case(client, prescriber,
 @pytest.mark.parametrize(
     "status", [PrescriberStatus.PENDING, PrescriberStatus.DECLINED, PrescriberStatus.SUSPENDED]
 )
-def test_prescriber_not_approved_cannot_sign_in(client, password, status):
+def test_prescriber_not_approved_cannot_post_login(client, password, status):
     prescriber = PrescriberFactory(status=status)
 
-    response = sign_in(client, prescriber.user.email, password)
+    response = post_login(client, prescriber.user.email, password)
 
     assert response.status_code == 200
     assert response.context["form"].non_field_errors() == [REFUSED]
@@ -49,7 +50,7 @@ def test_prescriber_not_approved_cannot_sign_in(client, password, status):
 
 
 def test_wrong_password_gets_the_same_message(client, prescriber):
-    response = sign_in(client, prescriber.user.email, "not-the-password")
+    response = post_login(client, prescriber.user.email, "not-the-password")
     assert response.context["form"].non_field_errors() == [REFUSED]
 
 
@@ -64,9 +65,9 @@ def test_suspension_ends_an_open_session(client, prescriber, pharmacist):
     assert response["Location"].startswith(LOGIN_URL)
 
 
-def test_inactive_staff_cannot_sign_in(client, password):
+def test_inactive_staff_cannot_post_login(client, password):
     user = UserFactory(is_staff=True, is_active=False)
-    assert sign_in(client, user.email, password).status_code == 200
+    assert post_login(client, user.email, password).status_code == 200
     assert "_auth_user_id" not in client.session
 
 
@@ -82,7 +83,7 @@ def test_password_reset_by_email(client, prescriber):
         {"new_password1": "fresh-password-4411", "new_password2": "fresh-password-4411"},
     )
     assert done["Location"] == reverse("password_reset_complete")
-    assert client.login(username=prescriber.user.email, password="fresh-password-4411")
+    assert sign_in(client, prescriber.user.email, "fresh-password-4411")
 
 
 def test_password_reset_does_not_reveal_unknown_addresses(client):

@@ -12,6 +12,7 @@ from orders.models import Patient
 from pharmacy.demo import DEMO_TOTP_DEVICE_NAME, DEMO_TOTP_SECRET
 from pharmacy.models import User
 from prescribers.models import Clinic, Prescriber, PrescriberStatus
+from tests.signing_in import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -120,12 +121,12 @@ def test_demo_prescribers_see_only_their_own_clinic(settings, client):
     call_command("seed_demo", stdout=io.StringIO())
     demo_patients = Patient.objects.filter(clinic__prescribers__user__email="prescriber@demo.test")
 
-    assert client.login(username="prescriber@demo.test", password=settings.DEMO_PASSWORD)
+    assert sign_in(client, "prescriber@demo.test", settings.DEMO_PASSWORD)
     listed = client.get(reverse("patient_list")).context["patients"]
     assert sorted(p.pk for p in listed) == sorted(p.pk for p in demo_patients)
 
     client.logout()
-    assert client.login(username="other.prescriber@demo.test", password=settings.DEMO_PASSWORD)
+    assert sign_in(client, "other.prescriber@demo.test", settings.DEMO_PASSWORD)
     some_demo_patient = demo_patients.first()
     assert client.get(reverse("patient_detail", args=[some_demo_patient.pk])).status_code == 404
     assert len(client.get(reverse("patient_list")).context["patients"]) == 2

@@ -8,6 +8,7 @@ from django.urls import reverse
 from prescribers import services
 from prescribers.models import Prescriber, PrescriberEvent, PrescriberStatus
 from tests.factories import PrescriberFactory
+from tests.signing_in import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +101,7 @@ def test_approval_emails_a_one_time_link_to_set_a_password(
     assert set_password.status_code == 302
     assert set_password["Location"] == reverse("login")
 
-    assert client.login(username=applicant.user.email, password="a-long-new-secret-42")
+    assert sign_in(client, applicant.user.email, "a-long-new-secret-42")
     client.logout()
     again = client.get(link, follow=True)
     assert again.context["validlink"] is False  # the link works once
