@@ -8,6 +8,9 @@ class PharmacyConfig(AppConfig):
     name = "pharmacy"
     verbose_name = "Pharmacy"
 
+    def ready(self):
+        from . import sessions  # noqa: F401  (starts the session clock at every sign-in)
+
 
 class PharmacyAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin, with the pharmacy's admin site (work queues on the index)."""

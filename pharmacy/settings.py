@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After authentication and messages: signs out idle or too old sessions, with a message.
+    "pharmacy.sessions.SessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
@@ -163,6 +165,14 @@ AXES_VERBOSE = False
 # Only the failures are kept (rows that expire with the cool-off); no row per sign-in.
 AXES_DISABLE_ACCESS_LOG = True
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+
+# Sessions: a new key at sign-in (Django), ended server-side at sign-out, signed out after a
+# time without activity (staff sooner: the admin reaches every clinic's patients) and at the
+# latest SESSION_ABSOLUTE_TIMEOUT after signing in (pharmacy/sessions.py). All in seconds.
+SESSION_IDLE_TIMEOUT_STAFF = _positive("SESSION_IDLE_TIMEOUT_STAFF", 15 * 60)
+SESSION_IDLE_TIMEOUT_PRESCRIBER = _positive("SESSION_IDLE_TIMEOUT_PRESCRIBER", 30 * 60)
+SESSION_ABSOLUTE_TIMEOUT = _positive("SESSION_ABSOLUTE_TIMEOUT", 12 * 3600)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
 
 # The one-time link that lets an approved prescriber set a password, and password reset links.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)

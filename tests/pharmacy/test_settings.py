@@ -36,6 +36,12 @@ SERVICE_VARIABLES = {
     "DJANGO_ALLOWED_HOSTS",
     "PHARMACY_VAR_DIR",
     "MEDIA_ROOT",
+    "SESSION_IDLE_TIMEOUT_STAFF",
+    "SESSION_IDLE_TIMEOUT_PRESCRIBER",
+    "SESSION_ABSOLUTE_TIMEOUT",
+    "DJANGO_BEHIND_PROXY",
+    "LOGIN_FAILURE_LIMIT",
+    "LOGIN_LOCKOUT_SECONDS",
 }
 
 
@@ -113,3 +119,75 @@ def test_production_starts_with_both(tmp_path):
         DJANGO_ALLOWED_HOSTS="portal.example.test",
     )
     assert shown["debug"] is False
+
+
+SHOW_SESSION_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({name: getattr(s, name) for name in (
+    "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_AGE", "SESSION_IDLE_TIMEOUT_STAFF", "SESSION_IDLE_TIMEOUT_PRESCRIBER",
+    "SESSION_ABSOLUTE_TIMEOUT", "BEHIND_PROXY", "AXES_FAILURE_LIMIT",
+)} | {"AXES_COOLOFF_SECONDS": s.AXES_COOLOFF_TIME.total_seconds()}))
+"""
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "x" * 50,
+    "DJANGO_ALLOWED_HOSTS": "portal.example.test",
+}
+
+
+def show_session_settings(tmp_path, **env):
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path / "var"), **env}, code=SHOW_SESSION_SETTINGS)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_cookies_are_secure_and_http_only(tmp_path):
+    assert show_session_settings(tmp_path, **PRODUCTION) == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_AGE": 12 * 3600,
+        "SESSION_IDLE_TIMEOUT_STAFF": 15 * 60,
+        "SESSION_IDLE_TIMEOUT_PRESCRIBER": 30 * 60,
+        "SESSION_ABSOLUTE_TIMEOUT": 12 * 3600,
+        "BEHIND_PROXY": False,
+        "AXES_FAILURE_LIMIT": 5,
+        "AXES_COOLOFF_SECONDS": 15 * 60,
+    }
+
+
+def test_session_and_lockout_limits_come_from_the_environment(tmp_path):
+    shown = show_session_settings(
+        tmp_path,
+        **PRODUCTION,
+        SESSION_IDLE_TIMEOUT_STAFF="600",
+        SESSION_IDLE_TIMEOUT_PRESCRIBER="1200",
+        SESSION_ABSOLUTE_TIMEOUT="28800",
+        DJANGO_BEHIND_PROXY="true",
+        LOGIN_FAILURE_LIMIT="3",
+        LOGIN_LOCKOUT_SECONDS="1800",
+    )
+    assert shown == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_AGE": 28800,
+        "SESSION_IDLE_TIMEOUT_STAFF": 600,
+        "SESSION_IDLE_TIMEOUT_PRESCRIBER": 1200,
+        "SESSION_ABSOLUTE_TIMEOUT": 28800,
+        "BEHIND_PROXY": True,
+        "AXES_FAILURE_LIMIT": 3,
+        "AXES_COOLOFF_SECONDS": 1800,
+    }
+
+
+def test_a_session_limit_of_zero_is_refused(tmp_path):
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path), "SESSION_IDLE_TIMEOUT_STAFF": "0"})
+    assert result.returncode != 0
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: SESSION_IDLE_TIMEOUT_STAFF must be a "
+        "positive whole number, not 0." in result.stderr
+    )
