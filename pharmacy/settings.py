@@ -304,6 +304,7 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": [], "propagate": True},
         "weasyprint.progress": {"level": "WARNING"},  # a line per rendering step otherwise
+        "axes": {"level": "WARNING"},  # a line per sign-in otherwise; failures still show
     },
 }
 
