@@ -110,7 +110,7 @@ def test_demo_staff_have_an_authenticator_app_with_the_published_demo_key(settin
         assert device.config_url.startswith("otpauth://totp/")
 
     # The code an app makes from the printed key opens the admin.
-    assert client.login(username="pharmacist@demo.test", password=settings.DEMO_PASSWORD)
+    assert sign_in(client, "pharmacist@demo.test", settings.DEMO_PASSWORD)
     code = f"{totp(b32decode(DEMO_TOTP_SECRET)):06d}"
     assert client.post(reverse("admin:otp_verify"), {"code": code})["Location"] == "/admin/"
     assert client.get(reverse("admin:index")).status_code == 200

@@ -13,7 +13,7 @@ from pharmacy import settings as portal_settings
 from pharmacy.models import User
 from prescribers.models import PrescriberStatus
 from tests.factories import PrescriberFactory, StaffFactory
-from tests.signing_in import sign_in
+from tests.signing_in import sign_in, verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_account_activation_takes_a_strong_password(client):
 
 @pytest.mark.parametrize(("new_password", "message"), REFUSED_PASSWORDS)
 def test_admin_add_user_refuses_a_weak_password(client, new_password, message):
-    client.force_login(StaffFactory(is_superuser=True))
+    verified_staff_login(client, StaffFactory(is_superuser=True))
     users_before = User.objects.count()
 
     response = client.post(
@@ -108,7 +108,7 @@ def test_admin_add_user_refuses_a_weak_password(client, new_password, message):
 
 
 def test_admin_add_user_takes_a_strong_password(client):
-    client.force_login(StaffFactory(is_superuser=True))
+    verified_staff_login(client, StaffFactory(is_superuser=True))
     response = client.post(
         reverse("admin:pharmacy_user_add"),
         {"email": "new.tech@pharmacy.test", "first_name": "New", "last_name": "Tech",

@@ -22,7 +22,7 @@ from pharmacy.auth import PortalBackend
 from pharmacy.second_factor import TOTP_DEVICE_PK
 from tests.factories import TEST_PASSWORD, TOTPDeviceFactory
 from tests.orders.test_workflow import submitted_order
-from tests.signing_in import totp_code, verified_staff_login, wrong_code
+from tests.signing_in import sign_in, totp_code, verified_staff_login, wrong_code
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def where_sent(client, url: str, *, post: bool = False) -> str:
 
 def password_login(client, user) -> None:
     """Signs in with the password only, as the sign-in form does."""
-    assert client.login(username=user.email, password=TEST_PASSWORD)
+    assert sign_in(client, user.email, TEST_PASSWORD)
 
 
 def verified(client) -> bool:

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.http import http_date
 
 from pharmacy import sessions as portal_sessions
-from tests.signing_in import sign_in
+from tests.signing_in import sign_in, verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,7 @@ def test_prescriber_is_signed_out_after_30_minutes_without_activity(
 
 
 def test_staff_are_signed_out_after_15_minutes_without_activity(client, clock, pharmacist):
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
 
     clock.shift(14 * MINUTE + datetime.timedelta(seconds=59))
     assert client.get(ADMIN_INDEX).status_code == 200
@@ -164,7 +164,7 @@ def test_activity_is_written_at_most_once_a_minute(client, clock, prescriber):
 
 
 def test_the_timeout_check_adds_no_query(client, settings, pharmacist):
-    client.force_login(pharmacist)
+    verified_staff_login(client, pharmacist)
     url = reverse("admin:orders_order_changelist")
     client.get(url)  # caches warmed
     with CaptureQueriesContext(connection) as checked:
