@@ -329,6 +329,7 @@ OUTBOX_RETRY_MAX_DELAY = env.int("OUTBOX_RETRY_MAX_DELAY", default=900)
 CELERY_TASK_ROUTES = {
     "pharmacy.tasks.render_label": {"queue": "render"},
     "pharmacy.tasks.send_delivery": {"queue": "mail"},
+    "pharmacy.tasks.send_password_reset": {"queue": "mail"},
     "pharmacy.tasks.render_print_job": {"queue": "render"},
 }
 CELERY_BEAT_SCHEDULE = {

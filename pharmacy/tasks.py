@@ -53,6 +53,23 @@ def render_label(self, *, order_id: int, delivery_id: int | None = None) -> None
         send_delivery.delay(delivery_id=delivery_id)  # after its label, on the mail queue
 
 
+@shared_task(
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def send_password_reset(*, user_id: int) -> None:
+    """Email a password reset link (asked for on the sign-in page's "forgotten" form)."""
+    from .forms import PortalPasswordResetForm, send_password_reset_email
+    from .models import User
+
+    user = User.objects.select_related("prescriber").get(pk=user_id)
+    if user in PortalPasswordResetForm().get_users(user.email):  # still allowed to sign in
+        send_password_reset_email(user)
+
+
 @shared_task
 def sweep_deliveries() -> int:
     return notifications.delivery_sweep()

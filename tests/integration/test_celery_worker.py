@@ -65,3 +65,30 @@ def test_nothing_is_queued_when_the_transaction_rolls_back(celery_on_redis):
 
     services.prescriber_approve(prescriber=applicant, actor=pharmacist)  # no worker: it waits
     assert queue.llen("default") == 1
+
+
+def test_password_reset_email_is_made_and_sent_by_the_worker(celery_worker, smtp_sink, client):
+    # The request only queues the email (no SMTP conversation whose time would tell that the
+    # account exists); the worker makes the link's token and sends it.
+    prescriber = PrescriberFactory()
+    for email in ("nobody@example.test", prescriber.user.email):
+        response = client.post(reverse("password_reset"), {"email": email})
+        assert response["Location"] == reverse("password_reset_done")
+    assert mail.outbox == []
+
+    (message,) = smtp_sink.wait_for(1)
+    assert message["To"] == prescriber.user.email
+    assert message["Subject"] == "Demo Compounding Pharmacy: reset your password"
+    assert celery_worker.wait_for_log("pharmacy.tasks.send_password_reset")
+    assert len(smtp_sink.wait_for(2, timeout=2)) == 1  # nothing for the unknown address
+    body = message.get_body(("plain",)).get_content()
+    link = re.search(r"http://portal\.test(/accounts/reset/\S+/)", body).group(1)
+    form_page = client.get(link, follow=True)
+    assert form_page.context["validlink"] is True
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "worker-made-reset-88", "new_password2": "worker-made-reset-88"},
+    )
+    assert done["Location"] == reverse("password_reset_complete")
+    prescriber.user.refresh_from_db()
+    assert prescriber.user.check_password("worker-made-reset-88")
