@@ -6,6 +6,7 @@ above that takes PostgreSQL's planner estimate (EXPLAIN), in the same single que
 up to ten thousand rows (a filtered queue, a search) are exact; longer ones say "about".
 """
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
@@ -27,8 +28,11 @@ class EstimatedCountPaginator(Paginator):
         if connection.vendor != "postgresql":
             return super().count  # SQLite (tests, the embedded default): small tables
         keys = queryset.order_by().values("pk")
-        capped_sql, capped_params = keys[: self.exact_up_to + 1].query.sql_with_params()
-        whole = connection.ops.compose_sql(*keys.query.sql_with_params())
+        try:
+            capped_sql, capped_params = keys[: self.exact_up_to + 1].query.sql_with_params()
+            whole = connection.ops.compose_sql(*keys.query.sql_with_params())
+        except EmptyResultSet:  # a filter that matches nothing (.none(), pk__in=[]): no query
+            return 0
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT counted.n, CASE WHEN counted.n > %s THEN portal_count_estimate(%s) END "
