@@ -104,4 +104,5 @@ class FormulationAdmin(RecordHistoryAdmin):
     search_fields = ["name"]
 
 
-from . import admin_compounding  # noqa: E402,F401 - registers the compounding admin
+# Register the access event admin and the compounding admin.
+from . import admin_audit, admin_compounding  # noqa: E402,F401

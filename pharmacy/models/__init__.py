@@ -1,7 +1,9 @@
 """The pharmacy's own models: accounts, the catalogue with its master formulation records,
-ingredient lots, compounding batches, dispensing and recalls."""
+ingredient lots, compounding batches, dispensing and recalls, and who saw a patient's
+record."""
 
 from .accounts import User, UserManager, normalize_email_address
+from .audit import AccessAction, AccessEvent, AccessEventQuerySet, AppendOnlyError
 from .base import PostalAddress, StatusEvent
 from .catalogue import (
     DosageForm,
@@ -28,6 +30,10 @@ from .compounding import (
 from .notifications import Delivery, DeliveryKind, DeliveryStatus, LabelDocument, PrintJob
 
 __all__ = [
+    "AccessAction",
+    "AccessEvent",
+    "AccessEventQuerySet",
+    "AppendOnlyError",
     "Batch",
     "BatchEvent",
     "BatchIngredient",

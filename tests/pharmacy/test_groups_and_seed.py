@@ -39,6 +39,7 @@ def test_staff_groups_exist_with_their_permissions():
         *compounding("view", models=["ingredientlotevent", "batchevent", "dispense",
                                      "recallnotice"]),
         "pharmacy.view_recall", "pharmacy.add_recall",
+        "pharmacy.view_accessevent",  # who saw a patient's record (read-only for everyone)
     }  # fmt: skip
     assert permissions("Technician") == {
         "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
