@@ -1,16 +1,23 @@
 from functools import partial
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from pharmacy.admin import ReadOnlyInline, RecordHistoryAdmin
+from pharmacy.admin_audit import VIEW_ACCESS_EVENTS, RecordsAccessAdmin
 from pharmacy.json_rows import instances, json_rows
-from pharmacy.models import Delivery, Dispense, LabelDocument
+from pharmacy.models import AccessAction, Delivery, Dispense, LabelDocument
 from pharmacy.pagination import EstimatedCountPaginator
 from pharmacy.roles import has_staff_role
 
-from .admin_workflow import dispense_view, move_view, print_labels, rerender_view
+from .admin_workflow import (
+    dispense_view,
+    label_download_view,
+    move_view,
+    print_labels,
+    rerender_view,
+)
 from .models import (
     Order,
     OrderEvent,
@@ -24,7 +31,9 @@ from .workflow import allowed_moves
 
 
 @admin.register(Patient)
-class PatientAdmin(RecordHistoryAdmin):
+class PatientAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
+    access_action = AccessAction.VIEWED_PATIENT
+    change_form_template = "admin/orders/patient/change_form.html"
     list_display = ["__str__", "date_of_birth", "clinic", "takes_opioids", "created_at"]
     list_filter = ["takes_opioids", "sex"]
     list_select_related = ["clinic"]
@@ -42,10 +51,21 @@ class PatientAdmin(RecordHistoryAdmin):
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )
 
+    def get_queryset(self, request):
+        # The change page shows the clinic and who made the record: read with the patient.
+        return super().get_queryset(request).select_related("clinic", "created_by")
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.user.has_perm(VIEW_ACCESS_EVENTS) and str(object_id).isdigit():
+            report = reverse(f"{self.admin_site.name}:pharmacy_accessevent_changelist")
+            extra_context = {**(extra_context or {}),
+                             "access_report_url": f"{report}?patient={object_id}"}  # fmt: skip
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class StepInline(ReadOnlyInline):
@@ -68,8 +88,10 @@ class OrderInline(ReadOnlyInline):
 
 
 @admin.register(Prescription)
-class PrescriptionAdmin(RecordHistoryAdmin):
+class PrescriptionAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
     """Read-mostly for now: prescriptions change only through the prescriber's portal."""
+
+    access_action = AccessAction.VIEWED_PRESCRIPTION
 
     list_display = ["pk", "patient", "prescriber", "dosage_form", "days_supply",
                     "refills_authorized", "written_on", "expires_on"]  # fmt: skip
@@ -79,6 +101,10 @@ class PrescriptionAdmin(RecordHistoryAdmin):
     show_full_result_count = False
     inlines = [StepInline, LineInline, OrderInline]
     readonly_fields = [field.name for field in Prescription._meta.fields]
+
+    def get_queryset(self, request):
+        # The change page shows the patient and the prescriber: read with the prescription.
+        return super().get_queryset(request).select_related("patient", "prescriber")
 
     def has_add_permission(self, request):
         return False
@@ -112,7 +138,8 @@ ORDER_PAGE_ROWS = {
 
 
 @admin.register(Order)
-class OrderAdmin(RecordHistoryAdmin):
+class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
+    access_action = AccessAction.VIEWED_ORDER
     change_form_template = "admin/orders/order/change_form.html"
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -179,6 +206,11 @@ class OrderAdmin(RecordHistoryAdmin):
                 "<path:object_id>/label/",
                 self.admin_site.admin_view(partial(rerender_view, self)),
                 name="orders_order_rerender_label",
+            ),
+            path(
+                "<int:object_id>/labels/<int:version>/",
+                self.admin_site.admin_view(partial(label_download_view, self)),
+                name="orders_order_label",
             ),
             path(
                 "<path:object_id>/dispense/",

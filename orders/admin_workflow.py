@@ -5,11 +5,13 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from pharmacy.audit import record_access, record_access_bulk
+from pharmacy.models import AccessAction, LabelDocument
 from pharmacy.state_machine import refusal_text
 
 from .models import Order, OrderStatus
@@ -162,6 +164,20 @@ def rerender_view(model_admin, request, object_id):
     return redirect("admin:orders_order_change", order.pk)
 
 
+def label_download_view(model_admin, request, object_id, version):
+    """One version of an order's label PDF, for staff who may see the order."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    document = get_object_or_404(LabelDocument, order_id=object_id, version=version)
+    number = Order(pk=document.order_id).number
+    response = FileResponse(
+        document.file.open("rb"), as_attachment=True, content_type="application/pdf",
+        filename=f"label-{number}-v{document.version}.pdf",
+    )  # fmt: skip
+    record_access(request, AccessAction.DOWNLOADED_LABEL, document)
+    return response
+
+
 PRINT_AT_ONCE = 25  # more orders than this are printed in the background, with progress
 
 
@@ -181,4 +197,5 @@ def print_labels(model_admin, request, queryset):
         return None
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="labels-{len(orders)}-orders.pdf"'
+    record_access_bulk(request, AccessAction.PRINTED_LABELS, orders)
     return response

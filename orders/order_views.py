@@ -15,6 +15,8 @@ from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
+from pharmacy.audit import RecordsAccessMixin, record_access
+from pharmacy.models import AccessAction
 from pharmacy.notifications import latest_label
 from pharmacy.pagination import EstimatedCountPaginator
 from pharmacy.state_machine import refusal_text
@@ -207,9 +209,10 @@ class OrderListView(ClinicOrdersMixin, ListView):
         )
 
 
-class OrderDetailView(ClinicOrdersMixin, DetailView):
+class OrderDetailView(ClinicOrdersMixin, RecordsAccessMixin, DetailView):
     template_name = "orders/order_detail.html"
     context_object_name = "order"
+    access_action = AccessAction.VIEWED_ORDER
 
     def get_queryset(self):
         return self.orders().select_related(
@@ -252,12 +255,14 @@ class OrderLabelView(ClinicOrdersMixin, View):
         document = latest_label(order)
         if document is None:
             raise Http404("No label yet.")
-        return FileResponse(
+        response = FileResponse(
             document.file.open("rb"),
             as_attachment=True,
             filename=f"label-{order.number}.pdf",
             content_type="application/pdf",
         )
+        record_access(request, AccessAction.DOWNLOADED_LABEL, document)
+        return response
 
 
 class OrderCancelView(ClinicOrdersMixin, View):

@@ -7,6 +7,8 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
+from pharmacy.audit import RecordsAccessMixin
+from pharmacy.models import AccessAction
 from prescribers.access import PrescriberRequiredMixin
 
 from .forms import PatientForm
@@ -76,9 +78,10 @@ class PatientListView(ClinicPatientsMixin, ListView):
         return super().get_context_data(query=self.query, **kwargs)
 
 
-class PatientDetailView(ClinicPatientsMixin, DetailView):
+class PatientDetailView(ClinicPatientsMixin, RecordsAccessMixin, DetailView):
     template_name = "orders/patient_detail.html"
     context_object_name = "patient"
+    access_action = AccessAction.VIEWED_PATIENT
 
     def get_queryset(self):
         return self.patients()

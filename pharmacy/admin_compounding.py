@@ -4,13 +4,20 @@ batches (recorded through the services, read-only once released) and dispenses."
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from django.urls import path
 from django.utils.html import format_html
+
+from orders.models import Order
 
 from . import batches, formulations, notifications
 from .admin import ReadOnlyInline, ReadOnlyMixin, ReasonForm, RecordHistoryAdmin
 from .admin_actions import form_action, run_for_each
 from .admin_recalls import recall_batches, recall_lots  # also registers the recall admin
+from .audit import record_access_bulk
 from .models import (
+    AccessAction,
     Batch,
     BatchEvent,
     BatchIngredient,
@@ -406,3 +413,29 @@ class PrintJobAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("orders.view_order")
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/pdf/",
+                self.admin_site.admin_view(self.download_view),
+                name="pharmacy_printjob_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request, object_id):
+        """The PDF of a finished print job; each of its orders' labels counts as seen."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(PrintJob, pk=object_id)
+        if not job.file:
+            raise Http404("The labels are not rendered yet.")
+        response = FileResponse(
+            job.file.open("rb"), as_attachment=True, content_type="application/pdf",
+            filename=f"labels-{job.total}-orders.pdf",
+        )  # fmt: skip
+        # The order numbers are their ids: no query to name them.
+        orders = [Order(pk=order_id) for order_id in job.order_ids]
+        record_access_bulk(request, AccessAction.DOWNLOADED_LABEL_PRINT, orders)
+        return response

@@ -15,8 +15,9 @@ from django.urls import NoReverseMatch, path, reverse
 
 from .admin import ReadOnlyMixin
 from .admin_actions import CONFIRMED, run_for_each
-from .models import Recall, RecallNotice
-from .recalls import batch_recall, ingredient_lot_recall, recall_impact, recall_impact_csv
+from .audit import record_access, record_when_shown
+from .models import AccessAction, Recall, RecallNotice
+from .recalls import batch_recall, impact_csv, ingredient_lot_recall, recall_impact
 
 VIEW_RECALL = "pharmacy.view_recall"
 
@@ -101,15 +102,22 @@ class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
         recall = self.get_object(request, unquote(object_id))
         if recall is None:
             raise Http404("No such recall.")
-        return HttpResponse(
-            recall_impact_csv(recall),
+        impact = recall_impact(recall)
+        response = HttpResponse(
+            impact_csv(impact),
             content_type="text/csv; charset=utf-8",
             # admin_view adds never_cache: no copy of the PHI is kept by a cache.
             headers={"Content-Disposition": f'attachment; filename="recall-{recall.pk}.csv"'},
         )
+        # One event for the whole list, with how many patients it names.
+        record_access(
+            request, AccessAction.EXPORTED_RECALL, recall, record_count=impact.counts["patients"]
+        )
+        return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         recall = self.get_object(request, unquote(object_id))
+        impact = None
         if recall is not None:
             impact = recall_impact(recall)
             site = self.admin_site
@@ -120,7 +128,11 @@ class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 "dispense_rows": [(d, _change_url(site, d.order)) for d in impact.dispenses],
                 "may_export": request.user.has_perm(VIEW_RECALL),
             }
-        return super().change_view(request, object_id, form_url, extra_context)
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if impact is not None:  # the page lists the patients the recall reaches
+            record_when_shown(request, response, AccessAction.VIEWED_RECALL, recall,
+                              record_count=impact.counts["patients"])  # fmt: skip
+        return response
 
 
 # --- Actions attached by the Batch and IngredientLot admins -------------------------------------

@@ -209,10 +209,15 @@ def _cell(text: str) -> str:
 
 def recall_impact_csv(recall: Recall) -> str:
     """One row per dispense reached by the recall, for the pharmacist (contains PHI)."""
+    return impact_csv(recall_impact(recall))
+
+
+def impact_csv(impact: RecallImpact) -> str:
+    """The CSV of an impact already traced: one row per dispense."""
     output = io.StringIO()
     writer = csv.writer(output)
     writer.writerow(CSV_HEADER)
-    for dispense in recall_impact(recall).dispenses:
+    for dispense in impact.dispenses:
         order = dispense.order
         patient, prescriber = order.prescription.patient, order.prescription.prescriber
         clinic = order.clinic

@@ -1,7 +1,9 @@
 """Counting long lists on PostgreSQL: exact up to a limit, the planner's estimate above it, in
-one query either way (pharmacy/pagination.py)."""
+one query either way (pharmacy/pagination.py); and the pinned query counts of the admin pages
+that record who saw a patient's record, on PostgreSQL."""
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -10,7 +12,7 @@ from orders.admin import OrderAdmin
 from orders.models import Order
 from pharmacy.pagination import EstimatedCountPaginator
 from tests.factories import StaffFactory
-from tests.pharmacy.test_admin_queries import make_world, orders
+from tests.pharmacy.test_admin_queries import access_events, make_world, orders
 from tests.signing_in import verified_staff_login
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -61,6 +63,39 @@ def test_the_admin_list_says_about_when_the_count_is_estimated(client, twelve_or
     assert "12 orders" in page and "about 12" not in page
 
 
+def test_a_list_that_can_match_nothing_counts_zero_without_a_query(postgresql):
+    for nothing in (Order.objects.none(), Order.objects.filter(pk__in=[])):
+        paginator = EstimatedCountPaginator(nothing, 5)
+        with CaptureQueriesContext(connection) as captured:
+            assert paginator.count == 0
+        assert len(captured) == 0
+
+
 def test_the_estimate_function_takes_only_a_select(postgresql):
     with pytest.raises(DatabaseError, match="takes a SELECT statement"), connection.cursor() as c:
         c.execute("SELECT portal_count_estimate('DELETE FROM orders_order')")
+
+
+def test_pages_that_record_access_write_one_insert_within_their_pinned_count(client, postgresql):
+    """The order page (6), the patient and prescription pages (7 with the content type lookup
+    that a running server has cached: 6 there) each write their access event in one INSERT and
+    nothing else; the report "Who saw this record" runs 6 and writes nothing."""
+    world = make_world()
+    access_events(world, 2)
+    verified_staff_login(client, StaffFactory(group="Pharmacist"))
+    order = Order.objects.select_related("prescription").order_by("pk").first()
+    report = reverse("admin:pharmacy_accessevent_changelist")
+    pages = [
+        (reverse("admin:orders_order_change", args=[order.pk]), 6, 1),
+        (reverse("admin:orders_patient_change", args=[order.prescription.patient_id]), 7, 1),
+        (reverse("admin:orders_prescription_change", args=[order.prescription_id]), 7, 1),
+        (f"{report}?patient={order.prescription.patient_id}", 6, 0),
+    ]
+    for url, expected, inserts in pages:
+        ContentType.objects.clear_cache()
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        assert len(captured) == expected, url
+        writes = [q["sql"] for q in captured if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
+        assert len(writes) == inserts, url
+        assert all(sql.startswith('INSERT INTO "pharmacy_accessevent"') for sql in writes)

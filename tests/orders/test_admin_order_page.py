@@ -54,7 +54,10 @@ def test_the_order_page_shows_every_dispense_label_email_and_event(
     assert table_rows(html, "labels") == [
         ["version 1", timezone.localtime(label.created_at).strftime("%Y-%m-%d %H:%M")]
     ]
-    assert f'href="{label.file.url}"' in html
+    # Served by the admin (which records the download), never straight from the media folder.
+    label_url = reverse("admin:orders_order_label", args=[order.pk, label.version])
+    assert f'href="{label_url}"' in html
+    assert label.file.url not in html
     delivery = Delivery.objects.get(order=order)
     assert table_rows(html, "deliveries") == [
         [delivery.get_kind_display(), delivery.recipient, delivery.get_status_display(),

@@ -8,13 +8,15 @@ from decimal import Decimal
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import OrderEvent
+from orders.models import Order, OrderEvent
 from orders.services import order_submit
-from pharmacy.models import Dispense, Formulation, Recall, RecallNotice
+from pharmacy.audit import record_access
+from pharmacy.models import AccessAction, Dispense, Formulation, Recall, RecallNotice
 from tests.factories import (
     BatchFactory,
     ClinicFactory,
@@ -74,6 +76,16 @@ def people(world, count):
     UserFactory.create_batch(count)
 
 
+def access_events(world, count):
+    """Orders, and each seen by its own staff user (the user filter lists each one)."""
+    orders(world, count)
+    for order in Order.objects.order_by("-pk")[:count]:
+        request = RequestFactory().get("/")
+        request.user = StaffFactory(group="Pharmacist")
+        record_access(request, AccessAction.VIEWED_ORDER, order)
+        record_access(request, AccessAction.VIEWED_PATIENT, order.prescription.patient)
+
+
 def versions(world, count):
     for formulation in Formulation.objects.exclude(pk=world["version"].formulation_id)[:count]:
         FormulationVersionFactory(formulation=formulation, status="draft")
@@ -87,6 +99,8 @@ CHANGELISTS = [
     ("pharmacy_ingredientlot", lots, 5), ("prescribers_prescriber", people, 5),
     ("prescribers_clinic", people, 5), ("pharmacy_user", people, 7),
     ("pharmacy_formulationversion", versions, 5),
+    # ... and the users who saw something, for the user filter
+    ("pharmacy_accessevent", access_events, 5),
 ]  # fmt: skip
 
 
@@ -111,17 +125,18 @@ def test_changelist_queries_do_not_grow_with_rows(client, world, model, make, ex
 
 def test_the_order_page_query_count_is_pinned(client, world):
     """Session, user, the user's groups and permissions (one query), the order with every
-    related row the page shows (one query), and the content type (cached in a running server).
+    related row the page shows (one query), the content type (cached in a running server), and
+    the access event the page writes (one INSERT, using that same content type).
     The count does not grow with the order's events, lines, dispenses, labels or emails."""
     orders(world, 1)
     verified_staff_login(client, StaffFactory(group="Pharmacist"))
     order = world["prescriber"].clinic.orders.get()
     url = reverse("admin:orders_order_change", args=[order.pk])
     client.get(url)  # the first request on a connection also asks SQLite about JSON support
-    assert queries(client, url) == 5
+    assert queries(client, url) == 6
     for _ in range(5):
         OrderEvent.objects.create(order=order, to_status=order.status, note="More history")
-    assert queries(client, url) == 5
+    assert queries(client, url) == 6
 
 
 def test_the_order_list_query_count_is_pinned_for_a_pharmacist(client, world):
@@ -132,3 +147,33 @@ def test_the_order_list_query_count_is_pinned_for_a_pharmacist(client, world):
     url = reverse("admin:orders_order_changelist")
     assert queries(client, url) == 5
     assert queries(client, url + "?status__exact=submitted") == 5
+
+
+@pytest.mark.parametrize(("page", "expected"), [("orders_patient", 7), ("orders_prescription", 7)])
+def test_the_patient_and_prescription_pages_query_counts_are_pinned(client, world, page, expected):
+    """Session, user, groups and permissions, the record with what it shows of its relations
+    (the patient's clinic and creator; the prescription's patient and prescriber), the content
+    type (cached in a running server: 6 there), one more table (the patient's clinic for its
+    choice widget; the prescription's orders), and the access event the page writes (one
+    INSERT). Before the access events the pages ran 7 and 8 queries: the relations now read
+    with the record pay for the INSERT."""
+    orders(world, 1)
+    verified_staff_login(client, StaffFactory(group="Pharmacist"))
+    order = world["prescriber"].clinic.orders.select_related("prescription").get()
+    record = order.prescription if page == "orders_prescription" else order.prescription.patient
+    url = reverse(f"admin:{page}_change", args=[record.pk])
+    client.get(url)  # the first request on a connection also asks SQLite about JSON support
+    assert queries(client, url) == expected
+
+
+def test_who_saw_this_record_query_count_is_pinned(client, world):
+    """Session, user, groups and permissions, the count, the page of events (the patient's
+    records found by subqueries in that one query) and the users of the user filter. The count
+    does not grow with the events."""
+    access_events(world, 2)
+    patient = Order.objects.order_by("pk").last().prescription.patient
+    verified_staff_login(client, StaffFactory(group="Pharmacist"))
+    url = reverse("admin:pharmacy_accessevent_changelist") + f"?patient={patient.pk}"
+    assert queries(client, url) == 6
+    access_events(world, 10)
+    assert queries(client, url) == 6
