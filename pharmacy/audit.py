@@ -6,7 +6,6 @@ record_access_bulk (the orders of a label print: one INSERT). A page records onl
 rendered with a 200: a 404 or 403, a redirect or a page that failed to render writes nothing.
 The description of a record is its number ("Order LDN-000123"), never a name or a birth date."""
 
-import ipaddress
 from collections.abc import Iterable
 
 from django.contrib.contenttypes.models import ContentType
@@ -14,19 +13,11 @@ from django.db.models import Model, Q, Subquery
 
 from orders.models import Order, Patient, Prescription
 
+from .auth import client_ip
 from .models import AccessAction, AccessEvent, LabelDocument, Recall
 
 _USER_AGENT_LENGTH = AccessEvent._meta.get_field("user_agent").max_length
 _PATH_LENGTH = AccessEvent._meta.get_field("path").max_length
-
-
-def client_address(request) -> str | None:
-    """The address the request came from, as the portal knows it: REMOTE_ADDR (behind a proxy,
-    the proxy's address). None when it is missing or not an IP address."""
-    try:
-        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
-    except ValueError:
-        return None
 
 
 def describe(obj: Model) -> str:
@@ -49,7 +40,7 @@ def _event(request, action: AccessAction, obj: Model, record_count: int | None) 
         object_id=obj.pk,
         object_description=describe(obj),
         record_count=record_count,
-        client_address=client_address(request),
+        client_address=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_LENGTH],
         # The path only: a query string may carry what someone typed into a search box.
         path=request.path[:_PATH_LENGTH],
