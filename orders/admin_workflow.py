@@ -79,9 +79,18 @@ class MoveForm(forms.Form):
             self.fields["text"].required = False
 
 
+def _order_or_refuse(model_admin, request, object_id) -> Order:
+    """The order, if the user may see it in the admin: admin_view only checks that the user is
+    staff, and a staff account's rights come from its groups (a Pharmacist or Technician)."""
+    order = get_object_or_404(Order, pk=object_id)
+    if not model_admin.has_view_permission(request, order):
+        raise PermissionDenied("You cannot see orders.")
+    return order
+
+
 def move_view(model_admin, request, object_id, to_status):
     """GET: the form of the move; POST: make it through the service, then back to the order."""
-    order = get_object_or_404(Order, pk=object_id)
+    order = _order_or_refuse(model_admin, request, object_id)
     try:
         to_status = S(to_status)
     except ValueError:
@@ -120,7 +129,7 @@ def dispense_view(model_admin, request, object_id):
     """GET: what dispensing will do; POST: allocate every line from stock, earliest BUD first."""
     from pharmacy.dispensing import dispense_allocate  # pharmacy.dispensing imports orders
 
-    order = get_object_or_404(Order, pk=object_id)
+    order = _order_or_refuse(model_admin, request, object_id)
     if request.method == "POST":
         try:
             result = dispense_allocate(order=order, actor=request.user)
@@ -152,7 +161,7 @@ def rerender_view(model_admin, request, object_id):
     """POST: render the order's label again as a new version (the old ones are kept)."""
     from pharmacy.notifications import label_render
 
-    order = get_object_or_404(Order, pk=object_id)
+    order = _order_or_refuse(model_admin, request, object_id)
     if request.method == "POST":
         try:
             document = label_render(order=order, actor=request.user)

@@ -15,6 +15,7 @@ from email.utils import make_msgid
 from smtplib import SMTPException
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
@@ -32,6 +33,7 @@ from .models import (
     PrintJob,
     RecallNotice,
 )
+from .roles import has_staff_role
 
 logger = logging.getLogger(__name__)
 K, S = DeliveryKind, DeliveryStatus
@@ -77,9 +79,12 @@ def delivery_enqueue(*, kind: DeliveryKind, recipient: str, order=None,
 
 
 def label_render(*, order, actor=None) -> LabelDocument:
-    """Render the order's label PDF as a new version; earlier versions are kept."""
+    """Render the order's label PDF as a new version; earlier versions are kept. A person
+    (actor) must be a pharmacist or a technician; the workers render without one."""
     from .labels import render_label_pdf
 
+    if actor is not None and not has_staff_role(actor, {"pharmacist", "technician"}):
+        raise PermissionDenied("Only a pharmacist or a technician renders labels.")
     pdf = render_label_pdf(order)
     with transaction.atomic():
         last = LabelDocument.objects.filter(order=order).aggregate(last=Max("version"))["last"]

@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from pypdf import PdfReader
 
@@ -12,6 +13,8 @@ from orders.admin_workflow import PRINT_AT_ONCE
 from orders.models import Order, Prescription
 from pharmacy.labels import render_labels_pdf
 from pharmacy.models import PrintJob
+from pharmacy.notifications import label_render
+from tests.factories import StaffFactory
 from tests.orders.test_workflow import S, dispense_fully, submitted_order, with_status
 from tests.signing_in import verified_staff_login
 
@@ -113,3 +116,27 @@ def test_rendering_a_label_again_keeps_the_old_version(client, pharmacist, presc
     assert "version 1" in page and "version 2" in page
     assert client.get(url).status_code == 302  # a GET renders nothing
     assert order.labels.count() == 2
+
+
+def test_a_staff_account_in_no_group_cannot_render_or_dispense(client, prescriber):
+    """admin_view lets any staff account in; the order's pages still need the rights a
+    Pharmacist or Technician group gives."""
+    (order,) = printable_orders(prescriber, 1)
+    verified_staff_login(client, StaffFactory())
+    for name in ("orders_order_rerender_label", "orders_order_dispense"):
+        url = reverse(f"admin:{name}", args=[order.pk])
+        assert client.get(url).status_code == 403
+        assert client.post(url).status_code == 403
+    move = reverse("admin:orders_order_move", args=[order.pk, "shipped"])
+    assert client.get(move).status_code == 403
+    assert order.labels.count() == 0
+    with pytest.raises(PermissionDenied):
+        label_render(order=order, actor=StaffFactory())
+    assert order.labels.count() == 0
+
+
+def test_a_technician_renders_a_label_again(client, technician, prescriber):
+    (order,) = printable_orders(prescriber, 1)
+    verified_staff_login(client, technician)
+    client.post(reverse("admin:orders_order_rerender_label", args=[order.pk]))
+    assert list(order.labels.values_list("version", "created_by")) == [(1, technician.pk)]
