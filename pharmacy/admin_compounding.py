@@ -390,7 +390,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Retry selected failed deliveries")
+    @admin.action(description="Retry selected failed deliveries", permissions=["change"])
     def retry(self, request, queryset):
         retried = sum(notifications.delivery_retry(delivery=d) for d in queryset.order_by("pk"))
         self.message_user(request, f"{retried} delivery(ies) queued again.")

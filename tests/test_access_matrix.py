@@ -423,20 +423,20 @@ ACCESS: dict[str, tuple[str, str]] = {
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
     "admin:pharmacy_delivery_changelist": (
-        "login     login     login     login     403       403       403       login     ok",
-        "login     login     login     login     403       403       403       login     ok"),
+        "login     login     login     login     403       ok        ok        login     ok",
+        "login     login     login     login     403       ok        ok        login     ok"),
     "admin:pharmacy_delivery_add": (
         "login     login     login     login     403       403       403       login     403",
         "login     login     login     login     403       403       403       login     403"),
     "admin:pharmacy_delivery_history": (
-        "login     login     login     login     403       403       403       login     ok",
-        "login     login     login     login     403       403       403       login     ok"),
+        "login     login     login     login     403       ok        ok        login     ok",
+        "login     login     login     login     403       ok        ok        login     ok"),
     "admin:pharmacy_delivery_delete": (
         "login     login     login     login     403       403       403       login     403",
         "login     login     login     login     403       403       403       login     403"),
     "admin:pharmacy_delivery_change": (
-        "login     login     login     login     403       403       403       login     ok",
-        "login     login     login     login     403       403       403       login     ok"),
+        "login     login     login     login     403       ok        ok        login     ok",
+        "login     login     login     login     403       403       ok        login     ok"),
     "admin/pharmacy/delivery/<path:object_id>/": (
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),

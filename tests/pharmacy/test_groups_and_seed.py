@@ -40,6 +40,7 @@ def test_staff_groups_exist_with_their_permissions():
                                      "recallnotice"]),
         "pharmacy.view_recall", "pharmacy.add_recall",
         "pharmacy.view_accessevent",  # who saw a patient's record (read-only for everyone)
+        "pharmacy.view_delivery", "pharmacy.change_delivery",  # the outbox: retry failed emails
     }  # fmt: skip
     assert permissions("Technician") == {
         "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
@@ -50,6 +51,7 @@ def test_staff_groups_exist_with_their_permissions():
                                      "recallnotice"]),
         *compounding("view", "add", "change", models=["ingredientlot", "batch",
                                                       "batchingredient", "qcresult"]),
+        "pharmacy.view_delivery",
     }  # fmt: skip
 
 
