@@ -2,7 +2,7 @@
 ingredient lots, compounding batches, dispensing and recalls."""
 
 from .accounts import User, UserManager, normalize_email_address
-from .base import PostalAddress, StatusEvent
+from .base import PostalAddress, StateField, StatusEvent
 from .catalogue import (
     DosageForm,
     Formulation,
@@ -52,6 +52,7 @@ __all__ = [
     "QcResult",
     "Recall",
     "RecallNotice",
+    "StateField",
     "StatusEvent",
     "User",
     "UserManager",
