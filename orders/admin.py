@@ -228,7 +228,7 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         order = None
-        if str(object_id).isdigit():
+        if str(object_id).isascii() and str(object_id).isdigit():  # not "²": int() refuses it
             order = (
                 self.get_queryset(request)
                 .select_related(

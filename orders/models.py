@@ -274,7 +274,8 @@ class Order(models.Model):
     def pk_from_number(text: str) -> int | None:
         """'LDN-000123', 'ldn-123' or '123' -> 123; None when it is not an order number."""
         digits = text.strip().upper().removeprefix(ORDER_NUMBER_PREFIX)
-        return int(digits) if digits.isdigit() and len(digits) <= 12 else None
+        # ASCII digits only: "²" and "٣" are digits to str.isdigit() but not to int().
+        return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 12 else None
 
     @property
     def status_badge(self) -> str:

@@ -3,6 +3,7 @@ refill. Every query is limited to the prescriber's clinic (another clinic's orde
 
 import dataclasses
 import json
+import re
 from decimal import Decimal
 
 from django.contrib import messages
@@ -140,7 +141,8 @@ class DoseCheckView(PrescriberRequiredMixin, View):
         try:
             payload = json.loads(request.body, parse_float=Decimal, parse_constant=_refuse)
             regimen, facts, patient_id, codes = parse_dose_check(payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: nested deeper than the JSON parser goes ("[[[[...").
             return JsonResponse({"errors": [{"field": "", "message": "Send valid JSON."}]},
                                 status=400)  # fmt: skip
         except InputErrors as bad:
@@ -325,8 +327,13 @@ class PrescriptionRefillView(PrescriberRequiredMixin, View):
         return redirect("order_detail", order.pk)
 
 
+# An order's id as the refill form sends it back: ASCII digits (not "²", which int() refuses),
+# few enough for int() and a database integer.
+_ORDER_PK = re.compile(r"[0-9]{1,18}")
+
+
 def _back(order_pk: str, prescription: Prescription):
-    if order_pk.isdigit():
+    if _ORDER_PK.fullmatch(order_pk):
         return redirect("order_detail", int(order_pk))
     first = prescription.orders.order_by("fill_number").first()
     return redirect("order_detail", first.pk)

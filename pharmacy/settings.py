@@ -303,6 +303,11 @@ LOGGING = {
     # Django's own console handler would print each of its records a second time.
     "loggers": {
         "django": {"handlers": [], "propagate": True},
+        # Never patient data in logs, whatever LOG_LEVEL: at DEBUG these two log each SQL
+        # statement with its parameters (when DEBUG is on) and each template variable that
+        # failed to resolve with the template's context.
+        "django.db.backends": {"level": "INFO"},
+        "django.template": {"level": "INFO"},
         "weasyprint.progress": {"level": "WARNING"},  # a line per rendering step otherwise
         "axes": {"level": "WARNING"},  # a line per sign-in otherwise; failures still show
     },

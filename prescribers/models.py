@@ -2,11 +2,10 @@
 
 from django.conf import settings
 from django.db import models
-from localflavor.us.models import USStateField
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
-from pharmacy.models import PostalAddress, StatusEvent
+from pharmacy.models import PostalAddress, StateField, StatusEvent
 
 from .npi import validate_npi
 
@@ -62,7 +61,7 @@ class Prescriber(models.Model):
     credentials = models.CharField(max_length=2, choices=Credentials.choices)
     npi = models.CharField("NPI", max_length=10, unique=True, validators=[validate_npi])
     license_number = models.CharField("state licence number", max_length=50)
-    license_state = USStateField("licence state")
+    license_state = StateField("licence state")
     phone = PhoneNumberField()
     status = models.CharField(
         max_length=10,

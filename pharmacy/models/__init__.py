@@ -4,7 +4,7 @@ record."""
 
 from .accounts import User, UserManager, normalize_email_address
 from .audit import AccessAction, AccessEvent, AccessEventQuerySet, AppendOnlyError
-from .base import PostalAddress, StatusEvent
+from .base import PostalAddress, StateField, StatusEvent
 from .catalogue import (
     DosageForm,
     Formulation,
@@ -58,6 +58,7 @@ __all__ = [
     "QcResult",
     "Recall",
     "RecallNotice",
+    "StateField",
     "StatusEvent",
     "User",
     "UserManager",

@@ -1,8 +1,36 @@
 """Building blocks shared by the apps' models."""
 
+import functools
+
 from django.conf import settings
 from django.db import models
+from django.utils.functional import lazy
 from localflavor.us.models import USStateField, USZipCodeField
+from localflavor.us.us_states import STATE_CHOICES
+
+
+@functools.cache
+def _us_states() -> tuple[tuple[str, str], ...]:
+    return tuple((code, str(name)) for code, name in STATE_CHOICES)
+
+
+# localflavor's STATE_CHOICES sorts its lazily translated names again on every use: each
+# validation and each rendered <select> of 60 states (Django keeps lazy choices lazy). Sorted
+# once per process here; the portal is in English only.
+US_STATE_CHOICES = lazy(_us_states, tuple)()
+
+
+class StateField(USStateField):
+    """localflavor's US state field (two letters), with the choices sorted once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.choices = US_STATE_CHOICES
+
+    def deconstruct(self):
+        # The same column as localflavor's field: migrations keep naming that one.
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "localflavor.us.models.USStateField", args, kwargs
 
 
 class PostalAddress(models.Model):
@@ -11,7 +39,7 @@ class PostalAddress(models.Model):
     address_line1 = models.CharField("address", max_length=200)
     address_line2 = models.CharField("address line 2", max_length=200, blank=True)
     city = models.CharField(max_length=100)
-    state = USStateField()
+    state = StateField()
     postal_code = USZipCodeField("ZIP code")
 
     class Meta:

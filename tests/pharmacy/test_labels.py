@@ -2,6 +2,7 @@
 a 300 dpi raster), escaping, the restricted URL fetcher, one document for many orders, fonts
 subset by HarfBuzz, and fonts and stylesheets built once per process."""
 
+import dataclasses
 import datetime
 import io
 import logging
@@ -13,6 +14,7 @@ import pytest
 import zxingcpp
 from django.conf import settings
 from django.utils import timezone
+from django.utils.html import escape
 from pypdf import PdfReader
 from weasyprint import HTML
 
@@ -379,6 +381,51 @@ def test_the_fetcher_refuses_markup_that_reached_weasyprint(fetched_urls, caplog
     assert fetched_urls == ["file:///etc/passwd", "data:image/png;base64,AA"]
     refused = [r.getMessage() for r in caplog.records if "LabelResourceRefused" in r.getMessage()]
     assert len(refused) == 2, caplog.records
+
+
+# Markup that would load something if it reached WeasyPrint as markup: a local file, a
+# stylesheet, a CSS url(), a frame, an object, an SVG image and a CSS @import.
+MARKUP = [
+    '<img src="file:///etc/passwd">',
+    "<link rel=stylesheet href=//x.test/c>",
+    "<b style=background:url(//x.test/b)>",
+    "<iframe src=http://x.test/f>",
+    "<object data=http://x.test/o>",
+    "<svg><image href=//x.test/s /></svg>",
+    '<style>@import "//x.test/i";</style>',
+]
+TEXT_FIELDS = [
+    field.name for field in dataclasses.fields(labels.LabelPage)
+    if field.type in (str, tuple[str, ...])
+]  # fmt: skip
+
+
+def test_every_text_field_of_a_label_is_checked():
+    assert TEXT_FIELDS == [
+        "pharmacy_name", "pharmacy_address", "pharmacy_phone", "rx_number", "patient_name",
+        "prescriber", "drug", "quantity", "directions", "storage", "lot_numbers", "warnings",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("markup", MARKUP)
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_markup_in_any_label_field_is_printed_as_text_and_loads_nothing(
+    field, markup, fetched_urls
+):
+    value = (markup,) if field in ("lot_numbers", "warnings") else markup
+    page = labels.LabelPage(**{**_a_page_fields(), field: value})
+
+    html = labels.render_labels_html([page])
+    pdf = labels.render_pages_pdf([page])
+
+    assert escape(markup) in html
+    assert markup not in html
+    [text] = page_texts(pdf)
+    assert "".join(markup.split()) in "".join(text.split())
+    prefix = labels.static_prefix()
+    own_files = {prefix + "labels/label.css", prefix + "fonts/lato/Lato-Regular.ttf",
+                 prefix + "fonts/lato/Lato-Bold.ttf"}  # fmt: skip
+    assert set(fetched_urls) <= own_files
 
 
 @pytest.mark.parametrize(
