@@ -28,6 +28,7 @@ from tests.factories import (
     IngredientLotFactory,
     application_form,
 )
+from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -140,18 +141,18 @@ def test_a_whole_order_puts_no_patient_data_in_logs_urls_or_subjects(
     staff = RecordingClient(urls)
 
     def move(user, to_status, **data):
-        staff.force_login(user)
+        verified_staff_login(staff, user)
         url = reverse("admin:orders_order_move", args=[order.pk, to_status])
         staff.get(url)
         assert staff.post(url, data).status_code == 302
 
-    staff.force_login(pharmacist)
+    verified_staff_login(staff, pharmacist)
     staff.get(reverse("admin:orders_order_changelist"), {"q": order.number})
     staff.get(reverse("admin:orders_order_change", args=[order.pk]))
     move(pharmacist, OrderStatus.IN_REVIEW)
     move(pharmacist, OrderStatus.VERIFIED, password=TEST_PASSWORD)
     released_capsules("1.5", compounder=technician, pharmacist=pharmacist)
-    staff.force_login(technician)
+    verified_staff_login(staff, technician)
     staff.post(reverse("admin:orders_order_dispense", args=[order.pk]))
     with django_capture_on_commit_callbacks(execute=True):
         move(pharmacist, OrderStatus.READY)
