@@ -2,8 +2,8 @@
 
 Suites:
   unit         SQLite, in-process: models, forms, views, services (fast)
-  postgresql   the same tests again on PostgreSQL, plus the integration tests (locks,
-               transactions, a real Celery worker on Redis, SMTP on loopback)
+  postgresql   the same tests again on PostgreSQL (but the fuzzing), plus the integration
+               tests (locks, transactions, a real Celery worker on Redis, SMTP on loopback)
   e2e          a real browser (Debian's Chromium through Playwright) against a live server
 
 A suite whose service is unreachable is skipped with the reason; with REQUIRE_SERVICES=1 a
@@ -48,7 +48,8 @@ def suites():
     yield "unit", ["-m", "not integration and not e2e"], base_env, None
     yield (
         "postgresql",
-        ["-m", "not e2e", "--create-db"],
+        # The fuzzing (marked fuzz, minutes of generated input) runs once, in the unit suite.
+        ["-m", "not e2e and not fuzz", "--create-db"],
         {**base_env, "DATABASE_URL": TEST_DATABASE_URL},
         reachable(TEST_DATABASE_URL),
     )

@@ -1,0 +1,514 @@
+"""Fuzzing every form of the portal and the live dose check through Django's test client (the
+real URL, middleware, view, form and template): 1,000 generated submissions each, some a valid
+submission with one or two fields spoiled, some garbage (any unicode, NULs, very long text,
+numbers out of range, impossible dates, lists where one value belongs). None may give a server
+error, and a refused one writes no row in any table of the portal's apps.
+
+Speed (the whole file runs in well under 3 minutes on two cores):
+- each example runs inside a savepoint that is rolled back, instead of a database flush;
+- the rows of every table are counted with one query before and after;
+- the test client's template instrumentation (a signal and a copy of the context for each of
+  the hundreds of sub-templates crispy-forms renders per page) is switched off: the templates
+  themselves still render in full;
+- no shrinking: a failing example is reported as found, instead of being shrunk for minutes by
+  re-running requests (and hitting the test timeout with nothing reported).
+"""
+
+import contextlib
+import datetime
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+from django.apps import apps
+from django.conf import settings as django_settings
+from django.contrib import messages
+from django.contrib.auth.tokens import default_token_generator
+from django.core import mail
+from django.db import connection, transaction
+from django.template import Template
+from django.test import Client
+from django.test.utils import _TestState
+from django.urls import get_resolver, reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlencode, urlsafe_base64_encode
+from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import strategies as st
+
+from orders.dosing import DosageForm, Regimen, Step
+from orders.services import order_hold, order_start_review, order_submit
+from prescribers.emails import activation_url
+from prescribers.models import PrescriberStatus
+from tests.factories import (
+    TEST_PASSWORD,
+    PatientFactory,
+    PrescriberFactory,
+    application_form,
+)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
+
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,
+    database=None,  # no .hypothesis/ example files
+    phases=[Phase.explicit, Phase.generate],
+    # One prescriber, patient and order serve every example: each example rolls back its own
+    # writes (a savepoint), so the function-scoped fixtures are the same for all of them.
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
+NEW_PASSWORD = "a-long-new-secret-42"
+PROJECT_APPS = ("pharmacy", "prescribers", "orders")
+
+
+# --- What a submission may be -----------------------------------------------------------------
+
+ODD_TEXT = [
+    "", " ", "\x00", "a\x00b", "\t\n\r", "\u200b", "\ufeff", "\U0001f600", "ǅ", "İ", "ß" * 3,
+    "Robert'); DROP TABLE orders_order;--", "<script>alert(1)</script>", "{{ form }}", "{% now %}",
+    "%s%s%n", "../../etc/passwd", "null", "None", "true", "[]", "{}", "NaN", "-Infinity",
+]  # fmt: skip
+ODD_NUMBERS = [
+    "0", "-0", "-1", "1e999999999", "-1e-999999999", "1E+2", "0x1A", "1_000", "٣", "½", "+5",
+    " 7 ", "3.", ".5", "4,5", "9" * 30, "-" + "9" * 30, "1" + "0" * 5000, "0." + "0" * 400 + "1",
+    "2147483648", "9223372036854775808", "-9223372036854775809", "32768", "65536", "1.0000001",
+]  # fmt: skip
+ODD_DATES = [
+    "0000-00-00", "0001-01-01", "9999-12-31", "10000-01-01", "-0001-01-01", "2024-02-30",
+    "2023-02-29", "1899-12-31", "1900-01-01", "00/00/0000", "13/45/2020", "02/30/2024", "2020-1-1",
+    "2020-W01-1", "20200101", "today", "1e9", "2038-01-19T03:14:08Z",
+]  # fmt: skip
+
+long_text = st.builds(
+    lambda piece, times: piece * times, st.text(min_size=1, max_size=3), st.integers(200, 5000)
+)
+numbers = (
+    st.sampled_from(ODD_NUMBERS)
+    | st.integers(min_value=-(10**30), max_value=10**30).map(str)
+    | st.decimals(allow_nan=True, allow_infinity=True).map(str)
+    | st.floats().map(repr)
+)
+dates = (
+    st.sampled_from(ODD_DATES)
+    | st.dates().map(str)
+    | st.dates().map(lambda day: f"{day.month:02d}/{day.day:02d}/{day.year:04d}")
+)
+scalar = st.text() | st.sampled_from(ODD_TEXT) | numbers | dates | long_text
+# A list where one value belongs: the field name repeated in the POST body.
+form_value = scalar | st.lists(scalar, min_size=2, max_size=4)
+
+
+@functools.cache
+def submissions(names: tuple[str, ...]) -> st.SearchStrategy[dict]:
+    """Changes to a valid submission with these fields: one to three fields spoiled or left out
+    (a value of None), or garbage in place of the whole submission. Made once per form."""
+
+    spoiled = st.dictionaries(
+        st.sampled_from(names), st.none() | form_value, min_size=1, max_size=3
+    ).map(lambda changes: ("near_valid", changes))
+    garbage = st.dictionaries(
+        st.sampled_from(names) | st.text(max_size=20), form_value, max_size=8
+    ).map(lambda fields: ("garbage", fields))
+    return spoiled | garbage
+
+
+def submission(valid: dict, drawn: tuple[str, dict]) -> dict:
+    kind, fields = drawn
+    if kind == "garbage":
+        return fields
+    changed = {**valid, **fields}
+    return {name: value for name, value in changed.items() if value is not None}
+
+
+def json_values(depth_limit: int = 3) -> st.SearchStrategy:
+    leaves = (
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text() | numbers | dates
+        | st.decimals(allow_nan=False, allow_infinity=False).map(str) | long_text
+    )  # fmt: skip
+    return st.recursive(
+        leaves,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=20), inner),
+        max_leaves=12,
+    )
+
+
+def deeply_nested(opening: str, closing: str, depth: int) -> str:
+    return opening * depth + closing * depth
+
+
+DOSE_CHECK_EXAMPLE = {
+    "dosage_form": "capsule",
+    "steps": [{"dose_mg": "1.5", "days": 14}, {"dose_mg": "3", "days": 14},
+              {"dose_mg": "4.5", "days": 30}],
+    "doses_per_day": 1, "quantity": "58", "days_supply": 58, "refills": 2,
+    "patient": {"date_of_birth": "1980-04-02", "takes_opioids": False, "medications": "",
+                "pregnant_or_breastfeeding": False, "liver_disease": False},
+    "diagnosis_codes": ["M79.7"],
+}  # fmt: skip
+
+
+@st.composite
+def dose_check_bodies(draw) -> str | bytes:
+    """Near-valid requests (one key, one step field or one patient fact spoiled), any JSON, or
+    bytes that are not JSON at all."""
+    kind = draw(st.sampled_from(["key", "step", "patient", "json", "bytes", "nested"]))
+    body = json.loads(json.dumps(DOSE_CHECK_EXAMPLE))
+    if kind == "key":
+        key = draw(st.sampled_from([*DOSE_CHECK_EXAMPLE, "patient_id", "time_of_day",
+                                    "concentration_mg_per_ml"]))  # fmt: skip
+        body[key] = draw(json_values())
+    elif kind == "step":
+        step = draw(st.sampled_from(body["steps"]))
+        step[draw(st.sampled_from(["dose_mg", "days", "x"]))] = draw(json_values())
+    elif kind == "patient":
+        key = draw(st.sampled_from([*body["patient"], "x"]))
+        body["patient"][key] = draw(json_values())
+    elif kind == "json":
+        body = draw(json_values())
+    elif kind == "bytes":
+        return draw(st.binary(max_size=200))
+    else:  # deeper than any parser's recursion limit
+        opening, closing = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+        return deeply_nested(opening, closing, draw(st.integers(10, 200_000)))
+    return json.dumps(body, default=str, allow_nan=True)
+
+
+# --- Running one submission ---------------------------------------------------------------------
+
+
+@functools.cache
+def _counting_query() -> tuple[list[str], str]:
+    tables = sorted(
+        model._meta.db_table
+        for label in PROJECT_APPS
+        for model in apps.get_app_config(label).get_models(include_auto_created=True)
+    )
+    quote = connection.ops.quote_name
+    counts = ", ".join(f"(SELECT COUNT(*) FROM {quote(table)})" for table in tables)
+    return tables, f"SELECT {counts}"
+
+
+def row_counts() -> dict[str, int]:
+    """The number of rows of every table of the portal's apps (history and through tables
+    too), in one query."""
+    tables, query = _counting_query()
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        return dict(zip(tables, cursor.fetchone(), strict=True))
+
+
+@contextlib.contextmanager
+def rolled_back():
+    """A savepoint undone at the end: each example starts from the same rows."""
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
+def refused(response) -> bool:
+    """A form that comes back (with its messages), or a redirect with an error message."""
+    if response.status_code != 302:
+        return True
+    levels = {message.level for message in messages.get_messages(response.wsgi_request)}
+    return messages.ERROR in levels
+
+
+@dataclass
+class Form:
+    """One form of the portal: where it posts, a submission it accepts, and who sends it."""
+
+    client: Client
+    url: str
+    valid: dict = field(default_factory=dict)
+    method: str = "post"
+    finds: str = ""  # a search: what its valid query finds
+    # The client's cookies between examples: a signed-in session, or a session holding the
+    # token of a password link.
+    cookies: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.cookies = {name: morsel.value for name, morsel in self.client.cookies.items()}
+
+    def submit(self, data):
+        self.client.cookies.clear()
+        for name, value in self.cookies.items():
+            self.client.cookies[name] = value
+        mail.outbox = []
+        if self.method == "get":
+            return self.client.get(self.url, data)
+        # As a browser posts a form (and cheaper to parse than multipart).
+        return self.client.post(
+            self.url, urlencode(data, doseq=True), content_type="application/x-www-form-urlencoded"
+        )
+
+
+# --- The forms ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _templates_without_test_instrumentation(monkeypatch):
+    """The templates render as in production, without the test client's signal per template."""
+    monkeypatch.setattr(Template, "_render", _TestState.saved_data.template_render)
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def order_patient(prescriber):
+    """A patient with nothing that raises a warning."""
+    return PatientFactory(
+        clinic=prescriber.clinic, created_by=prescriber.user, takes_opioids=False,
+        date_of_birth=datetime.date(1975, 3, 9), current_medications="Vitamin D 1000 IU daily",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def submitted_order(prescriber, order_patient):
+    regimen = Regimen(
+        dosage_form=DosageForm.CAPSULE, steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 30)),
+        doses_per_day=1, quantity=Decimal("44"), days_supply=44, refills=2,
+    )  # fmt: skip
+    return order_submit(
+        actor=prescriber.user, patient=order_patient, regimen=regimen, diagnosis_codes=["M79.7"],
+        reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
+        acknowledged=[], idempotency_key=uuid.uuid4(),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def held_order(submitted_order, pharmacist):
+    order = order_start_review(order=submitted_order, actor=pharmacist)
+    return order_hold(order=order, actor=pharmacist, question="Has the patient stopped tramadol?")
+
+
+def password_link(client: Client, url: str) -> str:
+    """Open a password link as the email's reader would: the token goes into the session and
+    the browser lands on the form's own address."""
+    response = client.get(url, follow=True)
+    assert 'name="new_password1"' in response.content.decode()  # the link is valid
+    return response.redirect_chain[-1][0]
+
+
+def reset_link(user) -> str:
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    return reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+
+
+ORDER_DATA = {
+    "dosage_form": "capsule", "concentration_mg_per_ml": "", "steps": "1.5 x 14, 3 x 14, 4.5 x 30",
+    "doses_per_day": "1", "time_of_day": "bedtime", "quantity": "58", "days_supply": "58",
+    "refills": "2", "diagnosis_codes": "M79.7",
+    "reason_for_compounding": "Strength not commercially available.",
+}  # fmt: skip
+PATIENT_DATA = {
+    "first_name": "Wren", "last_name": "Halloway", "date_of_birth": "1968-07-21", "sex": "F",
+    "phone": "(217) 555-0190", "address_line1": "4 Birch Road", "address_line2": "",
+    "city": "Urbana", "state": "IL", "postal_code": "61801", "allergies": "NKDA",
+    "current_medications": "", "takes_opioids": "no", "pregnant_or_breastfeeding": "",
+    "liver_disease": "",
+}  # fmt: skip
+SET_PASSWORD = {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+
+
+def login_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    return Form(Client(), reverse("login"),
+                {"username": prescriber.user.email, "password": TEST_PASSWORD})  # fmt: skip
+
+
+def password_reset_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    return Form(Client(), reverse("password_reset"), {"email": prescriber.user.email})
+
+
+def password_reset_confirm_form(request):
+    user = request.getfixturevalue("prescriber").user
+    client = Client()
+    return Form(client, password_link(client, reset_link(user)), SET_PASSWORD)
+
+
+def account_activation_form(request):
+    approved = PrescriberFactory(status=PrescriberStatus.APPROVED, user__password=None)
+    approved.user.set_unusable_password()
+    approved.user.save()
+    client = Client()
+    link = activation_url(approved.user).removeprefix(django_settings.PORTAL_BASE_URL)
+    return Form(client, password_link(client, link), SET_PASSWORD)
+
+
+def password_change_form(request):
+    user = request.getfixturevalue("prescriber").user
+    return Form(signed_in(user), reverse("password_change"),
+                {"old_password": TEST_PASSWORD, **SET_PASSWORD})  # fmt: skip
+
+
+def prescriber_application_form(request):
+    return Form(Client(), reverse("prescriber_apply"), application_form())
+
+
+def patient_create_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    return Form(signed_in(prescriber.user), reverse("patient_create"), PATIENT_DATA)
+
+
+def patient_edit_form(request):
+    prescriber, patient = (request.getfixturevalue(name) for name in ("prescriber", "patient"))
+    return Form(signed_in(prescriber.user), reverse("patient_update", args=[patient.pk]),
+                PATIENT_DATA)  # fmt: skip
+
+
+def order_create_form(request):
+    prescriber, patient = (request.getfixturevalue(n) for n in ("prescriber", "order_patient"))
+    return Form(
+        signed_in(prescriber.user), reverse("order_create", args=[patient.pk]),
+        {**ORDER_DATA, "ship_to": "clinic", "needed_by": "", "idempotency_key": str(uuid.uuid4())},
+    )  # fmt: skip
+
+
+def order_amend_form(request):
+    prescriber, order = (request.getfixturevalue(n) for n in ("prescriber", "held_order"))
+    return Form(signed_in(prescriber.user), reverse("order_amend", args=[order.pk]),
+                {**ORDER_DATA, "answer": "Starting lower."})  # fmt: skip
+
+
+def order_answer_form(request):
+    prescriber, order = (request.getfixturevalue(n) for n in ("prescriber", "held_order"))
+    return Form(signed_in(prescriber.user), reverse("order_answer", args=[order.pk]),
+                {"answer": "Yes, three weeks ago."})  # fmt: skip
+
+
+def order_cancel_form(request):
+    prescriber, order = (request.getfixturevalue(n) for n in ("prescriber", "submitted_order"))
+    return Form(signed_in(prescriber.user), reverse("order_cancel", args=[order.pk]),
+                {"reason": "The patient moved."})  # fmt: skip
+
+
+def prescription_refill_form(request):
+    prescriber, order = (request.getfixturevalue(n) for n in ("prescriber", "submitted_order"))
+    return Form(
+        signed_in(prescriber.user), reverse("prescription_refill", args=[order.prescription_id]),
+        {"ship_to": "clinic", "needed_by": "", "idempotency_key": str(uuid.uuid4()),
+         "back_to_order": str(order.pk)},
+    )  # fmt: skip
+
+
+def patient_search_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    patient = request.getfixturevalue("patient")
+    return Form(signed_in(prescriber.user), reverse("patient_list"), {"q": "05/17/1980"},
+                method="get", finds=patient.last_name)  # fmt: skip
+
+
+def order_search_form(request):
+    prescriber, order = (request.getfixturevalue(n) for n in ("prescriber", "submitted_order"))
+    valid = {"q": order.number, "status": "submitted"}
+    return Form(signed_in(prescriber.user), reverse("order_list"), valid, method="get",
+                finds=order.number)  # fmt: skip
+
+
+FORMS: dict[str, Callable] = {
+    maker.__name__: maker
+    for maker in (
+        login_form, password_reset_form, password_reset_confirm_form, account_activation_form,
+        password_change_form, prescriber_application_form, patient_create_form,
+        patient_edit_form, order_create_form, order_amend_form, order_answer_form,
+        order_cancel_form, prescription_refill_form, patient_search_form, order_search_form,
+    )
+}  # fmt: skip
+
+
+@pytest.fixture(params=sorted(FORMS))
+def form(request) -> Form:
+    return FORMS[request.param](request)
+
+
+# --- The tests ----------------------------------------------------------------------------------
+
+
+def test_every_form_of_the_portal_is_fuzzed():
+    """A page added to the URLs is either fuzzed here or listed as one without input."""
+    fuzzed = {
+        "login", "password_reset", "password_reset_confirm", "account_activate",
+        "password_change", "prescriber_apply", "patient_create", "patient_update",
+        "patient_list", "order_create", "order_amend", "order_answer", "order_cancel",
+        "prescription_refill", "order_list", "dose_check",
+    }  # fmt: skip
+    without_input = {  # pages, a PDF, and logout (a form with nothing to type)
+        "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
+        "logout", "password_change_done", "password_reset_done", "password_reset_complete",
+    }  # fmt: skip
+    named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
+    portal = {name for name in named if not name.startswith("admin")}
+    assert portal == fuzzed | without_input
+    assert len(FORMS) + 1 == len(fuzzed)  # the dose check has a test of its own
+
+
+def test_the_valid_submission_of_each_form_is_accepted(form):
+    """The near-valid submissions start from one that works (else the fuzzing would only ever
+    see refusals)."""
+    response = form.submit(form.valid)
+    if form.finds:
+        assert response.status_code == 200
+        assert form.finds in response.content.decode()
+    else:
+        assert response.status_code == 302
+        assert not refused(response)
+
+
+@FUZZ
+@given(data=st.data())
+def test_no_submission_makes_a_server_error_and_a_refused_one_writes_nothing(form, data):
+    posted = submission(form.valid, data.draw(submissions(tuple(sorted(form.valid)))))
+    note(f"posted {posted!r}")
+    before = row_counts()
+    with rolled_back():
+        response = form.submit(posted)
+        after = row_counts()
+    assert response.status_code < 500
+    if refused(response):
+        assert after == before
+
+
+def test_the_valid_dose_check_answers(prescriber_client, order_patient):
+    response = prescriber_client.post(
+        reverse("dose_check"),
+        {**DOSE_CHECK_EXAMPLE, "patient": None, "patient_id": order_patient.pk},
+        content_type="application/json",
+    )
+    assert response.status_code == 200 and response.json()["ok"] is True
+
+
+@FUZZ
+@given(body=dose_check_bodies())
+def test_the_dose_check_answers_any_body_and_writes_nothing(prescriber_client, body):
+    before = row_counts()
+    with rolled_back():
+        response = prescriber_client.post(
+            reverse("dose_check"), body, content_type="application/json"
+        )
+        after = row_counts()
+    assert response.status_code in (200, 400)
+    assert response["Content-Type"] == "application/json"
+    assert after == before
+
+
+def test_a_json_nested_deeper_than_the_parser_goes_is_a_400(prescriber_client):
+    response = prescriber_client.post(
+        reverse("dose_check"), deeply_nested("[", "]", 100_000), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{"field": "", "message": "Send valid JSON."}]}
