@@ -18,6 +18,18 @@ pytestmark = [
 ]
 
 
+def choose_password_by_emailed_link(client, message, kind: str, password: str):
+    """Opens the /accounts/<kind>/ link of the message the worker sent and sets the password:
+    the link works here (same secret, same database). Returns the answer to the form."""
+    body = message.get_body(("plain",)).get_content()
+    link = re.search(rf"http://portal\.test(/accounts/{kind}/\S+/)", body).group(1)
+    form_page = client.get(link, follow=True)
+    assert form_page.context["validlink"] is True
+    return client.post(
+        form_page.redirect_chain[-1][0], {"new_password1": password, "new_password2": password}
+    )
+
+
 def test_approval_email_goes_through_worker_and_smtp(celery_worker, smtp_sink, client):
     pharmacist = StaffFactory(group="Pharmacist")
     applicant = PrescriberFactory(status=PrescriberStatus.PENDING, user__password=None)
@@ -29,16 +41,7 @@ def test_approval_email_goes_through_worker_and_smtp(celery_worker, smtp_sink, c
     assert message["To"] == applicant.user.email
     assert message["Subject"] == "Demo Compounding Pharmacy: your prescriber account is approved"
     assert celery_worker.wait_for_log("prescribers.tasks.send_prescriber_decision")
-    body = message.get_body(("plain",)).get_content()
-    link = re.search(r"http://portal\.test(/accounts/activate/\S+/)", body).group(1)
-
-    # The link the worker made works here: same secret, same database.
-    form_page = client.get(link, follow=True)
-    assert form_page.context["validlink"] is True
-    done = client.post(
-        form_page.redirect_chain[-1][0],
-        {"new_password1": "worker-made-link-77", "new_password2": "worker-made-link-77"},
-    )
+    done = choose_password_by_emailed_link(client, message, "activate", "worker-made-link-77")
     assert done["Location"] == reverse("login")
     applicant.user.refresh_from_db()
     assert applicant.user.check_password("worker-made-link-77")
@@ -81,14 +84,7 @@ def test_password_reset_email_is_made_and_sent_by_the_worker(celery_worker, smtp
     assert message["Subject"] == "Demo Compounding Pharmacy: reset your password"
     assert celery_worker.wait_for_log("pharmacy.tasks.send_password_reset")
     assert len(smtp_sink.wait_for(2, timeout=2)) == 1  # nothing for the unknown address
-    body = message.get_body(("plain",)).get_content()
-    link = re.search(r"http://portal\.test(/accounts/reset/\S+/)", body).group(1)
-    form_page = client.get(link, follow=True)
-    assert form_page.context["validlink"] is True
-    done = client.post(
-        form_page.redirect_chain[-1][0],
-        {"new_password1": "worker-made-reset-88", "new_password2": "worker-made-reset-88"},
-    )
+    done = choose_password_by_emailed_link(client, message, "reset", "worker-made-reset-88")
     assert done["Location"] == reverse("password_reset_complete")
     prescriber.user.refresh_from_db()
     assert prescriber.user.check_password("worker-made-reset-88")
