@@ -76,21 +76,6 @@ OURS_LOCATION = "^/orders/%d+/$"
 BASELINE_LOCATION = "^/bench/baseline/%d+/$"
 BASELINE_PATH = "/bench/baseline/"
 
-# A capsule titration that every rule accepts for the patients made below (no warning to tick).
-ORDER_FORM = {
-    "dosage_form": "capsule",
-    "concentration_mg_per_ml": "",
-    "steps": "1.5 x 14, 3 x 14, 4.5 x 30",
-    "doses_per_day": "1",
-    "time_of_day": "bedtime",
-    "quantity": "58",
-    "days_supply": "58",
-    "refills": "2",
-    "diagnosis_codes": "M79.7",
-    "reason_for_compounding": "Low-dose strength not commercially available.",
-    "ship_to": "clinic",
-    "needed_by": "",
-}
 BASELINE_FORM = {"note": "Low-dose naltrexone 1.5 mg capsules", "quantity": "58"}
 
 
@@ -132,13 +117,14 @@ def in_process_queries(prescriber: Prescriber) -> int:
     from django.urls import reverse
 
     from pharmacy.models import User
+    from tests.factories import order_form
 
     client = Client()
     client.force_login(User.objects.get(email=prescriber.email))
     url = reverse("order_create", args=[prescriber.patient_pks[0]])
-    client.post(url, {**ORDER_FORM, "idempotency_key": str(uuid.uuid4())})
+    client.post(url, order_form(idempotency_key=str(uuid.uuid4())))
     with CaptureQueriesContext(connection) as queries:
-        response = client.post(url, {**ORDER_FORM, "idempotency_key": str(uuid.uuid4())})
+        response = client.post(url, order_form(idempotency_key=str(uuid.uuid4())))
     if response.status_code != 302 or not re.match(r"^/orders/\d+/$", response["Location"]):
         raise RuntimeError(f"The in-process submit failed: {response.status_code}")
     return len(queries)
@@ -245,7 +231,9 @@ def sink() -> Iterator[int]:
 
 def drive(port: int, signed_in: list[SignedIn], *, baseline: bool, requests: int) -> dict:
     """One wrk run of `requests` submits at concurrency 10; the JSON its done() prints."""
-    form = BASELINE_FORM if baseline else ORDER_FORM
+    from tests.factories import order_form
+
+    form = BASELINE_FORM if baseline else order_form()
     per_thread = [
         "|".join([s.cookie, urlencode({**form, "csrfmiddlewaretoken": s.csrf_token}),
                   ",".join([BASELINE_PATH] if baseline else s.order_paths)])

@@ -112,6 +112,26 @@ class PatientFactory(factory.django.DjangoModelFactory):
     created_by = factory.SubFactory(UserFactory)
 
 
+def order_form(**overrides) -> dict[str, str]:
+    """What a prescriber sends from the new-order page: a capsule titration (1.5, 3 and 4.5 mg)
+    that every dose rule accepts, without the form's idempotency key."""
+    return {
+        "dosage_form": "capsule",
+        "concentration_mg_per_ml": "",
+        "steps": "1.5 x 14, 3 x 14, 4.5 x 30",
+        "doses_per_day": "1",
+        "time_of_day": "bedtime",
+        "quantity": "58",
+        "days_supply": "58",
+        "refills": "2",
+        "diagnosis_codes": "M79.7",
+        "reason_for_compounding": "Strength not commercially available.",
+        "ship_to": "clinic",
+        "needed_by": "",
+        **overrides,
+    }
+
+
 def application_form(**overrides) -> dict[str, str]:
     """What a prescriber types into the "apply for an account" page (clinic fields prefixed)."""
     return {

@@ -48,6 +48,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
     application_form,
+    order_form,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
@@ -308,12 +309,6 @@ def reset_link(user) -> str:
     return reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
 
 
-ORDER_DATA = {
-    "dosage_form": "capsule", "concentration_mg_per_ml": "", "steps": "1.5 x 14, 3 x 14, 4.5 x 30",
-    "doses_per_day": "1", "time_of_day": "bedtime", "quantity": "58", "days_supply": "58",
-    "refills": "2", "diagnosis_codes": "M79.7",
-    "reason_for_compounding": "Strength not commercially available.",
-}  # fmt: skip
 PATIENT_DATA = {
     "first_name": "Wren", "last_name": "Halloway", "date_of_birth": "1968-07-21", "sex": "F",
     "phone": "(217) 555-0190", "address_line1": "4 Birch Road", "address_line2": "",
@@ -375,14 +370,14 @@ def order_create_form(request):
     prescriber, patient = (request.getfixturevalue(n) for n in ("prescriber", "order_patient"))
     return Form(
         signed_in(prescriber.user), reverse("order_create", args=[patient.pk]),
-        {**ORDER_DATA, "ship_to": "clinic", "needed_by": "", "idempotency_key": str(uuid.uuid4())},
+        order_form(idempotency_key=str(uuid.uuid4())),
     )  # fmt: skip
 
 
 def order_amend_form(request):
     prescriber, order = (request.getfixturevalue(n) for n in ("prescriber", "held_order"))
     return Form(signed_in(prescriber.user), reverse("order_amend", args=[order.pk]),
-                {**ORDER_DATA, "answer": "Starting lower."})  # fmt: skip
+                order_form(answer="Starting lower."))  # fmt: skip
 
 
 def order_answer_form(request):

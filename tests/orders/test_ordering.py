@@ -9,7 +9,7 @@ from django.utils import timezone
 from orders.models import Order, OrderEvent, OrderStatus, Prescription
 from orders.services import prescription_expiry
 from pharmacy.models import Formulation
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, order_form
 
 pytestmark = pytest.mark.django_db
 
@@ -24,23 +24,7 @@ def order_patient(prescriber):
 
 
 def order_data(**overrides):
-    data = {
-        "dosage_form": "capsule",
-        "concentration_mg_per_ml": "",
-        "steps": "1.5 x 14, 3 x 14, 4.5 x 30",
-        "doses_per_day": "1",
-        "time_of_day": "bedtime",
-        "quantity": "58",
-        "days_supply": "58",
-        "refills": "2",
-        "diagnosis_codes": "M79.7",
-        "reason_for_compounding": "Strength not commercially available.",
-        "ship_to": "clinic",
-        "needed_by": "",
-        "idempotency_key": str(uuid.uuid4()),
-    }
-    data.update(overrides)
-    return data
+    return order_form(**{"idempotency_key": str(uuid.uuid4()), **overrides})
 
 
 def create_url(patient):

@@ -13,10 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from bench.submit import ORDER_FORM  # the form the submit benchmark sends
 from orders.checks import Catalogue
 from orders.models import Order, OrderEvent
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, order_form  # the form the submit benchmark sends too
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -36,9 +35,9 @@ def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
     Catalogue.forget()
 
     with CaptureQueriesContext(connection) as first:
-        client.post(url, {**ORDER_FORM, "idempotency_key": str(uuid.uuid4())})
+        client.post(url, order_form(idempotency_key=str(uuid.uuid4())))
     with CaptureQueriesContext(connection) as queries:
-        response = client.post(url, {**ORDER_FORM, "idempotency_key": str(uuid.uuid4())})
+        response = client.post(url, order_form(idempotency_key=str(uuid.uuid4())))
 
     assert len(first) == SUBMIT_QUERIES + 1  # the first submit of a process reads the catalogue
     order = Order.objects.latest("pk")
