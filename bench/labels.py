@@ -71,7 +71,7 @@ def compounded_orders(count: int) -> list:
         )
         Order.objects.filter(pk=order.pk).update(status=OrderStatus.COMPOUNDING)
         Dispense.objects.create(
-            order=order, line=order.prescription.lines.get(), batch=batch, units=Decimal("30"),
+            order=order, line=order.lines().get(), batch=batch, units=Decimal("30"),
             dispensed_by=batch.compounded_by,
         )  # fmt: skip
         orders.append(order)

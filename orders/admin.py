@@ -1,6 +1,9 @@
+from decimal import Decimal
 from functools import partial
 
+from django import forms
 from django.contrib import admin
+from django.db.models import OuterRef
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -10,6 +13,7 @@ from pharmacy.json_rows import instances, json_rows
 from pharmacy.models import AccessAction, Delivery, Dispense, LabelDocument
 from pharmacy.pagination import EstimatedCountPaginator
 from pharmacy.roles import has_staff_role
+from prescribers.models import PrescriberStatus
 
 from .admin_workflow import (
     dispense_view,
@@ -18,6 +22,7 @@ from .admin_workflow import (
     print_labels,
     rerender_view,
 )
+from .forms import ConditionsField
 from .models import (
     Order,
     OrderEvent,
@@ -30,8 +35,29 @@ from .models import (
 from .workflow import allowed_moves
 
 
+def extra_context_dispenses(order) -> list[Dispense]:
+    return instances(Dispense, order.page_dispenses)
+
+
+def _fully_dispensed(lines, dispenses) -> bool:
+    """Whether every line got its quantity (from the rows the page read anyway)."""
+    given: dict[int, Decimal] = {}
+    for dispense in dispenses:
+        given[dispense.line_id] = given.get(dispense.line_id, Decimal(0)) + dispense.units
+    return all(given.get(line.pk, Decimal(0)) >= line.quantity for line in lines)
+
+
+class PatientAdminForm(forms.ModelForm):
+    conditions = ConditionsField()
+
+    class Meta:
+        model = Patient
+        fields = ("clinic", *Patient.EDITABLE_FIELDS)
+
+
 @admin.register(Patient)
 class PatientAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
+    form = PatientAdminForm
     access_action = AccessAction.VIEWED_PATIENT
     change_form_template = "admin/orders/patient/change_form.html"
     list_display = ["__str__", "date_of_birth", "clinic", "takes_opioids", "created_at"]
@@ -47,7 +73,19 @@ class PatientAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
             "Shipping address",
             {"fields": ("address_line1", "address_line2", "city", "state", "postal_code")},
         ),
-        ("Medical", {"fields": ("allergies", "current_medications", "takes_opioids")}),
+        (
+            "Medical",
+            {
+                "fields": (
+                    "allergies",
+                    "current_medications",
+                    "takes_opioids",
+                    "conditions",
+                    "pregnant_or_breastfeeding",
+                    "liver_disease",
+                )
+            },
+        ),
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )
 
@@ -116,16 +154,18 @@ class PrescriptionAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
 _PERSON = ("first_name", "last_name", "email")
 # What the order page shows of each related table: read with the order, in one query.
 ORDER_PAGE_ROWS = {
+    # The lines this order dispenses: its prescription's lines of the order's schedule.
     "page_lines": json_rows(
-        PrescriptionLine.objects, "prescription", "id", "position", "quantity",
-        "formulation__name", "formulation__unit", outer="prescription_id",
+        PrescriptionLine.objects.filter(phase=OuterRef("schedule")), "prescription", "id",
+        "position", "quantity", "formulation__name", "formulation__unit",
+        outer="prescription_id",
     ),
     "page_events": json_rows(
         OrderEvent.objects, "order", "id", "created_at", "from_status", "to_status", "note",
         "signed_by", "signature_meaning", *(f"actor__{name}" for name in _PERSON),
     ),
     "page_dispenses": json_rows(
-        Dispense.objects, "order", "id", "units", "dispensed_at", "batch__lot_number",
+        Dispense.objects, "order", "id", "line__id", "units", "dispensed_at", "batch__lot_number",
         "line__formulation__name", *(f"dispensed_by__{name}" for name in _PERSON),
     ),
     "page_labels": json_rows(LabelDocument.objects, "order", "id", "version", "file",
@@ -254,6 +294,9 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
                     ::-1
                 ],
                 "may_dispense": order.status in (OrderStatus.VERIFIED, OrderStatus.COMPOUNDING)
-                and has_staff_role(request.user, {"pharmacist", "technician"}),
+                and has_staff_role(request.user, {"pharmacist", "technician"})
+                and not _fully_dispensed(lines, extra_context_dispenses(order)),
+                "prescriber_suspended": order.prescription.prescriber.status
+                == PrescriberStatus.SUSPENDED,
             }
         return super().change_view(request, object_id, form_url, extra_context)

@@ -14,8 +14,9 @@ from pharmacy.audit import record_access, record_access_bulk
 from pharmacy.models import AccessAction, LabelDocument
 from pharmacy.state_machine import refusal_text
 
+from .checks import field_label, finding_key
 from .models import Order, OrderStatus
-from .services import order_move
+from .services import order_fill_check, order_move
 from .workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, allowed_moves
 
 S = OrderStatus
@@ -53,12 +54,20 @@ class MoveForm(forms.Form):
     password = forms.CharField(
         label="Your password (electronic signature)", widget=forms.PasswordInput, strip=False
     )
+    acknowledge = forms.MultipleChoiceField(
+        label="I have reviewed these warnings", required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )  # fmt: skip
+    reason = forms.CharField(
+        label="Reason (duplicate therapy, early refill)", required=False, max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )  # fmt: skip
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
     carrier = forms.CharField(max_length=50)
     tracking_number = forms.CharField(max_length=100)
 
     FIELDS = {
-        Needs.SIGNATURE: {"password": None},
+        Needs.SIGNATURE: {"password": None, "acknowledge": None, "reason": None},
         Needs.QUESTION: {"text": "Question for the prescriber (no patient name needed)"},
         Needs.REASON: {"text": "Why the order is rejected"},
         Needs.ANSWER: {"text": "The prescriber's answer (for example, from a phone call)"},
@@ -100,6 +109,14 @@ def move_view(model_admin, request, object_id, to_status):
         messages.error(request, f"You cannot move order {order.number} to {to_status.label}.")
         return redirect("admin:orders_order_change", order.pk)
     form = MoveForm(request.POST if request.method == "POST" else None, needs=move.needs)
+    check = None
+    if move.needs == Needs.SIGNATURE:
+        # What the rules say now, against the patient, prescriber and orders as they are: the
+        # pharmacist sees it beside the signature and confirms each new warning.
+        check = order_fill_check(order)
+        form.fields["acknowledge"].choices = [
+            (finding_key(w), f"{field_label(w.field)}: {w.message}") for w in check.new_warnings()
+        ]
     if request.method == "POST" and form.is_valid():
         try:
             order_move(
@@ -120,6 +137,11 @@ def move_view(model_admin, request, object_id, to_status):
             "move": move,
             "form": form,
             "signature_meaning": SIGNATURE_MEANING if move.needs == Needs.SIGNATURE else "",
+            "check": check,
+            "findings": [
+                {"finding": finding, "label": field_label(finding.field)}
+                for finding in (check.findings if check else [])
+            ],
             "opts": Order._meta,
         },
     )

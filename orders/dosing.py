@@ -6,20 +6,20 @@ with its source; every rule yields a Finding that cites it.
 """
 
 import datetime
-import functools
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
 from itertools import pairwise
 
+from .medications import Group, Mention, mentions
+
 SOURCE_LDN_DOSING = "LDN dosing guidance (Toljan & Vrooman, Med Sci 2018;6(4):82)"
 SOURCE_TITRATION = "LDN Research Trust titration guidance"
 SOURCE_LDN_TRUST = "LDN Research Trust guidance"
 SOURCE_LABEL = "naltrexone prescribing information"
-SOURCE_USP_795 = "USP <795> / pharmacy policy"
-SOURCE_PHARMACY = "pharmacy policy"
+SOURCE_USP_795 = "USP <795> (2023 revision)"  # beyond-use dates and storage only
+SOURCE_PHARMACY = "pharmacy policy"  # the pharmacy's own limits
 SOURCE_STATE_LAW = "state pharmacy law: most US states"
 
 
@@ -64,6 +64,9 @@ class Regimen:
     concentration_mg_per_ml: Decimal | None = None  # required for every form except capsule
     capsule_strengths_mg: frozenset[Decimal] = frozenset()  # empty = not checked
     time_of_day: str = "bedtime"  # "bedtime" or "morning"
+    # A refill that continues treatment: the patient already takes LDN, so "start low" does not
+    # apply to its first (maintenance) step.
+    continues_treatment: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,34 +77,13 @@ class PatientFacts:
     pregnant_or_breastfeeding: bool = False
     liver_disease: bool = False
     diagnosis_codes: tuple[str, ...] = ()  # ICD-10-CM codes of this prescription
+    conditions: tuple[str, ...] = ()  # ICD-10-CM codes of the patient's problem list
+    allergies: str = ""
 
-
-def _names(text: str) -> tuple[str, ...]:
-    """'a, b\\nc' -> ('a', 'b', 'c'): name lists are written as text, split on commas and lines."""
-    return tuple(name.strip() for name in re.split(r"[,\n]", text) if name.strip())
-
-
-# Opioid agonists and partial agonists, generic and brand names, incl. codeine and hydrocodone
-# cough syrups: all contraindicated with naltrexone (naltrexone prescribing information).
-OPIOID_NAMES = _names(
-    "morphine, oxycodone, hydrocodone, hydromorphone, oxymorphone, codeine, dihydrocodeine, "
-    "tramadol, tapentadol, fentanyl, sufentanil, methadone, buprenorphine, meperidine, "
-    "pethidine, levorphanol, pentazocine, butorphanol, diphenoxylate, opium, paregoric, "
-    "OxyContin, Xtampza, Percocet, Endocet, Roxicet, Roxicodone, Vicodin, Norco, Lortab, Lorcet, "
-    "Hysingla, Zohydro, Dilaudid, Opana, MS Contin, Kadian, Ultram, Ultracet, ConZip, Nucynta, "
-    "Duragesic, Actiq, Fentora, Subutex, Suboxone, Zubsolv, Butrans, Belbuca, Sublocade, "
-    "Demerol, Lomotil, Methadose, Dolophine, Tussionex, Tuzistra, Hycodan, Tylenol with Codeine, "
-    "Tylenol #2, Tylenol #3, Tylenol #4, Robitussin AC, Cheratussin, promethazine with codeine"
-)
-THYROID_REPLACEMENT_NAMES = _names(
-    "levothyroxine, Synthroid, Levoxyl, Unithroid, Tirosint, Euthyrox, Levo-T, liothyronine, "
-    "Cytomel, liotrix, Armour Thyroid, NP Thyroid, Nature-Throid, WP Thyroid, desiccated thyroid"
-)
-IMMUNOSUPPRESSANT_NAMES = _names(
-    "tacrolimus, Prograf, Envarsus, Astagraf, cyclosporine, ciclosporin, Neoral, Sandimmune, "
-    "Gengraf, mycophenolate, mycophenolic acid, CellCept, Myfortic, sirolimus, Rapamune, "
-    "everolimus, Zortress, azathioprine, Imuran, belatacept, Nulojix"
-)
+    @property
+    def all_codes(self) -> tuple[str, ...]:
+        """The patient's conditions and this prescription's diagnoses, each once."""
+        return tuple(dict.fromkeys((*self.conditions, *self.diagnosis_codes)))
 
 
 @dataclass(frozen=True)
@@ -114,30 +96,33 @@ class DosingPolicy:
     usual_max_daily_mg: Decimal = Decimal("4.5")
     max_daily_mg: Decimal = Decimal("5.0")
     standard_naltrexone_mg: Decimal = Decimal("50")  # the marketed tablet (prescribing info)
-    # Titration: 7-14 days a step, steps of 0.5-1.5 mg, start low (LDN Research Trust).
+    # Titration: 7-14 days a step, steps of 0.5-1.5 mg, start low (LDN Research Trust). The
+    # first step and the increase are judged per day, as the dose bands are: a split dose of
+    # 2 x 2 mg is a 4 mg start.
     min_step_days: int = 7
-    max_step_increase_mg: Decimal = Decimal("1.5")
-    max_first_dose_mg: Decimal = Decimal("3")  # per dose, as is the increase above
-    # Once a day is the norm; twice (split dose) is a warning, more an error (Toljan & Vrooman).
+    max_step_increase_mg: Decimal = Decimal("1.5")  # per day, between consecutive steps
+    max_first_dose_mg: Decimal = Decimal("3")  # per day
+    # Once a day is the norm and twice (split dose) a warning (Toljan & Vrooman); more than
+    # twice is refused by pharmacy policy.
     usual_doses_per_day: int = 1
     max_doses_per_day: int = 2
-    # Quantity must cover the schedule within 10 % (USP <795> / pharmacy policy).
+    # Quantity must cover the schedule within 10 % (pharmacy policy).
     quantity_tolerance: Decimal = Decimal("0.10")
     max_days_supply: int = 90  # pharmacy policy
     max_refills: int = 11  # a prescription expires 1 year after it is written (most US states)
     adult_age: int = 18  # safety under 18 not established (naltrexone prescribing information)
-    opioid_names: tuple[str, ...] = OPIOID_NAMES
     # Washout before the first dose (naltrexone labelling).
     opioid_washout: str = (
         "Start LDN only once the patient has been opioid-free for 7-10 days after short-acting "
         "or 10-14 days after long-acting opioids."
     )
     # Hashimoto's on thyroid replacement: start low, thyroid dose may need lowering (LDN Trust).
-    thyroid_replacement_names: tuple[str, ...] = THYROID_REPLACEMENT_NAMES
     hashimoto_codes: tuple[str, ...] = ("E06.3",)
-    # Transplant or other immunosuppression: LDN acts on the immune system (pharmacy policy).
-    immunosuppressant_names: tuple[str, ...] = IMMUNOSUPPRESSANT_NAMES
+    # Transplant status (ICD-10-CM Z94): LDN acts on the immune system (pharmacy policy).
     transplant_code_prefixes: tuple[str, ...] = ("Z94",)
+    # The next fill is due once this share of the previous fill's days' supply has passed (a
+    # common pharmacy rule); earlier is a warning that needs a reason.
+    refill_due_fraction: Decimal = Decimal("0.80")
 
 
 DEFAULT_POLICY = DosingPolicy()
@@ -161,7 +146,8 @@ def _converted(name: str, value, default):
                 raise ValueError
             return number if isinstance(default, Decimal) else int(number)
         if isinstance(default, tuple):
-            return _names(value) if isinstance(value, str) else tuple(str(v) for v in value)
+            names = value.split(",") if isinstance(value, str) else value
+            return tuple(str(name).strip() for name in names if str(name).strip())
         return str(value)
     except (ArithmeticError, TypeError, ValueError) as error:
         kind = type(default).__name__
@@ -237,28 +223,39 @@ _WORDING = {  # verb, route
 }
 _TIMES = {"bedtime": " at bedtime", "morning": " in the morning"}
 _MULTIPLE = {2: " twice daily", 3: " three times daily"}
+# How a label says that the last (maintenance) step goes on: "continue nightly".
+_CONTINUE = {"bedtime": "continue nightly", "morning": "continue every morning"}
 
 
 def directions(regimen: Regimen) -> str:
-    """Label directions, e.g. 'Take 1.5 mg (1 capsule) at bedtime for 14 days, then ...'."""
+    """The directions of the whole schedule, e.g. 'Take 1 capsule (1.5 mg) at bedtime for 14
+    days, then 1 capsule (3 mg) at bedtime for 14 days, then ...': what the prescriber wrote."""
     if not regimen.steps:
         return ""
     verb, route = _WORDING.get(regimen.dosage_form, ("Take", ""))
     return f"{verb} " + ", then ".join(_step_text(s, regimen, route) for s in regimen.steps) + "."
 
 
-def _step_text(step: Step, regimen: Regimen, route: str) -> str:
-    days = f"{step.days} day{'' if step.days == 1 else 's'}"
-    return f"{_num(step.dose_mg)} mg{_amount(step, regimen)}{route}{_frequency(regimen)} for {days}"
+def _step_text(step: Step, regimen: Regimen, route: str, *, days: bool = True) -> str:
+    text = f"{_amount(step, regimen)}{route}{_frequency(regimen)}"
+    if days:
+        text += f" for {_days_text(step.days)}"
+    return text
+
+
+def _days_text(days: int) -> str:
+    return f"{days} day{'' if days == 1 else 's'}"
 
 
 def _amount(step: Step, regimen: Regimen) -> str:
+    """What to take, the measure first: '1 capsule (1.5 mg)', '3 mL (3 mg)'."""
+    dose = f"{_num(step.dose_mg)} mg"
+    if regimen.dosage_form == DosageForm.CAPSULE:
+        return f"1 capsule ({dose})"
     units = units_per_dose(step.dose_mg, regimen)
     if units is None:
-        return ""
-    if regimen.dosage_form == DosageForm.CAPSULE:
-        return " (1 capsule)"
-    return f" ({_num(_rounded(units, '0.01'))} mL)"
+        return dose
+    return f"{_num(_rounded(units, '0.01'))} mL ({dose})"
 
 
 def _frequency(regimen: Regimen) -> str:
@@ -268,6 +265,60 @@ def _frequency(regimen: Regimen) -> str:
     if per_day < 1:
         return ""
     return _MULTIPLE.get(per_day, f" {per_day} times daily")
+
+
+def _continue_text(regimen: Regimen) -> str:
+    if regimen.doses_per_day == 1:
+        return _CONTINUE.get(regimen.time_of_day, "continue once daily")
+    return "continue" + _frequency(regimen)
+
+
+def label_directions(regimen: Regimen, strength_mg: Decimal | None = None) -> tuple[str, ...]:
+    """What one bottle's label says, as phrases that may be printed across two label pages.
+
+    A capsule bottle of `strength_mg` tells only its own doses and days, and when to start the
+    next bottle ("Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle.");
+    a liquid, drops or cream bottle (strength None) holds every step. The last step is the
+    maintenance dose: it says "continue nightly" rather than a number of days."""
+    steps = regimen.steps
+    if not steps:
+        return ()
+    verb, route = _WORDING.get(regimen.dosage_form, ("Take", ""))
+    if strength_mg is None:
+        mine = set(range(len(steps)))
+    else:
+        mine = {i for i, step in enumerate(steps) if _plain(step.dose_mg) == _plain(strength_mg)}
+    phrases: list[str] = []
+    for index in sorted(mine):
+        step, last = steps[index], index == len(steps) - 1
+        opening = index - 1 not in mine  # a run of this bottle's doses starts here
+        if opening and index > 0 and strength_mg is not None:
+            day = sum(s.days for s in steps[:index]) + 1
+            previous = f"{_num(steps[index - 1].dose_mg)} mg"
+            phrase = f"From day {day} (after the {previous} bottle), {verb.lower()} "
+        elif opening and not phrases:
+            phrase = f"{verb} "
+        else:
+            phrase = "then "
+        if last:
+            phrase += f"{_step_text(step, regimen, route, days=False)}; {_continue_text(regimen)}."
+        elif index + 1 in mine:
+            phrase += f"{_step_text(step, regimen, route)},"
+        else:
+            phrase += f"{_step_text(step, regimen, route)}, then start the "
+            phrase += f"{_num(steps[index + 1].dose_mg)} mg bottle."
+        phrases.append(phrase)
+    return tuple(phrases)
+
+
+def maintenance_regimen(regimen: Regimen) -> Regimen:
+    """A refill of a titration: the last (maintenance) step for the whole days' supply, so a
+    refill continues the regimen instead of repeating the ramp-up (LDN Research Trust)."""
+    if not regimen.steps:
+        return regimen
+    schedule = (Step(dose_mg=regimen.steps[-1].dose_mg, days=regimen.days_supply),)
+    continued = replace(regimen, steps=schedule, continues_treatment=True, quantity=None)
+    return replace(continued, quantity=quantity_needed(continued))
 
 
 # --- Regimen checks ---------------------------------------------------------------------------
@@ -300,10 +351,10 @@ def _check_concentration(regimen: Regimen) -> Iterator[Finding]:
     if concentration is None:
         form = str(regimen.dosage_form).replace("_", " ").capitalize()
         message = f"{form} needs a concentration in mg/mL."
-        yield _error("concentration.missing", field, message, SOURCE_USP_795)
+        yield _error("concentration.missing", field, message, SOURCE_PHARMACY)
     elif concentration <= 0:
         message = f"Concentration must be more than 0 mg/mL (it is {_num(concentration)} mg/mL)."
-        yield _error("concentration.not_positive", field, message, SOURCE_USP_795)
+        yield _error("concentration.not_positive", field, message, SOURCE_PHARMACY)
 
 
 def _check_steps(regimen: Regimen, policy: DosingPolicy) -> Iterator[Finding]:
@@ -330,7 +381,7 @@ def _check_steps(regimen: Regimen, policy: DosingPolicy) -> Iterator[Finding]:
         ):
             message = f"No {_num(step.dose_mg)} mg capsule{where}: capsules come in "
             message += f"{_strengths_text(strengths)}."
-            yield _error("capsule.strength_unavailable", field, message, SOURCE_USP_795)
+            yield _error("capsule.strength_unavailable", field, message, SOURCE_PHARMACY)
 
 
 def _dose_band(field: str, where: str, step: Step, per_day: int, policy) -> Iterator[Finding]:
@@ -367,13 +418,17 @@ def _strengths_text(strengths: frozenset[Decimal]) -> str:
 
 
 def _check_titration(regimen: Regimen, policy: DosingPolicy) -> Iterator[Finding]:
-    """Start low, go slow (LDN Research Trust): each a warning, since side effects are mild."""
-    steps = regimen.steps
-    if steps and steps[0].dose_mg > policy.max_first_dose_mg:
-        message = f"First step is {_num(steps[0].dose_mg)} mg per dose: start at "
-        message += f"{_num(policy.max_first_dose_mg)} mg or less and go up, unless the patient "
-        message += "already takes LDN."
-        yield _warning("titration.first_step_high", "steps.0.dose_mg", message, SOURCE_TITRATION)
+    """Start low, go slow (LDN Research Trust): each a warning, since side effects are mild.
+    The start and the increases are judged per day, as the dose bands are."""
+    steps, per_day = regimen.steps, max(regimen.doses_per_day, 1)
+    if steps and not regimen.continues_treatment:
+        first = daily_dose(steps[0], per_day)
+        if first > policy.max_first_dose_mg:
+            message = f"First step is {_daily_text(steps[0], per_day)} a day: start at "
+            message += f"{_num(policy.max_first_dose_mg)} mg a day or less and go up, unless the "
+            message += "patient already takes LDN."
+            field = "steps.0.dose_mg"
+            yield _warning("titration.first_step_high", field, message, SOURCE_TITRATION)
     for index, step in enumerate(steps[:-1]):  # the last step may be as short as needed
         if 0 < step.days < policy.min_step_days:
             message = f"Step {index + 1} lasts {step.days} day{'s' if step.days > 1 else ''}; "
@@ -381,11 +436,11 @@ def _check_titration(regimen: Regimen, policy: DosingPolicy) -> Iterator[Finding
             field = f"steps.{index}.days"
             yield _warning("titration.step_too_short", field, message, SOURCE_TITRATION)
     for index, (previous, step) in enumerate(pairwise(steps), start=1):
-        increase = step.dose_mg - previous.dose_mg  # going down is allowed
+        increase = (step.dose_mg - previous.dose_mg) * per_day  # going down is allowed
         if previous.dose_mg > 0 and increase > policy.max_step_increase_mg:
-            message = f"Step {index + 1} goes up {_num(increase)} mg per dose (from "
-            message += f"{_num(previous.dose_mg)} to {_num(step.dose_mg)} mg); increase by at "
-            message += f"most {_num(policy.max_step_increase_mg)} mg per step."
+            message = f"Step {index + 1} goes up {_num(increase)} mg a day (from "
+            message += f"{_daily_text(previous, per_day)} to {_daily_text(step, per_day)}); "
+            message += f"increase by at most {_num(policy.max_step_increase_mg)} mg a day per step."
             field = f"steps.{index}.dose_mg"
             yield _warning("titration.increase_too_large", field, message, SOURCE_TITRATION)
 
@@ -398,7 +453,7 @@ def _check_doses_per_day(regimen: Regimen, policy: DosingPolicy) -> Iterator[Fin
     elif per_day > policy.max_doses_per_day:
         message = f"{per_day} doses a day is too many: LDN is taken once a day, "
         message += f"at most {policy.max_doses_per_day} doses a day (split dose)."
-        yield _error("doses_per_day.too_many", field, message, SOURCE_LDN_DOSING)
+        yield _error("doses_per_day.too_many", field, message, SOURCE_PHARMACY)
     elif per_day > policy.usual_doses_per_day:
         message = f"{per_day} doses a day (split dose): LDN is normally taken once a day; "
         message += "confirm the split dose."
@@ -428,26 +483,31 @@ def _check_quantity(regimen: Regimen, policy: DosingPolicy) -> Iterator[Finding]
         return
     if quantity <= 0:
         message = f"Quantity must be more than 0 (it is {_quantity_text(quantity, regimen)})."
-        yield _error("quantity.not_positive", field, message, SOURCE_USP_795)
+        yield _error("quantity.not_positive", field, message, SOURCE_PHARMACY)
         return
     if (
         regimen.dosage_form == DosageForm.CAPSULE
         and quantity != Decimal(quantity).to_integral_value()
     ):
         message = f"Quantity {_num(quantity)} capsules is not a whole number of capsules."
-        yield _error("quantity.not_whole", field, message, SOURCE_USP_795)
+        yield _error("quantity.not_whole", field, message, SOURCE_PHARMACY)
     needed = quantity_needed(regimen)
     if needed is not None and abs(quantity - needed) > needed * policy.quantity_tolerance:
         message = f"Quantity {_quantity_text(quantity, regimen)} does not match the schedule, "
         message += f"which needs {_quantity_text(needed, regimen)} "
         message += f"(within {_num(policy.quantity_tolerance * 100)} %)."
-        yield _error("quantity.mismatch", field, message, SOURCE_USP_795)
+        yield _error("quantity.mismatch", field, message, SOURCE_PHARMACY)
 
 
 def _quantity_text(quantity: Decimal, regimen: Regimen) -> str:
-    if regimen.dosage_form != DosageForm.CAPSULE:
-        return f"{_num(quantity)} mL"
-    return f"{_num(quantity)} capsule{'' if quantity == 1 else 's'}"
+    return units_text(quantity, "capsule" if regimen.dosage_form == DosageForm.CAPSULE else "mL")
+
+
+def units_text(quantity: Decimal, unit: str) -> str:
+    """Decimal('14.00'), 'capsule' -> '14 capsules'; Decimal('198'), 'mL' -> '198 mL'."""
+    if unit == "capsule" and quantity != 1:
+        unit = "capsules"
+    return f"{_num(quantity)} {unit}"
 
 
 def _check_refills(regimen: Regimen, policy: DosingPolicy) -> Iterator[Finding]:
@@ -468,6 +528,7 @@ def check_patient(
 ) -> list[Finding]:
     return [
         *_check_opioids(patient, policy),
+        *_check_allergies(patient),
         *_check_age(patient, today, policy),
         *_check_thyroid(patient, policy),
         *_check_immunosuppression(patient, policy),
@@ -493,24 +554,14 @@ def warnings_of(findings: Iterable[Finding]) -> list[Finding]:
     return [finding for finding in findings if finding.severity == Severity.WARNING]
 
 
-@functools.lru_cache(maxsize=32)
-def _name_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
-    alternatives = sorted({name.strip() for name in names if name.strip()}, key=len, reverse=True)
-    if not alternatives:
-        return None
-    body = "|".join(r"\s+".join(map(re.escape, name.split())) for name in alternatives)
-    # Whole words only ("Tramadolx" is not tramadol), and not "non-codeine" or "codeine-free".
-    return re.compile(rf"(?<!\w)(?<!non-)(?:{body})(?!\w)(?!-free)", re.IGNORECASE)
-
-
-def _named_in(text: str, names: tuple[str, ...]) -> list[str]:
-    """The names (as the policy spells them) that the text mentions, in order, once each."""
-    pattern = _name_pattern(tuple(names))  # a tuple, so the compiled pattern can be cached
-    if pattern is None or not text:
-        return []
-    spelling = {" ".join(name.split()).lower(): name.strip() for name in names}
-    found = (" ".join(match.group().split()) for match in pattern.finditer(text))
-    return list(dict.fromkeys(spelling.get(name.lower(), name) for name in found))
+def named(found: Iterable[Mention]) -> str:
+    """'Percocet 10/325: oxycodone; tramadol 50 mg': what the clinic wrote, and the drug it is
+    when the words do not say it."""
+    texts = []
+    for mention in found:
+        written, drug = mention.written, mention.drug.name
+        texts.append(written if drug.casefold() in written.casefold() else f"{written}: {drug}")
+    return "; ".join(texts)
 
 
 def _code_key(code: str) -> str:
@@ -518,7 +569,8 @@ def _code_key(code: str) -> str:
 
 
 def _check_opioids(patient: PatientFacts, policy: DosingPolicy) -> Iterator[Finding]:
-    """Naltrexone is contraindicated with any opioid agonist (naltrexone labelling)."""
+    """Naltrexone is contraindicated with any opioid agonist or partial agonist (naltrexone
+    labelling); the vocabulary of names is data, in medications.py, with its sources."""
     withdrawal = f"naltrexone blocks opioids and can bring on withdrawal. {policy.opioid_washout}"
     field = "patient.takes_opioids"
     if patient.takes_opioids is None:
@@ -528,10 +580,24 @@ def _check_opioids(patient: PatientFacts, policy: DosingPolicy) -> Iterator[Find
         yield _error(
             "opioid.current", field, f"The patient takes opioids: {withdrawal}", SOURCE_LABEL
         )
-    named = _named_in(patient.medications, policy.opioid_names)
-    if named:
-        message = f"The medication list names an opioid ({', '.join(named)}): {withdrawal}"
+    found = mentions(patient.medications, Group.OPIOID)
+    if found:
+        message = f"The medication list names an opioid ({named(found)}): {withdrawal}"
         yield _error("opioid.in_medications", "patient.medications", message, SOURCE_LABEL)
+    peripheral = mentions(patient.medications, Group.PERIPHERAL_OPIOID)
+    if peripheral:
+        message = f"The medication list names a peripherally acting opioid ({named(peripheral)})"
+        message += ": naltrexone may block its effect on the gut; confirm it is still needed."
+        yield _warning("opioid.peripheral", "patient.medications", message, SOURCE_LABEL)
+
+
+def _check_allergies(patient: PatientFacts) -> Iterator[Finding]:
+    """A recorded allergy to naltrexone or naloxone rules LDN out (naltrexone labelling)."""
+    found = mentions(patient.allergies, Group.OPIOID_ANTAGONIST)
+    if found:
+        message = f"The patient's allergies name {named(found)}: LDN is naltrexone, so it "
+        message += "cannot be given."
+        yield _error("allergy.naltrexone", "patient.allergies", message, SOURCE_LABEL)
 
 
 def _check_age(patient: PatientFacts, today: datetime.date, policy) -> Iterator[Finding]:
@@ -549,13 +615,20 @@ def _check_age(patient: PatientFacts, today: datetime.date, policy) -> Iterator[
         yield _warning("age.minor", field, message, SOURCE_LABEL)
 
 
+def _codes_field(patient: PatientFacts, codes: list[str]) -> str:
+    """Which field a code came from: the prescription's diagnoses, else the problem list."""
+    ours = {_code_key(code) for code in patient.diagnosis_codes}
+    return "diagnosis_codes" if any(_code_key(c) in ours for c in codes) else "patient.conditions"
+
+
 def _check_thyroid(patient: PatientFacts, policy: DosingPolicy) -> Iterator[Finding]:
+    """Hashimoto's (from the patient's conditions or this prescription) on thyroid replacement."""
     hashimoto = {_code_key(code) for code in policy.hashimoto_codes}
-    codes = [code for code in patient.diagnosis_codes if _code_key(code) in hashimoto]
-    drugs = _named_in(patient.medications, policy.thyroid_replacement_names)
+    codes = [code for code in patient.all_codes if _code_key(code) in hashimoto]
+    drugs = mentions(patient.medications, Group.THYROID_REPLACEMENT)
     if codes and drugs:
         message = f"Hashimoto's thyroiditis ({', '.join(codes)}) on thyroid replacement "
-        message += f"({', '.join(drugs)}): start low; the thyroid dose may need lowering, so "
+        message += f"({named(drugs)}): start low; the thyroid dose may need lowering, so "
         message += "watch for signs of over-replacement."
         field = "patient.medications"
         yield _warning("thyroid.hashimoto_replacement", field, message, SOURCE_LDN_TRUST)
@@ -563,13 +636,15 @@ def _check_thyroid(patient: PatientFacts, policy: DosingPolicy) -> Iterator[Find
 
 def _check_immunosuppression(patient: PatientFacts, policy: DosingPolicy) -> Iterator[Finding]:
     prefixes = tuple(_code_key(prefix) for prefix in policy.transplant_code_prefixes)
-    codes = [code for code in patient.diagnosis_codes if _code_key(code).startswith(prefixes)]
-    drugs = _named_in(patient.medications, policy.immunosuppressant_names)
+    codes = [code for code in patient.all_codes if _code_key(code).startswith(prefixes)]
+    drugs = mentions(patient.medications, Group.IMMUNOSUPPRESSANT)
     if codes or drugs:
-        what = ", ".join([*drugs, *(f"transplant status {code}" for code in codes)])
-        message = f"Immunosuppression ({what}): LDN acts on the immune system; confirm with the "
-        message += "transplant or treating team."
-        field = "patient.medications" if drugs else "diagnosis_codes"
+        what = ", ".join(
+            [*([named(drugs)] if drugs else []), *(f"transplant status {code}" for code in codes)]
+        )
+        message = f"Immunosuppression ({what}): LDN acts on the immune system; discuss with the "
+        message += "treating specialist or transplant team."
+        field = "patient.medications" if drugs else _codes_field(patient, codes)
         yield _warning("immunosuppression.present", field, message, SOURCE_PHARMACY)
 
 

@@ -10,14 +10,44 @@ from django.utils.html import format_html
 
 from pharmacy.models import DosageForm
 
-from . import dosing
-from .checks import finding_key
+from . import dosing, icd10
+from .checks import field_label, finding_key
 from .dosing import Regimen, Severity
+from .fill_rules import REASON_REQUIRED
 from .icd10 import parse_codes
+from .medications import Group, mentions
 from .models import Patient, ShipTo, TimeOfDay
 from .order_input import SCHEDULE_HELP, format_schedule, parse_schedule
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
+
+
+class ConditionsField(forms.CharField):
+    """The patient's problem list as ICD-10-CM codes typed in one box ("E06.3, Z94.0"); each
+    must exist in the code set (a category such as E06 is accepted: it is a condition, not a
+    billed diagnosis)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", "Conditions (ICD-10-CM)")
+        kwargs.setdefault(
+            "help_text",
+            "The patient's problem list, e.g. E06.3 (Hashimoto's thyroiditis), Z94.0 (kidney "
+            "transplant): the dose rules read it for every prescription.",
+        )
+        super().__init__(required=False, **kwargs)
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list | tuple) else value
+
+    def clean(self, value):
+        codes = parse_codes(super().clean(value))
+        unknown = [code for code in codes if not icd10.is_code(code)]
+        if unknown:
+            raise forms.ValidationError(
+                f"Not an ICD-10-CM code: {', '.join(unknown)}. Write codes such as E06.3.",
+                code="unknown_code",
+            )
+        return codes
 
 
 class PatientForm(forms.ModelForm):
@@ -31,6 +61,7 @@ class PatientForm(forms.ModelForm):
         "Naltrexone is contraindicated with opioids.",
         error_messages={"required": "Answer yes or no: naltrexone cannot be given with opioids."},
     )
+    conditions = ConditionsField()
     confirm_not_duplicate = forms.BooleanField(
         label="This is a different patient with the same name and date of birth",
         required=False,
@@ -51,7 +82,10 @@ class PatientForm(forms.ModelForm):
         if self.instance.pk is not None:
             self.initial["takes_opioids"] = "yes" if self.instance.takes_opioids else "no"
         self.helper = FormHelper()
-        self.helper.attrs = {"novalidate": ""}  # the server's messages are the clearer ones
+        self.helper.form_id = "patient-form"
+        # novalidate: the server's messages are the clearer ones. The page's script asks the
+        # medication screen as the list is typed (the server checks again on save).
+        self.helper.attrs = {"novalidate": "", "data-screen-url": reverse("medication_screen")}
         self.helper.layout = Layout(
             Fieldset(
                 "Patient",
@@ -68,6 +102,11 @@ class PatientForm(forms.ModelForm):
                 "allergies",
                 "current_medications",
                 "takes_opioids",
+                HTML(
+                    '<div id="opioid-contradiction" class="alert alert-warning small" '
+                    'role="alert" hidden></div>'
+                ),
+                "conditions",
                 "pregnant_or_breastfeeding",
                 "liver_disease",
             ),
@@ -77,6 +116,7 @@ class PatientForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        self._check_opioid_answer(cleaned)
         first, last, born = (cleaned.get(k) for k in ("first_name", "last_name", "date_of_birth"))
         if not (first and last and born):
             return cleaned
@@ -103,9 +143,30 @@ class PatientForm(forms.ModelForm):
             )
         return cleaned
 
+    def _check_opioid_answer(self, cleaned: dict) -> None:
+        """ "No opioids" and a medication list that names one cannot both be true: the order
+        form would refuse every order later without saying how to clear it."""
+        if cleaned.get("takes_opioids") is not False:
+            return
+        message = opioid_contradiction(cleaned.get("current_medications") or "")
+        if message:
+            self.add_error("takes_opioids", message)
+
     @property
     def patient_fields(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+def opioid_contradiction(medications: str) -> str:
+    """What to tell a prescriber who answered "no opioids" above a list that names one."""
+    found = mentions(medications, Group.OPIOID)
+    if not found:
+        return ""
+    return (
+        f"The current medications name an opioid ({dosing.named(found)}), but the answer "
+        'here is "No". Answer "Yes" if the patient takes it, or remove it from the list if '
+        "they have stopped."
+    )
 
 
 REASON_FOR_COMPOUNDING = (
@@ -143,6 +204,12 @@ class OrderForm(forms.Form):
     acknowledge = forms.MultipleChoiceField(
         label="I have reviewed", required=False, widget=forms.CheckboxSelectMultiple
     )
+    reason = forms.CharField(
+        label="Reason (duplicate therapy, early refill)",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args, catalogue, **kwargs):
@@ -159,6 +226,8 @@ class OrderForm(forms.Form):
         self.fields["acknowledge"].choices = [
             (key, key) for key in (self.data.getlist("acknowledge") if self.is_bound else [])
         ]
+        self.findings, self.confirmed_before, self.refusals = [], [], []
+        self.reason_needed = False
 
     def clean_steps(self):
         return parse_schedule(self.cleaned_data["steps"])
@@ -186,19 +255,46 @@ class OrderForm(forms.Form):
             time_of_day=data["time_of_day"],
         )
 
-    def show_findings(self, findings, unacknowledged) -> None:
-        """Put the rules' errors on their fields, and offer a tick for each warning."""
-        for finding in findings:
-            if finding.severity == Severity.ERROR:
-                self.add_error(form_field_of(finding.field), finding.message)
-        warnings = [f for f in findings if f.severity == Severity.WARNING]
-        self.fields["acknowledge"].choices = [(finding_key(w), w.message) for w in warnings]
-        if unacknowledged:
-            self.add_error(
-                "acknowledge",
-                "Tick each warning to confirm you have reviewed it: "
-                + "; ".join(w.message for w in unacknowledged),
-            )
+    def show_findings(self, findings, unacknowledged, earlier=()) -> None:
+        show_findings(self, findings, unacknowledged, earlier)
+
+
+def show_findings(form: forms.Form, findings, unacknowledged, earlier=()) -> None:
+    """Put the rules' errors on their fields (or on top, naming the field, when the form has
+    no such field), and offer a tick for each warning not confirmed before (`earlier`: key and
+    message of those); the refusal of unticked warnings goes next to the ticks."""
+    form.findings = findings
+    # The errors that are not about a field of the form, with the field they are about: on a
+    # page that shows the rules before anything is sent (an unbound form), only these.
+    form.refusals = [
+        f"{field_label(f.field)}: {f.message}"
+        for f in findings
+        if f.severity == Severity.ERROR and form_field_of(f.field) not in form.fields
+    ]
+    earlier = set(earlier)
+    form.confirmed_before = [f for f in findings if (finding_key(f), f.message) in earlier]
+    for finding in findings:
+        if finding.severity == Severity.ERROR and form.is_bound:
+            name = form_field_of(finding.field)
+            if name not in form.fields:
+                name = None
+            message = finding.message
+            if name is None:
+                message = f"{field_label(finding.field)}: {message}"
+            form.add_error(name, message)
+    warnings = [
+        f for f in findings if f.severity == Severity.WARNING and f not in form.confirmed_before
+    ]
+    form.fields["acknowledge"].choices = [
+        (finding_key(w), f"{field_label(w.field)}: {w.message}") for w in warnings
+    ]
+    form.reason_needed = any(w.code in REASON_REQUIRED for w in warnings)
+    if unacknowledged and form.is_bound:
+        message = "Tick each warning to confirm you have reviewed it: "
+        message += "; ".join(w.message for w in unacknowledged)
+        if any(w.code in REASON_REQUIRED for w in unacknowledged):
+            message += " Write the reason for duplicate therapy or an early refill."
+        form.add_error("acknowledge", message)
 
 
 def form_field_of(finding_field: str) -> str | None:
@@ -245,17 +341,37 @@ class AnswerForm(forms.Form):
 
 
 class RefillForm(forms.Form):
+    """The next fill of a prescription: where it goes, and whether the patient titrates
+    again; the warnings of the rules (checked against the records as they are now) are
+    confirmed here, with a reason where one is needed."""
+
     ship_to = forms.ChoiceField(choices=ShipTo.choices, initial=ShipTo.CLINIC)
     needed_by = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
+    retitrate = forms.BooleanField(
+        label="Titrate again from the first step (after a break in treatment)",
+        required=False,
+        help_text="Otherwise the refill continues at the maintenance dose.",
+    )
+    acknowledge = OrderForm.base_fields["acknowledge"]
+    reason = OrderForm.base_fields["reason"]
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["idempotency_key"].initial = uuid.uuid4()
+        # Warnings to confirm are offered once the rules have raised them (show_findings).
+        self.fields["acknowledge"].choices = [
+            (key, key) for key in (self.data.getlist("acknowledge") if self.is_bound else [])
+        ]
+        self.findings, self.confirmed_before, self.refusals = [], [], []
+        self.reason_needed = False
 
     clean_needed_by = OrderForm.clean_needed_by
+
+    def show_findings(self, findings, unacknowledged, earlier=()) -> None:
+        show_findings(self, findings, unacknowledged, earlier)
 
 
 class CancelForm(forms.Form):

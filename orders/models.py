@@ -12,6 +12,8 @@ from simple_history.models import HistoricalRecords
 from pharmacy.models import DosageForm, Formulation, PostalAddress, StatusEvent
 from prescribers.models import Clinic
 
+from .dosing import units_text
+
 EARLIEST_DATE_OF_BIRTH = datetime.date(1900, 1, 1)
 
 
@@ -62,6 +64,9 @@ class Patient(PostalAddress):
     takes_opioids = models.BooleanField("currently takes opioids?")
     pregnant_or_breastfeeding = models.BooleanField("pregnant or breast-feeding", default=False)
     liver_disease = models.BooleanField("known liver disease", default=False)
+    # The problem list: ICD-10-CM codes of the patient's conditions (Hashimoto's, transplant),
+    # which the dose rules read for every prescription, not only the one that names them.
+    conditions = models.JSONField("conditions (ICD-10-CM)", default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -75,7 +80,7 @@ class Patient(PostalAddress):
     EDITABLE_FIELDS = (
         "first_name", "last_name", "date_of_birth", "sex", "phone", "address_line1",
         "address_line2", "city", "state", "postal_code", "allergies", "current_medications",
-        "takes_opioids", "pregnant_or_breastfeeding", "liver_disease",
+        "takes_opioids", "conditions", "pregnant_or_breastfeeding", "liver_disease",
     )  # fmt: skip
 
     class Meta:
@@ -166,19 +171,40 @@ class PrescriptionStep(models.Model):
         return f"{self.dose_mg.normalize():f} mg for {self.days} days"
 
 
+class FillSchedule(models.TextChoices):
+    """What a fill dispenses: the schedule as written (the first fill, or a refill that
+    titrates again), or the maintenance dose (a refill continues the regimen, LDN Research
+    Trust: it does not repeat the ramp-up)."""
+
+    AS_WRITTEN = "as_written", "The whole schedule as written"
+    MAINTENANCE = "maintenance", "The maintenance dose"
+
+
+class PrescriptionLineQuerySet(models.QuerySet):
+    def of_order(self, order: "Order"):
+        """The lines the order dispenses: its prescription's lines of the order's schedule."""
+        return self.filter(prescription_id=order.prescription_id, phase=order.schedule)
+
+
 class PrescriptionLine(models.Model):
-    """One product to dispense: for capsules one line per strength, each with its quantity."""
+    """One product to dispense: for capsules one line per strength, each with its quantity. A
+    titration has lines for the schedule as written and lines for a maintenance refill."""
 
     prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="lines")
+    phase = models.CharField(
+        max_length=12, choices=FillSchedule.choices, default=FillSchedule.AS_WRITTEN
+    )
     position = models.PositiveSmallIntegerField()
     formulation = models.ForeignKey(Formulation, on_delete=models.PROTECT, related_name="+")
     quantity = models.DecimalField(max_digits=8, decimal_places=2)
 
+    objects = PrescriptionLineQuerySet.as_manager()
+
     class Meta:
-        ordering = ["prescription", "position"]
+        ordering = ["prescription", "phase", "position"]
 
     def __str__(self):
-        return f"{self.formulation}: {self.quantity.normalize():f} {self.formulation.unit}"
+        return f"{self.formulation}: {units_text(self.quantity, self.formulation.unit)}"
 
 
 class OrderStatus(models.TextChoices):
@@ -220,9 +246,26 @@ class ShipTo(models.TextChoices):
     PATIENT = "patient", "The patient's address"
 
 
+# The pharmacy is still working on an order in these: not yet shipped, cancelled or rejected.
+OPEN_STATUSES = (
+    OrderStatus.SUBMITTED, OrderStatus.IN_REVIEW, OrderStatus.ON_HOLD, OrderStatus.VERIFIED,
+    OrderStatus.COMPOUNDING, OrderStatus.READY,
+)  # fmt: skip
+# Orders that did not use a fill: the prescriber cancelled them or the pharmacy rejected them.
+UNFILLED_STATUSES = (OrderStatus.CANCELLED, OrderStatus.REJECTED)
+
+
 class OrderQuerySet(models.QuerySet):
     def of_clinic(self, clinic_id: int):
         return self.filter(clinic_id=clinic_id)
+
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def refills_used(self):
+        """Refill orders that count against the refills authorized (the portal's count and
+        the label's "Refill n of m" both come from here)."""
+        return self.filter(kind=OrderKind.REFILL).exclude(status__in=UNFILLED_STATUSES)
 
 
 ORDER_NUMBER_PREFIX = "LDN-"
@@ -250,6 +293,13 @@ class Order(models.Model):
     tracking_number = models.CharField(max_length=100, blank=True)
     # The token of the form that made this order: a second submit of the same form finds it.
     idempotency_key = models.UUIDField(unique=True, null=True, blank=True, editable=False)
+    schedule = models.CharField(
+        "dispenses", max_length=12, choices=FillSchedule.choices, default=FillSchedule.AS_WRITTEN
+    )
+    # What the rules found when this order was placed (a refill: against the patient record as
+    # it was then), and the warnings the prescriber confirmed for it, with their reasons.
+    findings = models.JSONField(default=list, blank=True)
+    acknowledged_warnings = models.JSONField(default=list, blank=True)
 
     history = HistoricalRecords()
     objects = OrderQuerySet.as_manager()
@@ -261,6 +311,15 @@ class Order(models.Model):
             models.Index(fields=["status", "created_at"]),
             # The admin's order list: oldest first, the order they came in.
             models.Index(fields=["created_at", "id"], name="order_arrival"),
+        ]
+        constraints = [
+            # One refill of a prescription at a time (the refill service also locks the
+            # prescription row; this holds even against code that forgets to).
+            models.UniqueConstraint(
+                fields=["prescription"],
+                condition=models.Q(kind="refill", status__in=OPEN_STATUSES),
+                name="one_open_refill_per_prescription",
+            ),
         ]
 
     def __str__(self):
@@ -281,6 +340,13 @@ class Order(models.Model):
     def status_badge(self) -> str:
         return OrderStatus(self.status).badge
 
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def lines(self):
+        return PrescriptionLine.objects.of_order(self)
+
 
 class OrderEvent(StatusEvent):
     """The order's timeline, which the prescriber sees."""
@@ -294,6 +360,8 @@ class OrderEvent(StatusEvent):
     # The time is created_at; the password was re-entered to sign (21 CFR Part 11 style).
     signed_by = models.CharField(max_length=300, blank=True)
     signature_meaning = models.CharField(max_length=100, blank=True)
+    # Structured details of the move, e.g. the warnings a pharmacist confirmed when verifying.
+    parameters = models.JSONField(default=dict, blank=True)
 
     class Meta(StatusEvent.Meta):
         pass

@@ -3,7 +3,6 @@ refill. Every query is limited to the prescriber's clinic (another clinic's orde
 
 import dataclasses
 import json
-import re
 from decimal import Decimal
 
 from django.contrib import messages
@@ -16,7 +15,7 @@ from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
-from pharmacy.audit import RecordsAccessMixin, record_access
+from pharmacy.audit import RecordsAccessMixin, record_access, record_when_shown
 from pharmacy.models import AccessAction
 from pharmacy.notifications import latest_label
 from pharmacy.pagination import EstimatedCountPaginator
@@ -24,19 +23,27 @@ from pharmacy.state_machine import refusal_text
 from prescribers.access import PrescriberRequiredMixin
 
 from . import dosing
-from .checks import Catalogue, patient_facts, prescription_findings
-from .forms import AmendForm, AnswerForm, CancelForm, OrderForm, RefillForm
-from .models import Order, OrderStatus, Patient, Prescription
+from .checks import (
+    Catalogue,
+    check_fill,
+    check_new_prescription,
+    finding_view,
+    prescription_findings,
+)
+from .fill_rules import REASON_REQUIRED
+from .forms import AmendForm, AnswerForm, CancelForm, OrderForm, RefillForm, opioid_contradiction
+from .medications import Group, mentions
+from .models import FillSchedule, Order, OrderStatus, Patient, Prescription
 from .order_input import InputErrors, parse_dose_check
 from .services import (
     PrescriptionNotAccepted,
-    RefillRefused,
     order_amend,
     order_answer,
     order_cancel,
     order_submit,
     prescription_refill,
     prescription_refills_left,
+    refill_schedule,
 )
 from .workflow import allowed_moves
 
@@ -63,8 +70,10 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
             for form, _ in self.catalogue.dosage_forms()
         }
         return super().get_context_data(
-            patient=self.patient, concentrations=concentrations, **kwargs
-        )
+            patient=self.patient, concentrations=concentrations,
+            bud_limits=self.catalogue.bud_limits(), reason_codes=sorted(REASON_REQUIRED),
+            **kwargs,
+        )  # fmt: skip
 
     def form_valid(self, form):
         data = form.cleaned_data
@@ -78,13 +87,21 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
                 ship_to=data["ship_to"],
                 needed_by=data["needed_by"],
                 acknowledged=data["acknowledge"],
+                reason=data["reason"],
                 idempotency_key=data["idempotency_key"],
                 catalogue=self.catalogue,
             )
         except PrescriptionNotAccepted as refused:
             form.show_findings(refused.findings, refused.unacknowledged)
             return self.form_invalid(form)
-        messages.success(self.request, f"Order {order.number} submitted.")
+        if getattr(order, "resubmitted", False):
+            messages.warning(
+                self.request,
+                f"An identical order for this patient was already placed from this form "
+                f"({order.number}): nothing new was ordered.",
+            )
+        else:
+            messages.success(self.request, f"Order {order.number} submitted.")
         return redirect("order_detail", order.pk)
 
 
@@ -120,7 +137,7 @@ class OrderAmendView(OrderCreateView):
                 order=self.order, actor=self.request.user, regimen=form.regimen(),
                 diagnosis_codes=data["diagnosis_codes"],
                 reason_for_compounding=data["reason_for_compounding"],
-                acknowledged=data["acknowledge"], answer=data["answer"],
+                acknowledged=data["acknowledge"], answer=data["answer"], reason=data["reason"],
             )  # fmt: skip
         except PrescriptionNotAccepted as refused:
             form.show_findings(refused.findings, refused.unacknowledged)
@@ -147,21 +164,31 @@ class DoseCheckView(PrescriberRequiredMixin, View):
                                 status=400)  # fmt: skip
         except InputErrors as bad:
             return JsonResponse({"errors": bad.errors}, status=400)
+        catalogue = Catalogue.current()
         if patient_id is not None:
             patient = get_object_or_404(Patient.objects.of_clinic(self.prescriber.clinic_id),
                                         pk=patient_id)  # fmt: skip
-            facts = patient_facts(patient, codes)
+            # The patient's record and open orders as they are now, as the submit will see them.
+            findings = check_new_prescription(
+                patient=patient, prescriber=self.prescriber, regimen=regimen,
+                diagnosis_codes=codes, catalogue=catalogue,
+            ).findings  # fmt: skip
         else:
             facts = dataclasses.replace(facts, diagnosis_codes=tuple(codes))
-        findings = prescription_findings(
-            regimen=regimen, patient=facts, diagnosis_codes=codes, catalogue=Catalogue.current(),
-            today=timezone.localdate(),
-        )  # fmt: skip
+            findings = prescription_findings(
+                regimen=regimen, patient=facts, diagnosis_codes=codes, catalogue=catalogue,
+                today=timezone.localdate(),
+            )  # fmt: skip
         needed = dosing.quantity_needed(regimen)
+        products = catalogue.products_of(regimen)
         return JsonResponse(
             {
                 "ok": not dosing.has_errors(findings),
-                "findings": [finding.as_dict() for finding in findings],
+                "findings": [finding_view(finding) for finding in findings],
+                "products": [
+                    {"name": p.name, "bud_days": p.bud_days, "bud_category": p.bud_label}
+                    for p in products
+                ],
                 "directions": dosing.directions(regimen),
                 "quantity_needed": None if needed is None else f"{needed.normalize():f}",
                 "days_in_schedule": sum(max(step.days, 0) for step in regimen.steps),
@@ -169,12 +196,57 @@ class DoseCheckView(PrescriberRequiredMixin, View):
                     {"strength_mg": f"{strength.normalize():f}", "quantity": count}
                     for strength, count in dosing.capsule_lines(regimen)
                 ],
+                "refill_plan": _refill_plan(regimen),
             }
         )
 
 
+def _refill_plan(regimen: dosing.Regimen) -> str:
+    """What each refill of a titration dispenses: the maintenance dose for the days' supply."""
+    if len(regimen.steps) < 2 or regimen.days_supply < 1 or regimen.doses_per_day < 1:
+        return ""
+    maintenance = dosing.maintenance_regimen(regimen)
+    if maintenance.quantity is None:
+        return ""
+    unit = "capsule" if regimen.dosage_form == dosing.DosageForm.CAPSULE else "mL"
+    dose = f"{maintenance.steps[0].dose_mg.normalize():f} mg"
+    return (
+        f"Each refill continues at the maintenance dose ({dose}): "
+        f"{dosing.units_text(maintenance.quantity, unit)} for {regimen.days_supply} days."
+    )
+
+
 def _refuse(constant: str):
     raise ValueError(f"{constant} is not a number")
+
+
+class MedicationScreenView(PrescriberRequiredMixin, View):
+    """POST {"medications": "..."}: the opioids the list names, as the patient form shows them
+    while the prescriber types (the form checks again when it is saved)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        try:
+            payload = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            payload = None
+        medications = payload.get("medications") if isinstance(payload, dict) else None
+        if not isinstance(medications, str) or len(medications) > 10_000:
+            return JsonResponse(
+                {"errors": [{"field": "medications", "message": "Send the list as text."}]},
+                status=400,
+            )
+        found = mentions(medications, Group.OPIOID)
+        return JsonResponse(
+            {
+                "opioids": [
+                    {"written": m.written, "drug": m.drug.name, "class": m.drug.drug_class}
+                    for m in found
+                ],
+                "contradiction": opioid_contradiction(medications),
+            }
+        )
 
 
 class ClinicOrdersMixin(PrescriberRequiredMixin):
@@ -232,7 +304,7 @@ class OrderDetailView(ClinicOrdersMixin, RecordsAccessMixin, DetailView):
         return super().get_context_data(
             prescription=prescription,
             steps=prescription.steps.all(),
-            lines=prescription.lines.select_related("formulation"),
+            lines=order.lines().select_related("formulation"),
             events=events,
             timeline=order_timeline(events, order.deliveries.filter(status="sent")),
             label=latest_label(order),
@@ -244,7 +316,6 @@ class OrderDetailView(ClinicOrdersMixin, RecordsAccessMixin, DetailView):
             refills_left=prescription_refills_left(prescription),
             expired=timezone.localdate() > prescription.expires_on,
             cancel_form=CancelForm(),
-            refill_form=RefillForm(),
             **kwargs,
         )
 
@@ -303,40 +374,70 @@ class OrderAnswerView(ClinicOrdersMixin, View):
         return redirect("order_detail", order.pk)
 
 
-class PrescriptionRefillView(PrescriberRequiredMixin, View):
-    http_method_names = ["post"]
+class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
+    """The next fill of a prescription: GET shows what the refill dispenses and what the rules
+    say now (against the patient record and the orders as they are); POST requests it, with
+    the warnings confirmed."""
 
-    def post(self, request, pk):
+    form_class = RefillForm
+    template_name = "orders/refill_form.html"
+
+    @cached_property
+    def prescription(self) -> Prescription:
         prescriptions = Prescription.objects.filter(patient__clinic_id=self.prescriber.clinic_id)
-        prescription = get_object_or_404(prescriptions.select_related("patient"), pk=pk)
-        form = RefillForm(request.POST)
-        back = request.POST.get("back_to_order") or ""
-        if not form.is_valid():
-            messages.error(request, "Refill not requested: " + "; ".join(
-                f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
-            ))  # fmt: skip
-            return _back(back, prescription)
+        return get_object_or_404(
+            prescriptions.select_related("patient", "prescriber"), pk=self.kwargs["pk"]
+        )
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        record_when_shown(request, response, AccessAction.VIEWED_PRESCRIPTION, self.prescription)
+        return response
+
+    def schedule(self, form) -> FillSchedule:
+        retitrate = form.is_bound and form.data.get("retitrate") in ("on", "true", "1")
+        return refill_schedule(self.prescription, retitrate=retitrate)
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        if not form.is_bound:  # what the rules say now, before anything is sent
+            check = check_fill(prescription=self.prescription, schedule=self.schedule(form))
+            form.show_findings(check.findings, [], check.earlier)
+        return form
+
+    def get_context_data(self, **kwargs):
+        prescription = self.prescription
+        if "form" not in kwargs:
+            kwargs["form"] = self.get_form()
+        schedule = self.schedule(kwargs["form"])
+        return super().get_context_data(
+            prescription=prescription,
+            patient=prescription.patient,
+            lines=prescription.lines.filter(phase=schedule).select_related("formulation"),
+            schedule=FillSchedule(schedule),
+            has_maintenance=prescription.lines.filter(phase=FillSchedule.MAINTENANCE).exists(),
+            refills_left=prescription_refills_left(prescription),
+            back_order=prescription.orders.order_by("fill_number").first(),
+            reason_codes=sorted(REASON_REQUIRED),
+            **kwargs,
+        )
+
+    def form_valid(self, form):
+        data = form.cleaned_data
         try:
             order = prescription_refill(
-                prescription=prescription, actor=request.user, **form.cleaned_data
-            )
-        except RefillRefused as refused:
-            messages.error(request, f"Refill not requested: {refused}")
-            return _back(back, prescription)
-        messages.success(request, f"Refill {order.number} requested (fill {order.fill_number}).")
+                prescription=self.prescription, actor=self.request.user,
+                ship_to=data["ship_to"], needed_by=data["needed_by"],
+                idempotency_key=data["idempotency_key"], retitrate=data["retitrate"],
+                acknowledged=data["acknowledge"], reason=data["reason"],
+            )  # fmt: skip
+        except PrescriptionNotAccepted as refused:
+            form.show_findings(refused.findings, refused.unacknowledged, refused.earlier)
+            return self.form_invalid(form)
+        messages.success(
+            self.request, f"Refill {order.number} requested ({order.get_schedule_display()})."
+        )
         return redirect("order_detail", order.pk)
-
-
-# An order's id as the refill form sends it back: ASCII digits (not "²", which int() refuses),
-# few enough for int() and a database integer.
-_ORDER_PK = re.compile(r"[0-9]{1,18}")
-
-
-def _back(order_pk: str, prescription: Prescription):
-    if _ORDER_PK.fullmatch(order_pk):
-        return redirect("order_detail", int(order_pk))
-    first = prescription.orders.order_by("fill_number").first()
-    return redirect("order_detail", first.pk)
 
 
 def order_timeline(events, deliveries) -> list[dict]:

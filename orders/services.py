@@ -19,9 +19,10 @@ from pharmacy.state_machine import apply_transition
 from prescribers.models import Clinic
 
 from . import dosing, icd10
-from .checks import Catalogue, finding_key, patient_facts, prescription_findings
+from .checks import Catalogue, FillCheck, check_fill, check_new_prescription
 from .dosing import Finding, Regimen
 from .models import (
+    FillSchedule,
     Order,
     OrderEvent,
     OrderKind,
@@ -83,16 +84,35 @@ def patient_update(*, patient: Patient, actor: User, **fields: Any) -> Patient:
 
 
 class PrescriptionNotAccepted(Exception):
-    """The rules refused the prescription: errors, or warnings the prescriber did not confirm."""
+    """The rules refused the prescription or the fill: errors, or warnings the person did not
+    confirm (with a reason where one is needed)."""
 
-    def __init__(self, findings: list[Finding], unacknowledged: list[Finding]):
+    def __init__(self, findings: list[Finding], unacknowledged: list[Finding], earlier=()):
         super().__init__("The prescription was not accepted.")
         self.findings = findings
         self.unacknowledged = unacknowledged
+        self.earlier = earlier  # (key, message) of the warnings confirmed before
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == dosing.Severity.ERROR]
+
+    def __str__(self) -> str:
+        problems = self.errors or self.unacknowledged
+        return " ".join(f.message for f in problems) or "The prescription was not accepted."
 
 
-class RefillRefused(Exception):
-    pass
+class RefillRefused(PrescriptionNotAccepted):
+    """A refill the rules refuse now (expired, no refills left, rejected, ...)."""
+
+
+def _accepted(check: FillCheck, *, acknowledged: Iterable[str], reason: str = "") -> list[dict]:
+    """The acknowledgements to record, or the refusal: an error, or a new warning that was not
+    confirmed (with a reason where one is needed)."""
+    unacknowledged = check.unacknowledged(ticked=acknowledged, reason=reason)
+    if check.errors or unacknowledged:
+        raise PrescriptionNotAccepted(check.findings, unacknowledged, check.earlier)
+    return check.acknowledgements(ticked=acknowledged, reason=reason)
 
 
 def _ensure_prescriber_of(actor: User, clinic_id: int):
@@ -125,23 +145,18 @@ def _order_lines(regimen: Regimen, catalogue: Catalogue) -> list[tuple[Formulati
 
 
 def _checked_prescription(
-    *, patient: Patient, regimen: Regimen, diagnosis_codes: list[str], acknowledged: Iterable[str],
-    catalogue: Catalogue,
+    *, patient: Patient, prescriber, regimen: Regimen, diagnosis_codes: list[str],
+    acknowledged: Iterable[str], reason: str, catalogue: Catalogue, amending: Order | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run every rule; raise PrescriptionNotAccepted on an error or an unconfirmed warning.
     Returns the prescription's fields that follow from the regimen and the findings."""
-    findings = prescription_findings(
-        regimen=regimen,
-        patient=patient_facts(patient, diagnosis_codes),
-        diagnosis_codes=diagnosis_codes,
-        catalogue=catalogue,
-        today=timezone.localdate(),
-    )
-    acknowledged = set(acknowledged)
-    warnings = dosing.warnings_of(findings)
-    unacknowledged = [w for w in warnings if finding_key(w) not in acknowledged]
-    if dosing.has_errors(findings) or unacknowledged or regimen.quantity is None:
-        raise PrescriptionNotAccepted(findings, unacknowledged)
+    check = check_new_prescription(
+        patient=patient, prescriber=prescriber, regimen=regimen, diagnosis_codes=diagnosis_codes,
+        catalogue=catalogue, amending=amending,
+    )  # fmt: skip
+    if regimen.quantity is None:
+        raise PrescriptionNotAccepted(check.findings, [])
+    confirmed = _accepted(check, acknowledged=acknowledged, reason=reason)
     return {
         "dosage_form": regimen.dosage_form,
         "concentration_mg_per_ml": regimen.concentration_mg_per_ml,
@@ -151,8 +166,8 @@ def _checked_prescription(
         "days_supply": regimen.days_supply,
         "refills_authorized": regimen.refills,
         "diagnosis_codes": [icd10.normalize_code(code) for code in diagnosis_codes],
-        "findings": [f.as_dict() for f in findings],
-        "acknowledged_warnings": [{"key": finding_key(w), "message": w.message} for w in warnings],
+        "findings": [f.as_dict() for f in check.findings],
+        "acknowledged_warnings": confirmed,
     }
 
 
@@ -160,7 +175,8 @@ def _write_schedule(
     prescription: Prescription, regimen: Regimen, catalogue: Catalogue, *, replace: bool
 ) -> None:
     """The prescription's steps and product lines, replacing any it had (`replace`: a new
-    prescription has none to delete)."""
+    prescription has none to delete). A titration also gets the lines of a maintenance refill:
+    the last step's dose for the whole days' supply."""
     if replace:
         prescription.steps.all().delete()
         prescription.lines.all().delete()
@@ -170,9 +186,15 @@ def _write_schedule(
         )
         for i, step in enumerate(regimen.steps)
     )
+    phases = [(FillSchedule.AS_WRITTEN, regimen)]
+    if len(regimen.steps) > 1:
+        phases.append((FillSchedule.MAINTENANCE, dosing.maintenance_regimen(regimen)))
     PrescriptionLine.objects.bulk_create(
-        PrescriptionLine(prescription=prescription, position=i, formulation=f, quantity=q)
-        for i, (f, q) in enumerate(_order_lines(regimen, catalogue))
+        PrescriptionLine(
+            prescription=prescription, phase=phase, position=i, formulation=f, quantity=q
+        )
+        for phase, fill in phases
+        for i, (f, q) in enumerate(_order_lines(fill, catalogue))
     )
 
 
@@ -188,26 +210,31 @@ def order_submit(
     acknowledged: Iterable[str],
     idempotency_key: uuid.UUID | None,
     catalogue: Catalogue | None = None,
+    reason: str = "",
 ) -> Order:
     """Write the prescription and its first order, after every rule passed on the server.
 
     A second submit with the same idempotency key (double click, back and resubmit) returns
-    the order the first one made, whatever the rules say now. The key is looked up only when
-    the rules refuse or the order's unique key is taken (the first submit is by far the most
-    common: it needs no lookup). `catalogue` is the one the form offered (loaded when not
-    given)."""
+    the order the first one made, whatever the rules say now, marked `resubmitted` (the page
+    tells the prescriber). The same order sent from a new form is caught by the rules
+    instead: an identical open order for the patient is a warning to confirm with a reason.
+    The key is looked up only when the rules refuse or the order's unique key is taken (the
+    first submit is by far the most common: it needs no lookup). `catalogue` is the one the
+    form offered (loaded when not given)."""
     prescriber = _ensure_prescriber_of(actor, patient.clinic_id)
     if catalogue is None:
         catalogue = Catalogue.load()
     try:
         fields = _checked_prescription(
-            patient=patient, regimen=regimen, diagnosis_codes=diagnosis_codes,
-            acknowledged=acknowledged, catalogue=catalogue,
+            patient=patient, prescriber=prescriber, regimen=regimen,
+            diagnosis_codes=diagnosis_codes, acknowledged=acknowledged, reason=reason,
+            catalogue=catalogue,
         )  # fmt: skip
     except PrescriptionNotAccepted:
         existing = _existing_order(idempotency_key)
         if existing is None:
             raise
+        existing.resubmitted = True
         return existing
     today = timezone.localdate()
     try:
@@ -229,6 +256,7 @@ def order_submit(
         existing = _existing_order(idempotency_key)
         if existing is None:
             raise
+        existing.resubmitted = True
         return existing  # the same form submitted again, or twice at the same moment
 
 
@@ -241,18 +269,20 @@ def order_amend(
     reason_for_compounding: str,
     acknowledged: Iterable[str],
     answer: str,
+    reason: str = "",
 ) -> Order:
-    """The prescriber's answer to a hold by changing the prescription: every rule runs again,
-    the prescription is rewritten (its history keeps the old version) and the order returns to
-    review, all in one transaction."""
+    """The prescriber's answer to a hold by changing the prescription: every rule runs again
+    against the patient record as it is now, the prescription is rewritten (its history keeps
+    the old version) and the order returns to review, all in one transaction."""
     prescription = order.prescription
-    _ensure_prescriber_of(actor, order.clinic_id)
+    prescriber = _ensure_prescriber_of(actor, order.clinic_id)
     if order.kind != OrderKind.NEW:
         raise ValidationError("A refill cannot change the prescription; write a new one.")
     catalogue = Catalogue.load()
     fields = _checked_prescription(
-        patient=prescription.patient, regimen=regimen, diagnosis_codes=diagnosis_codes,
-        acknowledged=acknowledged, catalogue=catalogue,
+        patient=Patient.objects.get(pk=prescription.patient_id), prescriber=prescriber,
+        regimen=regimen, diagnosis_codes=diagnosis_codes, acknowledged=acknowledged,
+        reason=reason, catalogue=catalogue, amending=order,
     )  # fmt: skip
     answer = (answer or "").strip() or "Prescription amended."
     with transaction.atomic():
@@ -276,12 +306,12 @@ def prescription_expiry(written_on: datetime.date) -> datetime.date:
 
 
 def _order_create(*, prescription, kind, fill_number, ship_to, needed_by, actor, idempotency_key,
-                  note) -> Order:  # fmt: skip
+                  note, **fields) -> Order:  # fmt: skip
     order = Order(
         prescription=prescription, clinic_id=prescription.patient.clinic_id, kind=kind,
         fill_number=fill_number, ship_to=ship_to, needed_by=needed_by, created_by=actor,
         idempotency_key=idempotency_key, status=OrderStatus.SUBMITTED,
-        status_changed_at=timezone.now(),
+        status_changed_at=timezone.now(), **fields,
     )  # fmt: skip
     order._history_user = actor
     order.save()
@@ -292,8 +322,16 @@ def _order_create(*, prescription, kind, fill_number, ship_to, needed_by, actor,
 
 
 def prescription_refills_left(prescription: Prescription) -> int:
-    used = prescription.orders.filter(kind=OrderKind.REFILL).exclude(status=OrderStatus.CANCELLED)
-    return max(prescription.refills_authorized - used.count(), 0)
+    used = prescription.orders.refills_used().count()
+    return max(prescription.refills_authorized - used, 0)
+
+
+def refill_schedule(prescription: Prescription, *, retitrate: bool) -> FillSchedule:
+    """A refill continues at the maintenance dose unless the prescriber titrates again (after
+    a break in treatment); a one-step prescription is its own maintenance."""
+    if retitrate or not prescription.lines.filter(phase=FillSchedule.MAINTENANCE).exists():
+        return FillSchedule.AS_WRITTEN
+    return FillSchedule.MAINTENANCE
 
 
 def prescription_refill(
@@ -303,36 +341,48 @@ def prescription_refill(
     ship_to: str,
     needed_by: datetime.date | None,
     idempotency_key: uuid.UUID | None,
+    retitrate: bool = False,
+    acknowledged: Iterable[str] = (),
+    reason: str = "",
 ) -> Order:
-    """Order the next fill of a prescription, if it has not expired and has refills left."""
+    """Order the next fill of a prescription. Every rule runs again against the patient record
+    and the orders as they are now (an error refuses the refill, RefillRefused; a warning new
+    since the prescriber last confirmed it needs confirming, with a reason for an early
+    refill); then the prescription must not have expired, must have refills left, must not
+    have been rejected and must have no other refill open."""
     _ensure_prescriber_of(actor, prescription.patient.clinic_id)
     existing = _existing_order(idempotency_key)
     if existing is not None:
         return existing
     with transaction.atomic():
-        # Locked, so two refill requests at once cannot both take the last refill.
+        # Locked, so two refill requests at once cannot both take the last refill, or both be
+        # the one open refill (the check below reads the fills after the lock).
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
-        today = timezone.localdate()
-        if today > locked.expires_on:
-            raise RefillRefused(
-                f"This prescription expired on {locked.expires_on:%m/%d/%Y}; "
-                "please write a new one."
-            )
         if not locked.orders.exclude(status=OrderStatus.CANCELLED).exists():
             raise RefillRefused(
-                "Every fill of this prescription was cancelled; submit a new order instead."
-            )
-        if prescription_refills_left(locked) == 0:
-            raise RefillRefused(
-                f"No refills left: {locked.refills_authorized} authorized, all used. "
-                "Please write a new prescription."
-            )
+                [_refusal("prescription.all_cancelled", "prescription",
+                          "Every fill of this prescription was cancelled; submit a new order "
+                          "instead.")], [],
+            )  # fmt: skip
+        schedule = refill_schedule(locked, retitrate=retitrate)
+        check = check_fill(prescription=locked, schedule=schedule)
+        if check.errors:
+            raise RefillRefused(check.findings, [], check.earlier)
+        confirmed = _accepted(check, acknowledged=acknowledged, reason=reason)
         last_fill = locked.orders.order_by("-fill_number").values_list("fill_number", flat=True)
+        note = "Refill requested."
+        if schedule == FillSchedule.AS_WRITTEN and retitrate:
+            note = "Refill requested: titrate again from the first step."
         return _order_create(
             prescription=locked, kind=OrderKind.REFILL, fill_number=last_fill[0] + 1,
             ship_to=ship_to, needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
-            note="Refill requested.",
+            note=note, schedule=schedule, findings=[f.as_dict() for f in check.findings],
+            acknowledged_warnings=confirmed,
         )  # fmt: skip
+
+
+def _refusal(code: str, field: str, message: str) -> Finding:
+    return Finding(code, dosing.Severity.ERROR, field, message, dosing.SOURCE_PHARMACY)
 
 
 def order_transition(
@@ -407,20 +457,49 @@ def order_start_review(*, order: Order, actor: User) -> Order:
     return order_transition(order=order, to_status=OrderStatus.IN_REVIEW, actor=actor)
 
 
-def order_verify(*, order: Order, actor: User, password: str) -> Order:
+def order_fill_check(order: Order) -> FillCheck:
+    """Every rule for this order's fill, against the patient, prescriber and orders as they
+    are now: what the pharmacist sees before verifying, and what dispensing requires."""
+    return check_fill(prescription=order.prescription, schedule=order.schedule, order=order)
+
+
+def order_verify(*, order: Order, actor: User, password: str, acknowledged: Iterable[str] = (),
+                 reason: str = "") -> Order:  # fmt: skip
     """The pharmacist's electronic signature: their password again, their name, the time and
-    the meaning are kept on the event. The prescription gets its Rx number on the first fill."""
+    the meaning are kept on the event. Every rule runs again first: an error refuses the
+    verification (the message says why), and a warning new since the prescriber confirmed it
+    must be confirmed by the pharmacist (kept on the event). The prescription gets its Rx
+    number on the first fill."""
     if not actor.check_password(password or ""):
         raise ValidationError(
             "The password is not correct: the order was not verified.", code="bad_signature"
         )
     with transaction.atomic():
+        locked = Order.objects.select_for_update().select_related("prescription").get(pk=order.pk)
+        check = order_fill_check(locked)
+        if check.errors:
+            raise ValidationError(
+                f"Order {locked.number} cannot be verified: {check.refusal()}", code="fill_refused"
+            )
+        unacknowledged = check.unacknowledged(ticked=acknowledged, reason=reason)
+        if unacknowledged:
+            raise ValidationError(
+                "Confirm each new warning before verifying (with a reason for duplicate therapy "
+                "or an early refill): " + " ".join(w.message for w in unacknowledged),
+                code="unacknowledged",
+            )
         order = order_transition(
-            order=order, to_status=OrderStatus.VERIFIED, actor=actor, satisfies=Needs.SIGNATURE,
+            order=locked, to_status=OrderStatus.VERIFIED, actor=actor, satisfies=Needs.SIGNATURE,
             note=f"Verified by {actor.get_full_name() or actor.email}.",
             event_fields={
                 "signed_by": f"{actor.get_full_name()} <{actor.email}>",
                 "signature_meaning": SIGNATURE_MEANING,
+                "parameters": {
+                    "findings": [f.as_dict() for f in check.findings],
+                    "acknowledged_warnings": check.acknowledgements(
+                        ticked=acknowledged, reason=reason
+                    ),
+                },
             },
         )  # fmt: skip
         # Conditional update: the Rx number is given once, whoever verifies first.
@@ -479,7 +558,10 @@ def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dic
     move = TRANSITIONS.get((OrderStatus(current), to_status))
     needs = move.needs if move is not None else Needs.NOTE
     if needs == Needs.SIGNATURE:
-        return order_verify(order=order, actor=actor, password=inputs.get("password", ""))
+        return order_verify(
+            order=order, actor=actor, password=inputs.get("password", ""),
+            acknowledged=inputs.get("acknowledge", ()), reason=inputs.get("reason", ""),
+        )  # fmt: skip
     if needs == Needs.QUESTION:
         return order_hold(order=order, actor=actor, question=inputs.get("text", ""))
     if needs == Needs.REASON:

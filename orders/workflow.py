@@ -42,6 +42,9 @@ TRANSITIONS: dict[tuple[S, S], Move] = {
     (S.SUBMITTED, S.IN_REVIEW): Move("Start review", frozenset({PHARMACIST})),
     (S.IN_REVIEW, S.VERIFIED): Move("Verify", frozenset({PHARMACIST}), Needs.SIGNATURE),
     (S.IN_REVIEW, S.ON_HOLD): Move("Put on hold", frozenset({PHARMACIST}), Needs.QUESTION),
+    # Before dispensing starts, a pharmacist may still hold a verified order: the records
+    # changed (the rules refuse dispensing now) and the prescriber must answer.
+    (S.VERIFIED, S.ON_HOLD): Move("Put on hold", frozenset({PHARMACIST}), Needs.QUESTION),
     (S.IN_REVIEW, S.REJECTED): Move("Reject", frozenset({PHARMACIST}), Needs.REASON),
     (S.ON_HOLD, S.IN_REVIEW): Move("Answer", frozenset({PRESCRIBER, PHARMACIST}), Needs.ANSWER),
     (S.VERIFIED, S.COMPOUNDING): Move("Start compounding", STAFF),

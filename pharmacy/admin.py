@@ -1,12 +1,28 @@
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import Formulation, User
+from orders.checks import bud_limit_days
+from orders.dosing import units_text
+
+from .bud import BudCategory
+from .models import (
+    Batch,
+    BatchStatus,
+    Formulation,
+    FormulationVersion,
+    FormulationVersionStatus,
+    User,
+)
 
 
 class UserCreationForm(DjangoUserCreationForm):
@@ -98,10 +114,51 @@ class ReasonForm(forms.Form):
 
 @admin.register(Formulation)
 class FormulationAdmin(RecordHistoryAdmin):
-    list_display = ["name", "dosage_form", "strength_mg", "concentration_mg_per_ml", "unit",
-                    "is_active"]  # fmt: skip
+    """The catalogue: what prescribers may order (an active product with an approved master
+    formulation record), its beyond-use limit, and the stock on the shelf."""
+
+    list_display = ["name", "dosage_form", "unit", "is_active", "orderable", "bud_limit",
+                    "in_stock"]  # fmt: skip
     list_filter = ["dosage_form", "is_active"]
     search_fields = ["name"]
+
+    def get_queryset(self, request):
+        approved = FormulationVersion.objects.filter(
+            formulation=OuterRef("pk"), status=FormulationVersionStatus.APPROVED
+        )
+        usable = (
+            Batch.objects.filter(
+                formulation_version__formulation=OuterRef("pk"), status=BatchStatus.RELEASED,
+                beyond_use_date__gte=timezone.localdate(),
+            )
+            .order_by()
+            .values("formulation_version__formulation")
+            .annotate(total=Sum("units_remaining"))
+            .values("total")
+        )  # fmt: skip
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                approved_category=Subquery(approved.values("bud_category")[:1]),
+                stock=Coalesce(Subquery(usable), Decimal(0)),
+            )
+        )
+
+    @admin.display(boolean=True, description="orderable")
+    def orderable(self, formulation) -> bool:
+        return formulation.is_active and formulation.approved_category is not None
+
+    @admin.display(description="beyond-use limit")
+    def bud_limit(self, formulation) -> str:
+        if formulation.approved_category is None:
+            return "no approved record"
+        category = BudCategory(formulation.approved_category)
+        return f"{bud_limit_days(category)} days ({category.label})"
+
+    @admin.display(description="in stock (released, in date)", ordering="stock")
+    def in_stock(self, formulation) -> str:
+        return units_text(formulation.stock, formulation.unit)
 
 
 # Register the access event admin and the compounding admin.

@@ -24,6 +24,7 @@ from .models import (
     BatchStatus,
     Delivery,
     Dispense,
+    DosageForm,
     FormulationIngredient,
     FormulationVersion,
     FormulationVersionStatus,
@@ -43,8 +44,50 @@ class IngredientAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class FormulationVersionForm(forms.ModelForm):
+    """A draft's change form: the BUD category must fit the dosage form and water activity,
+    and the storage must not contradict the category (the same rules the services apply)."""
+
+    class Meta:
+        model = FormulationVersion
+        fields = formulations.VERSION_FIELDS
+
+    def clean(self):
+        cleaned_data = super().clean()
+        needed = ("bud_category", "water_activity", "antimicrobial_preservative", "storage")
+        if any(name not in cleaned_data for name in needed):
+            return cleaned_data  # a field is missing or invalid: its own error says so
+        problems = formulations.formulation_record_problems(
+            dosage_form=self.instance.formulation.dosage_form,
+            bud_category=cleaned_data["bud_category"],
+            water_activity=cleaned_data["water_activity"],
+            antimicrobial_preservative=cleaned_data["antimicrobial_preservative"],
+            storage=cleaned_data["storage"],
+        )
+        for problem in problems:
+            field = problem.field if problem.field in self.fields else None
+            self.add_error(field, ValidationError(problem.message, code=problem.code))
+        return cleaned_data
+
+
+class FormulationIngredientFormSet(forms.BaseInlineFormSet):
+    """A capsule's ingredients: each forbidden excipient is refused on its own row."""
+
+    def clean(self):
+        super().clean()
+        if self.instance.formulation.dosage_form != DosageForm.CAPSULE:
+            return
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("DELETE") or data.get("ingredient") is None:
+                continue
+            for problem in formulations.capsule_excipient_problems([data["ingredient"].name]):
+                form.add_error("ingredient", ValidationError(problem.message, code=problem.code))
+
+
 class FormulationIngredientInline(admin.TabularInline):
     model = FormulationIngredient
+    formset = FormulationIngredientFormSet
     extra = 0
     autocomplete_fields = ["ingredient"]
 
@@ -59,7 +102,17 @@ class FormulationVersionAdmin(RecordHistoryAdmin):
     """Master formulation records. Approved and superseded versions are read-only; a change
     is a new draft ("New version from this"), approved by another pharmacist."""
 
-    list_display = ["formulation", "version", "status", "bud_category", "author", "approved_by"]
+    form = FormulationVersionForm
+    list_display = [
+        "formulation",
+        "version",
+        "status",
+        "bud_category",
+        "water_activity",
+        "antimicrobial_preservative",
+        "author",
+        "approved_by",
+    ]
     list_filter = ["status", "formulation__dosage_form"]
     list_select_related = ["formulation", "author", "approved_by"]
     search_fields = ["formulation__name"]
@@ -215,6 +268,14 @@ class BatchAddForm(forms.ModelForm):
         self.fields["formulation_version"].queryset = FormulationVersion.objects.filter(
             status=FormulationVersionStatus.APPROVED
         ).select_related("formulation")
+
+    def clean_compounded_on(self):
+        compounded_on = self.cleaned_data["compounded_on"]
+        try:
+            batches.check_compounded_on(compounded_on)
+        except ValidationError as refused:
+            raise ValidationError(refused.error_dict["compounded_on"]) from refused
+        return compounded_on
 
 
 class YieldForm(forms.Form):

@@ -152,6 +152,22 @@ def batch_lot_number(formulation_version: FormulationVersion, day: datetime.date
     return f"NX{day:%y%m%d}-{product}-{serial:02d}"
 
 
+def check_compounded_on(compounded_on: datetime.date) -> None:
+    """A compounding date is never in the future (today is the pharmacy's local date): the
+    BUD counts from it, so a date ahead of time would lengthen the BUD."""
+    today = timezone.localdate()
+    if compounded_on > today:
+        raise ValidationError(
+            {
+                "compounded_on": ValidationError(
+                    f"The compounding date {compounded_on.isoformat()} is in the future (today"
+                    f" is {today.isoformat()}): record the day the batch was compounded.",
+                    code="future",
+                )
+            }
+        )
+
+
 def batch_start(
     *,
     formulation_version: FormulationVersion,
@@ -159,9 +175,12 @@ def batch_start(
     actor: User,
     compounded_on: datetime.date | None = None,
 ) -> Batch:
-    """Open a compounding record by the approved master formulation record."""
+    """Open a compounding record by the approved master formulation record, compounded today
+    or on an earlier day (never a later one)."""
     if not has_staff_role(actor, STAFF):
         raise PermissionDenied("Only pharmacy staff compound.")
+    if compounded_on is not None:
+        check_compounded_on(compounded_on)
     formulation_version.refresh_from_db(fields=["status"])
     if formulation_version.status != FormulationVersionStatus.APPROVED:
         raise ValidationError(
@@ -291,6 +310,14 @@ def batch_release(*, batch: Batch, actor: User,
             raise ValidationError(
                 "The pharmacist who releases a batch cannot be the person who compounded it."
             )
+        today = timezone.localdate()
+        if locked.compounded_on > today:
+            raise ValidationError(
+                f"Batch {locked.lot_number} was compounded on {locked.compounded_on.isoformat()},"
+                f" after today's release date {today.isoformat()}: a batch is released on or"
+                " after the day it was compounded.",
+                code="compounded_after_release",
+            )
         checks = locked.formulation_version.qc_checks
         results = {r.check_name: r.passed for r in locked.qc_results.all()}
         missing = [check for check in checks if check not in results]
@@ -308,8 +335,8 @@ def batch_release(*, batch: Batch, actor: User,
                 f"Made from recalled {', '.join(map(str, recalled))}: it cannot be released."
             )
         shortened_to = bud_shortened_to or locked.bud_shortened_to
-        result = batch_beyond_use_date(locked, shortened_to=shortened_to)
-        if result.date <= timezone.localdate():
+        result = batch_beyond_use_date(locked, shortened_to=shortened_to)  # from compounded_on
+        if result.date <= today:
             raise ValidationError(f"Its beyond-use date {result.date} has passed.")
         return batch_transition(
             batch=locked, to_status=B.RELEASED, actor=actor,

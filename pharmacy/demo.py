@@ -1,85 +1,192 @@
-"""Demo compounding records for `seed_demo`: ingredients and lots, approved master formulation
-records, and released batches, all made through the services (so the demo obeys the same rules
-as real work). Every lot and supplier here is invented."""
+"""Demo compounding records for `seed_demo`: ingredients and lots, an approved master
+formulation record for every product of the catalogue, and released batches of four of them,
+all made through the services (so the demo obeys the same rules as real work). Every lot and
+supplier here is invented."""
 
 import datetime
 from base64 import b32decode
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import batches, formulations
-from .models import Formulation, FormulationVersion, Ingredient
+from .bud import BudCategory
+from .models import Formulation, Ingredient, IngredientLot
 
-NALTREXONE, FILLER, VEHICLE = (
-    "naltrexone HCl",
-    "microcrystalline cellulose",
-    "oral suspending vehicle (preserved)",
-)
-CONTAINERS = {"capsule": "Amber child-resistant vial", "liquid": "Amber bottle with oral syringe"}
+NALTREXONE = "naltrexone HCl"
+FILLER = "microcrystalline cellulose"
+VEHICLE = "oral suspending vehicle (preserved)"
+GLYCERIN = "glycerin"
+METHYLPARABEN = "methylparaben"
+WATER = "purified water"
+CREAM_BASE = "oil-in-water cream base (preserved)"
+# name: (kind, unit). Every supplier, lot and base here is invented.
+INGREDIENTS = {
+    NALTREXONE: ("active", "mg"),
+    FILLER: ("excipient", "mg"),
+    VEHICLE: ("excipient", "mL"),
+    GLYCERIN: ("excipient", "mL"),
+    METHYLPARABEN: ("excipient", "mg"),
+    WATER: ("excipient", "mL"),
+    CREAM_BASE: ("excipient", "mL"),
+}
+LOTS = [
+    # ingredient, manufacturer, lot number, expiry in days from today
+    (NALTREXONE, "Example Bulk Pharma", "NX-2291", 130),
+    (FILLER, "Example Excipients", "MCC-4410", 700),
+    (VEHICLE, "Example Vehicles", "OSV-118", 400),
+]
 CAPSULE_CHECKS = ["Capsule weight within 10 % of target", "Appearance", "Label check"]
 LIQUID_CHECKS = ["Volume within 5 % of target", "Appearance and odour", "Label check"]
-# (formulation name, BUD category, checks, ingredients per unit, planned units)
+CREAM_CHECKS = ["Weight within 5 % of target", "Appearance and uniformity", "Label check"]
+OPIOID_WARNING = "Do not take with opioid pain or cough medicines"
+ROOM_OR_REFRIGERATOR = BudCategory.NONAQUEOUS_SOLID.storage
+CAPSULE_FILL_MG = Decimal("150")  # naltrexone made up with the filler to one fill weight
+
+
+@dataclass(frozen=True)
+class DemoProduct:
+    """The approved master formulation record the demo gives one product of the catalogue,
+    and the batch it compounds and releases by it (none when planned_units is None)."""
+
+    name: str
+    bud_category: BudCategory
+    recipe: tuple[tuple[str, str], ...]  # (ingredient, amount per unit)
+    qc_checks: list[str]
+    container: str
+    compounding_instructions: str
+    storage: str = ROOM_OR_REFRIGERATOR
+    antimicrobial_preservative: bool = False
+    water_activity: Decimal | None = None
+    planned_units: str | None = None
+
+
+def capsule(strength: str, planned_units: str | None = None) -> DemoProduct:
+    """Naltrexone with microcrystalline cellulose (never calcium carbonate, never slow-release,
+    LDN Research Trust) in a size 3 capsule."""
+    return DemoProduct(
+        name=f"Naltrexone HCl {strength} mg capsule",
+        bud_category=BudCategory.NONAQUEOUS_SOLID,
+        recipe=((NALTREXONE, strength), (FILLER, f"{CAPSULE_FILL_MG - Decimal(strength)}")),
+        qc_checks=CAPSULE_CHECKS,
+        container="Amber child-resistant vial",
+        compounding_instructions="Weigh, triturate with geometric dilution, fill, check.",
+        planned_units=planned_units,
+    )
+
+
 PRODUCTS = [
-    ("Naltrexone HCl 1.5 mg capsule", "nonaqueous_solid", CAPSULE_CHECKS,
-     [(NALTREXONE, "1.5"), (FILLER, "148.5")], "200"),
-    ("Naltrexone HCl 3 mg capsule", "nonaqueous_solid", CAPSULE_CHECKS,
-     [(NALTREXONE, "3"), (FILLER, "147")], "200"),
-    ("Naltrexone HCl 4.5 mg capsule", "nonaqueous_solid", CAPSULE_CHECKS,
-     [(NALTREXONE, "4.5"), (FILLER, "145.5")], "300"),
-    ("Naltrexone HCl 1 mg/mL oral liquid", "aqueous_preserved", LIQUID_CHECKS,
-     [(NALTREXONE, "1"), (VEHICLE, "1")], "1000"),
-]  # fmt: skip
-LOTS = [
-    # ingredient, kind, unit, manufacturer, lot number, expiry in days from today
-    (NALTREXONE, "active", "mg", "Example Bulk Pharma", "NX-2291", 130),
-    (FILLER, "excipient", "mg", "Example Excipients", "MCC-4410", 700),
-    (VEHICLE, "excipient", "mL", "Example Vehicles", "OSV-118", 400),
+    capsule("0.5"),
+    capsule("1"),
+    capsule("1.5", planned_units="200"),
+    capsule("2"),
+    capsule("2.5"),
+    capsule("3", planned_units="200"),
+    capsule("3.5"),
+    capsule("4"),
+    capsule("4.5", planned_units="300"),
+    DemoProduct(
+        name="Naltrexone HCl 1 mg/mL oral liquid",
+        bud_category=BudCategory.AQUEOUS_PRESERVED,
+        recipe=((NALTREXONE, "1"), (VEHICLE, "1")),
+        qc_checks=LIQUID_CHECKS,
+        container="Amber bottle with oral syringe",
+        compounding_instructions="Dissolve in part of the vehicle, make up to volume, mix, check.",
+        antimicrobial_preservative=True,  # the vehicle is preserved
+        planned_units="1000",
+    ),
+    # Drops: aqueous and preserved, like the oral liquid. Naltrexone HCl is a salt that
+    # dissolves in water and hardly in oils, so an oil base (nonaqueous, 90 days) would be a
+    # suspension whose few drops a dose cannot be relied on to hold the same amount.
+    DemoProduct(
+        name="Naltrexone HCl 1 mg/mL sublingual drops",
+        bud_category=BudCategory.AQUEOUS_PRESERVED,
+        recipe=((NALTREXONE, "1"), (METHYLPARABEN, "1"), (GLYCERIN, "0.2"), (WATER, "0.8")),
+        qc_checks=LIQUID_CHECKS,
+        container="Amber glass dropper bottle",
+        compounding_instructions=(
+            "Dissolve the methylparaben in warm purified water, cool, dissolve the naltrexone,"
+            " add the glycerin, make up to volume with purified water, mix, check."
+        ),
+        storage=f"{ROOM_OR_REFRIGERATOR}; protect from light",
+        antimicrobial_preservative=True,  # methylparaben
+    ),
+    # Cream: an oil-in-water cream is aqueous (aw well above 0.6); its base is preserved.
+    DemoProduct(
+        name="Naltrexone HCl 0.5 mg/mL topical cream",
+        bud_category=BudCategory.AQUEOUS_PRESERVED,
+        recipe=((NALTREXONE, "0.5"), (WATER, "0.05"), (CREAM_BASE, "0.95")),
+        qc_checks=CREAM_CHECKS,
+        container="Airless pump dispenser",
+        compounding_instructions=(
+            "Dissolve the naltrexone in the purified water, incorporate into the cream base by"
+            " geometric dilution, mix until uniform, fill the pumps, check."
+        ),
+        storage=f"{ROOM_OR_REFRIGERATOR}; do not freeze",
+        antimicrobial_preservative=True,  # the cream base is preserved
+    ),
 ]
 
 
 def seed_compounding(*, pharmacist, technician, author) -> int:
     """Create the records once; returns how many batches it released (0 when already there)."""
-    if FormulationVersion.objects.exists():
+    if IngredientLot.objects.filter(lot_number=LOTS[0][2]).exists():  # seeded before
         return 0
     today = timezone.localdate()
+    ingredients = {
+        name: Ingredient.objects.get_or_create(name=name, defaults={"kind": kind, "unit": unit})[0]
+        for name, (kind, unit) in INGREDIENTS.items()
+    }
     lots = {}
-    for name, kind, unit, manufacturer, lot_number, days in LOTS:
-        ingredient, _ = Ingredient.objects.get_or_create(
-            name=name, defaults={"kind": kind, "unit": unit}
-        )
+    for name, manufacturer, lot_number, days in LOTS:
         lot = batches.lot_receive(
-            ingredient=ingredient, manufacturer=manufacturer, lot_number=lot_number,
-            expires_on=today + datetime.timedelta(days=days), quantity_received=Decimal("50000"),
-            certificate_of_analysis=f"COA-{lot_number}", actor=technician,
-        )  # fmt: skip
+            ingredient=ingredients[name],
+            manufacturer=manufacturer,
+            lot_number=lot_number,
+            expires_on=today + datetime.timedelta(days=days),
+            quantity_received=Decimal("50000"),
+            certificate_of_analysis=f"COA-{lot_number}",
+            actor=technician,
+        )
         lots[name] = batches.lot_release(lot=lot, actor=pharmacist)
     released = 0
-    for name, category, checks, recipe, planned in PRODUCTS:
-        formulation = Formulation.objects.get(name=name)
-        storage = "Store at room temperature or in a refrigerator"
+    for product in PRODUCTS:
         version = formulations.formulation_version_draft(
-            formulation=formulation, actor=author, bud_category=category, storage=storage,
-            container=CONTAINERS["capsule" if "capsule" in name else "liquid"],
-            compounding_instructions="Weigh, triturate with geometric dilution, fill, check.",
-            qc_checks=checks, auxiliary_labels=["Do not take with opioid pain or cough medicines"],
-            ingredients=[(Ingredient.objects.get(name=i), Decimal(a)) for i, a in recipe],
-        )  # fmt: skip
+            formulation=Formulation.objects.get(name=product.name),
+            actor=author,
+            bud_category=product.bud_category,
+            water_activity=product.water_activity,
+            antimicrobial_preservative=product.antimicrobial_preservative,
+            storage=product.storage,
+            container=product.container,
+            compounding_instructions=product.compounding_instructions,
+            qc_checks=product.qc_checks,
+            auxiliary_labels=[OPIOID_WARNING],
+            ingredients=[(ingredients[name], Decimal(amount)) for name, amount in product.recipe],
+        )
         version = formulations.formulation_version_approve(version=version, actor=pharmacist)
-        batch = batches.batch_start(formulation_version=version, planned_units=Decimal(planned),
-                                    actor=technician)  # fmt: skip
-        for ingredient, amount in recipe:
-            batches.batch_add_ingredient(
-                batch=batch, lot=lots[ingredient], amount=Decimal(amount) * Decimal(planned),
-                actor=technician,
-            )  # fmt: skip
-        batches.batch_submit_for_qc(batch=batch, actor=technician, actual_units=Decimal(planned))
-        for check in checks:
-            batches.batch_record_qc(batch=batch, check_name=check, passed=True, actor=technician)
-        batches.batch_release(batch=batch, actor=pharmacist)
-        released += 1
+        if product.planned_units is not None:
+            release_batch(product, version, lots=lots, technician=technician, pharmacist=pharmacist)
+            released += 1
     return released
+
+
+def release_batch(product: DemoProduct, version, *, lots, technician, pharmacist) -> None:
+    """One batch of the product compounded today by the technician, QC passed, released."""
+    planned = Decimal(product.planned_units)
+    batch = batches.batch_start(
+        formulation_version=version, planned_units=planned, actor=technician
+    )
+    for ingredient, amount in product.recipe:
+        batches.batch_add_ingredient(
+            batch=batch, lot=lots[ingredient], amount=Decimal(amount) * planned, actor=technician
+        )
+    batches.batch_submit_for_qc(batch=batch, actor=technician, actual_units=planned)
+    for check in product.qc_checks:
+        batches.batch_record_qc(batch=batch, check_name=check, passed=True, actor=technician)
+    batches.batch_release(batch=batch, actor=pharmacist)
 
 
 # DEMO ONLY: the authenticator-app key of every demo staff account. It is published (README,

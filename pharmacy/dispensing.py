@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus, PrescriptionLine
-from orders.services import order_transition
+from orders.services import order_fill_check, order_transition
 
 from .models import Batch, BatchStatus, Dispense, User
 from .roles import is_pharmacist, is_technician
@@ -92,6 +92,36 @@ def _locked_batches(queryset: models.QuerySet) -> list[Batch]:
     )
 
 
+def _refuse_unfillable(order: Order) -> None:
+    """Every rule again, against the patient, prescriber and orders as they are now: an error
+    that arose since verification (the patient now takes opioids, the prescriber was
+    suspended, the prescription expired) stops dispensing too."""
+    check = order_fill_check(order)
+    if check.errors:
+        raise ValidationError(
+            f"Order {order.number} cannot be dispensed: {check.refusal()}", code="fill_refused"
+        )
+
+
+def _supply_end(order: Order, today: datetime.date) -> datetime.date:
+    """The last day the patient takes doses from this fill, if it is dispensed today."""
+    return today + datetime.timedelta(days=order.prescription.days_supply)
+
+
+def _refuse_short_bud(batch: Batch, order: Order, *, today: datetime.date) -> None:
+    """USP <795>: the patient must not hold units past their BUD, so the batch's BUD must
+    cover the whole days' supply (the same rule as automatic allocation)."""
+    supply_end = _supply_end(order, today)
+    if batch.beyond_use_date < supply_end:
+        days = order.prescription.days_supply
+        raise ValidationError(
+            f"Batch {batch.lot_number}'s BUD {batch.beyond_use_date:%Y-%m-%d} is before the end "
+            f"of the {days}-day supply ({supply_end:%Y-%m-%d}): choose a batch with a later "
+            "BUD.",
+            code="batch_bud_too_short",
+        )
+
+
 def _start_compounding(order: Order, actor: User) -> Order:
     """A verified order moves to compounding with its first dispense (one event row)."""
     if order.status != OrderStatus.VERIFIED:
@@ -127,19 +157,26 @@ def _dispensed_for_line(order: Order, line: PrescriptionLine) -> Decimal:
 
 
 def dispense_from_batch(
-    *, order: Order, line: PrescriptionLine, batch: Batch, units: Decimal, actor: User
-) -> Dispense:
+    *, order: Order, line: PrescriptionLine, batch: Batch, units: Decimal, actor: User,
+    rules_checked: bool = False,
+) -> Dispense:  # fmt: skip
     """Give `units` of `batch` to `line` of `order`, or raise ValidationError saying why not.
 
-    A verified order moves to compounding with its first dispense, in the same transaction."""
+    The batch must be released, unrecalled and its BUD must cover the days' supply; every rule
+    of the prescription runs again (dispense_allocate runs them once for all its lines:
+    `rules_checked`). A verified order moves to compounding with its first dispense, in the same
+    transaction."""
     _ensure_may_dispense(actor)
     _check_units(units)
     with transaction.atomic():
         locked_order = _locked_order(order)
-        # Read again: the line must be one of this order's prescription.
+        if not rules_checked:
+            _refuse_unfillable(locked_order)
+        # Read again: the line must be one this order dispenses.
         stored_line = (
-            PrescriptionLine.objects.select_related("formulation")
-            .filter(pk=line.pk, prescription_id=locked_order.prescription_id)
+            PrescriptionLine.objects.of_order(locked_order)
+            .select_related("formulation")
+            .filter(pk=line.pk)
             .first()
         )
         if stored_line is None:
@@ -150,7 +187,9 @@ def dispense_from_batch(
         locked_batch = next(iter(_locked_batches(Batch.objects.filter(pk=batch.pk))), None)
         if locked_batch is None:
             raise ValidationError("That batch does not exist.", code="batch_missing")
-        _refuse_unusable_batch(locked_batch, today=timezone.localdate())
+        today = timezone.localdate()
+        _refuse_unusable_batch(locked_batch, today=today)
+        _refuse_short_bud(locked_batch, locked_order, today=today)
         formulation = stored_line.formulation
         if locked_batch.formulation_version.formulation_id != stored_line.formulation_id:
             raise ValidationError(
@@ -212,7 +251,8 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
         prescription = locked_order.prescription
         dispensed = units_dispensed(locked_order)
         needs = []
-        for line in prescription.lines.select_related("formulation").order_by("position"):
+        lines = PrescriptionLine.objects.of_order(locked_order).select_related("formulation")
+        for line in lines.order_by("position"):
             missing = line.quantity - dispensed.get(line.pk, Decimal("0"))
             if missing > 0:
                 needs.append(_LineNeed(line=line, units=missing))
@@ -220,9 +260,10 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
             return DispenseResult(
                 dispenses=[], notes=[f"Order {locked_order.number} is already fully dispensed."]
             )
+        _refuse_unfillable(locked_order)
 
         today = timezone.localdate()
-        supply_end = today + datetime.timedelta(days=prescription.days_supply)
+        supply_end = _supply_end(locked_order, today)
         formulation_ids = {need.line.formulation_id for need in needs}
         candidates = _locked_batches(
             Batch.objects.filter(
@@ -276,15 +317,17 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
             locked_order = _start_compounding(locked_order, actor)
             notes.insert(0, DISPENSING_STARTED)
         dispenses = [
-            dispense_from_batch(order=locked_order, line=line, batch=b, units=units, actor=actor)
+            dispense_from_batch(
+                order=locked_order, line=line, batch=b, units=units, actor=actor, rules_checked=True
+            )
             for line, b, units in plan
         ]
     return DispenseResult(dispenses=dispenses, notes=notes)
 
 
 def _lines_with_dispensed(order: Order) -> models.QuerySet:
-    """The order's prescription lines, each with `dispensed`: units given to this order."""
-    return PrescriptionLine.objects.filter(prescription_id=order.prescription_id).annotate(
+    """The lines the order dispenses, each with `dispensed`: units given to this order."""
+    return PrescriptionLine.objects.of_order(order).annotate(
         dispensed=Coalesce(
             Sum("dispenses__units", filter=Q(dispenses__order_id=order.pk)),
             Decimal("0"),

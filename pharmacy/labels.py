@@ -7,6 +7,7 @@ docs, "Improve rendering speed and memory use"), and WeasyPrint may load nothing
 the portal's own static files.
 """
 
+import dataclasses
 import datetime
 import functools
 import mimetypes
@@ -15,7 +16,6 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import Count, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Concat
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -32,14 +32,27 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from orders.models import Order, OrderKind, OrderStatus, Prescription, PrescriptionLine
+from orders import dosing
+from orders.models import (
+    FillSchedule,
+    Order,
+    OrderEvent,
+    OrderKind,
+    OrderStatus,
+    Prescription,
+    PrescriptionLine,
+    PrescriptionStep,
+)
 
-from .bud import BudCategory
-from .models import Dispense, DosageForm
+from .bud import BudCategory, label_storage
+from .models import BatchStatus, Dispense, DosageForm
 
 OPIOID_WARNING = "Do not take with opioid pain or cough medicines"
+CHILDREN = "Keep out of reach of children"
 SHAKE_WELL = "Shake well"
 REFRIGERATE = "Refrigerate"
+EXTERNAL_USE = "For external use only"
+CONTINUED = "continued on the next label"
 TEMPLATE = "labels/label.html"
 STYLESHEET = "labels/label.css"  # a static file
 
@@ -59,8 +72,6 @@ _QUIET_ZONE_MODULES = 10
 _BAR_WIDTH_REDUCTION = 0.05  # dots
 _BAR = re.compile("1+")  # a run of dark modules: one bar
 
-_PLURAL_UNITS = {"capsule": "capsules"}
-
 # The cached FontConfiguration (a Pango font map) is shared by every render, and WeasyPrint
 # promises no thread safety for that: one label document at a time per process.
 _RENDER_LOCK = threading.Lock()
@@ -71,35 +82,49 @@ class LabelResourceRefused(ValueError):
 
 
 class LabelDoesNotFit(ValueError):
-    """A label's text ran onto a second page."""
+    """A label's text ran past its pages."""
+
+
+class LabelRefused(ValueError):
+    """A label that must not be printed (a recalled batch, an unverified order, ...)."""
 
 
 @dataclass(frozen=True)
 class LabelPage:
-    """Everything one label shows, as plain values (the template formats the dates)."""
+    """Everything one label shows, as plain values (the template formats the dates). A bottle
+    whose directions do not fit one label gets a second page (`continuation`) that repeats who
+    and what it is for and carries the rest of the directions."""
 
     pharmacy_name: str
     pharmacy_address: str
     pharmacy_phone: str
     rx_number: str
     fill_number: int  # 0 for the original fill
+    fill: str  # "Original fill", "Refill 1 of 2"
     date_filled: datetime.date  # the local day of the order's last dispense
     patient_name: str
     patient_date_of_birth: datetime.date
     prescriber: str  # "Jane Doe, MD"
+    pharmacist_initials: str  # of the pharmacist who verified the order
     drug: str  # "Naltrexone HCl 1.5 mg capsule": name, strength and dosage form
     quantity: str  # "14 capsules", "198 mL"
-    directions: str
+    directions: tuple[str, ...]  # this bottle's phrases, printed one after the other
     refills_remaining: int
     rx_expires_on: datetime.date
     beyond_use_date: datetime.date
     storage: str
     lot_numbers: tuple[str, ...]
     warnings: tuple[str, ...]
+    continuation: bool = False  # the second page of a bottle's label
+    continued: bool = False  # the directions go on on the next page
 
     @property
     def rx_and_fill(self) -> str:
-        return f"Rx {self.rx_number} · Fill {self.fill_number}"
+        return f"Rx {self.rx_number} · {self.fill}"
+
+    @property
+    def directions_text(self) -> str:
+        return " ".join(self.directions)
 
     @property
     def barcode_payload(self) -> str:
@@ -110,15 +135,16 @@ class LabelPage:
 
 
 def label_pages(order: Order) -> list[LabelPage]:
-    """One label per prescription line (each strength is its own container), in line order.
+    """One label per bottle (each strength is its own container), in line order.
 
-    Raises ValueError when the order has no Rx number yet or a line has nothing dispensed:
-    labels are printed for verified, dispensed orders."""
+    Raises LabelRefused when the order has no Rx number yet, a line has nothing dispensed, or
+    a batch it was dispensed from was recalled: labels are printed for verified, dispensed
+    orders of usable batches."""
     return labels_of_orders([order])[0]
 
 
 def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:
-    """label_pages() of each order, read with one query for all of them together."""
+    """label_pages() of each order, read with two queries for all of them together."""
     # Each dispense with its line, batch, order and prescription: the order and prescription
     # are read again, as verification sets the Rx number with an UPDATE that an Order already
     # in memory (and its cached prescription) does not see. Only the fields a label prints are
@@ -130,17 +156,33 @@ def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:
             "line__formulation", "batch__formulation_version",
         )
         .only(*_DISPENSE_FIELDS)
-        .annotate(refills_used=_REFILLS_USED, line_count=_LINE_COUNT)
+        .annotate(
+            refills_used=_REFILLS_USED, line_count=_LINE_COUNT, verified_by=_VERIFIED_BY,
+        )
         .order_by("order_id", "line__position", "pk")
     )  # fmt: skip
     # order -> line -> its dispenses; lines in position order (dicts keep insertion order)
     dispensed: dict[int, dict[int, list[Dispense]]] = {order.pk: {} for order in orders}
+    prescription_ids = set()
     for dispense in dispenses:
         dispensed[dispense.order_id].setdefault(dispense.line_id, []).append(dispense)
-    return [_label_pages(order, dispensed[order.pk]) for order in orders]
+        prescription_ids.add(dispense.order.prescription_id)
+    steps = _steps_of(prescription_ids)
+    return [_label_pages(order, dispensed[order.pk], steps) for order in orders]
 
 
-def _label_pages(order: Order, dispensed: dict[int, list[Dispense]]) -> list[LabelPage]:
+def _steps_of(prescription_ids: set[int]) -> dict[int, tuple[dosing.Step, ...]]:
+    """The schedules of these prescriptions (one query)."""
+    steps: dict[int, list[dosing.Step]] = {pk: [] for pk in prescription_ids}
+    rows = PrescriptionStep.objects.filter(prescription_id__in=prescription_ids).order_by(
+        "prescription_id", "position"
+    )
+    for prescription_id, dose, days in rows.values_list("prescription_id", "dose_mg", "days"):
+        steps[prescription_id].append(dosing.Step(dose_mg=dose, days=days))
+    return {pk: tuple(schedule) for pk, schedule in steps.items()}
+
+
+def _label_pages(order: Order, dispensed: dict[int, list[Dispense]], steps) -> list[LabelPage]:
     if not dispensed:
         _refuse_undispensed(order, dispensed=())
     first = next(iter(dispensed.values()))[0]
@@ -149,31 +191,63 @@ def _label_pages(order: Order, dispensed: dict[int, list[Dispense]]) -> list[Lab
         _refuse_unverified(order)
     if len(dispensed) < first.line_count:
         _refuse_undispensed(order, dispensed=dispensed)
+    recalled = [d.batch.lot_number for ds in dispensed.values() for d in ds
+                if d.batch.status == BatchStatus.RECALLED]  # fmt: skip
+    if recalled:
+        raise LabelRefused(
+            f"Order {order.number}: batch {', '.join(_unique(recalled))} was recalled; its "
+            "labels cannot be printed."
+        )
 
     last_dispensed_at = max(d.dispensed_at for ds in dispensed.values() for d in ds)
     patient = prescription.patient
+    refills = prescription.refills_authorized
+    fill = "Original fill"
+    if order.kind == OrderKind.REFILL:
+        fill = f"Refill {first.refills_used} of {refills}"
+    regimen = _fill_regimen(order, prescription, steps[prescription.pk])
     common = {
         "pharmacy_name": settings.PHARMACY_NAME,
         "pharmacy_address": settings.PHARMACY_ADDRESS,
         "pharmacy_phone": settings.PHARMACY_PHONE,
         "rx_number": prescription.rx_number,
         "fill_number": order.fill_number,
+        "fill": fill,
         "date_filled": timezone.localdate(last_dispensed_at),
         "patient_name": patient.full_name,
         "patient_date_of_birth": patient.date_of_birth,
         "prescriber": str(prescription.prescriber),
-        "directions": prescription.directions,
-        "refills_remaining": max(prescription.refills_authorized - first.refills_used, 0),
+        "pharmacist_initials": _initials(first.verified_by or ""),
+        "refills_remaining": max(refills - first.refills_used, 0),
         "rx_expires_on": prescription.expires_on,
     }
     return [
-        LabelPage(**common, **_line_fields(order, dispenses[0].line, dispenses))
+        LabelPage(**common, **_line_fields(order, regimen, dispenses[0].line, dispenses))
         for dispenses in dispensed.values()
     ]
 
 
+def _fill_regimen(order: Order, prescription: Prescription, steps) -> dosing.Regimen:
+    """What this fill dispenses: the schedule as written, or a refill's maintenance dose."""
+    written = dosing.Regimen(
+        dosage_form=dosing.DosageForm(prescription.dosage_form), steps=steps,
+        doses_per_day=prescription.doses_per_day, quantity=None,
+        days_supply=prescription.days_supply, refills=prescription.refills_authorized,
+        concentration_mg_per_ml=prescription.concentration_mg_per_ml,
+        time_of_day=prescription.time_of_day,
+    )  # fmt: skip
+    if order.schedule == FillSchedule.MAINTENANCE:
+        return dosing.maintenance_regimen(written)
+    return written
+
+
+def _initials(name: str) -> str:
+    """'Pat Pharmacist' -> 'PP'."""
+    return "".join(word[0].upper() for word in name.split() if word[:1].isalpha())
+
+
 def _refuse_unverified(order: Order):
-    raise ValueError(
+    raise LabelRefused(
         f"Order {order.number} has no Rx number yet: labels are printed for verified, "
         "dispensed orders."
     )
@@ -183,11 +257,11 @@ def _refuse_undispensed(order: Order, *, dispensed: Iterable[int]):
     """Why an order has no labels, or not a label for each line (an error, not the rule)."""
     if not Prescription.objects.filter(pk=order.prescription_id, rx_number__gt="").exists():
         _refuse_unverified(order)
-    lines = PrescriptionLine.objects.filter(prescription_id=order.prescription_id)
+    lines = PrescriptionLine.objects.of_order(Order.objects.get(pk=order.pk))
     line = lines.exclude(pk__in=list(dispensed)).select_related("formulation").first()
     if line is None:
-        raise ValueError(f"Order {order.number} has no product lines to label.")
-    raise ValueError(
+        raise LabelRefused(f"Order {order.number} has no product lines to label.")
+    raise LabelRefused(
         f"Order {order.number}: {line.formulation.name} is not dispensed yet; labels are "
         "printed for verified, dispensed orders."
     )
@@ -199,64 +273,83 @@ def _count(queryset) -> Coalesce:
     return Coalesce(Subquery(counted.values("count")), 0)
 
 
-# The refills used once an order's fill is made: refill orders not cancelled, as
-# orders.services.prescription_refills_left counts them, but only up to this fill, so that a
-# reprinted label of an earlier fill says what it said then.
+# The refills used once an order's fill is made: refill orders that count (not cancelled or
+# rejected, as the portal counts them: Order.objects.refills_used), but only up to this fill,
+# so that a reprinted label of an earlier fill says what it said then.
 _REFILLS_USED = _count(
-    Order.objects.filter(
-        prescription=OuterRef("order__prescription"), kind=OrderKind.REFILL,
+    Order.objects.refills_used().filter(
+        prescription=OuterRef("order__prescription"),
         fill_number__lte=OuterRef("order__fill_number"),
-    ).exclude(status=OrderStatus.CANCELLED)
-)  # fmt: skip
-_LINE_COUNT = _count(PrescriptionLine.objects.filter(prescription=OuterRef("order__prescription")))
+    )
+)
+_LINE_COUNT = _count(
+    PrescriptionLine.objects.filter(
+        prescription=OuterRef("order__prescription"), phase=OuterRef("order__schedule")
+    )
+)
+# The pharmacist whose signature verified the order (many state boards want their initials).
+_VERIFIED_BY = Subquery(
+    OrderEvent.objects.filter(order=OuterRef("order"), to_status=OrderStatus.VERIFIED)
+    .order_by("-created_at", "-pk")
+    .annotate(name=Concat("actor__first_name", Value(" "), "actor__last_name"))
+    .values("name")[:1]
+)
 
 # What a label prints; a field used on a label and missing here costs a query per label.
 _DISPENSE_FIELDS = (
     "units", "dispensed_at", "line", "line__position", "line__formulation",
     "line__formulation__name", "line__formulation__dosage_form", "line__formulation__unit",
-    "batch", "batch__lot_number", "batch__beyond_use_date", "batch__formulation_version",
+    "line__formulation__strength_mg", "batch", "batch__lot_number", "batch__status",
+    "batch__beyond_use_date", "batch__formulation_version",
     "batch__formulation_version__bud_category", "batch__formulation_version__storage",
-    "batch__formulation_version__auxiliary_labels", "order", "order__fill_number",
-    "order__prescription", "order__prescription__rx_number", "order__prescription__directions",
+    "batch__formulation_version__auxiliary_labels", "order", "order__kind", "order__schedule",
+    "order__fill_number", "order__prescription", "order__prescription__rx_number",
     "order__prescription__refills_authorized", "order__prescription__expires_on",
-    "order__prescription__patient", "order__prescription__patient__first_name",
-    "order__prescription__patient__last_name", "order__prescription__patient__date_of_birth",
-    "order__prescription__prescriber", "order__prescription__prescriber__first_name",
-    "order__prescription__prescriber__last_name", "order__prescription__prescriber__credentials",
+    "order__prescription__dosage_form", "order__prescription__concentration_mg_per_ml",
+    "order__prescription__doses_per_day", "order__prescription__time_of_day",
+    "order__prescription__days_supply", "order__prescription__patient",
+    "order__prescription__patient__first_name", "order__prescription__patient__last_name",
+    "order__prescription__patient__date_of_birth", "order__prescription__prescriber",
+    "order__prescription__prescriber__first_name", "order__prescription__prescriber__last_name",
+    "order__prescription__prescriber__credentials",
 )  # fmt: skip
 
 
-def _line_fields(order: Order, line, dispenses: list[Dispense]) -> dict:
+def _line_fields(order: Order, regimen: dosing.Regimen, line, dispenses: list[Dispense]) -> dict:
     formulation = line.formulation
     batches = [dispense.batch for dispense in dispenses]
     if any(batch.beyond_use_date is None for batch in batches):
-        raise ValueError(
+        raise LabelRefused(
             f"Order {order.number}: a batch dispensed for {formulation.name} has no "
             "beyond-use date."
         )
     versions = [batch.formulation_version for batch in batches]
-    warnings = [OPIOID_WARNING]
+    warnings = [OPIOID_WARNING, CHILDREN]
     for version in versions:
         warnings.extend(version.auxiliary_labels or [])
-    if formulation.dosage_form != DosageForm.CAPSULE:
+    if formulation.dosage_form == DosageForm.TOPICAL_CREAM:
+        warnings.append(EXTERNAL_USE)
+    elif formulation.dosage_form != DosageForm.CAPSULE:
         warnings.append(SHAKE_WELL)
     if any(version.bud == BudCategory.AQUEOUS_UNPRESERVED for version in versions):
         warnings.append(REFRIGERATE)
+    if formulation.dosage_form == DosageForm.TOPICAL_CREAM:
+        # Never "Shake well" on a cream, whatever a record's auxiliary labels say.
+        warnings = [w for w in warnings if _key(w) != _key(SHAKE_WELL)]
+    strength = formulation.strength_mg if formulation.dosage_form == DosageForm.CAPSULE else None
     return {
         "drug": formulation.name,
-        "quantity": _quantity(sum(d.units for d in dispenses), formulation.unit),
+        "quantity": dosing.units_text(sum(d.units for d in dispenses), formulation.unit),
+        "directions": dosing.label_directions(regimen, strength),
         "beyond_use_date": min(batch.beyond_use_date for batch in batches),
-        "storage": "; ".join(_unique(version.storage for version in versions)),
+        "storage": "; ".join(_unique(label_storage(v.bud, v.storage) for v in versions)),
         "lot_numbers": tuple(_unique(batch.lot_number for batch in batches)),
         "warnings": tuple(_unique(warnings)),
     }
 
 
-def _quantity(units: Decimal, unit: str) -> str:
-    """Decimal('14.00'), 'capsule' -> '14 capsules'; Decimal('198'), 'mL' -> '198 mL'."""
-    if units != 1:
-        unit = _PLURAL_UNITS.get(unit, unit)
-    return f"{units.normalize():f} {unit}"
+def _key(text: str) -> str:
+    return (text or "").strip().rstrip(".").casefold()
 
 
 def _unique(texts: Iterable[str]) -> list[str]:
@@ -265,7 +358,7 @@ def _unique(texts: Iterable[str]) -> list[str]:
     kept = []
     for text in texts:
         text = (text or "").strip()
-        key = text.rstrip(".").casefold()
+        key = _key(text)
         if text and key not in seen:
             seen.add(key)
             kept.append(text)
@@ -381,33 +474,78 @@ def render_labels_html(pages: Iterable[LabelPage]) -> str:
     """The HTML of the labels, one <section> per label; every value is escaped by the template
     except the barcode SVG, which this module makes (it contains no text)."""
     labels = [_PrintedLabel(page, mark_safe(barcode_svg(page.barcode_payload))) for page in pages]
-    return render_to_string(TEMPLATE, {"labels": labels})
+    return render_to_string(TEMPLATE, {"labels": labels, "continued": CONTINUED})
 
 
 def render_pages_pdf(pages: list[LabelPage]) -> bytes:
-    """One PDF document with one page per label."""
+    """One PDF document with one page per label (a long label may take two)."""
     document = render_pages_document(pages)
     with _RENDER_LOCK:
         return document.write_pdf()
 
 
 def render_pages_document(pages: list[LabelPage]):
-    """The laid-out WeasyPrint document of these labels (write_pdf() makes the PDF)."""
+    """The laid-out WeasyPrint document of these labels (write_pdf() makes the PDF).
+
+    A label whose directions run past its page is printed again on as many pages as it needs,
+    each a whole label (who, what, lot, BUD and barcode) carrying the next part of the
+    directions ("continued on the next label"). Text is never cut off: a label that cannot fit
+    even so is refused (LabelDoesNotFit)."""
     if not pages:
         raise ValueError("There are no labels to print.")
+    document = _laid_out(pages)
+    if len(document.pages) == len(pages):
+        return document
+    overflowing = _overflowing(document, len(pages))
+    pages = [part for i, page in enumerate(pages)
+             for part in (_split(page) if i in overflowing else [page])]  # fmt: skip
+    document = _laid_out(pages)
+    if len(document.pages) != len(pages):
+        raise LabelDoesNotFit(
+            f"The labels took {len(document.pages)} pages instead of {len(pages)}: a "
+            "label's text does not fit its page."
+        )
+    return document
+
+
+def _laid_out(pages: list[LabelPage]):
     html = HTML(
         string=render_labels_html(pages), base_url=static_prefix(), url_fetcher=url_fetcher()
     )
     with _RENDER_LOCK:
-        fonts = font_configuration()
-        document = html.render(stylesheets=label_stylesheets(), font_config=fonts)
-        if len(document.pages) != len(pages):
-            # Never cut text off a label: refuse rather than print a label in two parts.
+        return html.render(stylesheets=label_stylesheets(), font_config=font_configuration())
+
+
+def _overflowing(document, count: int) -> set[int]:
+    """The labels (by index) that took more than one page: each label's section has an id,
+    and WeasyPrint lists the ids of the elements on each page (on every page they span)."""
+    starts: dict[int, int] = {}
+    for number, page in enumerate(document.pages):
+        for anchor in page.anchors:
+            if anchor.startswith("label-"):
+                starts.setdefault(int(anchor.removeprefix("label-")), number)
+    ends = [*(starts.get(i + 1, len(document.pages)) for i in range(count))]
+    return {i for i in range(count) if ends[i] - starts.get(i, 0) > 1}
+
+
+def _split(page: LabelPage) -> list[LabelPage]:
+    """The label as whole labels that each fit a page, the directions shared out in order."""
+    parts, rest = [], list(page.directions)
+    while rest:
+        for take in range(len(rest), 0, -1):
+            part = dataclasses.replace(
+                page, directions=tuple(rest[:take]), continuation=bool(parts),
+                continued=take < len(rest),
+            )  # fmt: skip
+            if len(_laid_out([part]).pages) == 1:
+                break
+        else:
             raise LabelDoesNotFit(
-                f"The labels took {len(document.pages)} pages instead of {len(pages)}: a "
-                "label's text does not fit its page."
+                f"A label of {page.drug} does not fit its page even with one line of directions."
             )
-        return document
+        parts.append(part)
+        rest = rest[take:]
+    return parts
 
 
 def render_label_pdf(order: Order) -> bytes:

@@ -34,6 +34,11 @@ urlpatterns = [
     path("patients/<int:pk>/", order_views.PatientDetailView.as_view(), name="patient_detail"),
     path("patients/<int:pk>/edit/", order_views.PatientUpdateView.as_view(), name="patient_update"),
     path(
+        "patients/medication-screen/",
+        order_pages.MedicationScreenView.as_view(),
+        name="medication_screen",
+    ),
+    path(
         "patients/<int:patient_pk>/orders/new/",
         order_pages.OrderCreateView.as_view(),
         name="order_create",

@@ -2,12 +2,14 @@ import datetime
 
 import pytest
 
+from orders.checks import Catalogue
 from tests.factories import (
     TEST_PASSWORD,
     ClinicFactory,
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    approve_the_catalogue,
 )
 from tests.signing_in import verified_staff_login
 
@@ -18,6 +20,22 @@ def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PORTAL_BASE_URL = "http://portal.test"
+
+
+@pytest.fixture(autouse=True)
+def _orderable_catalogue(request):
+    """A test with the database finds every product of the catalogue orderable, as in the
+    pharmacy: each has an approved master formulation record (tests of a product without one
+    remove it)."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and marker.kwargs.get("transaction", False)
+    if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
+        transactional = True
+    if marker is None and not {"db", "transactional_db"} & set(request.fixturenames):
+        return
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    approve_the_catalogue()
+    Catalogue.forget()
 
 
 @pytest.fixture

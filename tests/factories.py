@@ -2,13 +2,17 @@
 
 import datetime
 import itertools
+import uuid
 from decimal import Decimal
 
 import factory
 from django.contrib.auth.models import Group
+from django.db.models import Max
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from orders.checks import Catalogue, check_new_prescription, finding_key
 from orders.models import Patient, Sex
+from orders.services import order_submit
 from pharmacy.models import (
     Batch,
     BatchStatus,
@@ -189,7 +193,6 @@ class FormulationVersionFactory(factory.django.DjangoModelFactory):
     formulation = factory.LazyFunction(
         lambda: Formulation.objects.get(dosage_form="capsule", strength_mg=Decimal("1.5"))
     )
-    version = factory.Sequence(lambda n: n + 1)
     status = FormulationVersionStatus.APPROVED
     bud_category = "nonaqueous_solid"
     storage = "Store at room temperature or in a refrigerator"
@@ -198,6 +201,49 @@ class FormulationVersionFactory(factory.django.DjangoModelFactory):
     qc_checks = ["Capsule weight within 10 % of target", "Appearance", "Label check"]
     auxiliary_labels = ["Do not take with opioid pain or cough medicines"]
     author = factory.SubFactory(UserFactory, is_staff=True)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """The next version of the formulation; an approved one supersedes the approved one
+        before it (every test starts with an approved record of each product: conftest)."""
+        formulation = kwargs["formulation"]
+        versions = FormulationVersion.objects.filter(formulation=formulation)
+        if kwargs.get("status") == FormulationVersionStatus.APPROVED:
+            versions.filter(status=FormulationVersionStatus.APPROVED).update(
+                status=FormulationVersionStatus.SUPERSEDED
+            )
+        kwargs.setdefault("version", (versions.aggregate(last=Max("version"))["last"] or 0) + 1)
+        return super()._create(model_class, *args, **kwargs)
+
+
+# Every product of the catalogue as the tests find it: an approved master formulation record of
+# each (a product without one cannot be ordered), with the BUD category its dosage form allows.
+CATALOGUE_RECORDS = {
+    "capsule": {"bud_category": "nonaqueous_solid"},
+    "oral_liquid": {"bud_category": "aqueous_preserved", "antimicrobial_preservative": True},
+    "sublingual_drops": {"bud_category": "aqueous_preserved", "antimicrobial_preservative": True},
+    "topical_cream": {"bud_category": "aqueous_preserved", "antimicrobial_preservative": True},
+}
+
+
+def approve_the_catalogue() -> None:
+    """An approved record for every product that has none (one INSERT for all of them)."""
+    missing = Formulation.objects.exclude(versions__status=FormulationVersionStatus.APPROVED)
+    formulations = list(missing)
+    if not formulations:
+        return
+    author = UserFactory(is_staff=True)
+    FormulationVersion.objects.bulk_create(
+        FormulationVersionFactory.build(
+            # Version 0: the record the tests start from, so that a test's own versions keep
+            # their numbers from 1.
+            formulation=formulation,
+            version=0,
+            author=author,
+            **CATALOGUE_RECORDS[formulation.dosage_form],
+        )
+        for formulation in formulations
+    )
 
 
 class BatchFactory(factory.django.DjangoModelFactory):
@@ -216,3 +262,31 @@ class BatchFactory(factory.django.DjangoModelFactory):
     units_remaining = Decimal("100")
     beyond_use_date = datetime.date(2027, 4, 30)
     bud_explanation = "180 days (nonaqueous solid, USP <795>)"
+
+
+def submit_order(prescriber, patient, regimen, *, idempotency_key=None, reviewed: bool = True):
+    """A new order as a prescriber writes it: for the patient's M79.7 (fibromyalgia), to the
+    clinic; `reviewed`: every warning the rules raise now is ticked, with a reason where one is
+    needed (duplicate therapy, an early refill)."""
+    acknowledged, reason = [], ""
+    if reviewed:
+        check = check_new_prescription(
+            patient=patient,
+            prescriber=prescriber,
+            regimen=regimen,
+            diagnosis_codes=["M79.7"],
+            catalogue=Catalogue.load(),
+        )
+        acknowledged, reason = [finding_key(w) for w in check.warnings], "Reviewed by the test."
+    return order_submit(
+        actor=prescriber.user,
+        patient=patient,
+        regimen=regimen,
+        diagnosis_codes=["M79.7"],
+        reason_for_compounding="Strength not available commercially",
+        ship_to="clinic",
+        needed_by=None,
+        acknowledged=acknowledged,
+        reason=reason,
+        idempotency_key=idempotency_key or uuid.uuid4(),
+    )

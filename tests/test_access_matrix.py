@@ -115,6 +115,9 @@ ACCESS: dict[str, tuple[str, str]] = {
     "dose_check": (
         "login     405       405       login     403       403       403       403       403",
         "login     400       400       login     403       403       403       403       403"),
+    "medication_screen": (
+        "login     405       405       login     403       403       403       403       403",
+        "login     400       400       login     403       403       403       403       403"),
     "order_detail": (
         "login     ok        404       login     403       403       403       403       403",
         "login     405       405       login     403       403       403       403       403"),
@@ -131,8 +134,8 @@ ACCESS: dict[str, tuple[str, str]] = {
         "login     ok        404       login     403       403       403       403       403",
         "login     ok        404       login     403       403       403       403       403"),
     "prescription_refill": (
-        "login     405       405       login     403       403       403       403       403",
-        "login     no        404       login     403       403       403       403       403"),
+        "login     ok        404       login     403       403       403       403       403",
+        "login     ok        404       login     403       403       403       403       403"),
 
     # The admin: staff only, and past the second factor ("pharmac. no 2FA": signed in without
     # it), except sign-in, sign-out and the second factor's own pages; every other page needs

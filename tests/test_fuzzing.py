@@ -40,7 +40,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.services import order_hold, order_start_review, order_submit
+from orders.services import order_hold, order_start_review
 from prescribers.emails import activation_url
 from prescribers.models import PrescriberStatus
 from tests.factories import (
@@ -49,6 +49,7 @@ from tests.factories import (
     PrescriberFactory,
     application_form,
     order_form,
+    submit_order,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
@@ -282,11 +283,7 @@ def submitted_order(prescriber, order_patient):
         dosage_form=DosageForm.CAPSULE, steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 30)),
         doses_per_day=1, quantity=Decimal("44"), days_supply=44, refills=2,
     )  # fmt: skip
-    return order_submit(
-        actor=prescriber.user, patient=order_patient, regimen=regimen, diagnosis_codes=["M79.7"],
-        reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
-        acknowledged=[], idempotency_key=uuid.uuid4(),
-    )  # fmt: skip
+    return submit_order(prescriber, order_patient, regimen)
 
 
 @pytest.fixture
@@ -396,8 +393,9 @@ def prescription_refill_form(request):
     prescriber, order = (request.getfixturevalue(n) for n in ("prescriber", "submitted_order"))
     return Form(
         signed_in(prescriber.user), reverse("prescription_refill", args=[order.prescription_id]),
+        # Right after the first fill: an early refill, confirmed with a reason.
         {"ship_to": "clinic", "needed_by": "", "idempotency_key": str(uuid.uuid4()),
-         "back_to_order": str(order.pk)},
+         "acknowledge": "refill.too_soon@refill", "reason": "The patient travels."},
     )  # fmt: skip
 
 
@@ -440,7 +438,7 @@ def test_every_form_of_the_portal_is_fuzzed():
         "login", "password_reset", "password_reset_confirm", "account_activate",
         "password_change", "prescriber_apply", "patient_create", "patient_update",
         "patient_list", "order_create", "order_amend", "order_answer", "order_cancel",
-        "prescription_refill", "order_list", "dose_check",
+        "prescription_refill", "order_list", "dose_check", "medication_screen",
     }  # fmt: skip
     without_input = {  # pages, a PDF, and logout (a form with nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
@@ -449,7 +447,7 @@ def test_every_form_of_the_portal_is_fuzzed():
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
     portal = {name for name in named if not name.startswith("admin")}
     assert portal == fuzzed | without_input
-    assert len(FORMS) + 1 == len(fuzzed)  # the dose check has a test of its own
+    assert len(FORMS) + 2 == len(fuzzed)  # the two JSON checks have tests of their own
 
 
 def test_the_valid_submission_of_each_form_is_accepted(form):
@@ -487,18 +485,49 @@ def test_the_valid_dose_check_answers(prescriber_client, order_patient):
     assert response.status_code == 200 and response.json()["ok"] is True
 
 
-@FUZZ
-@given(body=dose_check_bodies())
-def test_the_dose_check_answers_any_body_and_writes_nothing(prescriber_client, body):
+def answers_json_and_writes_nothing(client, url: str, body) -> None:
     before = row_counts()
     with rolled_back():
-        response = prescriber_client.post(
-            reverse("dose_check"), body, content_type="application/json"
-        )
+        response = client.post(url, body, content_type="application/json")
         after = row_counts()
     assert response.status_code in (200, 400)
     assert response["Content-Type"] == "application/json"
     assert after == before
+
+
+@FUZZ
+@given(body=dose_check_bodies())
+def test_the_dose_check_answers_any_body_and_writes_nothing(prescriber_client, body):
+    answers_json_and_writes_nothing(prescriber_client, reverse("dose_check"), body)
+
+
+@st.composite
+def medication_screen_bodies(draw) -> str | bytes:
+    """A medication list of any text, any JSON, or bytes that are not JSON at all."""
+    kind = draw(st.sampled_from(["text", "json", "bytes", "nested"]))
+    if kind == "text":
+        return json.dumps({"medications": draw(st.text(max_size=300))})
+    if kind == "json":
+        return json.dumps(draw(json_values()), default=str, allow_nan=True)
+    if kind == "bytes":
+        return draw(st.binary(max_size=200))
+    opening, closing = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+    return deeply_nested(opening, closing, draw(st.integers(10, 200_000)))
+
+
+def test_the_valid_medication_screen_answers(prescriber_client):
+    response = prescriber_client.post(
+        reverse("medication_screen"), {"medications": "Tramadol50mg"},
+        content_type="application/json",
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert [o["drug"] for o in response.json()["opioids"]] == ["tramadol"]
+
+
+@FUZZ
+@given(body=medication_screen_bodies())
+def test_the_medication_screen_answers_any_body_and_writes_nothing(prescriber_client, body):
+    answers_json_and_writes_nothing(prescriber_client, reverse("medication_screen"), body)
 
 
 def test_a_json_nested_deeper_than_the_parser_goes_is_a_400(prescriber_client):

@@ -10,7 +10,6 @@ Clinic A holds the objects put in the URLs; clinic B's prescriber must not reach
 """
 
 import datetime
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,7 +29,7 @@ from django.utils.regex_helper import normalize
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, Patient
-from orders.services import order_hold, order_start_review, order_submit, order_verify
+from orders.services import order_hold, order_start_review, order_verify
 from pharmacy.models import (
     AccessAction,
     AccessEvent,
@@ -55,6 +54,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    submit_order,
 )
 from tests.signing_in import staff_device
 
@@ -95,11 +95,7 @@ class World:
 
 
 def _order(prescriber, patient) -> Order:
-    return order_submit(
-        actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
-        reason_for_compounding="Strength not available commercially", ship_to="clinic",
-        needed_by=None, acknowledged=[], idempotency_key=uuid.uuid4(),
-    )  # fmt: skip
+    return submit_order(prescriber, patient, REGIMEN)
 
 
 def _patient(clinic) -> Patient:
@@ -170,7 +166,7 @@ def build_world() -> World:
         bud_explanation="",
     )  # fmt: skip
     dispense = Dispense.objects.create(
-        order=order_a_verified, line=order_a_verified.prescription.lines.get(), batch=released,
+        order=order_a_verified, line=order_a_verified.lines().get(), batch=released,
         units=Decimal("30"), dispensed_by=technician,
     )  # fmt: skip
     recall = Recall.objects.create(batch=released, reason="Capsule weight out of range",

@@ -1,6 +1,9 @@
 """The pharmacy's catalogue and its master formulation records."""
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
@@ -98,6 +101,21 @@ class FormulationVersion(models.Model):
     )  # fmt: skip
     bud_category = models.CharField("BUD category (USP <795>)", max_length=30,
                                     choices=[(c.value, c.label) for c in BudCategory])  # fmt: skip
+    water_activity = models.DecimalField(
+        "water activity (aw)",
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text="Measured water activity (aw), if recorded: below 0.6 the preparation is"
+        " nonaqueous (USP <795>).",
+    )
+    antimicrobial_preservative = models.BooleanField(
+        "contains an antimicrobial preservative",
+        default=False,
+        help_text="Needed for the aqueous, preserved category (USP <795>).",
+    )
     storage = models.CharField(max_length=200)
     container = models.CharField(max_length=200)
     compounding_instructions = models.TextField()

@@ -1,5 +1,6 @@
 // The order form's schedule builder and live dose check. The server runs the same rules again
-// on submit; this only shows them while the prescriber types.
+// on submit; this only shows them while the prescriber types. The server's refusal of a submit
+// (#acknowledge-refusal) is never redrawn here: it stays until the next submit.
 (function () {
   "use strict";
   const form = document.getElementById("order-form");
@@ -8,6 +9,7 @@
   const field = (name) => form.elements.namedItem(name);
   const STEP = /^(\d{1,4}(?:\.\d{1,3})?)\s*(?:mg)?\s*(?:x|×|\*|for)\s*(\d{1,4})\s*(?:days?|d)?$/i;
   const concentrations = JSON.parse(document.getElementById("concentrations").textContent);
+  const budLimits = JSON.parse(document.getElementById("bud-limits").textContent);
   let timer = null;
   let sequence = 0;
 
@@ -45,6 +47,17 @@
       .map((dose, i) => `${formatNumber(dose)} x ${i === doses.length - 1 ? hold : days}`)
       .join(", ");
     check(true);
+  }
+
+  // The beyond-use limit of the product chosen: the days' supply cannot be longer.
+  function showBudLimit() {
+    const byAmount = budLimits[field("dosage_form").value] || {};
+    const texts = field("dosage_form").value === "capsule"
+      ? [...new Set(Object.values(byAmount))]
+      : [byAmount[field("concentration_mg_per_ml").value]].filter(Boolean);
+    document.getElementById("bud-limit").textContent = texts.length
+      ? `Beyond-use limit: ${texts.join(" or ")}; the days' supply cannot be longer.`
+      : "";
   }
 
   function showConcentrations() {
@@ -101,7 +114,10 @@
       const item = document.createElement("div");
       item.className = `alert ${finding.severity === "error" ? "alert-danger" : "alert-warning"} py-2 small mb-2`;
       item.dataset.code = finding.code;
-      item.textContent = finding.message;
+      item.dataset.field = finding.field;
+      const about = document.createElement("strong");
+      about.textContent = `${finding.field_label || finding.field}: `;
+      item.append(about, finding.message);
       const source = document.createElement("div");
       source.className = "text-body-secondary";
       source.textContent = `Source: ${finding.source}`;
@@ -112,27 +128,30 @@
     renderAcknowledgements(findings.filter((finding) => finding.severity === "warning"));
   }
 
-  // One tick per warning; ticks already given stay ticked while the warning stays.
+  // One tick per warning; ticks already given stay ticked while the warning stays. Duplicate
+  // therapy and an early refill also need a reason.
   function renderAcknowledgements(warnings) {
     const box = document.getElementById("acknowledgements");
     const ticked = new Set(
       Array.from(form.querySelectorAll('input[name="acknowledge"]:checked')).map((input) => input.value)
     );
     box.replaceChildren();
+    document.getElementById("reason-group").hidden = !warnings.some((warning) => warning.reason_required);
     if (warnings.length === 0) return;
     const heading = document.createElement("p");
     heading.className = "fw-semibold small mb-1";
     heading.textContent = "I have reviewed:";
     box.appendChild(heading);
     warnings.forEach((warning, i) => {
-      const key = `${warning.code}@${warning.field}`;
+      const key = warning.key || `${warning.code}@${warning.field}`;
       const wrapper = document.createElement("div");
       wrapper.className = "form-check";
       const input = document.createElement("input");
       Object.assign(input, { type: "checkbox", name: "acknowledge", value: key, id: `ack-${i}`, className: "form-check-input" });
       input.checked = ticked.has(key);
       const label = document.createElement("label");
-      Object.assign(label, { htmlFor: `ack-${i}`, className: "form-check-label small", textContent: warning.message });
+      const text = warning.field_label ? `${warning.field_label}: ${warning.message}` : warning.message;
+      Object.assign(label, { htmlFor: `ack-${i}`, className: "form-check-label small", textContent: text });
       wrapper.append(input, label);
       box.appendChild(wrapper);
     });
@@ -180,7 +199,8 @@
     const data = await response.json();
     if (!response.ok) {
       renderFindings((data.errors || []).map((error) => ({
-        code: "input", severity: "error", field: error.field, message: error.message, source: "this form",
+        code: "input", severity: "error", field: error.field, field_label: error.field, message: error.message,
+        source: "this form",
       })));
       return;
     }
@@ -192,12 +212,21 @@
     document.getElementById("capsule-lines").textContent = data.capsule_lines.length > 1
       ? "Dispensed as " + data.capsule_lines.map((line) => `${line.quantity} × ${line.strength_mg} mg`).join(", ") + " capsules."
       : "";
+    document.getElementById("refill-plan").textContent = data.refill_plan;
     renderFindings(data.findings);
   }
 
+  // One check per pause in typing; a schedule change during the pause still refills the
+  // quantity and days' supply, whatever was typed after it.
+  let pendingFill = false;
   function later(fillQuantity) {
     clearTimeout(timer);
-    timer = setTimeout(() => check(fillQuantity), 300);
+    pendingFill = pendingFill || fillQuantity;
+    timer = setTimeout(() => {
+      const fill = pendingFill;
+      pendingFill = false;
+      check(fill);
+    }, 300);
   }
 
   const schedule = ["steps", "doses_per_day", "dosage_form", "concentration_mg_per_ml"];
@@ -207,6 +236,7 @@
   });
   form.addEventListener("change", (event) => {
     if (event.target.name === "dosage_form") showConcentrations();
+    if (["dosage_form", "concentration_mg_per_ml"].includes(event.target.name)) showBudLimit();
     if (["dosage_form", "concentration_mg_per_ml", "time_of_day", "ship_to"].includes(event.target.name)) {
       later(schedule.includes(event.target.name));
     }
@@ -214,5 +244,6 @@
   document.getElementById("b-build").addEventListener("click", buildSteps);
   document.getElementById("builder").hidden = false;
   showConcentrations();
+  showBudLimit();
   if (field("steps").value.trim()) check(!field("quantity").value.trim());
 })();

@@ -117,16 +117,16 @@ def test_order_form_live_dose_check_works_under_the_policy(live_server, settings
     page.locator('[name="password"]').fill(settings.DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("link", name="Patients", exact=True).click()
-    page.get_by_role("link", name="Testpatient, Rowan").click()
+    page.get_by_role("link", name="Madeup, Riley").click()  # their one order was cancelled
     page.get_by_role("link", name="New LDN order").click()
 
-    page.locator('[name="dosage_form"]').select_option("oral_liquid")
     page.get_by_role("button", name="Build steps").click()
     expect(page.locator("#steps-preview tbody tr")).to_have_count(3)
-    expect(page.locator('[name="quantity"]')).to_have_value("198")
+    expect(page.locator('[name="quantity"]')).to_have_value("58")
     page.locator('[name="diagnosis_codes"]').fill("M79.7")
     expect(page.locator("#findings")).to_have_text("No problems found.")
-    page.locator('[name="steps"]').fill("1.5 x 14, 3 x 14, 4.5 x 14, 5 x 30")
+    page.locator('[name="dosage_form"]').select_option("oral_liquid")
+    page.locator('[name="steps"]').fill("1.5 x 7, 3 x 7, 4.5 x 7, 5 x 14")
     expect(page.locator("#findings .alert-warning")).to_contain_text(
         "Daily dose 5 mg in step 4 is above the usual maximum"
     )

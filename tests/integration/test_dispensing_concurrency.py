@@ -2,7 +2,6 @@
 timing, decide who gets the last units of a batch."""
 
 import datetime
-import uuid
 from decimal import Decimal
 from functools import partial
 
@@ -13,7 +12,6 @@ from django.utils import timezone
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent, OrderStatus
-from orders.services import order_submit
 from pharmacy.dispensing import dispense_allocate, dispense_from_batch
 from pharmacy.models import Batch, Dispense
 from tests.factories import (
@@ -22,6 +20,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    submit_order,
 )
 from tests.integration.test_postgres_locks import run_together
 
@@ -46,11 +45,7 @@ def verified_orders(count: int) -> list[Order]:
     )  # fmt: skip
     pks = []
     for _ in range(count):
-        order = order_submit(
-            actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
-            reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
-            acknowledged=[], idempotency_key=uuid.uuid4(),
-        )  # fmt: skip
+        order = submit_order(prescriber, patient, REGIMEN)
         pks.append(order.pk)
     Order.objects.filter(pk__in=pks).update(status=OrderStatus.VERIFIED)
     return list(Order.objects.filter(pk__in=pks).order_by("pk"))
@@ -66,7 +61,7 @@ def test_eight_people_dispensing_the_last_five_units_at_once(postgresql):
     # One order per person, so only the batch row is contended (each order needs 30 units:
     # 20 rounds never fill one).
     orders = verified_orders(THREADS)
-    lines = [order.prescription.lines.get() for order in orders]
+    lines = [order.lines().get() for order in orders]
 
     def dispense_one(index, batch):
         return lambda: dispense_from_batch(

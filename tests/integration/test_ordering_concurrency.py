@@ -2,14 +2,16 @@
 
 import datetime
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order
-from orders.services import RefillRefused, order_submit, prescription_refill
-from tests.factories import PatientFactory, PrescriberFactory
+from orders.services import RefillRefused, prescription_refill
+from tests.factories import PatientFactory, PrescriberFactory, submit_order
 from tests.integration.test_postgres_locks import run_together
 
 pytestmark = [
@@ -25,11 +27,7 @@ REGIMEN = Regimen(
 
 
 def submit(prescriber, patient, key):
-    return order_submit(
-        actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
-        reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
-        acknowledged=[], idempotency_key=key,
-    )  # fmt: skip
+    return submit_order(prescriber, patient, REGIMEN, idempotency_key=key)
 
 
 @pytest.fixture
@@ -53,18 +51,59 @@ def test_the_same_form_submitted_twice_at_once_makes_one_order(prescriber_and_pa
     assert Order.objects.count() == 1
 
 
+def refill_of(prescriber, order):
+    """A refill request, right after the first fill: confirmed as early, with a reason."""
+    return lambda: prescription_refill(
+        prescription=order.prescription, actor=prescriber.user, ship_to="clinic",
+        needed_by=None, idempotency_key=uuid.uuid4(), acknowledged=["refill.too_soon@refill"],
+        reason="The patient travels.",
+    )  # fmt: skip
+
+
 def test_two_refills_at_once_take_the_last_refill_once(prescriber_and_patient):
     prescriber, patient = prescriber_and_patient
     first = submit(prescriber, patient, uuid.uuid4())
 
-    def refill():
-        return prescription_refill(
-            prescription=first.prescription, actor=prescriber.user, ship_to="clinic",
-            needed_by=None, idempotency_key=uuid.uuid4(),
-        )  # fmt: skip
-
-    results = run_together(refill, refill)
+    results = run_together(refill_of(prescriber, first), refill_of(prescriber, first))
 
     refused = [r for r in results if isinstance(r, RefillRefused)]
     assert len(refused) == 1, results
+    assert Order.objects.filter(kind="refill").count() == 1
+
+
+def test_one_refill_is_open_at_a_time_however_many_are_asked_for_at_once(
+    prescriber_and_patient,
+):
+    prescriber, patient = prescriber_and_patient
+    first = submit_order(prescriber, patient, replace(REGIMEN, refills=5))
+
+    results = run_together(*[refill_of(prescriber, first)] * 4)
+
+    made = [r for r in results if isinstance(r, Order)]
+    refused = [r for r in results if isinstance(r, RefillRefused)]
+    assert (len(made), len(refused)) == (1, 3), results
+    for refusal in refused:
+        assert [f.code for f in refusal.errors] == ["refill.already_open"]
+        assert str(refusal) == (
+            f"Refill {made[0].number} of this prescription is still open: one refill at a time."
+        )
+    assert list(Order.objects.filter(kind="refill").values_list("pk", flat=True)) == [made[0].pk]
+
+
+def test_the_database_refuses_a_second_open_refill_written_past_the_service(
+    prescriber_and_patient,
+):
+    prescriber, patient = prescriber_and_patient
+    first = submit_order(prescriber, patient, replace(REGIMEN, refills=5))
+    refill_of(prescriber, first)()
+
+    second = Order(
+        prescription=first.prescription, clinic=first.clinic, kind="refill", fill_number=9,
+        ship_to="clinic", created_by=prescriber.user, status="in_review",
+    )  # fmt: skip
+    with (
+        pytest.raises(IntegrityError, match="one_open_refill_per_prescription"),
+        transaction.atomic(),
+    ):
+        second.save()
     assert Order.objects.filter(kind="refill").count() == 1

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -19,7 +18,7 @@ from pypdf import PdfReader
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderStatus, Prescription
-from orders.services import order_final_check, order_submit
+from orders.services import order_final_check
 from pharmacy import notifications
 from pharmacy.models import Delivery, DeliveryStatus, Dispense, Formulation
 from tests.factories import (
@@ -28,6 +27,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    submit_order,
 )
 from tests.services import CeleryWorker, SmtpSink, free_port, service_unavailable
 
@@ -55,16 +55,12 @@ def compounded_orders(count: int) -> list[Order]:
             clinic=prescriber.clinic, takes_opioids=False, current_medications="",
             date_of_birth=datetime.date(1970, 1, 1),
         )  # fmt: skip
-        order = order_submit(
-            actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
-            reason_for_compounding="Strength", ship_to="clinic", needed_by=None,
-            acknowledged=[], idempotency_key=uuid.uuid4(),
-        )  # fmt: skip
+        order = submit_order(prescriber, patient, REGIMEN)
         Prescription.objects.filter(pk=order.prescription_id).update(
             rx_number=str(7000000 + order.prescription_id)
         )
         Order.objects.filter(pk=order.pk).update(status=OrderStatus.COMPOUNDING)
-        Dispense.objects.create(order=order, line=order.prescription.lines.get(), batch=batch,
+        Dispense.objects.create(order=order, line=order.lines().get(), batch=batch,
                                 units=Decimal("30"), dispensed_by=batch.compounded_by)  # fmt: skip
         orders.append(order)
     return orders

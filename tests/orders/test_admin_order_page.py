@@ -69,7 +69,7 @@ def test_the_order_page_shows_every_dispense_label_email_and_event(
         [str(e.actor), e.get_from_status_display(), e.get_to_status_display()] for e in events
     ]
     assert [row[1] for row in timeline][-1] == pharmacist.get_full_name()
-    lines = order.prescription.lines.select_related("formulation").order_by("position")
+    lines = order.lines().select_related("formulation").order_by("position")
     assert len(lines) == 3
     assert f"<strong>Dispense:</strong> {'; '.join(str(line) for line in lines)}</p>" in html
 

@@ -38,8 +38,8 @@ def test_example_request_answers_as_documented(prescriber_client):
     assert response.json() == {
         "ok": True,
         "findings": [],
-        "directions": "Take 1.5 mg (1 capsule) at bedtime for 14 days, then 3 mg (1 capsule) at "
-        "bedtime for 14 days, then 4.5 mg (1 capsule) at bedtime for 30 days.",
+        "directions": "Take 1 capsule (1.5 mg) at bedtime for 14 days, then 1 capsule (3 mg) at "
+        "bedtime for 14 days, then 1 capsule (4.5 mg) at bedtime for 30 days.",
         "quantity_needed": "58",
         "days_in_schedule": 58,
         "capsule_lines": [
@@ -47,7 +47,14 @@ def test_example_request_answers_as_documented(prescriber_client):
             {"strength_mg": "3", "quantity": 14},
             {"strength_mg": "4.5", "quantity": 30},
         ],
-    }
+        "refill_plan": "Each refill continues at the maintenance dose (4.5 mg): 58 capsules for "
+        "58 days.",
+        "products": [
+            {"name": f"Naltrexone HCl {strength} mg capsule", "bud_days": 180,
+             "bud_category": "nonaqueous solid"}
+            for strength in ("1.5", "3", "4.5")
+        ],
+    }  # fmt: skip
     assert Prescription.objects.count() == 0 and Order.objects.count() == 0
 
 
@@ -57,7 +64,12 @@ def test_errors_make_ok_false(prescriber_client):
     assert body["ok"] is False
     above = [f for f in body["findings"] if f["code"] == "dose.above_max"]
     assert [(f["severity"], f["field"]) for f in above] == [("error", "steps.0.dose_mg")]
-    assert set(above[0]) == {"code", "severity", "field", "message", "source"}
+    assert set(above[0]) == {
+        "code", "severity", "field", "message", "source", "field_label", "key", "reason_required",
+    }  # fmt: skip
+    assert (above[0]["field_label"], above[0]["key"], above[0]["reason_required"]) == (
+        "Schedule, step 1 dose", "dose.above_max@steps.0.dose_mg", False,
+    )  # fmt: skip
 
 
 def test_warnings_alone_keep_ok_true(prescriber_client):

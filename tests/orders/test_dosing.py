@@ -133,16 +133,21 @@ def test_every_step_is_checked(schedule, expected):
         (2, "1.5", [("doses_per_day.split", W, "doses_per_day")]),
         (
             2,
-            "2.5",  # 2 x 2.5 = 5 mg a day
+            "2.5",  # 2 x 2.5 = 5 mg a day, and a 5 mg start
             [
                 ("dose.above_usual", W, "steps.0.dose_mg"),
+                FIRST_HIGH,
                 ("doses_per_day.split", W, "doses_per_day"),
             ],
         ),
         (
             2,
             "2.51",
-            [("dose.above_max", E, "steps.0.dose_mg"), ("doses_per_day.split", W, "doses_per_day")],
+            [
+                ("dose.above_max", E, "steps.0.dose_mg"),
+                FIRST_HIGH,
+                ("doses_per_day.split", W, "doses_per_day"),
+            ],
         ),
         (
             2,
@@ -155,6 +160,7 @@ def test_every_step_is_checked(schedule, expected):
             "2",
             [
                 ("dose.above_max", E, "steps.0.dose_mg"),
+                FIRST_HIGH,
                 ("doses_per_day.too_many", E, "doses_per_day"),
             ],
         ),
@@ -283,11 +289,51 @@ def test_titration_messages():
     assert [f.message for f in check_regimen(regimen)] == [
         "Daily dose 5.5 mg in step 2 is above the LDN maximum of 5 mg "
         "(standard naltrexone is 50 mg tablets).",
-        "First step is 3.5 mg per dose: start at 3 mg or less and go up, unless the patient "
+        "First step is 3.5 mg a day: start at 3 mg a day or less and go up, unless the patient "
         "already takes LDN.",
         "Step 1 lasts 6 days; titration steps should last at least 7 days.",
-        "Step 2 goes up 2 mg per dose (from 3.5 to 5.5 mg); increase by at most 1.5 mg per step.",
+        "Step 2 goes up 2 mg a day (from 3.5 mg to 5.5 mg); increase by at most 1.5 mg a day "
+        "per step.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "doses_per_day", "expected"),
+    [
+        # 2 x 1.5 mg is a 3 mg start: at the limit. 2 x 2 mg is a 4 mg start (per dose only
+        # 2 mg, which a per-dose rule let through).
+        ((("1.5", 14),), 2, []),
+        ((("2", 14),), 2, [FIRST_HIGH]),
+        # 1 -> 1.5 mg twice a day is 1 mg a day more: fine. 1 -> 2 mg twice a day is 2 mg a
+        # day more (1 mg per dose, which a per-dose rule let through).
+        ((("1", 14), ("1.5", 14)), 2, []),
+        ((("1", 14), ("2", 14)), 2, [("titration.increase_too_large", W, "steps.1.dose_mg")]),
+    ],
+)
+def test_split_doses_are_judged_per_day_for_the_start_and_each_increase(
+    schedule, doses_per_day, expected
+):
+    findings = check_regimen(capsules(*schedule, doses_per_day=doses_per_day))
+
+    assert [row for row in rows(findings) if row[0].startswith("titration")] == expected
+
+
+def test_split_dose_titration_messages_give_the_daily_amounts():
+    findings = check_regimen(capsules(("2", 14), ("3", 14), doses_per_day=2))
+
+    assert [f.message for f in findings if f.code.startswith("titration")] == [
+        "First step is 4 mg (2 x 2 mg) a day: start at 3 mg a day or less and go up, unless "
+        "the patient already takes LDN.",
+        "Step 2 goes up 2 mg a day (from 4 mg (2 x 2 mg) to 6 mg (2 x 3 mg)); increase by at "
+        "most 1.5 mg a day per step.",
+    ]
+
+
+def test_a_refill_that_continues_treatment_is_not_a_high_start():
+    maintenance = capsules(("4.5", 30), continues_treatment=True)
+
+    assert check_regimen(maintenance) == []
+    assert rows(check_regimen(capsules(("4.5", 30)))) == [FIRST_HIGH]
 
 
 def test_an_empty_schedule_is_refused():
@@ -507,39 +553,39 @@ def test_units_and_daily_dose():
     [
         (
             capsules(*TITRATION),
-            "Take 1.5 mg (1 capsule) at bedtime for 14 days, then 3 mg (1 capsule) at bedtime "
-            "for 14 days, then 4.5 mg (1 capsule) at bedtime for 30 days.",
+            "Take 1 capsule (1.5 mg) at bedtime for 14 days, then 1 capsule (3 mg) at bedtime "
+            "for 14 days, then 1 capsule (4.5 mg) at bedtime for 30 days.",
         ),
-        (capsules(("4.5", 30)), "Take 4.5 mg (1 capsule) at bedtime for 30 days."),
+        (capsules(("4.5", 30)), "Take 1 capsule (4.5 mg) at bedtime for 30 days."),
         (
             capsules(("4.50", 30), time_of_day="morning"),
-            "Take 4.5 mg (1 capsule) in the morning for 30 days.",
+            "Take 1 capsule (4.5 mg) in the morning for 30 days.",
         ),
         (
             capsules(("1.5", 14), doses_per_day=2),
-            "Take 1.5 mg (1 capsule) twice daily for 14 days.",
+            "Take 1 capsule (1.5 mg) twice daily for 14 days.",
         ),
-        (capsules(("1.5", 1)), "Take 1.5 mg (1 capsule) at bedtime for 1 day."),
+        (capsules(("1.5", 1)), "Take 1 capsule (1.5 mg) at bedtime for 1 day."),
         (
             liquid(*TITRATION),
-            "Take 1.5 mg (1.5 mL) by mouth at bedtime for 14 days, then 3 mg (3 mL) by mouth at "
-            "bedtime for 14 days, then 4.5 mg (4.5 mL) by mouth at bedtime for 30 days.",
+            "Take 1.5 mL (1.5 mg) by mouth at bedtime for 14 days, then 3 mL (3 mg) by mouth at "
+            "bedtime for 14 days, then 4.5 mL (4.5 mg) by mouth at bedtime for 30 days.",
         ),
         (
             liquid(("1.5", 14), form=DosageForm.SUBLINGUAL_DROPS),
-            "Place 1.5 mg (1.5 mL) under the tongue at bedtime for 14 days.",
+            "Place 1.5 mL (1.5 mg) under the tongue at bedtime for 14 days.",
         ),
         (
             liquid(("1", 30), form=DosageForm.TOPICAL_CREAM, concentration="0.5"),
-            "Apply 1 mg (2 mL) to the skin at bedtime for 30 days.",
+            "Apply 2 mL (1 mg) to the skin at bedtime for 30 days.",
         ),
         (
             liquid(("1", 30), concentration="3"),
-            "Take 1 mg (0.33 mL) by mouth at bedtime for 30 days.",
+            "Take 0.33 mL (1 mg) by mouth at bedtime for 30 days.",
         ),
         (
             liquid(("1.00", 30), concentration="1.50"),
-            "Take 1 mg (0.67 mL) by mouth at bedtime for 30 days.",
+            "Take 0.67 mL (1 mg) by mouth at bedtime for 30 days.",
         ),
         (
             liquid(("1.5", 14), concentration=None),
@@ -629,8 +675,8 @@ def test_patient_findings(facts, expected):
         ),
         (
             patient(medications="Metformin\nTylenol #3 for back pain\nOXYCONTIN 20 mg"),
-            "The medication list names an opioid (Tylenol #3, OxyContin): naltrexone blocks "
-            "opioids and can bring on withdrawal. " + WASHOUT,
+            "The medication list names an opioid (Tylenol #3 for back pain: codeine; OXYCONTIN "
+            "20 mg: oxycodone): naltrexone blocks opioids and can bring on withdrawal. " + WASHOUT,
         ),
         (
             patient(date_of_birth=datetime.date(2010, 6, 1)),
@@ -639,13 +685,14 @@ def test_patient_findings(facts, expected):
         ),
         (
             patient(medications="Synthroid 50 mcg", diagnosis_codes=("E06.3",)),
-            "Hashimoto's thyroiditis (E06.3) on thyroid replacement (Synthroid): start low; the "
-            "thyroid dose may need lowering, so watch for signs of over-replacement.",
+            "Hashimoto's thyroiditis (E06.3) on thyroid replacement (Synthroid 50 mcg: "
+            "levothyroxine): start low; the thyroid dose may need lowering, so watch for signs "
+            "of over-replacement.",
         ),
         (
             patient(medications="Prograf 1 mg", diagnosis_codes=("Z94.0",)),
-            "Immunosuppression (Prograf, transplant status Z94.0): LDN acts on the immune system; "
-            "confirm with the transplant or treating team.",
+            "Immunosuppression (Prograf 1 mg: tacrolimus, transplant status Z94.0): LDN acts on "
+            "the immune system; discuss with the treating specialist or transplant team.",
         ),
     ],
 )
@@ -654,32 +701,40 @@ def test_patient_messages(facts, message):
 
 
 @pytest.mark.parametrize(
-    ("medications", "named"),
+    ("medications", "drugs"),
     [
-        ("Oxycodone 5 mg as needed", "oxycodone"),
-        ("OXYCONTIN 20 mg", "OxyContin"),
-        ("tylenol with codeine", "Tylenol with Codeine"),
-        ("Tylenol #3 at night", "Tylenol #3"),
-        ("Metformin 500 mg\nhydrocodone-acetaminophen 5/325\nVitamin D", "hydrocodone"),
-        ("acetaminophen-codeine 300/30", "codeine"),
-        ("Suboxone film 8/2", "Suboxone"),
-        ("buprenorphine (Butrans patch)", "buprenorphine, Butrans"),
-        ("MS  Contin 15 mg", "MS Contin"),
-        ("Robitussin AC cough syrup", "Robitussin AC"),
-        ("Promethazine with Codeine syrup", "promethazine with codeine"),
-        ("Tussionex at night", "Tussionex"),
-        ("tramadol 50 mg; Norco 5/325", "tramadol, Norco"),
-        ("fentanyl patch 25 mcg/h", "fentanyl"),
-        ("Lomotil for diarrhoea", "Lomotil"),
-        ("methadone 40 mg (clinic)", "methadone"),
-        ("Kadian\nkadian", "Kadian"),
+        ("Oxycodone 5 mg as needed", "Oxycodone 5 mg as needed"),
+        ("OXYCONTIN 20 mg", "OXYCONTIN 20 mg: oxycodone"),
+        ("tylenol with codeine", "tylenol with codeine"),
+        ("Tylenol #3 at night", "Tylenol #3 at night: codeine"),
+        ("Metformin 500 mg\nhydrocodone-acetaminophen 5/325\nVitamin D",
+         "hydrocodone-acetaminophen 5/325"),
+        ("acetaminophen-codeine 300/30", "acetaminophen-codeine 300/30"),
+        ("Suboxone film 8/2", "Suboxone film 8/2: buprenorphine"),
+        ("buprenorphine (Butrans patch)", "buprenorphine (Butrans patch)"),
+        ("MS  Contin 15 mg", "MS  Contin 15 mg: morphine"),
+        ("Robitussin AC cough syrup", "Robitussin AC cough syrup: codeine"),
+        ("Tussionex at night", "Tussionex at night: hydrocodone"),
+        ("tramadol 50 mg; Norco 5/325", "tramadol 50 mg; Norco 5/325: hydrocodone"),
+        ("fentanyl patch 25 mcg/h", "fentanyl patch 25 mcg/h"),
+        ("Lomotil for diarrhoea", "Lomotil for diarrhoea: diphenoxylate"),
+        ("methadone 40 mg (clinic)", "methadone 40 mg (clinic)"),
+        ("Kadian\nkadian", "Kadian: morphine"),
+        # As clinics type them: glued to the strength, shorthand, a typo.
+        ("Tramadol50mg", "Tramadol50mg"),
+        ("Percocet10/325 q6h prn", "Percocet10/325 q6h prn: oxycodone"),
+        ("APAP/codeine 300/30", "APAP/codeine 300/30"),
+        ("oxy 10 at night", "oxy 10 at night: oxycodone"),
+        ("bupe 8mg", "bupe 8mg: buprenorphine"),
+        ("kratom capsules daily", "kratom capsules daily: kratom (mitragynine)"),
+        ("oxycodon 5mg", "oxycodon 5mg: oxycodone"),
     ],
-)
-def test_a_medication_list_naming_an_opioid_is_refused(medications, named):
+)  # fmt: skip
+def test_a_medication_list_naming_an_opioid_is_refused(medications, drugs):
     (finding,) = check_patient(patient(medications=medications), today=TODAY)
 
     assert rows([finding]) == [("opioid.in_medications", E, "patient.medications")]
-    assert finding.message.startswith(f"The medication list names an opioid ({named}): ")
+    assert finding.message.startswith(f"The medication list names an opioid ({drugs}): ")
     assert finding.source == "naltrexone prescribing information"
 
 
@@ -691,15 +746,64 @@ def test_a_medication_list_naming_an_opioid_is_refused(medications, named):
         "Opioids: none",
         "ibuprofen 400 mg",
         "Levothyroxine 75 mcg",
-        "Tramadolx",
         "Robitussin DM",
         "codeine-free cough syrup",
         "non-codeine cough syrup",
+        "oxybutynin 5 mg",
         "",
     ],
 )
 def test_medication_lists_without_an_opioid(medications):
     assert check_patient(patient(medications=medications), today=TODAY) == []
+
+
+def test_loperamide_is_a_warning_not_an_error():
+    findings = check_patient(patient(medications="Imodium A-D as needed"), today=TODAY)
+
+    assert rows(findings) == [("opioid.peripheral", W, "patient.medications")]
+    assert findings[0].message.startswith(
+        "The medication list names a peripherally acting opioid (Imodium A-D as needed: "
+        "loperamide): "
+    )
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        # Hashimoto's from the patient's problem list, not only this prescription's codes.
+        (patient(medications="Levothyroxine 75 mcg", conditions=("E06.3",)),
+         [("thyroid.hashimoto_replacement", W, "patient.medications")]),
+        (patient(medications="NP Thyroid 60 mg", conditions=("E06.3",), diagnosis_codes=("M79.7",)),
+         [("thyroid.hashimoto_replacement", W, "patient.medications")]),
+        (patient(conditions=("Z94.0",)), [("immunosuppression.present", W, "patient.conditions")]),
+        # The classes DOMAIN.md names: biologics, JAK inhibitors, S1P modulators, methotrexate,
+        # systemic corticosteroids (not a cream).
+        (patient(medications="Humira 40 mg every 2 weeks"),
+         [("immunosuppression.present", W, "patient.medications")]),
+        (patient(medications="Rinvoq 15mg"),
+         [("immunosuppression.present", W, "patient.medications")]),
+        (patient(medications="Gilenya"), [("immunosuppression.present", W, "patient.medications")]),
+        (patient(medications="methotrexate 15 mg weekly"),
+         [("immunosuppression.present", W, "patient.medications")]),
+        (patient(medications="prednisone 5 mg daily"),
+         [("immunosuppression.present", W, "patient.medications")]),
+        (patient(medications="hydrocortisone 1% cream"), []),
+        # An allergy to naltrexone or naloxone rules LDN out.
+        (patient(allergies="Naltrexone (hives)"), [("allergy.naltrexone", E, "patient.allergies")]),
+        (patient(allergies="Narcan"), [("allergy.naltrexone", E, "patient.allergies")]),
+        (patient(allergies="NKDA"), []),
+    ],
+)  # fmt: skip
+def test_patient_conditions_classes_and_allergies(facts, expected):
+    assert rows(check_patient(facts, today=TODAY)) == expected
+
+
+def test_an_allergy_message_names_what_was_written():
+    (finding,) = check_patient(patient(allergies="penicillin, naltrexone (rash)"), today=TODAY)
+
+    assert finding.message == (
+        "The patient's allergies name naltrexone (rash): LDN is naltrexone, so it cannot be given."
+    )
 
 
 def test_check_prescription_gives_regimen_findings_then_patient_findings():
@@ -771,7 +875,7 @@ def test_policy_with_converts_values_to_the_field_types():
             "max_refills": 5,
             "min_step_days": "10",
             "hashimoto_codes": "E06.3, E06.5",
-            "opioid_names": ["oliceridine", "Olinvyk"],
+            "transplant_code_prefixes": ["Z94", "T86"],
         }
     )
 
@@ -779,26 +883,28 @@ def test_policy_with_converts_values_to_the_field_types():
     assert str(policy.quantity_tolerance) == "0.2"
     assert (policy.max_refills, policy.min_step_days) == (5, 10)
     assert policy.hashimoto_codes == ("E06.3", "E06.5")
-    assert policy.opioid_names == ("oliceridine", "Olinvyk")
+    assert policy.transplant_code_prefixes == ("Z94", "T86")
     assert policy.max_daily_mg == DEFAULT_POLICY.max_daily_mg
     assert policy_with({}) == DEFAULT_POLICY
 
 
 def test_the_rules_follow_the_policy():
-    policy = policy_with({"usual_max_daily_mg": "4", "max_refills": "5", "opioid_names": "Olinvyk"})
+    policy = policy_with(
+        {"usual_max_daily_mg": "4", "max_refills": "5", "transplant_code_prefixes": "T86"}
+    )
 
     regimen = capsules(("1.5", 14), ("3", 14), ("4.25", 30), refills=6)
     findings = check_prescription(
-        regimen, patient(medications="olinvyk"), today=TODAY, policy=policy
+        regimen, patient(conditions=("T86.10",)), today=TODAY, policy=policy
     )
 
     assert rows(findings) == [
         ("dose.above_usual", W, "steps.2.dose_mg"),
         ("refills.too_many", E, "refills"),
-        ("opioid.in_medications", E, "patient.medications"),
+        ("immunosuppression.present", W, "patient.conditions"),
     ]
     assert findings[1].message == "6 refills is more than the maximum of 5."
-    assert check_patient(patient(medications="oxycodone"), today=TODAY, policy=policy) == []
+    assert check_patient(patient(conditions=("Z94.0",)), today=TODAY, policy=policy) == []
 
 
 @pytest.mark.parametrize(
@@ -955,4 +1061,4 @@ def test_huge_values_do_not_crash():
     findings = check_regimen(regimen)
 
     assert ("dose.above_max", E, "steps.0.dose_mg") in rows(findings)
-    assert directions(regimen).startswith("Take 1000000000 mg (1000000000000000000 mL) by mouth")
+    assert directions(regimen).startswith("Take 1000000000000000000 mL (1000000000 mg) by mouth")

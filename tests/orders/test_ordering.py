@@ -67,16 +67,21 @@ def test_titration_order_is_written_with_one_line_per_strength(
     prescription = order.prescription
     assert prescription.prescriber == prescriber
     assert prescription.directions == (
-        "Take 1.5 mg (1 capsule) at bedtime for 14 days, then 3 mg (1 capsule) at bedtime for "
-        "14 days, then 4.5 mg (1 capsule) at bedtime for 30 days."
+        "Take 1 capsule (1.5 mg) at bedtime for 14 days, then 1 capsule (3 mg) at bedtime for "
+        "14 days, then 1 capsule (4.5 mg) at bedtime for 30 days."
     )
     assert [(f"{s.dose_mg.normalize():f}", s.days) for s in prescription.steps.all()] == [
         ("1.5", 14), ("3", 14), ("4.5", 30),
     ]  # fmt: skip
-    assert [(line.formulation.name, int(line.quantity)) for line in prescription.lines.all()] == [
+    assert [(line.formulation.name, int(line.quantity)) for line in order.lines()] == [
         ("Naltrexone HCl 1.5 mg capsule", 14),
         ("Naltrexone HCl 3 mg capsule", 14),
         ("Naltrexone HCl 4.5 mg capsule", 30),
+    ]
+    # A refill continues at the maintenance dose: 4.5 mg for the whole days' supply.
+    maintenance = prescription.lines.filter(phase="maintenance")
+    assert [(line.formulation.name, int(line.quantity)) for line in maintenance] == [
+        ("Naltrexone HCl 4.5 mg capsule", 58),
     ]
     assert prescription.diagnosis_codes == ["M79.7"]
     assert prescription.written_on == timezone.localdate()
@@ -103,13 +108,15 @@ def test_prescriptions_expire_one_calendar_year_after_written(written, expires):
 
 
 def test_liquid_order_has_one_line_in_ml(prescriber_client, order_patient):
+    # 35 days: the oral liquid's beyond-use date (aqueous, preserved: USP <795>).
     prescriber_client.post(
         create_url(order_patient),
-        order_data(dosage_form="oral_liquid", concentration_mg_per_ml="1", quantity="198"),
-    )
-    (line,) = Order.objects.get().prescription.lines.all()
+        order_data(dosage_form="oral_liquid", concentration_mg_per_ml="1",
+                   steps="1.5 x 14, 3 x 21", quantity="84", days_supply="35"),
+    )  # fmt: skip
+    (line,) = Order.objects.get().lines()
     assert (line.formulation.name, f"{line.quantity.normalize():f}") == (
-        "Naltrexone HCl 1 mg/mL oral liquid", "198",
+        "Naltrexone HCl 1 mg/mL oral liquid", "84",
     )  # fmt: skip
 
 
@@ -135,10 +142,11 @@ def test_quantity_mismatch_is_an_error_on_quantity(prescriber_client, order_pati
 
 
 def test_warnings_must_each_be_acknowledged(prescriber_client, order_patient):
-    # 5 mg a day is above the usual 4.5 mg maximum (a warning); no 5 mg capsule, so a liquid.
+    # 5 mg a day is above the usual 4.5 mg maximum (a warning); no 5 mg capsule, so a liquid,
+    # of 35 days at most (its beyond-use date).
     data = order_data(
         dosage_form="oral_liquid", concentration_mg_per_ml="1",
-        steps="1.5 x 14, 3 x 14, 4.5 x 14, 5 x 30", quantity="276", days_supply="72",
+        steps="1.5 x 7, 3 x 7, 4.5 x 7, 5 x 14", quantity="133", days_supply="35",
     )  # fmt: skip
 
     first = prescriber_client.post(create_url(order_patient), data)
@@ -240,11 +248,23 @@ def submit(client, patient, **overrides) -> Order:
     return Order.objects.latest("pk")
 
 
+# A refill asked for right after the first fill comes before 80 % of its supply has passed:
+# the prescriber confirms the early refill with a reason.
+EARLY = {"acknowledge": ["refill.too_soon@refill"], "reason": "The patient travels next week."}
+
+
+def request_refill(client, order, **data):
+    return client.post(
+        reverse("prescription_refill", args=[order.prescription_id]),
+        {"ship_to": "clinic", "idempotency_key": uuid.uuid4(), **EARLY, **data},
+    )
+
+
 def test_order_detail_shows_prescription_and_timeline(prescriber_client, order_patient):
     order = submit(prescriber_client, order_patient)
     page = prescriber_client.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert order.number in page
-    assert "Take 1.5 mg (1 capsule) at bedtime for 14 days" in page
+    assert "Take 1 capsule (1.5 mg) at bedtime for 14 days" in page
     assert 'id="timeline"' in page and "Prescription written and submitted." in page
 
 
@@ -280,24 +300,21 @@ def test_other_clinic_cannot_see_or_cancel(client, prescriber_client, order_pati
 
 def test_refills_until_none_are_left(prescriber_client, order_patient):
     order = submit(prescriber_client, order_patient, refills="1")
-    url = reverse("prescription_refill", args=[order.prescription_id])
 
-    refill = prescriber_client.post(
-        url, {"ship_to": "patient", "idempotency_key": uuid.uuid4()}, follow=True
-    )
+    refill = request_refill(prescriber_client, order, ship_to="patient")
 
     refill_order = Order.objects.latest("pk")
-    assert refill.redirect_chain == [(reverse("order_detail", args=[refill_order.pk]), 302)]
+    assert refill["Location"] == reverse("order_detail", args=[refill_order.pk])
     assert (refill_order.kind, refill_order.fill_number, refill_order.ship_to) == (
         "refill", 1, "patient",
     )  # fmt: skip
+    assert refill_order.acknowledged_warnings[0]["reason"] == "The patient travels next week."
+    Order.objects.filter(pk=refill_order.pk).update(status=OrderStatus.SHIPPED)  # not open
 
-    refused = prescriber_client.post(
-        url, {"ship_to": "clinic", "idempotency_key": uuid.uuid4()}, follow=True
-    )
-    assert [str(m) for m in refused.context["messages"]] == [
-        "Refill not requested: No refills left: 1 authorized, all used. "
-        "Please write a new prescription."
+    refused = request_refill(prescriber_client, order)
+    assert refused.status_code == 200
+    assert refused.context["form"].non_field_errors() == [
+        "Refills: No refills left: 1 authorized, all used. Please write a new prescription."
     ]
     assert Order.objects.count() == 2
 
@@ -307,24 +324,20 @@ def test_expired_prescription_is_not_refilled(prescriber_client, order_patient):
     Prescription.objects.filter(pk=order.prescription_id).update(
         expires_on=timezone.localdate() - datetime.timedelta(days=1)
     )
-    response = prescriber_client.post(
-        reverse("prescription_refill", args=[order.prescription_id]),
-        {"ship_to": "clinic", "idempotency_key": uuid.uuid4()},
-        follow=True,
-    )
-    (message,) = [str(m) for m in response.context["messages"]]
-    assert message.startswith("Refill not requested: This prescription expired on ")
+    response = request_refill(prescriber_client, order)
+
+    (message,) = response.context["form"].non_field_errors()
+    assert message.startswith("Prescription: This prescription expired on ")
     assert Order.objects.count() == 1
 
 
 def test_cancelled_refill_gives_the_refill_back(prescriber_client, order_patient):
     order = submit(prescriber_client, order_patient, refills="1")
-    url = reverse("prescription_refill", args=[order.prescription_id])
-    prescriber_client.post(url, {"ship_to": "clinic", "idempotency_key": uuid.uuid4()})
+    request_refill(prescriber_client, order)
     refill = Order.objects.latest("pk")
     prescriber_client.post(reverse("order_cancel", args=[refill.pk]))
 
-    prescriber_client.post(url, {"ship_to": "clinic", "idempotency_key": uuid.uuid4()})
+    request_refill(prescriber_client, order)
 
     assert list(Order.objects.order_by("pk").values_list("fill_number", "status")) == [
         (0, "submitted"), (1, "cancelled"), (2, "submitted"),
@@ -361,7 +374,7 @@ def test_rounded_capsule_total_goes_onto_the_largest_line(prescriber_client, ord
     # The schedule needs 32 capsules; 30 is within 10 %: the 3 mg line gives up two.
     submit(prescriber_client, order_patient, steps="3 x 30, 1.5 x 2", quantity="30",
            days_supply="32")  # fmt: skip
-    lines = Order.objects.get().prescription.lines.all()
+    lines = Order.objects.get().lines()
     assert [(line.formulation.strength_mg.normalize(), int(line.quantity)) for line in lines] == [
         (Decimal("3"), 28), (Decimal("1.5"), 2),
     ]  # fmt: skip
@@ -375,10 +388,9 @@ def test_no_refill_of_a_prescription_whose_fills_were_all_cancelled(
     response = prescriber_client.post(
         reverse("prescription_refill", args=[order.prescription_id]),
         {"ship_to": "clinic", "idempotency_key": uuid.uuid4()},
-        follow=True,
     )
-    assert [str(m) for m in response.context["messages"]] == [
-        "Refill not requested: Every fill of this prescription was cancelled; submit a new "
-        "order instead."
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors() == [
+        "Prescription: Every fill of this prescription was cancelled; submit a new order instead."
     ]
     assert Order.objects.count() == 1

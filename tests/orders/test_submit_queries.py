@@ -19,28 +19,38 @@ from tests.factories import PatientFactory, order_form  # the form the submit be
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-# The sign-in (django_session), the user, the patient; BEGIN, the prescription and its history
-# row, its steps, its lines, the order and its history row, the order's event; COMMIT.
-SUBMIT_QUERIES = 12
+# The sign-in (django_session), the user, the patient, the patient's open orders (duplicate
+# therapy); BEGIN, the prescription and its history row, its steps, its lines (the schedule's
+# and a maintenance refill's, in one INSERT), the order and its history row, the order's event;
+# COMMIT.
+SUBMIT_QUERIES = 13
 
 
 def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
-    patient = PatientFactory(
-        clinic=prescriber.clinic, created_by=prescriber.user,
+    # Two patients: a second identical order for one patient would be duplicate therapy.
+    first_patient, patient = PatientFactory.create_batch(
+        2, clinic=prescriber.clinic, created_by=prescriber.user,
         date_of_birth=datetime.date(1975, 3, 9), takes_opioids=False,
         current_medications="Vitamin D 1000 IU daily",
     )  # fmt: skip
     client.force_login(prescriber.user)
-    url = reverse("order_create", args=[patient.pk])
     Catalogue.forget()
 
     with CaptureQueriesContext(connection) as first:
-        client.post(url, order_form(idempotency_key=str(uuid.uuid4())))
+        client.post(
+            reverse("order_create", args=[first_patient.pk]),
+            order_form(idempotency_key=str(uuid.uuid4())),
+        )
     with CaptureQueriesContext(connection) as queries:
-        response = client.post(url, order_form(idempotency_key=str(uuid.uuid4())))
+        response = client.post(
+            reverse("order_create", args=[patient.pk]),
+            order_form(idempotency_key=str(uuid.uuid4())),
+        )
 
-    assert len(first) == SUBMIT_QUERIES + 1  # the first submit of a process reads the catalogue
+    # The first submit of a process reads the catalogue (its records and their excipients).
+    assert len(first) == SUBMIT_QUERIES + 2
     order = Order.objects.latest("pk")
+    assert order.prescription.patient == patient
     assert response.status_code == 302
     assert response["Location"] == reverse("order_detail", args=[order.pk])
     assert OrderEvent.objects.filter(order=order).count() == 1

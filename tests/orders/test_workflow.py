@@ -3,7 +3,6 @@ and the admin's move buttons and work queues."""
 
 import datetime
 import re
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -12,7 +11,7 @@ from django.urls import reverse
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent, OrderStatus, Prescription
-from orders.services import order_move, order_submit, order_transition
+from orders.services import order_move, order_transition
 from orders.workflow import TRANSITIONS, Role
 from pharmacy.models import Dispense, FormulationVersion
 from tests.factories import (
@@ -21,6 +20,7 @@ from tests.factories import (
     FormulationVersionFactory,
     PatientFactory,
     PrescriberFactory,
+    submit_order,
 )
 from tests.signing_in import verified_staff_login
 
@@ -42,17 +42,13 @@ def submitted_order(prescriber) -> Order:
         clinic=prescriber.clinic, takes_opioids=False, current_medications="",
         date_of_birth=datetime.date(1970, 5, 5),
     )  # fmt: skip
-    return order_submit(
-        actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
-        reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
-        acknowledged=[], idempotency_key=uuid.uuid4(),
-    )  # fmt: skip
+    return submit_order(prescriber, patient, REGIMEN)
 
 
 def stock_for(order: Order) -> list:
     """A released batch of each product the order needs (100 units each)."""
     made = []
-    for line in order.prescription.lines.all():
+    for line in order.lines():
         version = FormulationVersion.objects.filter(
             formulation=line.formulation, status="approved"
         ).first() or FormulationVersionFactory(formulation=line.formulation)
@@ -61,7 +57,7 @@ def stock_for(order: Order) -> list:
 
 
 def dispense_fully(order: Order) -> None:
-    for line, batch in zip(order.prescription.lines.all(), stock_for(order), strict=True):
+    for line, batch in zip(order.lines(), stock_for(order), strict=True):
         Dispense.objects.create(order=order, line=line, batch=batch, units=line.quantity,
                                 dispensed_by=batch.compounded_by)  # fmt: skip
 
@@ -220,10 +216,10 @@ def test_prescriber_amends_the_prescription_in_answer(prescriber_client, prescri
     assert order.status == S.IN_REVIEW
     prescription = order.prescription
     assert prescription.directions == (
-        "Take 1 mg (1 capsule) in the morning for 14 days, then 2 mg (1 capsule) in the morning "
+        "Take 1 capsule (1 mg) in the morning for 14 days, then 1 capsule (2 mg) in the morning "
         "for 30 days."
     )
-    assert [int(line.quantity) for line in prescription.lines.all()] == [14, 30]
+    assert [int(line.quantity) for line in order.lines()] == [14, 30]
     assert prescription.history.count() == 2  # the first version is kept
     assert order.events.last().note.startswith("Starting lower, in the morning.")
 

@@ -2,7 +2,6 @@
 per row (list_select_related, annotations), and no exact count of a large table."""
 
 import datetime
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -14,7 +13,6 @@ from django.urls import reverse
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent
-from orders.services import order_submit
 from pharmacy.audit import record_access
 from pharmacy.models import AccessAction, Dispense, Formulation, Recall, RecallNotice
 from tests.factories import (
@@ -26,6 +24,7 @@ from tests.factories import (
     PrescriberFactory,
     StaffFactory,
     UserFactory,
+    submit_order,
 )
 from tests.signing_in import verified_staff_login
 
@@ -53,13 +52,9 @@ def orders(world, count):
         patient = PatientFactory(clinic=world["prescriber"].clinic, takes_opioids=False,
                                  current_medications="",
                                  date_of_birth=datetime.date(1970, 1, 1))  # fmt: skip
-        order = order_submit(
-            actor=world["prescriber"].user, patient=patient, regimen=REGIMEN,
-            diagnosis_codes=["M79.7"], reason_for_compounding="Strength", ship_to="clinic",
-            needed_by=None, acknowledged=[], idempotency_key=uuid.uuid4(),
-        )  # fmt: skip
+        order = submit_order(world["prescriber"], patient, REGIMEN)
         batch = BatchFactory(formulation_version=world["version"])
-        Dispense.objects.create(order=order, line=order.prescription.lines.get(), batch=batch,
+        Dispense.objects.create(order=order, line=order.lines().get(), batch=batch,
                                 units=Decimal("30"), dispensed_by=batch.compounded_by)  # fmt: skip
         recall = Recall.objects.create(batch=batch, reason="Test", initiated_by=batch.compounded_by)
         RecallNotice.objects.create(recall=recall, clinic=order.clinic)

@@ -110,11 +110,12 @@ def test_versions_are_numbered_and_approved_by_another_pharmacist(version, pharm
 
 
 def test_a_technician_cannot_write_or_approve_records(version, technician):
+    before = version.formulation.versions.count()
     with pytest.raises(PermissionDenied):
         formulations.formulation_version_draft(
             formulation=version.formulation, actor=technician, ingredients=[]
         )
-    assert version.formulation.versions.count() == 1
+    assert version.formulation.versions.count() == before
 
 
 # --- Ingredient lots -----------------------------------------------------------------------------
@@ -327,3 +328,131 @@ def test_batches_are_recorded_and_released_from_the_admin(client, version, lots,
     assert [str(m) for m in response.context["messages"]] == ["1 batch(es) released."]
     batch.refresh_from_db()
     assert batch.status == B.RELEASED
+
+
+# --- Compounding dates ---------------------------------------------------------------------------
+# The clock stands at 2026-03-02 14:00 UTC (tests/conftest.py), 09:00 in New York.
+
+MARCH_2 = datetime.date(2026, 3, 2)
+
+
+@pytest.fixture
+def lasting_lots(version):
+    """Lots that expire long after any BUD here, so the table date shows."""
+    return [
+        IngredientLotFactory(ingredient=use.ingredient, expires_on=datetime.date(2099, 1, 1))
+        for use in version.ingredients.select_related("ingredient")
+    ]
+
+
+def compound(version, lots, technician, **start):
+    batch = batches.batch_start(
+        formulation_version=version, planned_units=Decimal("10"), actor=technician, **start
+    )
+    for lot in lots:
+        batches.batch_add_ingredient(batch=batch, lot=lot, amount=Decimal("15"), actor=technician)
+    batch = batches.batch_submit_for_qc(batch=batch, actor=technician, actual_units=Decimal("10"))
+    record_all_qc(batch, technician)
+    return batch
+
+
+@pytest.mark.parametrize(
+    ("now", "compounded_on", "today"),
+    [
+        (datetime.datetime(2026, 3, 2, 14, 0, tzinfo=datetime.UTC), "2026-03-03", "2026-03-02"),
+        (datetime.datetime(2026, 3, 2, 14, 0, tzinfo=datetime.UTC), "2027-01-01", "2026-03-02"),
+        # 02:00 UTC on 3 March is still 2 March in New York: the pharmacy's local date counts.
+        (datetime.datetime(2026, 3, 3, 2, 0, tzinfo=datetime.UTC), "2026-03-03", "2026-03-02"),
+    ],
+)
+def test_a_compounding_date_in_the_future_is_refused(
+    clock, settings, version, technician, now, compounded_on, today
+):
+    settings.TIME_ZONE = "America/New_York"
+    clock.move_to(now, tick=False)
+
+    with pytest.raises(ValidationError) as refused:
+        batches.batch_start(
+            formulation_version=version,
+            planned_units=Decimal("10"),
+            actor=technician,
+            compounded_on=datetime.date.fromisoformat(compounded_on),
+        )
+
+    assert refused.value.message_dict == {
+        "compounded_on": [
+            f"The compounding date {compounded_on} is in the future (today is {today}): record"
+            " the day the batch was compounded."
+        ]
+    }
+    assert (Batch.objects.count(), BatchEvent.objects.count()) == (0, 0)
+
+
+def test_an_earlier_compounding_date_is_kept_and_the_bud_counts_from_it(
+    clock, version, lasting_lots, technician, pharmacist
+):
+    batch = compound(version, lasting_lots, technician, compounded_on=datetime.date(2026, 2, 20))
+
+    released = batches.batch_release(batch=batch, actor=pharmacist)
+
+    # 2026-02-20 + 180 days: Feb 28 (8), Mar 31 (39), Apr 30 (69), May 31 (100), Jun 30 (130),
+    # Jul 31 (161), then 19 more: 2026-08-19. Released on 2026-03-02, counted from 02-20.
+    assert (released.lot_number, released.compounded_on) == (
+        "NX260220-C1.5-01",
+        datetime.date(2026, 2, 20),
+    )
+    assert released.beyond_use_date == datetime.date(2026, 8, 19)
+    assert released.bud_explanation == "180 days (nonaqueous solid, USP <795>)"
+
+
+def test_a_batch_compounded_today_is_released_today(
+    clock, version, lasting_lots, technician, pharmacist
+):
+    batch = compound(version, lasting_lots, technician)
+
+    released = batches.batch_release(batch=batch, actor=pharmacist)
+
+    assert (released.compounded_on, released.status) == (MARCH_2, B.RELEASED)
+    assert released.beyond_use_date == datetime.date(2026, 8, 29)  # 180 days after 2026-03-02
+
+
+def test_a_batch_compounded_after_the_release_day_is_not_released(
+    clock, version, lasting_lots, technician, pharmacist
+):
+    batch = compound(version, lasting_lots, technician)
+    # A record dated ahead of the day (entered before compounding dates were checked).
+    Batch.objects.filter(pk=batch.pk).update(compounded_on=datetime.date(2026, 3, 4))
+    events = BatchEvent.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        batches.batch_release(batch=batch, actor=pharmacist)
+
+    assert refused.value.messages == [
+        f"Batch {batch.lot_number} was compounded on 2026-03-04, after today's release date"
+        " 2026-03-02: a batch is released on or after the day it was compounded."
+    ]
+    batch.refresh_from_db()
+    assert (batch.status, batch.beyond_use_date, batch.released_by) == (B.AWAITING_QC, None, None)
+    assert BatchEvent.objects.count() == events
+
+
+def test_the_admin_shows_a_future_compounding_date_on_its_field(clock, client, version, technician):
+    verified_staff_login(client, technician)
+    add = reverse("admin:pharmacy_batch_add")
+    form = {"formulation_version": version.pk, "planned_units": "10"}
+
+    response = client.post(add, {**form, "compounded_on": "2026-03-03"})
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "compounded_on": [
+            "The compounding date 2026-03-03 is in the future (today is 2026-03-02): record the"
+            " day the batch was compounded."
+        ]
+    }
+    assert Batch.objects.count() == 0
+
+    response = client.post(add, {**form, "compounded_on": "2026-03-02"})
+
+    assert response.status_code == 302
+    assert Batch.objects.get().compounded_on == MARCH_2

@@ -4,18 +4,24 @@ Expected dates are worked out by hand from the calendar, not with the code under
 """
 
 import datetime
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pharmacy.bud import (
+    AQUEOUS_WATER_ACTIVITY,
     SOURCE,
     BeyondUseDate,
     BudCategory,
     BudRefused,
     LotExpiry,
+    RecordProblem,
     beyond_use_date,
+    category_problems,
+    label_storage,
+    storage_problems,
 )
 
 D = datetime.date.fromisoformat
@@ -37,7 +43,7 @@ def test_source_names_the_2023_revision():
 @pytest.mark.parametrize(
     ("category", "label", "days", "storage"),
     [
-        (UNPRESERVED, "aqueous, not preserved", 14, "Store in a refrigerator"),
+        (UNPRESERVED, "aqueous, not preserved", 14, "Refrigerate (store in a refrigerator)"),
         (PRESERVED, "aqueous, preserved", 35, "Store at room temperature or in a refrigerator"),
         (LIQUID, "nonaqueous liquid", 90, "Store at room temperature or in a refrigerator"),
         (SOLID, "nonaqueous solid", 180, "Store at room temperature or in a refrigerator"),
@@ -396,3 +402,288 @@ def test_any_shortening_is_kept_and_any_lengthening_refused(batch, data):
     assert beyond_use_date(**kwargs, shortened_to=shorter).date == shorter
     with pytest.raises(BudRefused):
         beyond_use_date(**kwargs, shortened_to=longer)
+
+
+# --- The BUD category a master formulation record may claim ------------------------------------
+
+AW = Decimal
+
+
+def test_the_aqueous_threshold_is_a_water_activity_of_0_6():
+    assert Decimal("0.6") == AQUEOUS_WATER_ACTIVITY
+
+
+@pytest.mark.parametrize(
+    ("dosage_form", "category", "water_activity", "preserved", "codes"),
+    [
+        # Capsules (and any solid) are nonaqueous solids, and nothing else.
+        ("capsule", SOLID, None, False, []),
+        ("capsule", SOLID, AW("0.3"), False, []),
+        ("capsule", SOLID, AW("0.6"), False, ["bud.water_activity_aqueous"]),
+        ("capsule", UNPRESERVED, None, False, ["bud.solid_form"]),
+        ("capsule", PRESERVED, None, True, ["bud.solid_form"]),
+        ("capsule", LIQUID, AW("0.3"), False, ["bud.solid_form"]),
+        ("capsule", LIQUID, AW("0.7"), False, ["bud.water_activity_aqueous", "bud.solid_form"]),
+        ("tablet", UNPRESERVED, None, False, ["bud.solid_form"]),
+        # Oral liquids: unpreserved aqueous always; preserved with a preservative; nonaqueous
+        # liquid with a recorded aw below 0.6; never nonaqueous solid.
+        ("oral_liquid", UNPRESERVED, None, False, []),
+        ("oral_liquid", UNPRESERVED, AW("0.3"), True, []),  # a shorter BUD is always allowed
+        ("oral_liquid", PRESERVED, None, True, []),
+        ("oral_liquid", PRESERVED, AW("0.95"), True, []),
+        ("oral_liquid", PRESERVED, None, False, ["bud.preservative_missing"]),
+        ("oral_liquid", LIQUID, AW("0.45"), False, []),
+        ("oral_liquid", LIQUID, AW("0.599"), False, []),
+        ("oral_liquid", LIQUID, None, False, ["bud.water_activity_missing"]),
+        ("oral_liquid", LIQUID, AW("0.6"), False, ["bud.water_activity_aqueous"]),
+        ("oral_liquid", LIQUID, AW("0.85"), True, ["bud.water_activity_aqueous"]),
+        ("oral_liquid", SOLID, AW("0.3"), False, ["bud.liquid_not_solid"]),
+        (
+            "oral_liquid",
+            SOLID,
+            AW("0.85"),
+            False,
+            ["bud.water_activity_aqueous", "bud.liquid_not_solid"],
+        ),
+        # Sublingual drops are oral liquids.
+        ("sublingual_drops", UNPRESERVED, None, False, []),
+        ("sublingual_drops", PRESERVED, None, True, []),
+        ("sublingual_drops", PRESERVED, None, False, ["bud.preservative_missing"]),
+        ("sublingual_drops", LIQUID, AW("0.5"), False, []),
+        ("sublingual_drops", LIQUID, None, True, ["bud.water_activity_missing"]),
+        ("sublingual_drops", SOLID, None, False, ["bud.liquid_not_solid"]),
+        # A cream is aqueous unless anhydrous (aw < 0.6 recorded): then nonaqueous solid, never
+        # nonaqueous liquid (the 90-day row is for oral liquids).
+        ("topical_cream", UNPRESERVED, None, False, []),
+        ("topical_cream", PRESERVED, None, True, []),
+        ("topical_cream", PRESERVED, None, False, ["bud.preservative_missing"]),
+        ("topical_cream", SOLID, AW("0.4"), False, []),
+        ("topical_cream", SOLID, None, False, ["bud.water_activity_missing"]),
+        ("topical_cream", SOLID, AW("0.6"), False, ["bud.water_activity_aqueous"]),
+        ("topical_cream", LIQUID, AW("0.4"), False, ["bud.topical_not_oral_liquid"]),
+        ("topical_cream", LIQUID, None, False, ["bud.topical_not_oral_liquid"]),
+        (
+            "topical_cream",
+            LIQUID,
+            AW("0.9"),
+            False,
+            ["bud.water_activity_aqueous", "bud.topical_not_oral_liquid"],
+        ),
+    ],
+)
+def test_category_fits_the_dosage_form_and_water_activity(
+    dosage_form, category, water_activity, preserved, codes
+):
+    problems = category_problems(
+        dosage_form=dosage_form,
+        category=category,
+        water_activity=water_activity,
+        preserved=preserved,
+    )
+
+    assert [p.code for p in problems] == codes
+    assert {(p.field, p.source) for p in problems} <= {("bud_category", SOURCE)}
+
+
+@pytest.mark.parametrize(
+    ("dosage_form", "category", "water_activity", "preserved", "message"),
+    [
+        (
+            "capsule",
+            "aqueous_preserved",
+            None,
+            True,
+            "Capsules are nonaqueous solids: their BUD category is nonaqueous solid (180 days),"
+            " not aqueous, preserved (35 days).",
+        ),
+        (
+            "sublingual_drops",
+            "nonaqueous_solid",
+            None,
+            False,
+            "A liquid can never be nonaqueous solid (180 days): sublingual drops are aqueous"
+            " (14 days, or 35 days preserved), or nonaqueous liquid (90 days) with a water"
+            " activity below 0.6 recorded.",
+        ),
+        (
+            "oral_liquid",
+            "aqueous_preserved",
+            None,
+            False,
+            "Aqueous, preserved (35 days) needs an antimicrobial preservative, and the record"
+            " declares none: declare it, or choose aqueous, not preserved (14 days), stored in a"
+            " refrigerator.",
+        ),
+        (
+            "oral_liquid",
+            "nonaqueous_liquid",
+            None,
+            False,
+            "Oral liquids are nonaqueous liquid (90 days) only with a measured water activity"
+            " below 0.6 (USP <795>), and none is recorded.",
+        ),
+        (
+            "topical_cream",
+            "nonaqueous_solid",
+            None,
+            False,
+            "Topical creams are nonaqueous solid (180 days) only with a measured water activity"
+            " below 0.6 (USP <795>), and none is recorded.",
+        ),
+        (
+            "oral_liquid",
+            "nonaqueous_liquid",
+            Decimal("0.850"),
+            False,
+            "A water activity of 0.85 is 0.6 or above, so the preparation is aqueous"
+            " (USP <795>): it cannot be nonaqueous liquid (90 days).",
+        ),
+        (
+            "topical_cream",
+            "nonaqueous_liquid",
+            Decimal("0.3"),
+            False,
+            "Nonaqueous liquid (90 days) is the category of nonaqueous oral liquids (USP <795>):"
+            " topical creams are aqueous (14 days, or 35 days preserved), or nonaqueous solid"
+            " (180 days) when anhydrous, with a water activity below 0.6 recorded.",
+        ),
+    ],
+)
+def test_category_problem_messages(dosage_form, category, water_activity, preserved, message):
+    [problem] = category_problems(
+        dosage_form=dosage_form,
+        category=category,
+        water_activity=water_activity,
+        preserved=preserved,
+    )
+
+    assert problem.message == message
+
+
+@given(
+    dosage_form=st.sampled_from(["oral_liquid", "sublingual_drops", "topical_cream"]),
+    water_activity=st.none() | st.decimals(min_value=0, max_value=1, places=3),
+    preserved=st.booleans(),
+)
+def test_unpreserved_aqueous_is_always_allowed_for_liquids_and_creams(
+    dosage_form, water_activity, preserved
+):
+    assert (
+        category_problems(
+            dosage_form=dosage_form,
+            category=UNPRESERVED,
+            water_activity=water_activity,
+            preserved=preserved,
+        )
+        == []
+    )
+
+
+def test_an_unknown_dosage_form_is_a_programming_error():
+    with pytest.raises(ValueError, match="Unknown dosage form: 'eye_drops'"):
+        category_problems(
+            dosage_form="eye_drops", category=UNPRESERVED, water_activity=None, preserved=False
+        )
+
+
+# --- Storage follows the category ---------------------------------------------------------------
+
+ROOM_OR_FRIDGE = "Store at room temperature or in a refrigerator"
+REFRIGERATE = "Refrigerate (store in a refrigerator)"
+
+
+@pytest.mark.parametrize(
+    ("category", "record_storage", "codes"),
+    [
+        (SOLID, ROOM_OR_FRIDGE, []),
+        (SOLID, "Store at 20-25 °C (68-77 °F); protect from light", []),
+        (SOLID, "Store in a cool, dry place", []),
+        (SOLID, "No refrigeration needed", []),
+        (SOLID, "Refrigerate", []),
+        (SOLID, "Do not refrigerate", ["storage.contradicts_category"]),
+        (SOLID, "Keep frozen", ["storage.freezing"]),
+        (SOLID, "Protect from freezing", []),
+        (PRESERVED, ROOM_OR_FRIDGE, []),
+        (PRESERVED, "Do not freeze. Shake well", []),
+        (
+            PRESERVED,
+            "Store in a refrigerator, not at room temperature",
+            ["storage.contradicts_category"],
+        ),
+        (LIQUID, "Store in the freezer", ["storage.freezing"]),
+        (UNPRESERVED, "Store in a refrigerator", []),
+        (UNPRESERVED, "Keep refrigerated (2-8 °C), do not freeze", []),
+        (UNPRESERVED, "Store between 2 and 8 °C", []),
+        (UNPRESERVED, "Refrigerate and protect from light", []),
+        (UNPRESERVED, "Store in a refrigerator, not at room temperature", []),
+        (UNPRESERVED, ROOM_OR_FRIDGE, ["storage.refrigeration_required"]),
+        (UNPRESERVED, "Store at room temperature", ["storage.refrigeration_required"]),
+        (UNPRESERVED, "Store at 20 to 25 °C", ["storage.refrigeration_required"]),
+        (UNPRESERVED, "Store in a cool place", ["storage.refrigeration_required"]),
+        (UNPRESERVED, "Do not refrigerate", ["storage.refrigeration_required"]),
+        (UNPRESERVED, "No refrigeration needed", ["storage.refrigeration_required"]),
+        (UNPRESERVED, "Freeze", ["storage.freezing"]),
+        (
+            UNPRESERVED,
+            "Do not refrigerate; keep frozen",
+            ["storage.refrigeration_required", "storage.freezing"],
+        ),
+    ],
+)
+def test_storage_must_not_contradict_the_category(category, record_storage, codes):
+    problems = storage_problems(category, record_storage)
+
+    assert [p.code for p in problems] == codes
+    assert {(p.field, p.source) for p in problems} <= {("storage", SOURCE)}
+
+
+def test_storage_problem_messages_quote_the_instruction():
+    assert storage_problems("aqueous_unpreserved", "Store at room temperature.") == [
+        RecordProblem(
+            "storage.refrigeration_required",
+            "storage",
+            '"Store at room temperature" contradicts the storage of aqueous, not preserved'
+            " (14 days): USP <795> requires a refrigerator.",
+        )
+    ]
+    assert [p.message for p in storage_problems(SOLID, "Do not refrigerate")] == [
+        '"Do not refrigerate" contradicts the storage of nonaqueous solid (180 days):'
+        " USP <795> allows room temperature or a refrigerator, and the label says so."
+    ]
+    assert [p.message for p in storage_problems(UNPRESERVED, "Keep frozen")] == [
+        '"Keep frozen": no USP <795> category of nonsterile preparations is stored frozen;'
+        " aqueous, not preserved (14 days) is stored in a refrigerator."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("category", "record_storage", "label"),
+    [
+        (SOLID, ROOM_OR_FRIDGE, ROOM_OR_FRIDGE),  # a restatement adds nothing
+        (SOLID, "Store at room temperature", ROOM_OR_FRIDGE),
+        (SOLID, "", ROOM_OR_FRIDGE),
+        (SOLID, f"{ROOM_OR_FRIDGE}; protect from light.", f"{ROOM_OR_FRIDGE}; Protect from light"),
+        (PRESERVED, "Refrigerate and protect from light", f"{ROOM_OR_FRIDGE}; Protect from light"),
+        (
+            PRESERVED,
+            "Do not freeze. Keep tightly closed",
+            f"{ROOM_OR_FRIDGE}; Do not freeze; Keep tightly closed",
+        ),
+        (UNPRESERVED, "Store in a refrigerator", REFRIGERATE),
+        (UNPRESERVED, "Keep refrigerated (2-8 °C), do not freeze", f"{REFRIGERATE}; Do not freeze"),
+        (
+            UNPRESERVED,
+            "Protect from light; protect from light",
+            f"{REFRIGERATE}; Protect from light",
+        ),
+        # Refused where the record is written; should one slip through, the label still only
+        # says what the category says.
+        (UNPRESERVED, "Store at room temperature", REFRIGERATE),
+        (UNPRESERVED, "Store in a cool, dry place", REFRIGERATE),
+    ],
+)
+def test_label_storage_is_the_category_first_then_what_the_record_adds(
+    category, record_storage, label
+):
+    assert label_storage(category, record_storage) == label
+    assert "Refrigerate" in label_storage(UNPRESERVED, record_storage)

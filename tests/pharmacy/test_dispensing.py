@@ -3,7 +3,6 @@ whole allocation when stock is short."""
 
 import datetime
 import re
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -12,7 +11,6 @@ from django.utils import timezone
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent, OrderStatus
-from orders.services import order_submit
 from pharmacy.dispensing import (
     DispenseResult,
     dispense_allocate,
@@ -21,7 +19,13 @@ from pharmacy.dispensing import (
     units_dispensed,
 )
 from pharmacy.models import Batch, BatchStatus, Dispense, Formulation
-from tests.factories import BatchFactory, FormulationVersionFactory, PatientFactory, StaffFactory
+from tests.factories import (
+    BatchFactory,
+    FormulationVersionFactory,
+    PatientFactory,
+    StaffFactory,
+    submit_order,
+)
 
 pytestmark = pytest.mark.django_db
 S = OrderStatus
@@ -51,11 +55,7 @@ def order_for(prescriber, regimen: Regimen = ONE_STRENGTH, status: S = S.VERIFIE
         clinic=prescriber.clinic, takes_opioids=False, current_medications="",
         date_of_birth=datetime.date(1970, 5, 5),
     )  # fmt: skip
-    order = order_submit(
-        actor=prescriber.user, patient=patient, regimen=regimen, diagnosis_codes=["M79.7"],
-        reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
-        acknowledged=[], idempotency_key=uuid.uuid4(),
-    )  # fmt: skip
+    order = submit_order(prescriber, patient, regimen)
     Order.objects.filter(pk=order.pk).update(status=status)
     order.refresh_from_db()
     return order
@@ -192,7 +192,7 @@ def test_not_enough_stock_rolls_the_whole_allocation_back(
 def test_allocation_fills_only_what_is_still_missing(prescriber, pharmacist, version_1_5):
     order = order_for(prescriber, status=S.COMPOUNDING)
     first, second = batch_of(version_1_5, bud_in_days=60), batch_of(version_1_5, bud_in_days=90)
-    line = order.prescription.lines.get()
+    line = order.lines().get()
     dispense_from_batch(order=order, line=line, batch=second, units=Decimal("12"), actor=pharmacist)
 
     result = dispense_allocate(order=order, actor=pharmacist)
@@ -224,7 +224,7 @@ def test_only_a_verified_or_compounding_order_is_dispensed(
 ):
     order = order_for(prescriber, status=status)
     batch = batch_of(version_1_5)
-    line = order.prescription.lines.get()
+    line = order.lines().get()
     before = snapshot(order)
     words = S(status).label[:1].lower() + S(status).label[1:]
     message = f"Order {order.number} is {words}: only a verified order, or one being compounded"
@@ -242,8 +242,9 @@ def test_only_a_verified_or_compounding_order_is_dispensed(
 
 def test_dispensing_from_a_batch_starts_compounding(prescriber, technician, version_1_5):
     order = order_for(prescriber)
-    batch = batch_of(version_1_5, units="10", bud_in_days=0)  # usable on its BUD day itself
-    line = order.prescription.lines.get()
+    # Its BUD is the last day of the 30-day supply: usable (the patient takes the last dose then).
+    batch = batch_of(version_1_5, units="10", bud_in_days=30)
+    line = order.lines().get()
 
     dispense = dispense_from_batch(
         order=order, line=line, batch=batch, units=Decimal("2.5"), actor=technician
@@ -293,7 +294,7 @@ def test_dispense_from_batch_refusals_change_nothing(
 ):
     order = order_for(prescriber)  # verified: a refusal must not start compounding either
     batch = batch_of(version_1_5, **batch_fields)
-    line = order.prescription.lines.get()
+    line = order.lines().get()
     before = snapshot(order)
     expected = message.format(
         lot=batch.lot_number, yesterday=f"{in_days(-1):%Y-%m-%d}", order=order.number
@@ -315,7 +316,7 @@ def test_a_batch_of_another_formulation_is_refused(prescriber, pharmacist, versi
 
     with pytest.raises(ValidationError) as refused:
         dispense_from_batch(
-            order=order, line=order.prescription.lines.get(), batch=batch, units=Decimal(1),
+            order=order, line=order.lines().get(), batch=batch, units=Decimal(1),
             actor=pharmacist,
         )  # fmt: skip
 
@@ -333,7 +334,7 @@ def test_a_line_of_another_order_is_refused(prescriber, pharmacist, version_1_5)
 
     with pytest.raises(ValidationError) as refused:
         dispense_from_batch(
-            order=order, line=other.prescription.lines.get(), batch=batch, units=Decimal(1),
+            order=order, line=other.lines().get(), batch=batch, units=Decimal(1),
             actor=pharmacist,
         )  # fmt: skip
 
@@ -349,7 +350,7 @@ def test_units_must_be_a_decimal(prescriber, pharmacist, version_1_5):
     batch = batch_of(version_1_5)
     with pytest.raises(TypeError, match="units must be a Decimal, not float"):
         dispense_from_batch(
-            order=order, line=order.prescription.lines.get(), batch=batch, units=1.5,
+            order=order, line=order.lines().get(), batch=batch, units=1.5,
             actor=pharmacist,
         )  # fmt: skip
 
@@ -372,7 +373,7 @@ def test_only_pharmacists_and_technicians_dispense(prescriber, not_pharmacy_staf
         dispense_allocate(order=order, actor=not_pharmacy_staff)
     with pytest.raises(PermissionDenied):
         dispense_from_batch(
-            order=order, line=order.prescription.lines.get(), batch=batch, units=Decimal(1),
+            order=order, line=order.lines().get(), batch=batch, units=Decimal(1),
             actor=not_pharmacy_staff,
         )  # fmt: skip
 
@@ -384,7 +385,7 @@ def test_only_pharmacists_and_technicians_dispense(prescriber, not_pharmacy_staf
 
 def test_units_dispensed_and_fully_dispensed(prescriber, pharmacist, version_1_5, version_3):
     order = order_for(prescriber, TITRATION)
-    low, high = order.prescription.lines.order_by("position")
+    low, high = order.lines().order_by("position")
     batch_of(version_1_5)
     batch_of(version_3)
     assert units_dispensed(order) == {low.pk: Decimal("0"), high.pk: Decimal("0")}

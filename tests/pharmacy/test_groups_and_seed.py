@@ -70,12 +70,15 @@ def counts():
 
 def test_seed_demo_is_idempotent(settings, client):
     settings.DEBUG = True
+    before = counts()  # the author of the catalogue's records (tests/conftest.py)
     output = io.StringIO()
     call_command("seed_demo", stdout=output)
     first = counts()
     call_command("seed_demo", stdout=io.StringIO())
 
-    assert first == counts() == {"users": 5, "clinics": 2, "prescribers": 2, "patients": 7}
+    added = {name: first[name] - before[name] for name in first}
+    assert first == counts()
+    assert added == {"users": 5, "clinics": 2, "prescribers": 2, "patients": 7}
     demo = Prescriber.objects.get(user__email="prescriber@demo.test")
     assert demo.status == PrescriberStatus.APPROVED
     assert Patient.objects.filter(clinic=demo.clinic, takes_opioids=True).count() == 2
@@ -137,9 +140,11 @@ def test_demo_prescribers_see_only_their_own_clinic(settings, client):
 
 def test_seed_demo_refuses_without_debug(settings):
     settings.DEBUG = False
+    before = counts()
     with pytest.raises(CommandError, match="DEBUG is off"):
         call_command("seed_demo")
-    assert counts() == {"users": 0, "clinics": 0, "prescribers": 0, "patients": 0}
+    assert counts() == before
+    assert (before["clinics"], before["prescribers"], before["patients"]) == (0, 0, 0)
 
 
 def test_seed_demo_force_overrides(settings):

@@ -2,7 +2,6 @@
 retried, swept, and visible in the admin."""
 
 import datetime
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -14,11 +13,11 @@ from django.utils import timezone
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import OrderStatus
-from orders.services import order_hold, order_reject, order_ship, order_submit
+from orders.services import order_hold, order_reject, order_ship
 from pharmacy import notifications
 from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, LabelDocument
 from pharmacy.tasks import send_delivery
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, submit_order
 from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
@@ -36,11 +35,7 @@ def order(prescriber):
         clinic=prescriber.clinic, first_name="Secretfirst", last_name="Secretlast",
         takes_opioids=False, current_medications="", date_of_birth=datetime.date(1970, 1, 1),
     )  # fmt: skip
-    submitted = order_submit(
-        actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
-        reason_for_compounding="Strength", ship_to="clinic", needed_by=None, acknowledged=[],
-        idempotency_key=uuid.uuid4(),
-    )  # fmt: skip
+    submitted = submit_order(prescriber, patient, REGIMEN)
     type(submitted).objects.filter(pk=submitted.pk).update(status=S.IN_REVIEW)
     submitted.refresh_from_db()
     return submitted

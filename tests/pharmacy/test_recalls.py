@@ -5,7 +5,6 @@ and the admin pages and actions."""
 import csv
 import datetime
 import io
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -17,7 +16,6 @@ from django.urls import path, reverse
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order
-from orders.services import order_submit
 from pharmacy import urls as portal_urls
 from pharmacy.admin_recalls import RecallAdmin, recall_batches, recall_lots
 from pharmacy.admin_site import PharmacyAdminSite
@@ -52,6 +50,7 @@ from tests.factories import (
     IngredientLotFactory,
     PatientFactory,
     PrescriberFactory,
+    submit_order,
 )
 from tests.signing_in import verified_staff_login
 
@@ -108,11 +107,7 @@ def order_for(prescriber, *, patient_name: tuple[str, str]) -> Order:
         clinic=prescriber.clinic, first_name=first_name, last_name=last_name,
         date_of_birth=datetime.date(1970, 5, 5), created_by=prescriber.user,
     )  # fmt: skip
-    return order_submit(
-        actor=prescriber.user, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
-        reason_for_compounding="Strength not available", ship_to="clinic", needed_by=None,
-        acknowledged=[], idempotency_key=uuid.uuid4(),
-    )  # fmt: skip
+    return submit_order(prescriber, patient, REGIMEN)
 
 
 def make_batch(**fields) -> Batch:
@@ -126,7 +121,7 @@ def make_batch(**fields) -> Batch:
 
 def dispense(order: Order, batch: Batch, units: str, *, by: User) -> Dispense:
     return Dispense.objects.create(
-        order=order, line=order.prescription.lines.first(), batch=batch, units=Decimal(units),
+        order=order, line=order.lines().first(), batch=batch, units=Decimal(units),
         dispensed_by=by,
     )  # fmt: skip
 

@@ -12,9 +12,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import timezone
 
-from orders.checks import Catalogue, finding_key, patient_facts, prescription_findings
+from orders.checks import Catalogue, check_new_prescription, finding_key
 from orders.dosing import DosageForm, Regimen, quantity_needed
 from orders.forms import REASON_FOR_COMPOUNDING
 from orders.models import OrderStatus, Patient, Sex, ShipTo
@@ -230,16 +229,17 @@ class Command(BaseCommand):
             concentration_mg_per_ml=Decimal(concentration) if concentration else None,
         )  # fmt: skip
         regimen = dataclasses.replace(regimen, quantity=quantity_needed(regimen))
-        findings = prescription_findings(
-            regimen=regimen, patient=patient_facts(patient, [code]), diagnosis_codes=[code],
-            catalogue=Catalogue.load(), today=timezone.localdate(),
+        check = check_new_prescription(
+            patient=patient, prescriber=prescriber, regimen=regimen, diagnosis_codes=[code],
+            catalogue=Catalogue.load(),
         )  # fmt: skip
         # The same key each run: a second seed finds the orders the first one made.
         key = uuid.uuid5(uuid.NAMESPACE_URL, f"seed-demo/{last_name}")
         order = order_submit(
             actor=prescriber.user, patient=patient, regimen=regimen, diagnosis_codes=[code],
             reason_for_compounding=REASON_FOR_COMPOUNDING, ship_to=ShipTo.CLINIC, needed_by=None,
-            acknowledged=[finding_key(f) for f in findings], idempotency_key=key,
+            acknowledged=[finding_key(f) for f in check.warnings], idempotency_key=key,
+            reason="Demo order.",
         )  # fmt: skip
         if then and order.status == OrderStatus.SUBMITTED:  # first run only
             advance_order(
