@@ -103,11 +103,11 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
             INSERT INTO orders_patient (id, address_line1, address_line2, city, state,
                 postal_code, clinic_id, first_name, last_name, date_of_birth, sex, phone,
                 allergies, current_medications, takes_opioids, pregnant_or_breastfeeding,
-                liver_disease, created_by_id, created_at, updated_at)
+                liver_disease, conditions, created_by_id, created_at, updated_at)
             SELECT p, p || ' Patient Road', '', 'Springfield', 'IL', '62701',
                 {clinic_of("p")}, ({first})[1 + mod(p, 20)], ({last})[1 + mod(p / 20, 24)],
                 date '1950-01-01' + mod(p, 18000)::int, (ARRAY['F', 'M', 'X'])[1 + mod(p, 3)],
-                '+12175550102', 'NKDA', '', false, false, false,
+                '+12175550102', 'NKDA', '', false, false, false, '[]',
                 2 * ({clinic_of("p")}), '{now.isoformat()}', '{now.isoformat()}'
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) p""",
             n["patients"],
@@ -136,9 +136,9 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
         (
             "orders_prescriptionline",
             """
-            INSERT INTO orders_prescriptionline (id, prescription_id, position, formulation_id,
-                quantity)
-            SELECT g, g, 1, (SELECT min(id) FROM pharmacy_formulation
+            INSERT INTO orders_prescriptionline (id, prescription_id, phase, position,
+                formulation_id, quantity)
+            SELECT g, g, 'as_written', 1, (SELECT min(id) FROM pharmacy_formulation
                              WHERE dosage_form = 'capsule' AND strength_mg = 4.5), 30
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
             n["prescriptions"],
@@ -148,11 +148,11 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
             f"""
             INSERT INTO orders_order (id, prescription_id, clinic_id, kind, fill_number,
                 ship_to, status, status_changed_at, created_by_id, created_at, carrier,
-                tracking_number)
+                tracking_number, schedule, findings, acknowledged_warnings)
             SELECT g, o.prescription_id, pt.clinic_id,
                 CASE WHEN mod(g, 2) = 1 THEN 'new' ELSE 'refill' END, 1 - mod(g, 2), 'clinic',
                 {STATUS_SQL}, {order_time} + interval '1 day', 2 * pt.clinic_id,
-                {order_time}, '', ''
+                {order_time}, '', '', 'as_written', '[]', '[]'
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g
             CROSS JOIN LATERAL (SELECT (g + 1) / 2 AS prescription_id) o
             JOIN orders_prescription rx ON rx.id = o.prescription_id
@@ -163,16 +163,19 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
             "orders_orderevent",
             """
             INSERT INTO orders_orderevent (actor_id, created_at, note, order_id, from_status,
-                to_status, signed_by, signature_meaning)
-            SELECT o.created_by_id, o.created_at, '', o.id, '', 'submitted', '', ''
+                to_status, signed_by, signature_meaning, parameters)
+            SELECT o.created_by_id, o.created_at, '', o.id, '', 'submitted', '', '', '{}'::jsonb
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g JOIN orders_order o ON o.id = g
             UNION ALL
-            SELECT NULL, o.status_changed_at, '', o.id, 'submitted', o.status, '', ''
+            SELECT NULL, o.status_changed_at, '', o.id, 'submitted', o.status, '', '', '{}'::jsonb
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g JOIN orders_order o ON o.id = g
             WHERE o.status <> 'submitted'""",
             orders,
         ),
     ]
+
+
+COMPLETE = "bench dataset complete"
 
 
 def build(connection, orders: int, now: datetime.datetime) -> None:
@@ -191,6 +194,8 @@ def build(connection, orders: int, now: datetime.datetime) -> None:
         connection.execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
         )
+    # The mark that the build finished (a build stopped half-way is built again).
+    connection.execute(f"COMMENT ON TABLE orders_order IS '{COMPLETE}'")
     connection.commit()
     # As autovacuum leaves a live table: statistics and visibility map (index-only scans).
     connection.autocommit = True

@@ -28,6 +28,7 @@ from .common import (
     setup_django,
     write_results,
 )
+from .dataset import COMPLETE, build
 
 SIZES = {"10k": 10_000, "1m": 1_000_000}
 ROUNDS = 6
@@ -41,22 +42,34 @@ def database(size: str) -> str:
     return f"ldn_bench_orders_{size}"
 
 
+def latest_migrations() -> set[tuple[str, str]]:
+    """(app, migration) of the last migration of each of the portal's apps, as on disk."""
+    return {
+        (app, max(path.stem for path in (ROOT / app / "migrations").glob("[0-9]*.py")))
+        for app in ("pharmacy", "prescribers", "orders")
+    }
+
+
 def dataset_ready(name: str, orders: int) -> bool:
+    """A dataset built earlier is reused when its build finished, with every order, on the
+    schema of the code as it is now (a migration since then means building it again)."""
     import psycopg
 
     try:
         with psycopg.connect(database_url(name)) as connection:
             found = connection.execute("SELECT count(*) FROM orders_order").fetchone()[0]
+            applied = set(connection.execute("SELECT app, name FROM django_migrations"))
+            mark = connection.execute(
+                "SELECT obj_description('orders_order'::regclass, 'pg_class')"
+            ).fetchone()[0]
     except psycopg.Error:
         return False
-    return found == orders
+    return found == orders and latest_migrations() <= applied and mark == COMPLETE
 
 
 def prepare(size: str) -> None:
     """The database of this size, built when missing or incomplete."""
     import psycopg
-
-    from .dataset import build
 
     name, orders = database(size), SIZES[size]
     if dataset_ready(name, orders):

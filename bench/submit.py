@@ -330,8 +330,9 @@ class Side:
 
 def written() -> dict[str, tuple[float, int]]:
     """What the submits wrote, against what they should have: each order with one event and
-    one history row, its prescription with history, three steps and three lines; each baseline
-    submit its three rows."""
+    one history row, its prescription with history, three steps and four lines (one per
+    strength of the titration, and the maintenance refill's); each baseline submit its three
+    rows."""
     from bench.baseline.models import BaselineEvent, BaselineLine, BaselineOrder
     from orders.models import Order, OrderEvent, Prescription, PrescriptionLine, PrescriptionStep
 
@@ -345,7 +346,7 @@ def written() -> dict[str, tuple[float, int]]:
         "prescriptions": (Prescription.objects.count(), orders),
         "prescription history": (Prescription.history.count(), orders),
         "steps / 3": (PrescriptionStep.objects.count() / 3, orders),
-        "lines / 3": (PrescriptionLine.objects.count() / 3, orders),
+        "lines / 4": (PrescriptionLine.objects.count() / 4, orders),
         "baseline orders": (BaselineOrder.objects.count(), baselines),
         "baseline lines": (BaselineLine.objects.count(), baselines),
         "baseline events": (BaselineEvent.objects.count(), baselines),

@@ -55,13 +55,16 @@ class MoveForm(forms.Form):
         label="Your password (electronic signature)", widget=forms.PasswordInput, strip=False
     )
     acknowledge = forms.MultipleChoiceField(
-        label="I have reviewed these warnings", required=False,
+        label="I have reviewed these warnings",
+        required=False,
         widget=forms.CheckboxSelectMultiple,
-    )  # fmt: skip
+    )
     reason = forms.CharField(
-        label="Reason (duplicate therapy, early refill)", required=False, max_length=500,
+        label="Reason (duplicate therapy, early refill)",
+        required=False,
+        max_length=500,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-    )  # fmt: skip
+    )
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
     carrier = forms.CharField(max_length=50)
     tracking_number = forms.CharField(max_length=100)

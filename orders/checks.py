@@ -329,7 +329,7 @@ def _open_orders(
         wanted = (regimen.dosage_form, dosing.directions(regimen), regimen.concentration_mg_per_ml)
     return tuple(
         OpenOrder(
-            number=Order(pk=row["pk"]).number,
+            number=Order.number_of(row["pk"]),
             placed_on=timezone.localdate(row["created_at"]),
             placed_at=timezone.localtime(row["created_at"]).strftime("%m/%d/%Y %H:%M"),
             identical=wanted
@@ -367,12 +367,12 @@ def _refill_facts(prescription: Prescription, *, excluding: Order | None) -> dic
         "refill": True,
         "previous_fill": previous
         and PreviousFill(
-            number=Order(pk=previous["pk"]).number,
+            number=Order.number_of(previous["pk"]),
             filled_on=timezone.localdate(previous["dispensed_at"] or previous["created_at"]),
             days_supply=prescription.days_supply,
         ),
-        "open_refill": open_refill and Order(pk=open_refill["pk"]).number,
-        "rejected_order": rejected and Order(pk=rejected["pk"]).number,
+        "open_refill": open_refill and Order.number_of(open_refill["pk"]),
+        "rejected_order": rejected and Order.number_of(rejected["pk"]),
         "expires_on": prescription.expires_on,
         "refills_left": prescription.refills_authorized - used,
         "refills_authorized": prescription.refills_authorized,

@@ -248,9 +248,13 @@ class ShipTo(models.TextChoices):
 
 # The pharmacy is still working on an order in these: not yet shipped, cancelled or rejected.
 OPEN_STATUSES = (
-    OrderStatus.SUBMITTED, OrderStatus.IN_REVIEW, OrderStatus.ON_HOLD, OrderStatus.VERIFIED,
-    OrderStatus.COMPOUNDING, OrderStatus.READY,
-)  # fmt: skip
+    OrderStatus.SUBMITTED,
+    OrderStatus.IN_REVIEW,
+    OrderStatus.ON_HOLD,
+    OrderStatus.VERIFIED,
+    OrderStatus.COMPOUNDING,
+    OrderStatus.READY,
+)
 # Orders that did not use a fill: the prescriber cancelled them or the pharmacy rejected them.
 UNFILLED_STATUSES = (OrderStatus.CANCELLED, OrderStatus.REJECTED)
 
@@ -327,7 +331,12 @@ class Order(models.Model):
 
     @property
     def number(self) -> str:
-        return f"{ORDER_NUMBER_PREFIX}{self.pk:06d}"
+        return self.number_of(self.pk)
+
+    @staticmethod
+    def number_of(pk: int) -> str:
+        """123 -> 'LDN-000123', without making an Order to ask."""
+        return f"{ORDER_NUMBER_PREFIX}{pk:06d}"
 
     @staticmethod
     def pk_from_number(text: str) -> int | None:

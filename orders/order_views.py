@@ -70,10 +70,12 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
             for form, _ in self.catalogue.dosage_forms()
         }
         return super().get_context_data(
-            patient=self.patient, concentrations=concentrations,
-            bud_limits=self.catalogue.bud_limits(), reason_codes=sorted(REASON_REQUIRED),
+            patient=self.patient,
+            concentrations=concentrations,
+            bud_limits=self.catalogue.bud_limits(),
+            reason_codes=sorted(REASON_REQUIRED),
             **kwargs,
-        )  # fmt: skip
+        )
 
     def form_valid(self, form):
         data = form.cleaned_data
@@ -170,15 +172,21 @@ class DoseCheckView(PrescriberRequiredMixin, View):
                                         pk=patient_id)  # fmt: skip
             # The patient's record and open orders as they are now, as the submit will see them.
             findings = check_new_prescription(
-                patient=patient, prescriber=self.prescriber, regimen=regimen,
-                diagnosis_codes=codes, catalogue=catalogue,
-            ).findings  # fmt: skip
+                patient=patient,
+                prescriber=self.prescriber,
+                regimen=regimen,
+                diagnosis_codes=codes,
+                catalogue=catalogue,
+            ).findings
         else:
             facts = dataclasses.replace(facts, diagnosis_codes=tuple(codes))
             findings = prescription_findings(
-                regimen=regimen, patient=facts, diagnosis_codes=codes, catalogue=catalogue,
+                regimen=regimen,
+                patient=facts,
+                diagnosis_codes=codes,
+                catalogue=catalogue,
                 today=timezone.localdate(),
-            )  # fmt: skip
+            )
         needed = dosing.quantity_needed(regimen)
         products = catalogue.products_of(regimen)
         return JsonResponse(
@@ -203,7 +211,10 @@ class DoseCheckView(PrescriberRequiredMixin, View):
 
 def _refill_plan(regimen: dosing.Regimen) -> str:
     """What each refill of a titration dispenses: the maintenance dose for the days' supply."""
-    if len(regimen.steps) < 2 or regimen.days_supply < 1 or regimen.doses_per_day < 1:
+    if (
+        len(regimen.steps) < 2
+        or min(regimen.days_supply, regimen.doses_per_day, regimen.refills) < 1
+    ):
         return ""
     maintenance = dosing.maintenance_regimen(regimen)
     if maintenance.quantity is None:
@@ -426,11 +437,15 @@ class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
         data = form.cleaned_data
         try:
             order = prescription_refill(
-                prescription=self.prescription, actor=self.request.user,
-                ship_to=data["ship_to"], needed_by=data["needed_by"],
-                idempotency_key=data["idempotency_key"], retitrate=data["retitrate"],
-                acknowledged=data["acknowledge"], reason=data["reason"],
-            )  # fmt: skip
+                prescription=self.prescription,
+                actor=self.request.user,
+                ship_to=data["ship_to"],
+                needed_by=data["needed_by"],
+                idempotency_key=data["idempotency_key"],
+                retitrate=data["retitrate"],
+                acknowledged=data["acknowledge"],
+                reason=data["reason"],
+            )
         except PrescriptionNotAccepted as refused:
             form.show_findings(refused.findings, refused.unacknowledged, refused.earlier)
             return self.form_invalid(form)

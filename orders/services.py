@@ -151,9 +151,13 @@ def _checked_prescription(
     """Run every rule; raise PrescriptionNotAccepted on an error or an unconfirmed warning.
     Returns the prescription's fields that follow from the regimen and the findings."""
     check = check_new_prescription(
-        patient=patient, prescriber=prescriber, regimen=regimen, diagnosis_codes=diagnosis_codes,
-        catalogue=catalogue, amending=amending,
-    )  # fmt: skip
+        patient=patient,
+        prescriber=prescriber,
+        regimen=regimen,
+        diagnosis_codes=diagnosis_codes,
+        catalogue=catalogue,
+        amending=amending,
+    )
     if regimen.quantity is None:
         raise PrescriptionNotAccepted(check.findings, [])
     confirmed = _accepted(check, acknowledged=acknowledged, reason=reason)
@@ -305,8 +309,9 @@ def prescription_expiry(written_on: datetime.date) -> datetime.date:
     return written_on + relativedelta(months=settings.PRESCRIPTION_VALID_MONTHS)
 
 
-def _order_create(*, prescription, kind, fill_number, ship_to, needed_by, actor, idempotency_key,
-                  note, **fields) -> Order:  # fmt: skip
+def _order_create(
+    *, prescription, kind, fill_number, ship_to, needed_by, actor, idempotency_key, note, **fields
+) -> Order:
     order = Order(
         prescription=prescription, clinic_id=prescription.patient.clinic_id, kind=kind,
         fill_number=fill_number, ship_to=ship_to, needed_by=needed_by, created_by=actor,
@@ -359,11 +364,10 @@ def prescription_refill(
         # the one open refill (the check below reads the fills after the lock).
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
         if not locked.orders.exclude(status=OrderStatus.CANCELLED).exists():
+            message = "Every fill of this prescription was cancelled; submit a new order instead."
             raise RefillRefused(
-                [_refusal("prescription.all_cancelled", "prescription",
-                          "Every fill of this prescription was cancelled; submit a new order "
-                          "instead.")], [],
-            )  # fmt: skip
+                [_refusal("prescription.all_cancelled", "prescription", message)], []
+            )
         schedule = refill_schedule(locked, retitrate=retitrate)
         check = check_fill(prescription=locked, schedule=schedule)
         if check.errors:
@@ -463,8 +467,9 @@ def order_fill_check(order: Order) -> FillCheck:
     return check_fill(prescription=order.prescription, schedule=order.schedule, order=order)
 
 
-def order_verify(*, order: Order, actor: User, password: str, acknowledged: Iterable[str] = (),
-                 reason: str = "") -> Order:  # fmt: skip
+def order_verify(
+    *, order: Order, actor: User, password: str, acknowledged: Iterable[str] = (), reason: str = ""
+) -> Order:
     """The pharmacist's electronic signature: their password again, their name, the time and
     the meaning are kept on the event. Every rule runs again first: an error refuses the
     verification (the message says why), and a warning new since the prescriber confirmed it
@@ -559,9 +564,12 @@ def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dic
     needs = move.needs if move is not None else Needs.NOTE
     if needs == Needs.SIGNATURE:
         return order_verify(
-            order=order, actor=actor, password=inputs.get("password", ""),
-            acknowledged=inputs.get("acknowledge", ()), reason=inputs.get("reason", ""),
-        )  # fmt: skip
+            order=order,
+            actor=actor,
+            password=inputs.get("password", ""),
+            acknowledged=inputs.get("acknowledge", ()),
+            reason=inputs.get("reason", ""),
+        )
     if needs == Needs.QUESTION:
         return order_hold(order=order, actor=actor, question=inputs.get("text", ""))
     if needs == Needs.REASON:

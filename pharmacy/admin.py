@@ -117,8 +117,15 @@ class FormulationAdmin(RecordHistoryAdmin):
     """The catalogue: what prescribers may order (an active product with an approved master
     formulation record), its beyond-use limit, and the stock on the shelf."""
 
-    list_display = ["name", "dosage_form", "unit", "is_active", "orderable", "bud_limit",
-                    "in_stock"]  # fmt: skip
+    list_display = [
+        "name",
+        "dosage_form",
+        "unit",
+        "is_active",
+        "orderable",
+        "bud_limit",
+        "in_stock",
+    ]
     list_filter = ["dosage_form", "is_active"]
     search_fields = ["name"]
 
@@ -128,14 +135,15 @@ class FormulationAdmin(RecordHistoryAdmin):
         )
         usable = (
             Batch.objects.filter(
-                formulation_version__formulation=OuterRef("pk"), status=BatchStatus.RELEASED,
+                formulation_version__formulation=OuterRef("pk"),
+                status=BatchStatus.RELEASED,
                 beyond_use_date__gte=timezone.localdate(),
             )
             .order_by()
             .values("formulation_version__formulation")
             .annotate(total=Sum("units_remaining"))
             .values("total")
-        )  # fmt: skip
+        )
         return (
             super()
             .get_queryset(request)

@@ -157,9 +157,14 @@ def _dispensed_for_line(order: Order, line: PrescriptionLine) -> Decimal:
 
 
 def dispense_from_batch(
-    *, order: Order, line: PrescriptionLine, batch: Batch, units: Decimal, actor: User,
+    *,
+    order: Order,
+    line: PrescriptionLine,
+    batch: Batch,
+    units: Decimal,
+    actor: User,
     rules_checked: bool = False,
-) -> Dispense:  # fmt: skip
+) -> Dispense:
     """Give `units` of `batch` to `line` of `order`, or raise ValidationError saying why not.
 
     The batch must be released, unrecalled and its BUD must cover the days' supply; every rule

@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -45,6 +46,7 @@ from orders.models import (
 )
 
 from .bud import BudCategory, label_storage
+from .json_rows import json_rows
 from .models import BatchStatus, Dispense, DosageForm
 
 OPIOID_WARNING = "Do not take with opioid pain or cough medicines"
@@ -158,31 +160,24 @@ def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:
         .only(*_DISPENSE_FIELDS)
         .annotate(
             refills_used=_REFILLS_USED, line_count=_LINE_COUNT, verified_by=_VERIFIED_BY,
+            schedule=_SCHEDULE,
         )
         .order_by("order_id", "line__position", "pk")
     )  # fmt: skip
     # order -> line -> its dispenses; lines in position order (dicts keep insertion order)
     dispensed: dict[int, dict[int, list[Dispense]]] = {order.pk: {} for order in orders}
-    prescription_ids = set()
     for dispense in dispenses:
         dispensed[dispense.order_id].setdefault(dispense.line_id, []).append(dispense)
-        prescription_ids.add(dispense.order.prescription_id)
-    steps = _steps_of(prescription_ids)
-    return [_label_pages(order, dispensed[order.pk], steps) for order in orders]
+    return [_label_pages(order, dispensed[order.pk]) for order in orders]
 
 
-def _steps_of(prescription_ids: set[int]) -> dict[int, tuple[dosing.Step, ...]]:
-    """The schedules of these prescriptions (one query)."""
-    steps: dict[int, list[dosing.Step]] = {pk: [] for pk in prescription_ids}
-    rows = PrescriptionStep.objects.filter(prescription_id__in=prescription_ids).order_by(
-        "prescription_id", "position"
-    )
-    for prescription_id, dose, days in rows.values_list("prescription_id", "dose_mg", "days"):
-        steps[prescription_id].append(dosing.Step(dose_mg=dose, days=days))
-    return {pk: tuple(schedule) for pk, schedule in steps.items()}
+def _steps(rows: list[dict]) -> tuple[dosing.Step, ...]:
+    """The prescription's schedule, from the rows the label's query read with it."""
+    ordered = sorted(rows, key=lambda row: row["position"])
+    return tuple(dosing.Step(dose_mg=Decimal(r["dose_mg"]), days=r["days"]) for r in ordered)
 
 
-def _label_pages(order: Order, dispensed: dict[int, list[Dispense]], steps) -> list[LabelPage]:
+def _label_pages(order: Order, dispensed: dict[int, list[Dispense]]) -> list[LabelPage]:
     if not dispensed:
         _refuse_undispensed(order, dispensed=())
     first = next(iter(dispensed.values()))[0]
@@ -191,8 +186,12 @@ def _label_pages(order: Order, dispensed: dict[int, list[Dispense]], steps) -> l
         _refuse_unverified(order)
     if len(dispensed) < first.line_count:
         _refuse_undispensed(order, dispensed=dispensed)
-    recalled = [d.batch.lot_number for ds in dispensed.values() for d in ds
-                if d.batch.status == BatchStatus.RECALLED]  # fmt: skip
+    recalled = [
+        d.batch.lot_number
+        for ds in dispensed.values()
+        for d in ds
+        if d.batch.status == BatchStatus.RECALLED
+    ]
     if recalled:
         raise LabelRefused(
             f"Order {order.number}: batch {', '.join(_unique(recalled))} was recalled; its "
@@ -205,7 +204,7 @@ def _label_pages(order: Order, dispensed: dict[int, list[Dispense]], steps) -> l
     fill = "Original fill"
     if order.kind == OrderKind.REFILL:
         fill = f"Refill {first.refills_used} of {refills}"
-    regimen = _fill_regimen(order, prescription, steps[prescription.pk])
+    regimen = _fill_regimen(order, prescription, _steps(first.schedule))
     common = {
         "pharmacy_name": settings.PHARMACY_NAME,
         "pharmacy_address": settings.PHARMACY_ADDRESS,
@@ -230,12 +229,15 @@ def _label_pages(order: Order, dispensed: dict[int, list[Dispense]], steps) -> l
 def _fill_regimen(order: Order, prescription: Prescription, steps) -> dosing.Regimen:
     """What this fill dispenses: the schedule as written, or a refill's maintenance dose."""
     written = dosing.Regimen(
-        dosage_form=dosing.DosageForm(prescription.dosage_form), steps=steps,
-        doses_per_day=prescription.doses_per_day, quantity=None,
-        days_supply=prescription.days_supply, refills=prescription.refills_authorized,
+        dosage_form=dosing.DosageForm(prescription.dosage_form),
+        steps=steps,
+        doses_per_day=prescription.doses_per_day,
+        quantity=None,
+        days_supply=prescription.days_supply,
+        refills=prescription.refills_authorized,
         concentration_mg_per_ml=prescription.concentration_mg_per_ml,
         time_of_day=prescription.time_of_day,
-    )  # fmt: skip
+    )
     if order.schedule == FillSchedule.MAINTENANCE:
         return dosing.maintenance_regimen(written)
     return written
@@ -287,6 +289,11 @@ _LINE_COUNT = _count(
         prescription=OuterRef("order__prescription"), phase=OuterRef("order__schedule")
     )
 )
+# The prescription's schedule: each bottle's label says its own steps.
+_SCHEDULE = json_rows(
+    PrescriptionStep.objects, "prescription", "position", "dose_mg", "days",
+    outer="order__prescription",
+)  # fmt: skip
 # The pharmacist whose signature verified the order (many state boards want their initials).
 _VERIFIED_BY = Subquery(
     OrderEvent.objects.filter(order=OuterRef("order"), to_status=OrderStatus.VERIFIED)
@@ -497,8 +504,11 @@ def render_pages_document(pages: list[LabelPage]):
     if len(document.pages) == len(pages):
         return document
     overflowing = _overflowing(document, len(pages))
-    pages = [part for i, page in enumerate(pages)
-             for part in (_split(page) if i in overflowing else [page])]  # fmt: skip
+    pages = [
+        part
+        for i, page in enumerate(pages)
+        for part in (_split(page) if i in overflowing else [page])
+    ]
     document = _laid_out(pages)
     if len(document.pages) != len(pages):
         raise LabelDoesNotFit(
@@ -534,9 +544,11 @@ def _split(page: LabelPage) -> list[LabelPage]:
     while rest:
         for take in range(len(rest), 0, -1):
             part = dataclasses.replace(
-                page, directions=tuple(rest[:take]), continuation=bool(parts),
+                page,
+                directions=tuple(rest[:take]),
+                continuation=bool(parts),
                 continued=take < len(rest),
-            )  # fmt: skip
+            )
             if len(_laid_out([part]).pages) == 1:
                 break
         else:

@@ -517,9 +517,10 @@ def medication_screen_bodies(draw) -> str | bytes:
 
 def test_the_valid_medication_screen_answers(prescriber_client):
     response = prescriber_client.post(
-        reverse("medication_screen"), {"medications": "Tramadol50mg"},
+        reverse("medication_screen"),
+        {"medications": "Tramadol50mg"},
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert [o["drug"] for o in response.json()["opioids"]] == ["tramadol"]
 

@@ -115,9 +115,14 @@
       item.className = `alert ${finding.severity === "error" ? "alert-danger" : "alert-warning"} py-2 small mb-2`;
       item.dataset.code = finding.code;
       item.dataset.field = finding.field;
-      const about = document.createElement("strong");
-      about.textContent = `${finding.field_label || finding.field}: `;
-      item.append(about, finding.message);
+      // Name the field the finding is about, unless its message already starts with it.
+      const label = finding.field_label || finding.field;
+      if (label && !finding.message.startsWith(label)) {
+        const about = document.createElement("strong");
+        about.textContent = `${label}: `;
+        item.appendChild(about);
+      }
+      item.append(finding.message);
       const source = document.createElement("div");
       source.className = "text-body-secondary";
       source.textContent = `Source: ${finding.source}`;

@@ -28,17 +28,24 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 TITRATION = Regimen(
     dosage_form=DosageForm.CAPSULE,
     steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 14), Step(Decimal("4.5"), 30)),
-    doses_per_day=1, quantity=Decimal("58"), days_supply=58, refills=2,
-)  # fmt: skip
+    doses_per_day=1,
+    quantity=Decimal("58"),
+    days_supply=58,
+    refills=2,
+)
 
 
 @pytest.fixture
 def ordered():
     prescriber = PrescriberFactory()
     patient = PatientFactory(
-        clinic=prescriber.clinic, first_name="Quinn", last_name="Refill", takes_opioids=False,
-        current_medications="", date_of_birth=datetime.date(1970, 5, 5),
-    )  # fmt: skip
+        clinic=prescriber.clinic,
+        first_name="Quinn",
+        last_name="Refill",
+        takes_opioids=False,
+        current_medications="",
+        date_of_birth=datetime.date(1970, 5, 5),
+    )
     return prescriber, patient, submit_order(prescriber, patient, TITRATION)
 
 
@@ -67,6 +74,12 @@ def test_a_prescriber_confirms_an_early_refill_with_a_reason(live_server, page, 
     expect(page.locator("#refill-acknowledged")).to_contain_text(
         "Reason: The patient travels for six weeks."
     )
+
+    # On a phone: the refill page and the order page fit 360 px.
+    page.set_viewport_size({"width": 360, "height": 800})
+    for path in (f"/prescriptions/{order.prescription_id}/refill/", f"/orders/{refill.pk}/"):
+        page.goto(f"{live_server.url}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") == 360, path
 
 
 def test_no_refill_for_a_patient_who_now_takes_opioids(live_server, page, ordered):

@@ -54,10 +54,14 @@ def test_the_same_form_submitted_twice_at_once_makes_one_order(prescriber_and_pa
 def refill_of(prescriber, order):
     """A refill request, right after the first fill: confirmed as early, with a reason."""
     return lambda: prescription_refill(
-        prescription=order.prescription, actor=prescriber.user, ship_to="clinic",
-        needed_by=None, idempotency_key=uuid.uuid4(), acknowledged=["refill.too_soon@refill"],
+        prescription=order.prescription,
+        actor=prescriber.user,
+        ship_to="clinic",
+        needed_by=None,
+        idempotency_key=uuid.uuid4(),
+        acknowledged=["refill.too_soon@refill"],
         reason="The patient travels.",
-    )  # fmt: skip
+    )
 
 
 def test_two_refills_at_once_take_the_last_refill_once(prescriber_and_patient):
@@ -98,9 +102,14 @@ def test_the_database_refuses_a_second_open_refill_written_past_the_service(
     refill_of(prescriber, first)()
 
     second = Order(
-        prescription=first.prescription, clinic=first.clinic, kind="refill", fill_number=9,
-        ship_to="clinic", created_by=prescriber.user, status="in_review",
-    )  # fmt: skip
+        prescription=first.prescription,
+        clinic=first.clinic,
+        kind="refill",
+        fill_number=9,
+        ship_to="clinic",
+        created_by=prescriber.user,
+        status="in_review",
+    )
     with (
         pytest.raises(IntegrityError, match="one_open_refill_per_prescription"),
         transaction.atomic(),

@@ -50,11 +50,14 @@ def test_example_request_answers_as_documented(prescriber_client):
         "refill_plan": "Each refill continues at the maintenance dose (4.5 mg): 58 capsules for "
         "58 days.",
         "products": [
-            {"name": f"Naltrexone HCl {strength} mg capsule", "bud_days": 180,
-             "bud_category": "nonaqueous solid"}
+            {
+                "name": f"Naltrexone HCl {strength} mg capsule",
+                "bud_days": 180,
+                "bud_category": "nonaqueous solid",
+            }
             for strength in ("1.5", "3", "4.5")
         ],
-    }  # fmt: skip
+    }
     assert Prescription.objects.count() == 0 and Order.objects.count() == 0
 
 
@@ -65,11 +68,20 @@ def test_errors_make_ok_false(prescriber_client):
     above = [f for f in body["findings"] if f["code"] == "dose.above_max"]
     assert [(f["severity"], f["field"]) for f in above] == [("error", "steps.0.dose_mg")]
     assert set(above[0]) == {
-        "code", "severity", "field", "message", "source", "field_label", "key", "reason_required",
-    }  # fmt: skip
+        "code",
+        "severity",
+        "field",
+        "message",
+        "source",
+        "field_label",
+        "key",
+        "reason_required",
+    }
     assert (above[0]["field_label"], above[0]["key"], above[0]["reason_required"]) == (
-        "Schedule, step 1 dose", "dose.above_max@steps.0.dose_mg", False,
-    )  # fmt: skip
+        "Schedule, step 1 dose",
+        "dose.above_max@steps.0.dose_mg",
+        False,
+    )
 
 
 def test_warnings_alone_keep_ok_true(prescriber_client):

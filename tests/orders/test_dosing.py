@@ -707,8 +707,10 @@ def test_patient_messages(facts, message):
         ("OXYCONTIN 20 mg", "OXYCONTIN 20 mg: oxycodone"),
         ("tylenol with codeine", "tylenol with codeine"),
         ("Tylenol #3 at night", "Tylenol #3 at night: codeine"),
-        ("Metformin 500 mg\nhydrocodone-acetaminophen 5/325\nVitamin D",
-         "hydrocodone-acetaminophen 5/325"),
+        (
+            "Metformin 500 mg\nhydrocodone-acetaminophen 5/325\nVitamin D",
+            "hydrocodone-acetaminophen 5/325",
+        ),
         ("acetaminophen-codeine 300/30", "acetaminophen-codeine 300/30"),
         ("Suboxone film 8/2", "Suboxone film 8/2: buprenorphine"),
         ("buprenorphine (Butrans patch)", "buprenorphine (Butrans patch)"),
@@ -729,7 +731,7 @@ def test_patient_messages(facts, message):
         ("kratom capsules daily", "kratom capsules daily: kratom (mitragynine)"),
         ("oxycodon 5mg", "oxycodon 5mg: oxycodone"),
     ],
-)  # fmt: skip
+)
 def test_a_medication_list_naming_an_opioid_is_refused(medications, drugs):
     (finding,) = check_patient(patient(medications=medications), today=TODAY)
 
@@ -771,29 +773,43 @@ def test_loperamide_is_a_warning_not_an_error():
     ("facts", "expected"),
     [
         # Hashimoto's from the patient's problem list, not only this prescription's codes.
-        (patient(medications="Levothyroxine 75 mcg", conditions=("E06.3",)),
-         [("thyroid.hashimoto_replacement", W, "patient.medications")]),
-        (patient(medications="NP Thyroid 60 mg", conditions=("E06.3",), diagnosis_codes=("M79.7",)),
-         [("thyroid.hashimoto_replacement", W, "patient.medications")]),
+        (
+            patient(medications="Levothyroxine 75 mcg", conditions=("E06.3",)),
+            [("thyroid.hashimoto_replacement", W, "patient.medications")],
+        ),
+        (
+            patient(
+                medications="NP Thyroid 60 mg", conditions=("E06.3",), diagnosis_codes=("M79.7",)
+            ),
+            [("thyroid.hashimoto_replacement", W, "patient.medications")],
+        ),
         (patient(conditions=("Z94.0",)), [("immunosuppression.present", W, "patient.conditions")]),
         # The classes DOMAIN.md names: biologics, JAK inhibitors, S1P modulators, methotrexate,
         # systemic corticosteroids (not a cream).
-        (patient(medications="Humira 40 mg every 2 weeks"),
-         [("immunosuppression.present", W, "patient.medications")]),
-        (patient(medications="Rinvoq 15mg"),
-         [("immunosuppression.present", W, "patient.medications")]),
+        (
+            patient(medications="Humira 40 mg every 2 weeks"),
+            [("immunosuppression.present", W, "patient.medications")],
+        ),
+        (
+            patient(medications="Rinvoq 15mg"),
+            [("immunosuppression.present", W, "patient.medications")],
+        ),
         (patient(medications="Gilenya"), [("immunosuppression.present", W, "patient.medications")]),
-        (patient(medications="methotrexate 15 mg weekly"),
-         [("immunosuppression.present", W, "patient.medications")]),
-        (patient(medications="prednisone 5 mg daily"),
-         [("immunosuppression.present", W, "patient.medications")]),
+        (
+            patient(medications="methotrexate 15 mg weekly"),
+            [("immunosuppression.present", W, "patient.medications")],
+        ),
+        (
+            patient(medications="prednisone 5 mg daily"),
+            [("immunosuppression.present", W, "patient.medications")],
+        ),
         (patient(medications="hydrocortisone 1% cream"), []),
         # An allergy to naltrexone or naloxone rules LDN out.
         (patient(allergies="Naltrexone (hives)"), [("allergy.naltrexone", E, "patient.allergies")]),
         (patient(allergies="Narcan"), [("allergy.naltrexone", E, "patient.allergies")]),
         (patient(allergies="NKDA"), []),
     ],
-)  # fmt: skip
+)
 def test_patient_conditions_classes_and_allergies(facts, expected):
     assert rows(check_patient(facts, today=TODAY)) == expected
 

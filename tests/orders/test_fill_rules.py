@@ -38,16 +38,23 @@ ADULT = PatientFacts(date_of_birth=datetime.date(1980, 2, 14), takes_opioids=Fal
 CAPSULES = Regimen(
     dosage_form=DosageForm.CAPSULE,
     steps=(Step(D("1.5"), 14), Step(D("3"), 14), Step(D("4.5"), 30)),
-    doses_per_day=1, quantity=D("58"), days_supply=58, refills=2,
-)  # fmt: skip
+    doses_per_day=1,
+    quantity=D("58"),
+    days_supply=58,
+    refills=2,
+)
 LIQUID_PRODUCT = Product(
-    name="Naltrexone HCl 1 mg/mL oral liquid", bud_days=35, bud_label="aqueous, preserved",
+    name="Naltrexone HCl 1 mg/mL oral liquid",
+    bud_days=35,
+    bud_label="aqueous, preserved",
     excipients=("oral suspending vehicle (preserved)", "methylparaben"),
-)  # fmt: skip
+)
 CAPSULE_PRODUCT = Product(
-    name="Naltrexone HCl 1.5 mg capsule", bud_days=180, bud_label="nonaqueous solid",
+    name="Naltrexone HCl 1.5 mg capsule",
+    bud_days=180,
+    bud_label="nonaqueous solid",
     excipients=("microcrystalline cellulose",),
-)  # fmt: skip
+)
 
 
 def rows(findings):
@@ -56,10 +63,14 @@ def rows(findings):
 
 def liquid(days: int) -> Regimen:
     return Regimen(
-        dosage_form=DosageForm.ORAL_LIQUID, concentration_mg_per_ml=D("1"),
-        steps=(Step(D("3"), days),), doses_per_day=1, quantity=D(3 * days), days_supply=days,
+        dosage_form=DosageForm.ORAL_LIQUID,
+        concentration_mg_per_ml=D("1"),
+        steps=(Step(D("3"), days),),
+        doses_per_day=1,
+        quantity=D(3 * days),
+        days_supply=days,
         refills=0,
-    )  # fmt: skip
+    )
 
 
 # --- The product's beyond-use date -------------------------------------------------------------
@@ -123,8 +134,9 @@ def test_the_excipient_warning_names_the_product_and_the_excipient():
 
 # --- The records: duplicates, refills, prescriber ------------------------------------------------
 
-OPEN = OpenOrder(number="LDN-000007", placed_on=datetime.date(2026, 4, 20),
-                 placed_at="04/20/2026 09:15")  # fmt: skip
+OPEN = OpenOrder(
+    number="LDN-000007", placed_on=datetime.date(2026, 4, 20), placed_at="04/20/2026 09:15"
+)
 FILLED = PreviousFill(number="LDN-000007", filled_on=datetime.date(2026, 4, 1), days_supply=30)
 
 
@@ -132,36 +144,62 @@ FILLED = PreviousFill(number="LDN-000007", filled_on=datetime.date(2026, 4, 1), 
     ("history", "expected"),
     [
         (FillHistory(), []),
-        (FillHistory(open_orders=(OPEN,)),
-         [("duplicate.open_order", W, "patient.orders")]),
-        (FillHistory(suspended_prescriber="Lena Ortiz, NP"),
-         [("prescriber.suspended", E, "prescriber")]),
+        (FillHistory(open_orders=(OPEN,)), [("duplicate.open_order", W, "patient.orders")]),
+        (
+            FillHistory(suspended_prescriber="Lena Ortiz, NP"),
+            [("prescriber.suspended", E, "prescriber")],
+        ),
         # A refill: the previous fill's 30 days, 80 % of them (24 days) passed on 04/25.
-        (FillHistory(refill=True, previous_fill=FILLED, refills_left=1, refills_authorized=2,
-                     expires_on=TODAY), []),
-        (FillHistory(refill=True, previous_fill=replace(FILLED, filled_on=TODAY - WEEK * 3),
-                     refills_left=1, refills_authorized=2, expires_on=TODAY),
-         [("refill.too_soon", W, "refill")]),
-        (FillHistory(refill=True, refills_left=0, refills_authorized=2, expires_on=TODAY),
-         [("refills.none_left", E, "refills")]),
-        (FillHistory(refill=True, refills_left=1, expires_on=TODAY - datetime.timedelta(days=1)),
-         [("prescription.expired", E, "prescription")]),
-        (FillHistory(refill=True, refills_left=1, rejected_order="LDN-000003"),
-         [("prescription.rejected", E, "prescription")]),
-        (FillHistory(refill=True, refills_left=1, open_refill="LDN-000009"),
-         [("refill.already_open", E, "prescription")]),
+        (
+            FillHistory(
+                refill=True,
+                previous_fill=FILLED,
+                refills_left=1,
+                refills_authorized=2,
+                expires_on=TODAY,
+            ),
+            [],
+        ),
+        (
+            FillHistory(
+                refill=True,
+                previous_fill=replace(FILLED, filled_on=TODAY - WEEK * 3),
+                refills_left=1,
+                refills_authorized=2,
+                expires_on=TODAY,
+            ),
+            [("refill.too_soon", W, "refill")],
+        ),
+        (
+            FillHistory(refill=True, refills_left=0, refills_authorized=2, expires_on=TODAY),
+            [("refills.none_left", E, "refills")],
+        ),
+        (
+            FillHistory(refill=True, refills_left=1, expires_on=TODAY - datetime.timedelta(days=1)),
+            [("prescription.expired", E, "prescription")],
+        ),
+        (
+            FillHistory(refill=True, refills_left=1, rejected_order="LDN-000003"),
+            [("prescription.rejected", E, "prescription")],
+        ),
+        (
+            FillHistory(refill=True, refills_left=1, open_refill="LDN-000009"),
+            [("refill.already_open", E, "prescription")],
+        ),
         # A refill's own history: refill rules only apply to refills.
         (FillHistory(refills_left=0, rejected_order="LDN-000003"), []),
     ],
-)  # fmt: skip
+)
 def test_the_records_rules(history, expected):
     assert rows(check_history(history, today=TODAY)) == expected
 
 
 def test_refill_too_soon_says_when_the_next_fill_is_due():
     history = FillHistory(
-        refill=True, refills_left=1, previous_fill=replace(FILLED, filled_on=TODAY),
-    )  # fmt: skip
+        refill=True,
+        refills_left=1,
+        previous_fill=replace(FILLED, filled_on=TODAY),
+    )
     (finding,) = check_history(history, today=TODAY)
 
     assert finding.message == (
@@ -212,34 +250,61 @@ def test_a_suspended_prescriber_is_named():
 @pytest.mark.parametrize(
     ("regimen", "strength", "expected"),
     [
-        (CAPSULES, "1.5",
-         "Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle."),
-        (CAPSULES, "3",
-         "From day 15 (after the 1.5 mg bottle), take 1 capsule (3 mg) at bedtime for 14 days, "
-         "then start the 4.5 mg bottle."),
-        (CAPSULES, "4.5",
-         "From day 29 (after the 3 mg bottle), take 1 capsule (4.5 mg) at bedtime; continue "
-         "nightly."),
+        (
+            CAPSULES,
+            "1.5",
+            "Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle.",
+        ),
+        (
+            CAPSULES,
+            "3",
+            "From day 15 (after the 1.5 mg bottle), take 1 capsule (3 mg) at bedtime for 14 days, "
+            "then start the 4.5 mg bottle.",
+        ),
+        (
+            CAPSULES,
+            "4.5",
+            "From day 29 (after the 3 mg bottle), take 1 capsule (4.5 mg) at bedtime; continue "
+            "nightly.",
+        ),
         # A step back down: the 1.5 mg bottle is used twice.
-        (replace(CAPSULES, steps=(Step(D("1.5"), 14), Step(D("3"), 14), Step(D("1.5"), 30))),
-         "1.5",
-         "Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle. From day "
-         "29 (after the 3 mg bottle), take 1 capsule (1.5 mg) at bedtime; continue nightly."),
+        (
+            replace(CAPSULES, steps=(Step(D("1.5"), 14), Step(D("3"), 14), Step(D("1.5"), 30))),
+            "1.5",
+            "Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle. From day "
+            "29 (after the 3 mg bottle), take 1 capsule (1.5 mg) at bedtime; continue nightly.",
+        ),
         # Morning, twice a day.
-        (replace(CAPSULES, steps=(Step(D("4.5"), 30),), time_of_day="morning"), "4.5",
-         "Take 1 capsule (4.5 mg) in the morning; continue every morning."),
-        (replace(CAPSULES, steps=(Step(D("1.5"), 30),), doses_per_day=2), "1.5",
-         "Take 1 capsule (1.5 mg) twice daily; continue twice daily."),
+        (
+            replace(CAPSULES, steps=(Step(D("4.5"), 30),), time_of_day="morning"),
+            "4.5",
+            "Take 1 capsule (4.5 mg) in the morning; continue every morning.",
+        ),
+        (
+            replace(CAPSULES, steps=(Step(D("1.5"), 30),), doses_per_day=2),
+            "1.5",
+            "Take 1 capsule (1.5 mg) twice daily; continue twice daily.",
+        ),
         # One bottle of liquid holds every step; the volume comes first.
         (liquid(14), None, "Take 3 mL (3 mg) by mouth at bedtime; continue nightly."),
-        (replace(liquid(14), steps=(Step(D("1.5"), 7), Step(D("3"), 7))), None,
-         "Take 1.5 mL (1.5 mg) by mouth at bedtime for 7 days, then 3 mL (3 mg) by mouth at "
-         "bedtime; continue nightly."),
-        (replace(liquid(30), dosage_form=DosageForm.TOPICAL_CREAM,
-                 concentration_mg_per_ml=D("0.5"), steps=(Step(D("1"), 30),)), None,
-         "Apply 2 mL (1 mg) to the skin at bedtime; continue nightly."),
+        (
+            replace(liquid(14), steps=(Step(D("1.5"), 7), Step(D("3"), 7))),
+            None,
+            "Take 1.5 mL (1.5 mg) by mouth at bedtime for 7 days, then 3 mL (3 mg) by mouth at "
+            "bedtime; continue nightly.",
+        ),
+        (
+            replace(
+                liquid(30),
+                dosage_form=DosageForm.TOPICAL_CREAM,
+                concentration_mg_per_ml=D("0.5"),
+                steps=(Step(D("1"), 30),),
+            ),
+            None,
+            "Apply 2 mL (1 mg) to the skin at bedtime; continue nightly.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_bottle_says_what_to_take_from_it(regimen, strength, expected):
     phrases = label_directions(regimen, None if strength is None else D(strength))
     assert " ".join(phrases) == expected
@@ -280,9 +345,15 @@ def test_only_beyond_use_date_rules_cite_usp_795():
         replace(liquid(14), concentration_mg_per_ml=D("0")),
     ]
     # The pharmacy's own limits: quantity tolerance, capsule strengths, doses a day.
-    limits = {"quantity.mismatch", "quantity.not_positive", "quantity.not_whole",
-              "capsule.strength_unavailable", "doses_per_day.too_many", "concentration.missing",
-              "concentration.not_positive"}  # fmt: skip
+    limits = {
+        "quantity.mismatch",
+        "quantity.not_positive",
+        "quantity.not_whole",
+        "capsule.strength_unavailable",
+        "doses_per_day.too_many",
+        "concentration.missing",
+        "concentration.not_positive",
+    }
     findings = [f for regimen in regimens for f in check_regimen(regimen) if f.code in limits]
     assert {f.code for f in findings} == limits
     assert {f.source for f in findings} == {SOURCE_PHARMACY}

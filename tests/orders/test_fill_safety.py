@@ -50,17 +50,23 @@ pytestmark = pytest.mark.django_db
 TITRATION = Regimen(
     dosage_form=DosageForm.CAPSULE,
     steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 14), Step(Decimal("4.5"), 30)),
-    doses_per_day=1, quantity=Decimal("58"), days_supply=58, refills=2,
-)  # fmt: skip
+    doses_per_day=1,
+    quantity=Decimal("58"),
+    days_supply=58,
+    refills=2,
+)
 EARLY = {"acknowledged": ["refill.too_soon@refill"], "reason": "The patient travels."}
 
 
 @pytest.fixture
 def patient(prescriber):
     return PatientFactory(
-        clinic=prescriber.clinic, created_by=prescriber.user, takes_opioids=False,
-        current_medications="Vitamin D", date_of_birth=datetime.date(1970, 5, 5),
-    )  # fmt: skip
+        clinic=prescriber.clinic,
+        created_by=prescriber.user,
+        takes_opioids=False,
+        current_medications="Vitamin D",
+        date_of_birth=datetime.date(1970, 5, 5),
+    )
 
 
 @pytest.fixture
@@ -70,9 +76,13 @@ def order(prescriber, patient) -> Order:
 
 def refill(prescriber, order, **extra) -> Order:
     return prescription_refill(
-        prescription=order.prescription, actor=prescriber.user, ship_to="clinic",
-        needed_by=None, idempotency_key=uuid.uuid4(), **{**EARLY, **extra},
-    )  # fmt: skip
+        prescription=order.prescription,
+        actor=prescriber.user,
+        ship_to="clinic",
+        needed_by=None,
+        idempotency_key=uuid.uuid4(),
+        **{**EARLY, **extra},
+    )
 
 
 def codes(findings) -> list[str]:
@@ -85,8 +95,10 @@ def stock(order: Order) -> None:
         version = FormulationVersion.objects.get(
             formulation=line.formulation, status=FormulationVersionStatus.APPROVED
         )
-        BatchFactory(formulation_version=version,
-                     beyond_use_date=timezone.localdate() + datetime.timedelta(days=170))  # fmt: skip
+        BatchFactory(
+            formulation_version=version,
+            beyond_use_date=timezone.localdate() + datetime.timedelta(days=170),
+        )
 
 
 def verified(order: Order, pharmacist) -> Order:
@@ -120,9 +132,15 @@ def test_a_refill_page_shows_why_it_is_refused(prescriber_client, prescriber, pa
         "Patient record: current medications: The medication list names an opioid (Norco 5/325: "
         "hydrocodone)"
     )
-    response = prescriber_client.post(url, {"ship_to": "clinic", "idempotency_key": uuid.uuid4(),
-                                            "acknowledge": "refill.too_soon@refill",
-                                            "reason": "Travel."})  # fmt: skip
+    response = prescriber_client.post(
+        url,
+        {
+            "ship_to": "clinic",
+            "idempotency_key": uuid.uuid4(),
+            "acknowledge": "refill.too_soon@refill",
+            "reason": "Travel.",
+        },
+    )
     assert response.status_code == 200
     assert Order.objects.count() == 1
 
@@ -137,12 +155,16 @@ def test_a_refill_needs_a_new_warning_confirmed_but_not_an_old_one(prescriber, p
     assert codes(refused.value.unacknowledged) == ["liver.disease"]
     assert Order.objects.count() == 1
 
-    made = refill(prescriber, order, acknowledged=["refill.too_soon@refill",
-                                                   "liver.disease@patient.liver_disease"])  # fmt: skip
+    made = refill(
+        prescriber,
+        order,
+        acknowledged=["refill.too_soon@refill", "liver.disease@patient.liver_disease"],
+    )
 
     assert [w["key"] for w in made.acknowledged_warnings] == [
-        "liver.disease@patient.liver_disease", "refill.too_soon@refill",
-    ]  # fmt: skip
+        "liver.disease@patient.liver_disease",
+        "refill.too_soon@refill",
+    ]
     assert made.acknowledged_warnings[1]["reason"] == "The patient travels."
     assert "pregnancy.or_breastfeeding" in codes_of(made.findings)
 
@@ -154,15 +176,26 @@ def codes_of(stored: list[dict]) -> list[str]:
 def test_an_amendment_is_checked_against_the_patient_record_now(
     prescriber, patient, order, pharmacist
 ):
-    order = order_hold(order=order_start_review(order=order, actor=pharmacist), actor=pharmacist,
-                       question="Lower the start?")  # fmt: skip
+    order = order_hold(
+        order=order_start_review(order=order, actor=pharmacist),
+        actor=pharmacist,
+        question="Lower the start?",
+    )
     patient_update(patient=patient, actor=prescriber.user, takes_opioids=True)
-    lower = Regimen(**{**TITRATION.__dict__, "steps": (Step(Decimal("1"), 28),
-                                                       Step(Decimal("4.5"), 30))})  # fmt: skip
+    lower = Regimen(
+        **{**TITRATION.__dict__, "steps": (Step(Decimal("1"), 28), Step(Decimal("4.5"), 30))}
+    )
 
     with pytest.raises(PrescriptionNotAccepted) as refused:
-        order_amend(order=order, actor=prescriber.user, regimen=lower, diagnosis_codes=["M79.7"],
-                    reason_for_compounding="Strength", acknowledged=[], answer="Lower start.")  # fmt: skip
+        order_amend(
+            order=order,
+            actor=prescriber.user,
+            regimen=lower,
+            diagnosis_codes=["M79.7"],
+            reason_for_compounding="Strength",
+            acknowledged=[],
+            answer="Lower start.",
+        )
 
     assert codes(refused.value.errors) == ["opioid.current"]
     order.refresh_from_db()
@@ -189,8 +222,9 @@ def test_verification_is_refused_with_the_reason_when_the_record_changed(
     assert OrderEvent.objects.count() == events
 
 
-def test_the_verify_page_shows_what_the_rules_say_now(client, prescriber, patient, order,
-                                                      pharmacist):  # fmt: skip
+def test_the_verify_page_shows_what_the_rules_say_now(
+    client, prescriber, patient, order, pharmacist
+):
     order = order_start_review(order=order, actor=pharmacist)
     patient_update(patient=patient, actor=prescriber.user, takes_opioids=True)
     verified_staff_login(client, pharmacist)
@@ -211,8 +245,7 @@ def test_a_new_warning_at_verification_is_confirmed_by_the_pharmacist(
     with pytest.raises(ValidationError, match="Confirm each new warning before verifying"):
         order_verify(order=order, actor=pharmacist, password=TEST_PASSWORD)
     key = "immunosuppression.present@patient.conditions"
-    order = order_verify(order=order, actor=pharmacist, password=TEST_PASSWORD,
-                         acknowledged=[key])  # fmt: skip
+    order = order_verify(order=order, actor=pharmacist, password=TEST_PASSWORD, acknowledged=[key])
 
     event = order.events.get(to_status=OrderStatus.VERIFIED)
     assert [w["key"] for w in event.parameters["acknowledged_warnings"]] == [key]
@@ -225,8 +258,12 @@ def test_a_new_warning_at_verification_is_confirmed_by_the_pharmacist(
 def test_hashimotos_on_the_patients_problem_list_warns_for_any_diagnosis(
     prescriber, patient, prescriber_client
 ):
-    patient_update(patient=patient, actor=prescriber.user, conditions=["E06.3"],
-                   current_medications="Synthroid 75 mcg")  # fmt: skip
+    patient_update(
+        patient=patient,
+        actor=prescriber.user,
+        conditions=["E06.3"],
+        current_medications="Synthroid 75 mcg",
+    )
 
     response = prescriber_client.post(
         reverse("order_create", args=[patient.pk]),
@@ -252,8 +289,9 @@ def test_an_allergy_to_an_excipient_of_the_product_is_a_warning_naming_it(prescr
     capsule = Formulation.objects.get(dosage_form="capsule", strength_mg=Decimal("4.5"))
     version = FormulationVersionFactory(formulation=capsule)
     lactose = IngredientFactory(name="lactose monohydrate", kind="excipient")
-    FormulationIngredient.objects.create(version=version, ingredient=lactose,
-                                         amount_per_unit=Decimal("100"))  # fmt: skip
+    FormulationIngredient.objects.create(
+        version=version, ingredient=lactose, amount_per_unit=Decimal("100")
+    )
     patient = patient_update(patient=patient, actor=prescriber.user, allergies="Lactose (bloating)")
 
     with pytest.raises(PrescriptionNotAccepted) as refused:
@@ -271,8 +309,14 @@ def test_an_allergy_to_an_excipient_of_the_product_is_a_warning_naming_it(prescr
 
 
 def test_a_second_open_order_for_the_patient_needs_a_reason(prescriber, patient, order):
-    other = Regimen(**{**TITRATION.__dict__, "steps": (Step(Decimal("1.5"), 30),),
-                       "quantity": Decimal("30"), "days_supply": 30})  # fmt: skip
+    other = Regimen(
+        **{
+            **TITRATION.__dict__,
+            "steps": (Step(Decimal("1.5"), 30),),
+            "quantity": Decimal("30"),
+            "days_supply": 30,
+        }
+    )
 
     with pytest.raises(PrescriptionNotAccepted) as refused:
         submit_order(prescriber, patient, other, reviewed=False)
@@ -284,8 +328,11 @@ def test_a_second_open_order_for_the_patient_needs_a_reason(prescriber, patient,
 
     second = submit_order(prescriber, patient, other)  # ticked, with a reason
     (confirmed,) = second.prescription.acknowledged_warnings
-    assert confirmed == {"key": "duplicate.open_order@patient.orders",
-                         "message": warning.message, "reason": "Reviewed by the test."}  # fmt: skip
+    assert confirmed == {
+        "key": "duplicate.open_order@patient.orders",
+        "message": warning.message,
+        "reason": "Reviewed by the test.",
+    }
 
 
 def test_a_tick_without_a_reason_does_not_confirm_duplicate_therapy(prescriber, patient, order):
@@ -319,8 +366,9 @@ def test_a_refill_continues_at_the_maintenance_dose_unless_titrated_again(
     assert [(line.formulation.name, int(line.quantity)) for line in first.lines()] == [
         ("Naltrexone HCl 4.5 mg capsule", 58)
     ]
-    order_reject(order=order_start_review(order=first, actor=pharmacist), actor=pharmacist,
-                 reason="Not now.")  # fmt: skip
+    order_reject(
+        order=order_start_review(order=first, actor=pharmacist), actor=pharmacist, reason="Not now."
+    )
 
     again = refill(prescriber, order, retitrate=True)
 
@@ -345,8 +393,11 @@ def test_only_one_refill_is_open_at_a_time(prescriber, order):
 
 
 def test_a_rejected_prescription_cannot_be_refilled(prescriber, order, pharmacist):
-    order_reject(order=order_start_review(order=order, actor=pharmacist), actor=pharmacist,
-                 reason="Wrong patient.")  # fmt: skip
+    order_reject(
+        order=order_start_review(order=order, actor=pharmacist),
+        actor=pharmacist,
+        reason="Wrong patient.",
+    )
 
     with pytest.raises(RefillRefused) as refused:
         refill(prescriber, order)
@@ -392,7 +443,7 @@ def test_a_suspended_prescribers_refill_is_refused_with_that_reason(prescriber, 
     assert codes(refused.value.errors) == ["prescriber.suspended"]
 
 
-# --- 8. The catalogue: only what the pharmacy can make, with its beyond-use limit ------------------
+# --- 8. The catalogue: only what the pharmacy can make, with its beyond-use limit ------------
 
 
 def test_a_strength_without_an_approved_formulation_record_is_not_offered(
@@ -404,17 +455,30 @@ def test_a_strength_without_an_approved_formulation_record_is_not_offered(
     page = prescriber_client.get(reverse("order_create", args=[patient.pk]))
     response = prescriber_client.post(
         reverse("order_create", args=[patient.pk]),
-        order_form(idempotency_key=str(uuid.uuid4()), steps="1.5 x 14, 2 x 30", quantity="44",
-                   days_supply="44"),
-    )  # fmt: skip
+        order_form(
+            idempotency_key=str(uuid.uuid4()),
+            steps="1.5 x 14, 2 x 30",
+            quantity="44",
+            days_supply="44",
+        ),
+    )
 
     form = page.context["form"]
     assert [value for value, _ in form.fields["dosage_form"].choices] == [
-        "capsule", "oral_liquid", "topical_cream",
-    ]  # fmt: skip
+        "capsule",
+        "oral_liquid",
+        "topical_cream",
+    ]
     assert page.context["bud_limits"]["capsule"].keys() == {
-        "0.5", "1", "1.5", "2.5", "3", "3.5", "4", "4.5",
-    }  # fmt: skip
+        "0.5",
+        "1",
+        "1.5",
+        "2.5",
+        "3",
+        "3.5",
+        "4",
+        "4.5",
+    }
     assert response.context["form"].errors["steps"] == [
         "No 2 mg capsule in step 2: capsules come in 0.5, 1, 1.5, 2.5, 3, 3.5, 4 and 4.5 mg."
     ]
@@ -431,15 +495,21 @@ def test_the_order_form_shows_each_products_beyond_use_limit(prescriber_client, 
 
 def test_staff_see_what_is_orderable_its_limit_and_its_stock(client, pharmacist):
     capsule = Formulation.objects.get(dosage_form="capsule", strength_mg=Decimal("1.5"))
-    BatchFactory(formulation_version=FormulationVersionFactory(formulation=capsule),
-                 units_remaining=Decimal("120"))  # fmt: skip
+    BatchFactory(
+        formulation_version=FormulationVersionFactory(formulation=capsule),
+        units_remaining=Decimal("120"),
+    )
     FormulationVersion.objects.filter(formulation__dosage_form="topical_cream").delete()
     verified_staff_login(client, pharmacist)
 
     page = client.get(reverse("admin:pharmacy_formulation_changelist"))
 
-    rows = {row[0]: row[4:] for row in page.context["cl"].result_list.values_list(
-        "name", "dosage_form", "unit", "is_active", "approved_category", "stock")}  # fmt: skip
+    rows = {
+        row[0]: row[4:]
+        for row in page.context["cl"].result_list.values_list(
+            "name", "dosage_form", "unit", "is_active", "approved_category", "stock"
+        )
+    }
     assert rows["Naltrexone HCl 1.5 mg capsule"] == ("nonaqueous_solid", Decimal("120"))
     assert rows["Naltrexone HCl 0.5 mg/mL topical cream"] == (None, Decimal("0"))
     html = page.content.decode()
@@ -453,16 +523,29 @@ def test_staff_see_what_is_orderable_its_limit_and_its_stock(client, pharmacist)
 def test_manual_dispensing_refuses_a_batch_whose_bud_ends_before_the_supply(
     prescriber, patient, pharmacist, technician
 ):
-    short = Regimen(**{**TITRATION.__dict__, "steps": (Step(Decimal("1.5"), 30),),
-                       "quantity": Decimal("30"), "days_supply": 30})  # fmt: skip
+    short = Regimen(
+        **{
+            **TITRATION.__dict__,
+            "steps": (Step(Decimal("1.5"), 30),),
+            "quantity": Decimal("30"),
+            "days_supply": 30,
+        }
+    )
     order = verified(submit_order(prescriber, patient, short), pharmacist)
     capsule = Formulation.objects.get(dosage_form="capsule", strength_mg=Decimal("1.5"))
-    batch = BatchFactory(formulation_version=FormulationVersionFactory(formulation=capsule),
-                         beyond_use_date=timezone.localdate() + datetime.timedelta(days=29))  # fmt: skip
+    batch = BatchFactory(
+        formulation_version=FormulationVersionFactory(formulation=capsule),
+        beyond_use_date=timezone.localdate() + datetime.timedelta(days=29),
+    )
 
     with pytest.raises(ValidationError) as refused:
-        dispense_from_batch(order=order, line=order.lines().get(), batch=batch,
-                            units=Decimal("30"), actor=technician)  # fmt: skip
+        dispense_from_batch(
+            order=order,
+            line=order.lines().get(),
+            batch=batch,
+            units=Decimal("30"),
+            actor=technician,
+        )
 
     end = timezone.localdate() + datetime.timedelta(days=30)
     assert refused.value.messages == [
@@ -510,9 +593,14 @@ def test_the_patient_form_refuses_no_opioids_above_a_list_that_names_one(
 ):
     url = reverse("patient_update", args=[patient.pk])
     page = prescriber_client.get(url)
-    data = {**page.context["form"].initial, "takes_opioids": "no",
-            "current_medications": "Tramadol50mg at night", "phone": "+12175550144",
-            "date_of_birth": "1970-05-05", "conditions": "e063, Z94.0"}  # fmt: skip
+    data = {
+        **page.context["form"].initial,
+        "takes_opioids": "no",
+        "current_medications": "Tramadol50mg at night",
+        "phone": "+12175550144",
+        "date_of_birth": "1970-05-05",
+        "conditions": "e063, Z94.0",
+    }
 
     response = prescriber_client.post(url, data)
 
@@ -534,9 +622,13 @@ def test_the_patient_form_refuses_no_opioids_above_a_list_that_names_one(
 
 def test_conditions_must_be_icd10_codes(prescriber_client, patient):
     url = reverse("patient_update", args=[patient.pk])
-    data = {**prescriber_client.get(url).context["form"].initial, "takes_opioids": "no",
-            "phone": "+12175550144", "date_of_birth": "1970-05-05",
-            "conditions": "E06.3, hashimoto"}  # fmt: skip
+    data = {
+        **prescriber_client.get(url).context["form"].initial,
+        "takes_opioids": "no",
+        "phone": "+12175550144",
+        "date_of_birth": "1970-05-05",
+        "conditions": "E06.3, hashimoto",
+    }
 
     response = prescriber_client.post(url, data)
 
@@ -547,9 +639,10 @@ def test_conditions_must_be_icd10_codes(prescriber_client, patient):
 
 def test_the_medication_screen_names_the_opioids(prescriber_client):
     response = prescriber_client.post(
-        reverse("medication_screen"), {"medications": "Metformin\nPercocet10/325, bupe 8mg"},
+        reverse("medication_screen"),
+        {"medications": "Metformin\nPercocet10/325, bupe 8mg"},
         content_type="application/json",
-    )  # fmt: skip
+    )
 
     assert response.json()["opioids"] == [
         {"written": "Percocet10/325", "drug": "oxycodone", "class": "opioid agonist"},

@@ -111,9 +111,14 @@ def test_liquid_order_has_one_line_in_ml(prescriber_client, order_patient):
     # 35 days: the oral liquid's beyond-use date (aqueous, preserved: USP <795>).
     prescriber_client.post(
         create_url(order_patient),
-        order_data(dosage_form="oral_liquid", concentration_mg_per_ml="1",
-                   steps="1.5 x 14, 3 x 21", quantity="84", days_supply="35"),
-    )  # fmt: skip
+        order_data(
+            dosage_form="oral_liquid",
+            concentration_mg_per_ml="1",
+            steps="1.5 x 14, 3 x 21",
+            quantity="84",
+            days_supply="35",
+        ),
+    )
     (line,) = Order.objects.get().lines()
     assert (line.formulation.name, f"{line.quantity.normalize():f}") == (
         "Naltrexone HCl 1 mg/mL oral liquid", "84",

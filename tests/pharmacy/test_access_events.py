@@ -107,15 +107,15 @@ def test_the_order_page_records_one_view(prescriber_client, prescriber, order):
     assert order.number.startswith("LDN-")
 
 
-def test_the_refill_page_records_one_view_of_the_prescription(prescriber_client, prescriber,
-                                                               order):  # fmt: skip
+def test_the_refill_page_records_one_view_of_the_prescription(prescriber_client, prescriber, order):
     prescription = order.prescription
     url = reverse("prescription_refill", args=[prescription.pk])
 
     assert prescriber_client.get(url, **FROM).status_code == 200
 
-    assert only_event() == expected(prescriber.user, A.VIEWED_PRESCRIPTION, prescription,
-                                    f"Prescription {prescription.pk}", url)  # fmt: skip
+    assert only_event() == expected(
+        prescriber.user, A.VIEWED_PRESCRIPTION, prescription, f"Prescription {prescription.pk}", url
+    )
 
 
 def test_the_label_download_records_the_version_downloaded(prescriber_client, prescriber, order):

@@ -120,9 +120,11 @@ def stock_product(name: str, lot: str, **record):
 
 def stock_liquid():
     stock_product(
-        "Naltrexone HCl 1 mg/mL oral liquid", "LIQ-7", bud_category="aqueous_unpreserved",
+        "Naltrexone HCl 1 mg/mL oral liquid",
+        "LIQ-7",
+        bud_category="aqueous_unpreserved",
         storage="Protect from light",
-    )  # fmt: skip
+    )
 
 
 def submitted(prescriber, regimen: Regimen, **patient_fields) -> Order:
@@ -295,14 +297,21 @@ def test_an_oral_liquid_gives_the_volume_first_and_says_refrigerate_and_shake_we
 
 def test_a_cream_is_for_external_use_and_never_shaken(named_prescriber, pharmacist, technician):
     stock_product(
-        "Naltrexone HCl 0.5 mg/mL topical cream", "CRM-1", bud_category="aqueous_preserved",
-        antimicrobial_preservative=True, auxiliary_labels=[SHAKE_WELL_TYPED_BY_HAND],
-    )  # fmt: skip
+        "Naltrexone HCl 0.5 mg/mL topical cream",
+        "CRM-1",
+        bud_category="aqueous_preserved",
+        antimicrobial_preservative=True,
+        auxiliary_labels=[SHAKE_WELL_TYPED_BY_HAND],
+    )
     cream = Regimen(
-        dosage_form=DosageForm.TOPICAL_CREAM, concentration_mg_per_ml=Decimal("0.5"),
-        steps=(Step(Decimal("1"), 30),), doses_per_day=1, quantity=Decimal("60"),
-        days_supply=30, refills=0,
-    )  # fmt: skip
+        dosage_form=DosageForm.TOPICAL_CREAM,
+        concentration_mg_per_ml=Decimal("0.5"),
+        steps=(Step(Decimal("1"), 30),),
+        doses_per_day=1,
+        quantity=Decimal("60"),
+        days_supply=30,
+        refills=0,
+    )
     order = dispensed(submitted(named_prescriber, cream), pharmacist, technician)
 
     [page] = labels.label_pages(order)
@@ -327,8 +336,9 @@ def test_a_refill_label_says_refill_n_of_m_and_continues_at_the_maintenance_dose
 
     [page] = labels.label_pages(refill)  # one bottle: the maintenance dose only
     assert (refill.kind, page.rx_and_fill) == (
-        OrderKind.REFILL, f"Rx {page.rx_number} · Refill 1 of 2",
-    )  # fmt: skip
+        OrderKind.REFILL,
+        f"Rx {page.rx_number} · Refill 1 of 2",
+    )
     assert (page.drug, page.quantity) == ("Naltrexone HCl 4.5 mg capsule", "58 capsules")
     assert page.directions_text == "Take 1 capsule (4.5 mg) at bedtime; continue nightly."
     # The portal counts the same: 1 of 2 refills left.
@@ -345,15 +355,23 @@ def test_a_rejected_or_cancelled_refill_is_not_counted_on_the_next_label(
     prescription = Prescription.objects.get()
     early = {"acknowledged": ["refill.too_soon@refill"], "reason": "Travelling."}
     first = prescription_refill(
-        prescription=prescription, actor=named_prescriber.user, ship_to="clinic",
-        needed_by=None, idempotency_key=uuid.uuid4(), **early,
-    )  # fmt: skip
+        prescription=prescription,
+        actor=named_prescriber.user,
+        ship_to="clinic",
+        needed_by=None,
+        idempotency_key=uuid.uuid4(),
+        **early,
+    )
     first = order_start_review(order=first, actor=pharmacist)
     order_reject(order=first, actor=pharmacist, reason="Too soon after the first fill.")
     second = prescription_refill(
-        prescription=prescription, actor=named_prescriber.user, ship_to="clinic",
-        needed_by=None, idempotency_key=uuid.uuid4(), **early,
-    )  # fmt: skip
+        prescription=prescription,
+        actor=named_prescriber.user,
+        ship_to="clinic",
+        needed_by=None,
+        idempotency_key=uuid.uuid4(),
+        **early,
+    )
     second = dispensed(second, pharmacist, technician)
 
     [page] = labels.label_pages(second)
@@ -373,15 +391,22 @@ def test_a_long_liquid_titration_prints_on_two_pages_and_cuts_nothing(
     named_prescriber, pharmacist, technician
 ):
     stock_product(
-        "Naltrexone HCl 1 mg/mL oral liquid", "LIQ-9", bud_category="aqueous_preserved",
+        "Naltrexone HCl 1 mg/mL oral liquid",
+        "LIQ-9",
+        bud_category="aqueous_preserved",
         antimicrobial_preservative=True,
-    )  # fmt: skip
+    )
     # Ten 3-day steps of 0.5 to 2.75 mg, then 3 mg: eleven phrases on one bottle's label.
     schedule = (*(Step(Decimal(n) / 4, 3) for n in range(2, 12)), Step(Decimal("3"), 5))
     regimen = Regimen(
-        dosage_form=DosageForm.ORAL_LIQUID, concentration_mg_per_ml=Decimal("1"),
-        steps=schedule, doses_per_day=1, quantity=Decimal("63.8"), days_supply=35, refills=0,
-    )  # fmt: skip
+        dosage_form=DosageForm.ORAL_LIQUID,
+        concentration_mg_per_ml=Decimal("1"),
+        steps=schedule,
+        doses_per_day=1,
+        quantity=Decimal("63.8"),
+        days_supply=35,
+        refills=0,
+    )
     order = dispensed(submitted(named_prescriber, regimen), pharmacist, technician)
 
     texts = page_texts(labels.render_label_pdf(order))
