@@ -466,21 +466,35 @@ def _confirmed(*acknowledgement_lists: Iterable[dict]) -> tuple[tuple[str, str],
 def prescription_regimen(
     prescription: Prescription, schedule: str = FillSchedule.AS_WRITTEN
 ) -> Regimen:
-    """The regimen a fill of the prescription dispenses: as written, or the maintenance dose."""
+    """The regimen a fill of the prescription dispenses, read from the database: as written, or
+    the maintenance dose, with the quantity of its lines."""
     lines = prescription.lines.filter(phase=schedule).aggregate(total=Sum("quantity"))["total"]
+    steps = tuple(dosing.Step(dose_mg=s.dose_mg, days=s.days) for s in prescription.steps.all())
+    return fill_regimen(prescription, steps, schedule, quantity=lines)
+
+
+def fill_regimen(
+    prescription: Prescription,
+    steps: tuple[dosing.Step, ...],
+    schedule: str,
+    quantity: Decimal | None = None,
+) -> Regimen:
+    """The regimen of a fill from a prescription's fields and its steps (read by the caller):
+    the schedule as written, or a refill's maintenance dose."""
     written = Regimen(
         dosage_form=dosing.DosageForm(prescription.dosage_form),
-        steps=tuple(dosing.Step(dose_mg=s.dose_mg, days=s.days) for s in prescription.steps.all()),
+        steps=steps,
         doses_per_day=prescription.doses_per_day,
-        quantity=lines,
+        quantity=quantity,
         days_supply=prescription.days_supply,
         refills=prescription.refills_authorized,
         concentration_mg_per_ml=prescription.concentration_mg_per_ml,
         time_of_day=prescription.time_of_day,
     )
-    if schedule == FillSchedule.MAINTENANCE:
-        return dataclasses.replace(dosing.maintenance_regimen(written), quantity=lines)
-    return written
+    if schedule != FillSchedule.MAINTENANCE:
+        return written
+    maintenance = dosing.maintenance_regimen(written)
+    return maintenance if quantity is None else dataclasses.replace(maintenance, quantity=quantity)
 
 
 def check_new_prescription(

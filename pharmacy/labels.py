@@ -34,8 +34,8 @@ from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from orders import dosing
+from orders.checks import fill_regimen
 from orders.models import (
-    FillSchedule,
     Order,
     OrderEvent,
     OrderKind,
@@ -204,7 +204,7 @@ def _label_pages(order: Order, dispensed: dict[int, list[Dispense]]) -> list[Lab
     fill = "Original fill"
     if order.kind == OrderKind.REFILL:
         fill = f"Refill {first.refills_used} of {refills}"
-    regimen = _fill_regimen(order, prescription, _steps(first.schedule))
+    regimen = fill_regimen(prescription, _steps(first.schedule), order.schedule)
     common = {
         "pharmacy_name": settings.PHARMACY_NAME,
         "pharmacy_address": settings.PHARMACY_ADDRESS,
@@ -224,23 +224,6 @@ def _label_pages(order: Order, dispensed: dict[int, list[Dispense]]) -> list[Lab
         LabelPage(**common, **_line_fields(order, regimen, dispenses[0].line, dispenses))
         for dispenses in dispensed.values()
     ]
-
-
-def _fill_regimen(order: Order, prescription: Prescription, steps) -> dosing.Regimen:
-    """What this fill dispenses: the schedule as written, or a refill's maintenance dose."""
-    written = dosing.Regimen(
-        dosage_form=dosing.DosageForm(prescription.dosage_form),
-        steps=steps,
-        doses_per_day=prescription.doses_per_day,
-        quantity=None,
-        days_supply=prescription.days_supply,
-        refills=prescription.refills_authorized,
-        concentration_mg_per_ml=prescription.concentration_mg_per_ml,
-        time_of_day=prescription.time_of_day,
-    )
-    if order.schedule == FillSchedule.MAINTENANCE:
-        return dosing.maintenance_regimen(written)
-    return written
 
 
 def _initials(name: str) -> str:

@@ -11,6 +11,7 @@ from django.db.models import Max
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from orders.checks import Catalogue, check_new_prescription, finding_key
+from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Patient, Sex
 from orders.services import order_submit
 from pharmacy.models import (
@@ -114,6 +115,17 @@ class PatientFactory(factory.django.DjangoModelFactory):
     current_medications = ""
     takes_opioids = False
     created_by = factory.SubFactory(UserFactory)
+
+
+# The common 1.5 -> 3 -> 4.5 mg capsule titration, 58 days, two refills: every rule accepts it.
+TITRATION = Regimen(
+    dosage_form=DosageForm.CAPSULE,
+    steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 14), Step(Decimal("4.5"), 30)),
+    doses_per_day=1,
+    quantity=Decimal("58"),
+    days_supply=58,
+    refills=2,
+)
 
 
 def order_form(**overrides) -> dict[str, str]:

@@ -4,18 +4,17 @@ none); a pharmacist verifying an order sees what the rules say now and confirms 
 is new since the prescriber ordered."""
 
 import datetime
-from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 
-from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderStatus
 from orders.services import order_start_review, patient_update
 from tests.e2e.signing_in import admin_sign_in
 from tests.e2e.test_ordering import sign_in
 from tests.factories import (
     TEST_PASSWORD,
+    TITRATION,
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
@@ -24,15 +23,6 @@ from tests.factories import (
 from tests.signing_in import staff_device
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-TITRATION = Regimen(
-    dosage_form=DosageForm.CAPSULE,
-    steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 14), Step(Decimal("4.5"), 30)),
-    doses_per_day=1,
-    quantity=Decimal("58"),
-    days_supply=58,
-    refills=2,
-)
 
 
 @pytest.fixture

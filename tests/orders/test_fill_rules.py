@@ -29,20 +29,13 @@ from orders.fill_rules import (
     check_history,
     check_products,
 )
+from tests.factories import TITRATION
 
 E, W = Severity.ERROR, Severity.WARNING
 D = Decimal
 TODAY = datetime.date(2026, 5, 1)
 WEEK = datetime.timedelta(days=7)
 ADULT = PatientFacts(date_of_birth=datetime.date(1980, 2, 14), takes_opioids=False)
-CAPSULES = Regimen(
-    dosage_form=DosageForm.CAPSULE,
-    steps=(Step(D("1.5"), 14), Step(D("3"), 14), Step(D("4.5"), 30)),
-    doses_per_day=1,
-    quantity=D("58"),
-    days_supply=58,
-    refills=2,
-)
 LIQUID_PRODUCT = Product(
     name="Naltrexone HCl 1 mg/mL oral liquid",
     bud_days=35,
@@ -123,7 +116,7 @@ def test_an_allergy_to_an_excipient_is_a_warning(allergies, product, expected):
 
 def test_the_excipient_warning_names_the_product_and_the_excipient():
     patient = replace(ADULT, allergies="microcrystalline cellulose")
-    (finding,) = check_products(CAPSULES, (CAPSULE_PRODUCT,), patient)
+    (finding,) = check_products(TITRATION, (CAPSULE_PRODUCT,), patient)
 
     assert finding.message == (
         "The patient's allergies may include an excipient of Naltrexone HCl 1.5 mg capsule: "
@@ -251,37 +244,37 @@ def test_a_suspended_prescriber_is_named():
     ("regimen", "strength", "expected"),
     [
         (
-            CAPSULES,
+            TITRATION,
             "1.5",
             "Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle.",
         ),
         (
-            CAPSULES,
+            TITRATION,
             "3",
             "From day 15 (after the 1.5 mg bottle), take 1 capsule (3 mg) at bedtime for 14 days, "
             "then start the 4.5 mg bottle.",
         ),
         (
-            CAPSULES,
+            TITRATION,
             "4.5",
             "From day 29 (after the 3 mg bottle), take 1 capsule (4.5 mg) at bedtime; continue "
             "nightly.",
         ),
         # A step back down: the 1.5 mg bottle is used twice.
         (
-            replace(CAPSULES, steps=(Step(D("1.5"), 14), Step(D("3"), 14), Step(D("1.5"), 30))),
+            replace(TITRATION, steps=(Step(D("1.5"), 14), Step(D("3"), 14), Step(D("1.5"), 30))),
             "1.5",
             "Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle. From day "
             "29 (after the 3 mg bottle), take 1 capsule (1.5 mg) at bedtime; continue nightly.",
         ),
         # Morning, twice a day.
         (
-            replace(CAPSULES, steps=(Step(D("4.5"), 30),), time_of_day="morning"),
+            replace(TITRATION, steps=(Step(D("4.5"), 30),), time_of_day="morning"),
             "4.5",
             "Take 1 capsule (4.5 mg) in the morning; continue every morning.",
         ),
         (
-            replace(CAPSULES, steps=(Step(D("1.5"), 30),), doses_per_day=2),
+            replace(TITRATION, steps=(Step(D("1.5"), 30),), doses_per_day=2),
             "1.5",
             "Take 1 capsule (1.5 mg) twice daily; continue twice daily.",
         ),
@@ -312,14 +305,14 @@ def test_each_bottle_says_what_to_take_from_it(regimen, strength, expected):
 
 def test_a_capsule_bottle_never_names_another_bottles_dose():
     for strength in ("1.5", "3", "4.5"):
-        text = " ".join(label_directions(CAPSULES, D(strength)))
+        text = " ".join(label_directions(TITRATION, D(strength)))
         others = {"1.5", "3", "4.5"} - {strength}
         assert f"1 capsule ({strength} mg)" in text
         assert not any(f"1 capsule ({other} mg)" in text for other in others)
 
 
 def test_a_refill_continues_at_the_maintenance_dose():
-    refill = maintenance_regimen(CAPSULES)
+    refill = maintenance_regimen(TITRATION)
 
     assert refill.steps == (Step(D("4.5"), 58),)
     assert (refill.quantity, refill.days_supply, refill.continues_treatment) == (D(58), 58, True)
@@ -336,11 +329,11 @@ def test_a_refill_continues_at_the_maintenance_dose():
 
 def test_only_beyond_use_date_rules_cite_usp_795():
     regimens = [
-        replace(CAPSULES, quantity=D("40")),  # quantity mismatch
-        replace(CAPSULES, quantity=D("-1")),
-        replace(CAPSULES, quantity=D("58.5")),
-        replace(CAPSULES, capsule_strengths_mg=frozenset({D("1.5")})),
-        replace(CAPSULES, doses_per_day=3),
+        replace(TITRATION, quantity=D("40")),  # quantity mismatch
+        replace(TITRATION, quantity=D("-1")),
+        replace(TITRATION, quantity=D("58.5")),
+        replace(TITRATION, capsule_strengths_mg=frozenset({D("1.5")})),
+        replace(TITRATION, doses_per_day=3),
         replace(liquid(14), concentration_mg_per_ml=None),
         replace(liquid(14), concentration_mg_per_ml=D("0")),
     ]

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.dosing import DosageForm, Regimen, Step
+from orders.dosing import Regimen, Step
 from orders.models import FillSchedule, Order, OrderEvent, OrderStatus
 from orders.services import (
     PrescriptionNotAccepted,
@@ -36,6 +36,7 @@ from pharmacy.models import (
 from prescribers.services import prescriber_reinstate, prescriber_suspend
 from tests.factories import (
     TEST_PASSWORD,
+    TITRATION,
     BatchFactory,
     FormulationVersionFactory,
     IngredientFactory,
@@ -47,14 +48,6 @@ from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
 
-TITRATION = Regimen(
-    dosage_form=DosageForm.CAPSULE,
-    steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 14), Step(Decimal("4.5"), 30)),
-    doses_per_day=1,
-    quantity=Decimal("58"),
-    days_supply=58,
-    refills=2,
-)
 EARLY = {"acknowledged": ["refill.too_soon@refill"], "reason": "The patient travels."}
 
 

@@ -34,6 +34,7 @@ from pharmacy.models import Batch, Formulation
 from pharmacy.recalls import batch_recall
 from tests.factories import (
     TEST_PASSWORD,
+    TITRATION,
     BatchFactory,
     FormulationVersionFactory,
     PatientFactory,
@@ -50,11 +51,6 @@ ROOM_OR_FRIDGE = "Store at room temperature or in a refrigerator"
 FRIDGE = "Refrigerate (store in a refrigerator)"
 CHILDREN = labels.CHILDREN
 
-TITRATION = Regimen(
-    dosage_form=DosageForm.CAPSULE,
-    steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 14), Step(Decimal("4.5"), 30)),
-    doses_per_day=1, quantity=Decimal("58"), days_supply=58, refills=2,
-)  # fmt: skip
 # One label per bottle, each with that bottle's dose, days and when the next one starts.
 BOTTLE_DIRECTIONS = [
     "Take 1 capsule (1.5 mg) at bedtime for 14 days, then start the 3 mg bottle.",
