@@ -35,10 +35,6 @@ from .models import (
 from .workflow import allowed_moves
 
 
-def extra_context_dispenses(order) -> list[Dispense]:
-    return instances(Dispense, order.page_dispenses)
-
-
 def _fully_dispensed(lines, dispenses) -> bool:
     """Whether every line got its quantity (from the rows the page read anyway)."""
     given: dict[int, Decimal] = {}
@@ -281,6 +277,7 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
         if order is not None:
             request._order_page = order
             lines = instances(PrescriptionLine, order.page_lines, ("position", "pk"))
+            dispenses = instances(Dispense, order.page_dispenses)
             extra_context = {
                 **(extra_context or {}),
                 "moves": allowed_moves(request.user, order),
@@ -288,14 +285,14 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
                 "lines": lines,
                 "findings": order.prescription.findings,
                 "events": instances(OrderEvent, order.page_events, ("created_at", "pk")),
-                "dispenses": instances(Dispense, order.page_dispenses),
+                "dispenses": dispenses,
                 "labels": instances(LabelDocument, order.page_labels, ("version",))[::-1],
                 "deliveries": instances(Delivery, order.page_deliveries, ("created_at", "pk"))[
                     ::-1
                 ],
                 "may_dispense": order.status in (OrderStatus.VERIFIED, OrderStatus.COMPOUNDING)
                 and has_staff_role(request.user, {"pharmacist", "technician"})
-                and not _fully_dispensed(lines, extra_context_dispenses(order)),
+                and not _fully_dispensed(lines, dispenses),
                 "prescriber_suspended": order.prescription.prescriber.status
                 == PrescriberStatus.SUSPENDED,
             }

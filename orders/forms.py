@@ -15,7 +15,7 @@ from .checks import field_label, finding_key
 from .dosing import Regimen, Severity
 from .fill_rules import REASON_REQUIRED
 from .icd10 import parse_codes
-from .medications import Group, mentions
+from .medications import Group, Mention, mentions
 from .models import Patient, ShipTo, TimeOfDay
 from .order_input import SCHEDULE_HELP, format_schedule, parse_schedule
 
@@ -148,7 +148,9 @@ class PatientForm(forms.ModelForm):
         form would refuse every order later without saying how to clear it."""
         if cleaned.get("takes_opioids") is not False:
             return
-        message = opioid_contradiction(cleaned.get("current_medications") or "")
+        message = opioid_contradiction(
+            mentions(cleaned.get("current_medications") or "", Group.OPIOID)
+        )
         if message:
             self.add_error("takes_opioids", message)
 
@@ -157,9 +159,9 @@ class PatientForm(forms.ModelForm):
         return {name: self.cleaned_data[name] for name in self.Meta.fields}
 
 
-def opioid_contradiction(medications: str) -> str:
-    """What to tell a prescriber who answered "no opioids" above a list that names one."""
-    found = mentions(medications, Group.OPIOID)
+def opioid_contradiction(found: list[Mention]) -> str:
+    """What to tell a prescriber who answered "no opioids" above a list that names these
+    opioids (medications.mentions)."""
     if not found:
         return ""
     return (

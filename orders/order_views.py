@@ -30,7 +30,6 @@ from .checks import (
     finding_view,
     prescription_findings,
 )
-from .fill_rules import REASON_REQUIRED
 from .forms import AmendForm, AnswerForm, CancelForm, OrderForm, RefillForm, opioid_contradiction
 from .medications import Group, mentions
 from .models import FillSchedule, Order, OrderStatus, Patient, Prescription
@@ -73,7 +72,6 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
             patient=self.patient,
             concentrations=concentrations,
             bud_limits=self.catalogue.bud_limits(),
-            reason_codes=sorted(REASON_REQUIRED),
             **kwargs,
         )
 
@@ -255,7 +253,7 @@ class MedicationScreenView(PrescriberRequiredMixin, View):
                     {"written": m.written, "drug": m.drug.name, "class": m.drug.drug_class}
                     for m in found
                 ],
-                "contradiction": opioid_contradiction(medications),
+                "contradiction": opioid_contradiction(found),
             }
         )
 
@@ -405,31 +403,36 @@ class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
         record_when_shown(request, response, AccessAction.VIEWED_PRESCRIPTION, self.prescription)
         return response
 
-    def schedule(self, form) -> FillSchedule:
-        retitrate = form.is_bound and form.data.get("retitrate") in ("on", "true", "1")
+    @cached_property
+    def schedule(self) -> FillSchedule:
+        """What the refill dispenses, by the "titrate again" box as sent (unticked on GET)."""
+        retitrate = RefillForm.base_fields["retitrate"].to_python(
+            self.request.POST.get("retitrate")
+        )
         return refill_schedule(self.prescription, retitrate=retitrate)
+
+    @cached_property
+    def has_maintenance(self) -> bool:
+        """Whether the prescription is a titration, whose refills may titrate again."""
+        return refill_schedule(self.prescription, retitrate=False) == FillSchedule.MAINTENANCE
 
     def get_form(self, form_class=None):
         form = super().get_form(form_class)
         if not form.is_bound:  # what the rules say now, before anything is sent
-            check = check_fill(prescription=self.prescription, schedule=self.schedule(form))
+            check = check_fill(prescription=self.prescription, schedule=self.schedule)
             form.show_findings(check.findings, [], check.earlier)
         return form
 
     def get_context_data(self, **kwargs):
         prescription = self.prescription
-        if "form" not in kwargs:
-            kwargs["form"] = self.get_form()
-        schedule = self.schedule(kwargs["form"])
         return super().get_context_data(
             prescription=prescription,
             patient=prescription.patient,
-            lines=prescription.lines.filter(phase=schedule).select_related("formulation"),
-            schedule=FillSchedule(schedule),
-            has_maintenance=prescription.lines.filter(phase=FillSchedule.MAINTENANCE).exists(),
+            lines=prescription.lines.filter(phase=self.schedule).select_related("formulation"),
+            schedule=self.schedule,
+            has_maintenance=self.has_maintenance,
             refills_left=prescription_refills_left(prescription),
             back_order=prescription.orders.order_by("fill_number").first(),
-            reason_codes=sorted(REASON_REQUIRED),
             **kwargs,
         )
 

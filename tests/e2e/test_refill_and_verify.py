@@ -11,12 +11,10 @@ from playwright.sync_api import expect
 from orders.models import Order, OrderStatus
 from orders.services import order_start_review, patient_update
 from tests.e2e.signing_in import admin_sign_in
-from tests.e2e.test_ordering import sign_in
+from tests.e2e.test_ordering import a_prescriber_and_patient, sign_in
 from tests.factories import (
     TEST_PASSWORD,
     TITRATION,
-    PatientFactory,
-    PrescriberFactory,
     StaffFactory,
     submit_order,
 )
@@ -27,15 +25,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 
 @pytest.fixture
 def ordered():
-    prescriber = PrescriberFactory()
-    patient = PatientFactory(
-        clinic=prescriber.clinic,
-        first_name="Quinn",
-        last_name="Refill",
-        takes_opioids=False,
-        current_medications="",
-        date_of_birth=datetime.date(1970, 5, 5),
-    )
+    prescriber, patient = a_prescriber_and_patient(date_of_birth=datetime.date(1970, 5, 5))
     return prescriber, patient, submit_order(prescriber, patient, TITRATION)
 
 
