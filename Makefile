@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# `make run` and the targets it needs run in development mode, said explicitly (DEBUG is off
+# unless asked for), with the address it serves on as the portal's address in emailed links.
+DEVELOPMENT := DJANGO_DEBUG=true PORTAL_BASE_URL=http://127.0.0.1:$(PORT)
 # System packages: WeasyPrint renders labels with Pango and subsets fonts with HarfBuzz
 # (without libharfbuzz-subset0 it falls back to fontTools, 10-20x slower); the e2e tests need a
 # browser.
@@ -11,7 +14,7 @@ TEST_SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) chromium fonts-liberation
 # The order-submit benchmark drives the server with wrk (a load generator in C) on loopback.
 BENCH_SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) wrk
 
-.PHONY: run test bench install system-packages lint format migrate seed clean
+.PHONY: run test quick bench install system-packages lint format migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,18 +42,25 @@ system-packages:
 
 migrate: install
 	@$(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES="$(RUN_SYSTEM_PACKAGES)"
-	$(BIN)/python manage.py migrate --noinput
+	$(DEVELOPMENT) $(BIN)/python manage.py migrate --noinput
 
 seed: migrate
-	$(BIN)/python manage.py seed_demo
+	$(DEVELOPMENT) $(BIN)/python manage.py seed_demo
 
 run: seed
 	@echo "Portal: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	$(DEVELOPMENT) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: install
 	@$(MAKE) --no-print-directory system-packages SYSTEM_PACKAGES="$(TEST_SYSTEM_PACKAGES)"
+	$(BIN)/lint-imports
 	$(BIN)/python tests/run_suites.py
+
+# The fast loop while working: the layers' contracts and the unit tests without the fuzzing,
+# on every core. `make test` runs everything.
+quick: install
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -m "not integration and not e2e and not fuzz" -n auto -q
 
 # Benchmarks against baselines run side by side (README, "Performance"); needs PostgreSQL and
 # Redis. BENCH="labels submit" runs only those.
@@ -61,6 +71,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

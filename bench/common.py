@@ -17,7 +17,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 # Production settings (DEBUG off: no query log, compressed static files), on loopback and HTTP.
 PRODUCTION_LIKE = {
-    "DJANGO_SETTINGS_MODULE": "pharmacy.settings",
+    "DJANGO_SETTINGS_MODULE": "config.settings",
     "DJANGO_DEBUG": "false",
     "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",

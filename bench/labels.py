@@ -34,9 +34,9 @@ def compounded_orders(count: int) -> list:
     """Orders verified (an Rx number) and dispensed from one batch, each of one 1.5 mg capsule
     line, waiting for the pharmacist's final check: what the portal has when labels print."""
     from orders.dosing import DosageForm, Regimen, Step
-    from orders.models import Order, OrderStatus, Prescription
+    from orders.models import Formulation, Order, OrderStatus, Prescription
     from orders.services import order_submit
-    from pharmacy.models import Dispense, Formulation
+    from pharmacy.models import Dispense
     from tests.factories import (
         BatchFactory,
         FormulationVersionFactory,
@@ -83,8 +83,8 @@ def label_orders() -> list:
     in a new database (the factories' names and numbers start again in each process)."""
     from django.db import connections
 
+    from core.models import User
     from orders.models import Order
-    from pharmacy.models import User
 
     def found() -> list:
         return list(

@@ -1,6 +1,6 @@
 """Label pipeline end to end: orders made ready, labels rendered and mailed by a real Celery worker.
 
-A `celery -A pharmacy worker --concurrency=2` process on Redis serves the queues the settings
+A `celery -A config worker --concurrency=2` process on Redis serves the queues the settings
 route to (default, render, mail); an SMTP server on loopback (aiosmtpd, in this process) takes
 the mail; PostgreSQL holds the data. Orders become ready through the real service
 (orders.services.order_final_check): it writes the outbox row, and after commit the label is
@@ -110,7 +110,7 @@ def _die_with_parent():
 
 
 class Worker:
-    """`celery -A pharmacy worker --concurrency=2` on the queues the settings route to."""
+    """`celery -A config worker --concurrency=2` on the queues the settings route to."""
 
     def __init__(self, env: dict[str, str], log: Path):
         self.env, self.log = env, log
@@ -119,7 +119,7 @@ class Worker:
     def start(self):
         self._log_file = self.log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "pharmacy", "worker", "--concurrency=2",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency=2",
              "--queues=default,render,mail", "--without-gossip", "--without-mingle",
              "--without-heartbeat", "--loglevel=WARNING", f"--hostname=bench-{os.getpid()}@%h"],
             cwd=ROOT, env=self.env, stdout=self._log_file, stderr=subprocess.STDOUT,
@@ -152,8 +152,8 @@ def prepared_orders(total: int) -> tuple[list, object]:
     from django.core.management import call_command
     from django.db import connections
 
+    from core.models import User
     from orders.models import Order, OrderStatus
-    from pharmacy.models import User
     from tests.factories import StaffFactory
 
     from .labels import compounded_orders
@@ -203,7 +203,7 @@ def make_ready(orders, pharmacist, *, together: bool) -> dict[int, float]:
     after the commit, before the callbacks that queue the tasks."""
     from django.db import transaction
 
-    from orders.services import order_final_check
+    from pharmacy.fulfilment import order_final_check
 
     committed: dict[int, float] = {}
 

@@ -2,8 +2,8 @@
 
 Used only by `python -m bench submit` (in-process and in the server it starts)."""
 
-from pharmacy.settings import *  # noqa: F403
-from pharmacy.settings import INSTALLED_APPS
+from config.settings import *  # noqa: F403
+from config.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.baseline"]
 ROOT_URLCONF = "bench.urls"

@@ -46,7 +46,7 @@ def latest_migrations() -> set[tuple[str, str]]:
     """(app, migration) of the last migration of each of the portal's apps, as on disk."""
     return {
         (app, max(path.stem for path in (ROOT / app / "migrations").glob("[0-9]*.py")))
-        for app in ("pharmacy", "prescribers", "orders")
+        for app in ("core", "prescribers", "orders", "pharmacy")
     }
 
 
@@ -115,7 +115,7 @@ def serve(size: str) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from pharmacy.models import User
+    from core.models import User
     from prescribers.models import Prescriber
     from tests.signing_in import verified_staff_login
 

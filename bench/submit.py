@@ -129,7 +129,7 @@ def in_process_queries(prescriber: Prescriber) -> int:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
-    from pharmacy.models import User
+    from core.models import User
     from tests.factories import order_form
 
     client = Client()
@@ -157,7 +157,7 @@ def gunicorn(env: dict[str, str]) -> Iterator[int]:
     port = free_port()
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "pharmacy.wsgi:application",
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application",
              "--workers", str(WORKERS), "--worker-class", "sync",
              "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from bench.baseline import views as baseline
-from pharmacy.urls import urlpatterns as portal_urlpatterns
+from config.urls import urlpatterns as portal_urlpatterns
 
 urlpatterns = [
     *portal_urlpatterns,

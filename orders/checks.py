@@ -19,24 +19,21 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from pharmacy import bud
-from pharmacy.models import (
-    DosageForm,
-    Formulation,
-    FormulationIngredient,
-    FormulationVersion,
-    FormulationVersionStatus,
-    Ingredient,
-)
+from core.numbers import quantity_text
 from prescribers.models import PrescriberStatus
 
-from . import dosing, fill_rules, icd10
-from .dosing import Finding, PatientFacts, Regimen, Severity
+from . import bud, dosing, fill_rules, icd10
+from .dosing import DosageForm, Finding, PatientFacts, Regimen, Severity
 from .fill_rules import REASON_REQUIRED, FillHistory, OpenOrder, PreviousFill, Product
 from .models import (
     OPEN_STATUSES,
     UNFILLED_STATUSES,
     FillSchedule,
+    Formulation,
+    FormulationIngredient,
+    FormulationVersion,
+    FormulationVersionStatus,
+    Ingredient,
     Order,
     OrderKind,
     OrderStatus,
@@ -158,7 +155,7 @@ class Catalogue:
 
     def dosage_forms(self) -> list[tuple[str, str]]:
         made = {f.dosage_form for f in self.formulations}
-        return [(value, label) for value, label in DosageForm.choices if value in made]
+        return [(value, label) for value, label in dosing.DOSAGE_FORM_CHOICES if value in made]
 
     def concentrations(self, dosage_form: str) -> list[Decimal]:
         return sorted(
@@ -213,7 +210,7 @@ class Catalogue:
             formulation = item.formulation
             amount = formulation.strength_mg or formulation.concentration_mg_per_ml
             text = f"{bud_limit_days(item.bud_category)} days ({item.bud_category.label})"
-            limits.setdefault(formulation.dosage_form, {})[f"{amount.normalize():f}"] = text
+            limits.setdefault(formulation.dosage_form, {})[quantity_text(amount)] = text
         return limits
 
     def check(self, regimen: Regimen) -> list[Finding]:

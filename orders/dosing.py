@@ -41,10 +41,26 @@ class Finding:
 
 
 class DosageForm(StrEnum):
+    """The dosage forms the pharmacy compounds: the one vocabulary of the dose rules, the
+    catalogue and prescriptions (the models' choices are DOSAGE_FORM_CHOICES)."""
+
     CAPSULE = "capsule"
     ORAL_LIQUID = "oral_liquid"
     SUBLINGUAL_DROPS = "sublingual_drops"
     TOPICAL_CREAM = "topical_cream"
+
+    @property
+    def label(self) -> str:
+        return _DOSAGE_FORM_LABELS[self]
+
+
+_DOSAGE_FORM_LABELS = {
+    DosageForm.CAPSULE: "Capsule",
+    DosageForm.ORAL_LIQUID: "Oral liquid",
+    DosageForm.SUBLINGUAL_DROPS: "Sublingual drops",
+    DosageForm.TOPICAL_CREAM: "Topical cream",
+}
+DOSAGE_FORM_CHOICES = [(form.value, form.label) for form in DosageForm]
 
 
 @dataclass(frozen=True)

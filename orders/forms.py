@@ -8,11 +8,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from pharmacy.models import DosageForm
+from core.numbers import quantity_text
 
 from . import dosing, icd10
 from .checks import field_label, finding_key
-from .dosing import Regimen, Severity
+from .dosing import DosageForm, Regimen, Severity
 from .fill_rules import REASON_REQUIRED
 from .icd10 import parse_codes
 from .medications import Group, Mention, mentions
@@ -323,7 +323,7 @@ class AmendForm(OrderForm):
         return {
             "dosage_form": prescription.dosage_form,
             "concentration_mg_per_ml": (
-                f"{prescription.concentration_mg_per_ml.normalize():f}"
+                quantity_text(prescription.concentration_mg_per_ml)
                 if prescription.concentration_mg_per_ml is not None
                 else ""
             ),

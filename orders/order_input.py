@@ -10,6 +10,8 @@ from decimal import Decimal
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.numbers import quantity_text
+
 from .dosing import DosageForm, PatientFacts, Regimen, Step
 from .models import TimeOfDay
 
@@ -43,7 +45,7 @@ def parse_schedule(text: str) -> tuple[Step, ...]:
 
 
 def format_schedule(steps) -> str:
-    return ", ".join(f"{step.dose_mg.normalize():f} x {step.days}" for step in steps)
+    return ", ".join(f"{quantity_text(step.dose_mg)} x {step.days}" for step in steps)
 
 
 class InputErrors(Exception):

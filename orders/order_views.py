@@ -8,18 +8,18 @@ from decimal import Decimal
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
-from pharmacy.audit import RecordsAccessMixin, record_access, record_when_shown
-from pharmacy.models import AccessAction
-from pharmacy.notifications import latest_label
-from pharmacy.pagination import EstimatedCountPaginator
-from pharmacy.state_machine import refusal_text
+from core.audit import RecordsAccessMixin, record_when_shown
+from core.models import AccessAction
+from core.numbers import quantity_text
+from core.pagination import EstimatedCountPaginator
+from core.state_machine import refusal_text
 from prescribers.access import PrescriberRequiredMixin
 
 from . import dosing
@@ -32,7 +32,7 @@ from .checks import (
 )
 from .forms import AmendForm, AnswerForm, CancelForm, OrderForm, RefillForm, opioid_contradiction
 from .medications import Group, mentions
-from .models import FillSchedule, Order, OrderStatus, Patient, Prescription
+from .models import FillSchedule, Order, OrderEventKind, OrderStatus, Patient, Prescription
 from .order_input import InputErrors, parse_dose_check
 from .services import (
     PrescriptionNotAccepted,
@@ -196,10 +196,10 @@ class DoseCheckView(PrescriberRequiredMixin, View):
                     for p in products
                 ],
                 "directions": dosing.directions(regimen),
-                "quantity_needed": None if needed is None else f"{needed.normalize():f}",
+                "quantity_needed": None if needed is None else quantity_text(needed),
                 "days_in_schedule": sum(max(step.days, 0) for step in regimen.steps),
                 "capsule_lines": [
-                    {"strength_mg": f"{strength.normalize():f}", "quantity": count}
+                    {"strength_mg": quantity_text(strength), "quantity": count}
                     for strength, count in dosing.capsule_lines(regimen)
                 ],
                 "refill_plan": _refill_plan(regimen),
@@ -218,7 +218,7 @@ def _refill_plan(regimen: dosing.Regimen) -> str:
     if maintenance.quantity is None:
         return ""
     unit = "capsule" if regimen.dosage_form == dosing.DosageForm.CAPSULE else "mL"
-    dose = f"{maintenance.steps[0].dose_mg.normalize():f} mg"
+    dose = f"{quantity_text(maintenance.steps[0].dose_mg)} mg"
     return (
         f"Each refill continues at the maintenance dose ({dose}): "
         f"{dosing.units_text(maintenance.quantity, unit)} for {regimen.days_supply} days."
@@ -307,44 +307,26 @@ class OrderDetailView(ClinicOrdersMixin, RecordsAccessMixin, DetailView):
         prescription = order.prescription
         moves = {to for to, _ in allowed_moves(self.request.user, order)}
         events = list(order.events.select_related("actor"))
-        question = None
-        if order.status == OrderStatus.ON_HOLD:
-            question = order.events.filter(to_status=OrderStatus.ON_HOLD).last()
+        labels = [e for e in events if e.kind == OrderEventKind.LABEL_RENDERED]
+        holds = [e for e in events if e.to_status == OrderStatus.ON_HOLD]
+        question = holds[-1] if order.status == OrderStatus.ON_HOLD and holds else None
         return super().get_context_data(
             prescription=prescription,
             steps=prescription.steps.all(),
             lines=order.lines().select_related("formulation"),
             events=events,
-            timeline=order_timeline(events, order.deliveries.filter(status="sent")),
-            label=latest_label(order),
+            timeline=events,
+            label=labels[-1] if labels else None,
             other_fills=prescription.orders.exclude(pk=order.pk).order_by("fill_number"),
             may_cancel=OrderStatus.CANCELLED in moves,
             may_answer=OrderStatus.IN_REVIEW in moves,
-            question=question.note if question else "",
+            question=question.detail if question else "",
             answer_form=AnswerForm(),
             refills_left=prescription_refills_left(prescription),
             expired=timezone.localdate() > prescription.expires_on,
             cancel_form=CancelForm(),
             **kwargs,
         )
-
-
-class OrderLabelView(ClinicOrdersMixin, View):
-    """The latest label PDF of an order of the prescriber's clinic."""
-
-    def get(self, request, pk):
-        order = get_object_or_404(self.orders(), pk=pk)
-        document = latest_label(order)
-        if document is None:
-            raise Http404("No label yet.")
-        response = FileResponse(
-            document.file.open("rb"),
-            as_attachment=True,
-            filename=f"label-{order.number}.pdf",
-            content_type="application/pdf",
-        )
-        record_access(request, AccessAction.DOWNLOADED_LABEL, document)
-        return response
 
 
 class OrderCancelView(ClinicOrdersMixin, View):
@@ -456,15 +438,3 @@ class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
             self.request, f"Refill {order.number} requested ({order.get_schedule_display()})."
         )
         return redirect("order_detail", order.pk)
-
-
-def order_timeline(events, deliveries) -> list[dict]:
-    """Status changes and the emails sent about the order, in time order."""
-    entries = [
-        {"at": e.created_at, "title": e.get_to_status_display(), "event": e} for e in events
-    ] + [
-        {"at": d.sent_at, "title": f"Emailed: {d.get_kind_display().lower()}",
-         "detail": f"to {d.recipient}"}
-        for d in deliveries
-    ]  # fmt: skip
-    return sorted(entries, key=lambda entry: entry["at"])

@@ -13,18 +13,21 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from pharmacy.models import DeliveryKind, DosageForm, Formulation, User
-from pharmacy.notifications import delivery_enqueue
-from pharmacy.state_machine import apply_transition
+from core.models import User
+from core.state_machine import apply_transition
+from core.text import required_text
 from prescribers.models import Clinic
 
 from . import dosing, icd10
 from .checks import Catalogue, FillCheck, check_fill, check_new_prescription
-from .dosing import Finding, Regimen
+from .dosing import DosageForm, Finding, Regimen
 from .models import (
+    STATUS_KEPT_KINDS,
     FillSchedule,
+    Formulation,
     Order,
     OrderEvent,
+    OrderEventKind,
     OrderKind,
     OrderStatus,
     Patient,
@@ -254,7 +257,8 @@ def order_submit(
             return _order_create(
                 prescription=prescription, kind=OrderKind.NEW, fill_number=0, ship_to=ship_to,
                 needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
-                note="Prescription written and submitted.",
+                note="Prescription written and submitted.", event=OrderEventKind.SUBMITTED,
+                parameters={"directions": prescription.directions},
             )  # fmt: skip
     except IntegrityError:
         existing = _existing_order(idempotency_key)
@@ -293,6 +297,14 @@ def order_amend(
         order = order_transition(
             order=order, to_status=OrderStatus.IN_REVIEW, actor=actor, satisfies=Needs.ANSWER,
             note=f"{answer} (prescription amended: {fields['directions']})",
+            event_fields={
+                "kind": OrderEventKind.AMENDED,
+                "parameters": {
+                    "answer": answer,
+                    "directions_before": prescription.directions,
+                    "directions": fields["directions"],
+                },
+            },
         )  # fmt: skip
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
         for name, value in {**fields, "reason_for_compounding": reason_for_compounding}.items():
@@ -310,7 +322,18 @@ def prescription_expiry(written_on: datetime.date) -> datetime.date:
 
 
 def _order_create(
-    *, prescription, kind, fill_number, ship_to, needed_by, actor, idempotency_key, note, **fields
+    *,
+    prescription,
+    kind,
+    fill_number,
+    ship_to,
+    needed_by,
+    actor,
+    idempotency_key,
+    note,
+    event: OrderEventKind,
+    parameters: dict,
+    **fields,
 ) -> Order:
     order = Order(
         prescription=prescription, clinic_id=prescription.patient.clinic_id, kind=kind,
@@ -321,8 +344,9 @@ def _order_create(
     order._history_user = actor
     order.save()
     OrderEvent.record(
-        order, actor=actor, from_status="", to_status=OrderStatus.SUBMITTED, note=note
-    )
+        order, actor=actor, from_status="", to_status=OrderStatus.SUBMITTED, note=note,
+        kind=event, parameters=parameters,
+    )  # fmt: skip
     return order
 
 
@@ -381,7 +405,12 @@ def prescription_refill(
             prescription=locked, kind=OrderKind.REFILL, fill_number=last_fill[0] + 1,
             ship_to=ship_to, needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
             note=note, schedule=schedule, findings=[f.as_dict() for f in check.findings],
-            acknowledged_warnings=confirmed,
+            acknowledged_warnings=confirmed, event=OrderEventKind.REFILL_REQUESTED,
+            parameters={
+                "fill_number": last_fill[0] + 1,
+                "schedule": schedule.value,
+                "retitrate": bool(retitrate),
+            },
         )  # fmt: skip
 
 
@@ -427,28 +456,22 @@ def order_transition(
     )
 
 
-# Who each email about an order goes to: the prescriber answers questions and learns of a
-# rejection; the clinic's label address receives labels and shipping news.
-TO_PRESCRIBER = frozenset({DeliveryKind.ON_HOLD, DeliveryKind.REJECTED})
-
-
-def _transition_and_mail(*, order: Order, mail: DeliveryKind, **transition) -> Order:
-    """A move and the email it causes, in one transaction (the email is sent after commit)."""
-    with transaction.atomic():
-        order = order_transition(order=order, **transition)
-        if mail in TO_PRESCRIBER:
-            recipient = order.prescription.prescriber.user.email
-        else:
-            recipient = order.clinic.label_email
-        delivery_enqueue(kind=mail, order=order, recipient=recipient)
-    return order
-
-
-def _required(text: str, what: str) -> str:
-    text = (text or "").strip()
-    if not text:
-        raise ValidationError(f"Write the {what}.", code="required")
-    return text
+def order_event_record(
+    *, order: Order, kind: OrderEventKind, parameters: dict, actor: User | None = None
+) -> OrderEvent:
+    """An event that leaves the order's status as it is (a label rendered, an email sent), for
+    the timeline: the pharmacy's work calls down to record it."""
+    if kind not in STATUS_KEPT_KINDS:
+        raise ValueError(f"{kind} moves the status: order_transition records it.")
+    status = Order.objects.values_list("status", flat=True).get(pk=order.pk)
+    return OrderEvent.objects.create(
+        order=order,
+        kind=kind,
+        actor=actor,
+        from_status=status,
+        to_status=status,
+        parameters=parameters,
+    )
 
 
 def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:
@@ -518,89 +541,12 @@ def rx_number_for(prescription_id: int) -> str:
     return str(settings.RX_NUMBER_START + prescription_id)
 
 
-def order_hold(*, order: Order, actor: User, question: str) -> Order:
-    """Put the order on hold with a question that the prescriber sees and answers."""
-    question = _required(question, "question for the prescriber")
-    return _transition_and_mail(
-        order=order, to_status=OrderStatus.ON_HOLD, actor=actor, note=question,
-        satisfies=Needs.QUESTION, mail=DeliveryKind.ON_HOLD,
-    )  # fmt: skip
-
-
 def order_answer(*, order: Order, actor: User, answer: str) -> Order:
     """The prescriber's answer (or a pharmacist's note of a phone call) returns the order to
     review."""
-    answer = _required(answer, "answer")
+    answer = required_text(answer, "answer")
     return order_transition(
         order=order, to_status=OrderStatus.IN_REVIEW, actor=actor, note=answer,
         satisfies=Needs.ANSWER,
-    )  # fmt: skip
-
-
-def order_reject(*, order: Order, actor: User, reason: str) -> Order:
-    reason = _required(reason, "reason for rejecting the order")
-    return _transition_and_mail(
-        order=order, to_status=OrderStatus.REJECTED, actor=actor, note=reason,
-        satisfies=Needs.REASON, mail=DeliveryKind.REJECTED,
-    )  # fmt: skip
-
-
-def order_ship(*, order: Order, actor: User, carrier: str, tracking_number: str) -> Order:
-    carrier = _required(carrier, "carrier")
-    tracking_number = _required(tracking_number, "tracking number")
-    return _transition_and_mail(
-        order=order, to_status=OrderStatus.SHIPPED, actor=actor,
-        note=f"Shipped with {carrier}, tracking {tracking_number}.", satisfies=Needs.SHIPPING,
-        changes={"carrier": carrier, "tracking_number": tracking_number},
-        mail=DeliveryKind.SHIPPED,
-    )  # fmt: skip
-
-
-def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dict) -> Order:
-    """One entry for the admin's move buttons: each move with what it needs (workflow.Needs),
-    chosen by the order's status as stored now (not as a possibly stale object says)."""
-    current = Order.objects.values_list("status", flat=True).get(pk=order.pk)
-    move = TRANSITIONS.get((OrderStatus(current), to_status))
-    needs = move.needs if move is not None else Needs.NOTE
-    if needs == Needs.SIGNATURE:
-        return order_verify(
-            order=order,
-            actor=actor,
-            password=inputs.get("password", ""),
-            acknowledged=inputs.get("acknowledge", ()),
-            reason=inputs.get("reason", ""),
-        )
-    if needs == Needs.QUESTION:
-        return order_hold(order=order, actor=actor, question=inputs.get("text", ""))
-    if needs == Needs.REASON:
-        return order_reject(order=order, actor=actor, reason=inputs.get("text", ""))
-    if needs == Needs.ANSWER:
-        return order_answer(order=order, actor=actor, answer=inputs.get("text", ""))
-    if needs == Needs.SHIPPING:
-        return order_ship(
-            order=order, actor=actor, carrier=inputs.get("carrier", ""),
-            tracking_number=inputs.get("tracking_number", ""),
-        )  # fmt: skip
-    if to_status == OrderStatus.CANCELLED:
-        return order_cancel(order=order, actor=actor, reason=inputs.get("text", ""))
-    if needs == Needs.FINAL_CHECK:
-        return order_final_check(order=order, actor=actor, note=inputs.get("text", ""))
-    return order_transition(
-        order=order, to_status=to_status, actor=actor, note=inputs.get("text", "")
-    )
-
-
-def order_final_check(*, order: Order, actor: User, note: str = "") -> Order:
-    """The pharmacist's final check: only an order whose every line is dispensed is ready."""
-    from pharmacy.dispensing import order_fully_dispensed  # pharmacy.dispensing imports us
-
-    if not order_fully_dispensed(order):
-        raise ValidationError(
-            f"Order {order.number} is not fully dispensed yet: dispense every line first.",
-            code="not_dispensed",
-        )
-    return _transition_and_mail(
-        order=order, to_status=OrderStatus.READY, actor=actor,
-        note=note or "Final check done.", satisfies=Needs.FINAL_CHECK,
-        mail=DeliveryKind.LABEL_READY,
+        event_fields={"kind": OrderEventKind.ANSWERED, "parameters": {"answer": answer}},
     )  # fmt: skip

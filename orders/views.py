@@ -7,8 +7,8 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
-from pharmacy.audit import RecordsAccessMixin
-from pharmacy.models import AccessAction
+from core.audit import RecordsAccessMixin
+from core.models import AccessAction
 from prescribers.access import PrescriberRequiredMixin
 
 from .forms import PatientForm

@@ -5,16 +5,10 @@ an order's status."""
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pharmacy.roles import is_pharmacist, is_technician
+from core.roles import STAFF, Role, staff_roles
 
 from .models import Order
 from .models import OrderStatus as S
-
-
-class Role(StrEnum):
-    PRESCRIBER = "prescriber"  # an approved prescriber of the order's clinic
-    PHARMACIST = "pharmacist"
-    TECHNICIAN = "technician"
 
 
 class Needs(StrEnum):
@@ -34,8 +28,8 @@ class Move:
     needs: Needs = Needs.NOTE
 
 
-PRESCRIBER, PHARMACIST, TECHNICIAN = Role.PRESCRIBER, Role.PHARMACIST, Role.TECHNICIAN
-STAFF = frozenset({PHARMACIST, TECHNICIAN})
+# The prescriber role here: an approved prescriber of the order's clinic (roles_of).
+PRESCRIBER, PHARMACIST = Role.PRESCRIBER, Role.PHARMACIST
 
 # Only a pharmacist reviews, verifies, holds, rejects and does the final check (ready).
 TRANSITIONS: dict[tuple[S, S], Move] = {
@@ -61,15 +55,11 @@ SIGNATURE_MEANING = "verified prescription"
 
 
 def roles_of(actor, order: Order) -> set[Role]:
-    roles = set()
+    roles = set(staff_roles(actor))
     prescriber = actor.portal_prescriber
     of_this_clinic = prescriber is not None and prescriber.clinic_id == order.clinic_id
     if of_this_clinic and prescriber.is_approved:
         roles.add(Role.PRESCRIBER)
-    if is_pharmacist(actor):
-        roles.add(Role.PHARMACIST)
-    if is_technician(actor):
-        roles.add(Role.TECHNICIAN)
     return roles
 
 

@@ -4,12 +4,14 @@ access event when they showed one, and the access events are listed read-only, w
 
 from django.contrib import admin
 
-from .admin import ReadOnlyMixin
-from .audit import about_patient, record_when_shown
-from .models import AccessAction, AccessEvent
-from .pagination import EstimatedCountPaginator
+from core.admin import ReadOnlyMixin
+from core.audit import record_when_shown
+from core.models import AccessAction
+from core.pagination import EstimatedCountPaginator
 
-VIEW_ACCESS_EVENTS = "pharmacy.view_accessevent"
+from .selectors import about_patient
+
+VIEW_ACCESS_EVENTS = "core.view_accessevent"
 
 
 class RecordsAccessAdmin:
@@ -59,7 +61,6 @@ class PatientRecordFilter(admin.SimpleListFilter):
         return queryset.none() if patient_id is None else queryset.filter(about_patient(patient_id))
 
 
-@admin.register(AccessEvent)
 class AccessEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The record of who saw what: read here, never added, changed or deleted (not even by a
     superuser; the model and, on PostgreSQL, a trigger refuse it too)."""

@@ -1,44 +1,103 @@
 """The admin of the compounding records: master formulation versions, ingredient lots,
 batches (recorded through the services, read-only once released) and dispenses."""
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from django.utils import timezone
 from django.utils.html import format_html
 
-from orders.models import Order
+from core.admin import ReadOnlyInline, ReadOnlyMixin, ReasonForm, RecordHistoryAdmin
+from core.admin_actions import form_action, run_for_each
+from core.audit import record_access_bulk
+from core.models import AccessAction
+from core.roles import STAFF, has_staff_role, is_pharmacist
+from core.state_machine import refusal_text
+from orders.bud import BudCategory
+from orders.checks import bud_limit_days
+from orders.dosing import DosageForm, units_text
+from orders.models import FormulationIngredient, FormulationVersion, FormulationVersionStatus, Order
 
 from . import batches, formulations, notifications
-from .admin import ReadOnlyInline, ReadOnlyMixin, ReasonForm, RecordHistoryAdmin
-from .admin_actions import form_action, run_for_each
-from .admin_recalls import recall_batches, recall_lots  # also registers the recall admin
-from .audit import record_access_bulk
+from .admin_recalls import recall_batches, recall_lots
 from .models import (
-    AccessAction,
+    UNRELEASED_BATCH_STATUSES,
     Batch,
     BatchEvent,
     BatchIngredient,
     BatchStatus,
     Delivery,
     Dispense,
-    DosageForm,
-    FormulationIngredient,
-    FormulationVersion,
-    FormulationVersionStatus,
-    Ingredient,
     IngredientLot,
     IngredientLotEvent,
     PrintJob,
     QcResult,
 )
-from .roles import has_staff_role, is_pharmacist
-from .state_machine import refusal_text
 
 
-@admin.register(Ingredient)
+class FormulationAdmin(RecordHistoryAdmin):
+    """The catalogue: what prescribers may order (an active product with an approved master
+    formulation record), its beyond-use limit, and the stock on the shelf."""
+
+    list_display = [
+        "name",
+        "dosage_form",
+        "unit",
+        "is_active",
+        "orderable",
+        "bud_limit",
+        "in_stock",
+    ]
+    list_filter = ["dosage_form", "is_active"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        approved = FormulationVersion.objects.filter(
+            formulation=OuterRef("pk"), status=FormulationVersionStatus.APPROVED
+        )
+        usable = (
+            Batch.objects.filter(
+                formulation_version__formulation=OuterRef("pk"),
+                status=BatchStatus.RELEASED,
+                beyond_use_date__gte=timezone.localdate(),
+            )
+            .order_by()
+            .values("formulation_version__formulation")
+            .annotate(total=Sum("units_remaining"))
+            .values("total")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                approved_category=Subquery(approved.values("bud_category")[:1]),
+                stock=Coalesce(Subquery(usable), Decimal(0)),
+            )
+        )
+
+    @admin.display(boolean=True, description="orderable")
+    def orderable(self, formulation) -> bool:
+        return formulation.is_active and formulation.approved_category is not None
+
+    @admin.display(description="beyond-use limit")
+    def bud_limit(self, formulation) -> str:
+        if formulation.approved_category is None:
+            return "no approved record"
+        category = BudCategory(formulation.approved_category)
+        return f"{bud_limit_days(category)} days ({category.label})"
+
+    @admin.display(description="in stock (released, in date)", ordering="stock")
+    def in_stock(self, formulation) -> str:
+        return units_text(formulation.stock, formulation.unit)
+
+
 class IngredientAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "unit"]
     search_fields = ["name"]
@@ -97,7 +156,6 @@ class FormulationIngredientInline(admin.TabularInline):
     has_add_permission = has_delete_permission = has_change_permission
 
 
-@admin.register(FormulationVersion)
 class FormulationVersionAdmin(RecordHistoryAdmin):
     """Master formulation records. Approved and superseded versions are read-only; a change
     is a new draft ("New version from this"), approved by another pharmacist."""
@@ -174,7 +232,6 @@ class LotForm(forms.ModelForm):
         ]
 
 
-@admin.register(IngredientLot)
 class IngredientLotAdmin(RecordHistoryAdmin):
     form = LotForm
     list_display = ["__str__", "manufacturer", "expires_on", "status", "received_on"]
@@ -297,7 +354,6 @@ class ReleaseForm(forms.Form):
     )
 
 
-@admin.register(Batch)
 class BatchAdmin(RecordHistoryAdmin):
     class Media:
         css = {"all": ["css/admin.css"]}
@@ -348,7 +404,7 @@ class BatchAdmin(RecordHistoryAdmin):
 
     def has_change_permission(self, request, obj=None):
         # A released (or rejected, recalled) batch's record is read-only.
-        open_record = obj is None or obj.status in batches.EDITABLE
+        open_record = obj is None or obj.status in UNRELEASED_BATCH_STATUSES
         return open_record and super().has_change_permission(request, obj)
 
     @admin.display(description="product", ordering="formulation_version__formulation__name")
@@ -417,7 +473,7 @@ class BatchAdmin(RecordHistoryAdmin):
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        if not has_staff_role(request.user, {"pharmacist", "technician"}):
+        if not has_staff_role(request.user, STAFF):
             return {}
         if not is_pharmacist(request.user):
             for name in ("release", "reject", "quarantine"):
@@ -425,7 +481,6 @@ class BatchAdmin(RecordHistoryAdmin):
         return actions
 
 
-@admin.register(Dispense)
 class DispenseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["order", "batch", "units", "dispensed_by", "dispensed_at"]
     list_select_related = ["order", "batch", "dispensed_by"]
@@ -433,7 +488,6 @@ class DispenseAdmin(ReadOnlyMixin, admin.ModelAdmin):
     show_full_result_count = False
 
 
-@admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     """The outbox: every email, its status, attempts and last error; failed ones can be retried."""
 
@@ -457,7 +511,6 @@ class DeliveryAdmin(admin.ModelAdmin):
         self.message_user(request, f"{retried} delivery(ies) queued again.")
 
 
-@admin.register(PrintJob)
 class PrintJobAdmin(admin.ModelAdmin):
     """Large label prints: their progress (the page refreshes itself) and the PDF when done."""
 

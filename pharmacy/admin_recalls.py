@@ -13,11 +13,14 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 
-from .admin import ReadOnlyMixin
-from .admin_actions import CONFIRMED, run_for_each
-from .audit import record_access, record_when_shown
-from .models import AccessAction, Recall, RecallNotice
-from .recalls import batch_recall, impact_csv, ingredient_lot_recall, recall_impact
+from core.admin import ReadOnlyMixin
+from core.admin_actions import CONFIRMED, run_for_each
+from core.audit import record_access, record_when_shown
+from core.models import AccessAction
+
+from .models import RecallNotice
+from .recalls import batch_recall, ingredient_lot_recall
+from .selectors import impact_csv, recall_impact
 
 VIEW_RECALL = "pharmacy.view_recall"
 
@@ -45,7 +48,6 @@ def _change_url(admin_site, obj) -> str:
         return ""
 
 
-@admin.register(Recall)
 class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Recalls are started by the actions on batches and ingredient lots; here they are only
     read. The change page shows everything the recall reaches."""

@@ -12,30 +12,30 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import bud
+from core.models import User
+from core.numbers import quantity_text
+from core.roles import PHARMACIST, STAFF, Role, has_staff_role, may_by_role
+from core.state_machine import apply_transition
+from core.text import required_text
+from orders import bud
+from orders.models import FormulationVersion, FormulationVersionStatus, Ingredient
+
 from .models import (
+    UNRELEASED_BATCH_STATUSES,
     Batch,
     BatchEvent,
     BatchIngredient,
     BatchStatus,
-    FormulationVersion,
-    FormulationVersionStatus,
-    Ingredient,
     IngredientLot,
     IngredientLotEvent,
     LotStatus,
     QcResult,
-    User,
 )
-from .roles import has_staff_role
-from .state_machine import apply_transition
 
-PHARMACIST = frozenset({"pharmacist"})
-STAFF = frozenset({"pharmacist", "technician"})
 B, L = BatchStatus, LotStatus
 
 # The one table of batch moves and who may make them (recalls: pharmacy/recalls.py).
-BATCH_TRANSITIONS: dict[tuple[BatchStatus, BatchStatus], frozenset[str]] = {
+BATCH_TRANSITIONS: dict[tuple[BatchStatus, BatchStatus], frozenset[Role]] = {
     (B.IN_PROGRESS, B.AWAITING_QC): STAFF,
     (B.AWAITING_QC, B.RELEASED): PHARMACIST,
     (B.AWAITING_QC, B.REJECTED): PHARMACIST,
@@ -45,24 +45,19 @@ BATCH_TRANSITIONS: dict[tuple[BatchStatus, BatchStatus], frozenset[str]] = {
     (B.RELEASED, B.RECALLED): PHARMACIST,
     (B.QUARANTINED, B.RECALLED): PHARMACIST,
 }
-LOT_TRANSITIONS: dict[tuple[LotStatus, LotStatus], frozenset[str]] = {
+LOT_TRANSITIONS: dict[tuple[LotStatus, LotStatus], frozenset[Role]] = {
     (L.QUARANTINE, L.RELEASED): PHARMACIST,
     (L.QUARANTINE, L.REJECTED): PHARMACIST,
     (L.RELEASED, L.RECALLED): PHARMACIST,
     (L.QUARANTINE, L.RECALLED): PHARMACIST,
 }
-EDITABLE = (B.IN_PROGRESS, B.AWAITING_QC)
-
-
-def may(actor, _subject, roles) -> bool:
-    return has_staff_role(actor, roles)
 
 
 def batch_transition(*, batch: Batch, to_status: BatchStatus, actor: User, note: str = "",
                      changes: dict | None = None) -> Batch:  # fmt: skip
     return apply_transition(
         instance=batch, to_status=to_status, actor=actor, transitions=BATCH_TRANSITIONS,
-        may=may, event_model=BatchEvent, refused="A batch that is {what} cannot be {to}.",
+        may=may_by_role, event_model=BatchEvent, refused="A batch that is {what} cannot be {to}.",
         note=note, changes=changes,
     )  # fmt: skip
 
@@ -70,10 +65,15 @@ def batch_transition(*, batch: Batch, to_status: BatchStatus, actor: User, note:
 def lot_transition(*, lot: IngredientLot, to_status: LotStatus, actor: User,
                    note: str = "") -> IngredientLot:  # fmt: skip
     return apply_transition(
-        instance=lot, to_status=to_status, actor=actor, transitions=LOT_TRANSITIONS, may=may,
-        event_model=IngredientLotEvent, refused="An ingredient lot that is {what} cannot be {to}.",
+        instance=lot,
+        to_status=to_status,
+        actor=actor,
+        transitions=LOT_TRANSITIONS,
+        may=may_by_role,
+        event_model=IngredientLotEvent,
+        refused="An ingredient lot that is {what} cannot be {to}.",
         note=note,
-    )  # fmt: skip
+    )
 
 
 # --- Ingredient lots ---------------------------------------------------------------------------
@@ -117,22 +117,17 @@ def lot_release(*, lot: IngredientLot, actor: User) -> IngredientLot:
 
 
 def lot_reject(*, lot: IngredientLot, actor: User, reason: str) -> IngredientLot:
-    return lot_transition(lot=lot, to_status=L.REJECTED, actor=actor, note=_said(reason))
+    return lot_transition(
+        lot=lot, to_status=L.REJECTED, actor=actor, note=required_text(reason, "reason")
+    )
 
 
 # --- Batches -----------------------------------------------------------------------------------
 
 
-def _said(text: str, what: str = "reason") -> str:
-    text = (text or "").strip()
-    if not text:
-        raise ValidationError(f"Write the {what}.", code="required")
-    return text
-
-
 def _editable(batch: Batch) -> Batch:
     locked = Batch.objects.select_for_update().get(pk=batch.pk)
-    if locked.status not in EDITABLE:
+    if locked.status not in UNRELEASED_BATCH_STATUSES:
         raise ValidationError(
             f"Batch {locked.lot_number} is {locked.get_status_display().lower()}: its record "
             "can no longer change."
@@ -145,7 +140,7 @@ def batch_lot_number(formulation_version: FormulationVersion, day: datetime.date
     """E.g. NX261122-C1.5-01: naltrexone, the day, the product (C capsule mg, O oral liquid,
     S sublingual, T topical, with the mg/mL), the serial of the day."""
     if formulation.strength_mg is not None:
-        product = f"C{formulation.strength_mg.normalize():f}"
+        product = f"C{quantity_text(formulation.strength_mg)}"
     else:
         concentration = formulation.concentration_mg_per_ml.normalize()
         product = f"{formulation.dosage_form[:1].upper()}{concentration:f}"
@@ -350,8 +345,12 @@ def batch_release(*, batch: Batch, actor: User,
 
 
 def batch_reject(*, batch: Batch, actor: User, reason: str) -> Batch:
-    return batch_transition(batch=batch, to_status=B.REJECTED, actor=actor, note=_said(reason))
+    return batch_transition(
+        batch=batch, to_status=B.REJECTED, actor=actor, note=required_text(reason, "reason")
+    )
 
 
 def batch_quarantine(*, batch: Batch, actor: User, reason: str) -> Batch:
-    return batch_transition(batch=batch, to_status=B.QUARANTINED, actor=actor, note=_said(reason))
+    return batch_transition(
+        batch=batch, to_status=B.QUARANTINED, actor=actor, note=required_text(reason, "reason")
+    )

@@ -11,9 +11,15 @@ from decimal import Decimal
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from orders.bud import BudCategory
+from orders.models import Formulation, Ingredient
+from orders.models import OrderStatus as S
+from orders.services import order_cancel, order_start_review
+
 from . import batches, formulations
-from .bud import BudCategory
-from .models import Formulation, Ingredient, IngredientLot
+from .dispensing import dispense_allocate
+from .fulfilment import order_hold, order_move
+from .models import IngredientLot
 
 NALTREXONE = "naltrexone HCl"
 FILLER = "microcrystalline cellulose"
@@ -210,11 +216,6 @@ def demo_totp_device(*, user) -> TOTPDevice:
 def advance_order(*, order, to: str, prescriber, pharmacist, technician, password: str) -> None:
     """Take a demo order through the workflow with the same services and roles as real work:
     "on_hold", "cancelled", "ready" or "shipped"."""
-    from orders.models import OrderStatus as S
-    from orders.services import order_cancel, order_hold, order_move, order_start_review
-
-    from .dispensing import dispense_allocate
-
     if to == "cancelled":
         order_cancel(order=order, actor=prescriber, reason="Patient chose to wait.")
         return

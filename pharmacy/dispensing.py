@@ -11,18 +11,19 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
-from django.db.models import F, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import F, Sum
 from django.utils import timezone
 
-from orders.models import Order, OrderStatus, PrescriptionLine
+from core.models import User
+from core.numbers import quantity_text
+from core.roles import is_pharmacist, is_technician
+from orders.models import DISPENSABLE_STATUSES, Order, OrderStatus, PrescriptionLine
 from orders.services import order_fill_check, order_transition
 
-from .models import Batch, BatchStatus, Dispense, User
-from .roles import is_pharmacist, is_technician
+from .models import Batch, BatchStatus, Dispense
+from .selectors import units_dispensed
 
 # An order is dispensed once a pharmacist verified it; the first dispense starts compounding.
-DISPENSABLE_ORDER_STATUSES = (OrderStatus.VERIFIED, OrderStatus.COMPOUNDING)
 DISPENSING_STARTED = "Dispensing started."
 UNITS_PLACES = Decimal("0.01")  # Dispense.units and Batch.units_remaining keep 2 decimal places
 
@@ -33,11 +34,6 @@ class DispenseResult:
 
     dispenses: list[Dispense]
     notes: list[str]
-
-
-def _amount(value: Decimal) -> str:
-    """100.00 -> '100', 2.50 -> '2.5'."""
-    return f"{value.normalize():f}"
 
 
 def _status_words(label: str) -> str:
@@ -72,7 +68,7 @@ def _locked_order(order: Order) -> Order:
         .select_related("prescription")
         .get(pk=order.pk)
     )
-    if locked.status not in DISPENSABLE_ORDER_STATUSES:
+    if locked.status not in DISPENSABLE_STATUSES:
         status = _status_words(OrderStatus(locked.status).label)
         raise ValidationError(
             f"Order {locked.number} is {status}: only a verified order, or one being "
@@ -205,8 +201,8 @@ def dispense_from_batch(
         if units > locked_batch.units_remaining:
             raise ValidationError(
                 f"Batch {locked_batch.lot_number} has only "
-                f"{_amount(locked_batch.units_remaining)} units left, not enough for "
-                f"{_amount(units)}.",
+                f"{quantity_text(locked_batch.units_remaining)} units left, not enough for "
+                f"{quantity_text(units)}.",
                 code="not_enough_units",
             )
         # Never more than prescribed: the order row lock keeps this sum current.
@@ -214,8 +210,9 @@ def dispense_from_batch(
         if dispensed + units > stored_line.quantity:
             raise ValidationError(
                 f"{formulation} for order {locked_order.number}: "
-                f"{_amount(stored_line.quantity)} prescribed, {_amount(dispensed)} already "
-                f"dispensed; {_amount(units)} more would be too many.",
+                f"{quantity_text(stored_line.quantity)} prescribed, "
+                f"{quantity_text(dispensed)} already dispensed; {quantity_text(units)} more would "
+                "be too many.",
                 code="more_than_prescribed",
             )
         locked_order = _start_compounding(locked_order, actor)
@@ -226,7 +223,8 @@ def dispense_from_batch(
         )
         if taken != 1:
             raise ValidationError(
-                f"Batch {locked_batch.lot_number} has fewer than {_amount(units)} units left.",
+                f"Batch {locked_batch.lot_number} has fewer than {quantity_text(units)} units "
+                "left.",
                 code="not_enough_units",
             )
         locked_batch.units_remaining -= units
@@ -300,7 +298,7 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
             if available < need.units:
                 shortages.append(
                     f"Not enough released stock of {need.line.formulation}: "
-                    f"{_amount(need.units)} needed, {_amount(available)} usable."
+                    f"{quantity_text(need.units)} needed, {quantity_text(available)} usable."
                 )
                 continue
             wanted = need.units
@@ -328,25 +326,3 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
             for line, b, units in plan
         ]
     return DispenseResult(dispenses=dispenses, notes=notes)
-
-
-def _lines_with_dispensed(order: Order) -> models.QuerySet:
-    """The lines the order dispenses, each with `dispensed`: units given to this order."""
-    return PrescriptionLine.objects.of_order(order).annotate(
-        dispensed=Coalesce(
-            Sum("dispenses__units", filter=Q(dispenses__order_id=order.pk)),
-            Decimal("0"),
-            output_field=models.DecimalField(max_digits=12, decimal_places=2),
-        )
-    )
-
-
-def units_dispensed(order: Order) -> dict[int, Decimal]:
-    """Line id -> units dispensed for this order so far (0 for a line not started). One query."""
-    return dict(_lines_with_dispensed(order).values_list("pk", "dispensed"))
-
-
-def order_fully_dispensed(order: Order) -> bool:
-    """Whether every line of the order got at least its quantity. One query."""
-    rows = _lines_with_dispensed(order).values_list("quantity", "dispensed")
-    return all(dispensed >= quantity for quantity, dispensed in rows)

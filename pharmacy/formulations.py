@@ -16,18 +16,18 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import bud
-from .bud import RecordProblem
-from .models import (
-    DosageForm,
+from core.models import User
+from core.roles import is_pharmacist
+from orders import bud
+from orders.bud import RecordProblem
+from orders.dosing import DosageForm
+from orders.models import (
     Formulation,
     FormulationIngredient,
     FormulationVersion,
     FormulationVersionStatus,
     Ingredient,
-    User,
 )
-from .roles import is_pharmacist
 
 # What a master formulation record says, in the order its form asks for it.
 VERSION_FIELDS = (

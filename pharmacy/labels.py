@@ -33,8 +33,11 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from core.json_rows import json_rows
 from orders import dosing
+from orders.bud import BudCategory, label_storage
 from orders.checks import fill_regimen
+from orders.dosing import DosageForm
 from orders.models import (
     Order,
     OrderEvent,
@@ -45,9 +48,7 @@ from orders.models import (
     PrescriptionStep,
 )
 
-from .bud import BudCategory, label_storage
-from .json_rows import json_rows
-from .models import BatchStatus, Dispense, DosageForm
+from .models import BatchStatus, Dispense
 
 OPIOID_WARNING = "Do not take with opioid pain or cough medicines"
 CHILDREN = "Keep out of reach of children"

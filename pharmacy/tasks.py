@@ -1,15 +1,32 @@
-"""Celery tasks of the pharmacy: thin, idempotent wrappers of the services in notifications."""
+"""Celery tasks of the pharmacy, and how the outbox queues them.
 
+The tasks are thin, idempotent wrappers of the services that do the work (pharmacy/outbox.py,
+pharmacy/label_documents.py). Every email is an outbox row sent by send_delivery, so one retry
+policy serves every email: exponential back-off with full jitter, then failed for a person to
+retry. queue_delivery is called inside the transaction that wrote the row and publishes after
+commit; a broker that cannot be reached leaves the row pending for the sweep."""
+
+import datetime
 import logging
 import random
 from smtplib import SMTPException
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
-from . import notifications
+from orders.models import Order
+
+from . import outbox
+from .label_documents import label_render, print_job_render
+from .models import Delivery, DeliveryKind, DeliveryStatus
+from .selectors import latest_label
 
 logger = logging.getLogger(__name__)
+K, S = DeliveryKind, DeliveryStatus
 
 
 def backoff(retries: int) -> int:
@@ -21,14 +38,14 @@ def backoff(retries: int) -> int:
 @shared_task(bind=True, max_retries=8)
 def send_delivery(self, *, delivery_id: int) -> None:
     try:
-        notifications.delivery_send(delivery_id=delivery_id)
+        outbox.delivery_send(delivery_id=delivery_id)
     except (SMTPException, OSError) as error:
         if self.request.is_eager:
             # In-process (no broker): leave the row pending for the sweep, never fail the page.
             logger.warning("delivery %s not sent, left for the sweep: %s", delivery_id, error)
             return
         if self.request.retries >= self.max_retries:
-            notifications.delivery_fail(delivery_id=delivery_id, error=str(error))
+            outbox.delivery_fail(delivery_id=delivery_id, error=str(error))
             return
         raise self.retry(exc=error, countdown=backoff(self.request.retries)) from error
 
@@ -36,12 +53,10 @@ def send_delivery(self, *, delivery_id: int) -> None:
 @shared_task(bind=True, max_retries=3)
 def render_label(self, *, order_id: int, delivery_id: int | None = None) -> None:
     """Render the order's label once (a redelivered task finds it), then queue its email."""
-    from orders.models import Order
-
     order = Order.objects.get(pk=order_id)
-    if notifications.latest_label(order) is None:
+    if latest_label(order) is None:
         try:
-            notifications.label_render(order=order)
+            label_render(order=order)
         except Exception:
             if not self.request.is_eager:
                 raise
@@ -53,28 +68,49 @@ def render_label(self, *, order_id: int, delivery_id: int | None = None) -> None
         send_delivery.delay(delivery_id=delivery_id)  # after its label, on the mail queue
 
 
-@shared_task(
-    autoretry_for=(SMTPException, OSError),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=8,
-)
-def send_password_reset(*, user_id: int) -> None:
-    """Email a password reset link (asked for on the sign-in page's "forgotten" form)."""
-    from .forms import PortalPasswordResetForm, send_password_reset_email
-    from .models import User
-
-    user = User.objects.select_related("prescriber").get(pk=user_id)
-    if user in PortalPasswordResetForm().get_users(user.email):  # still allowed to sign in
-        send_password_reset_email(user)
-
-
 @shared_task
 def sweep_deliveries() -> int:
-    return notifications.delivery_sweep()
+    return delivery_sweep()
 
 
 @shared_task(time_limit=600, soft_time_limit=540)
 def render_print_job(*, job_id: int) -> None:
-    notifications.print_job_render(job_id=job_id)
+    print_job_render(job_id=job_id)
+
+
+def queue_delivery(delivery: Delivery) -> None:
+    """After commit: a label is rendered (render queue) before its email is sent (mail queue)."""
+    kind, delivery_id, order_id = delivery.kind, delivery.pk, delivery.order_id
+    transaction.on_commit(lambda: _publish(kind, delivery_id, order_id))
+
+
+def _publish(kind: str, delivery_id: int, order_id: int | None) -> None:
+    try:
+        if kind == K.LABEL_READY:
+            render_label.delay(order_id=order_id, delivery_id=delivery_id)
+        else:
+            send_delivery.delay(delivery_id=delivery_id)
+    except (KombuOperationalError, OSError) as error:
+        # The broker is down: the change is committed and its row waits; the sweep queues it.
+        logger.warning("delivery %s not queued (%s); the sweep will", delivery_id, error)
+
+
+def delivery_sweep(*, now: datetime.datetime | None = None) -> int:
+    """Re-queue what a broker outage or a killed worker left behind: rows pending for longer
+    than OUTBOX_PENDING_AFTER, and rows still sending after OUTBOX_SENDING_AFTER (their worker
+    died; the claim is given back). Returns how many it queued."""
+    now = now or timezone.now()
+    pending_before = now - datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER)
+    sending_before = now - datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER)
+    Delivery.objects.filter(status=S.SENDING, claimed_at__lt=sending_before).update(
+        status=S.PENDING, last_error="Given back by the sweep: its worker stopped."
+    )
+    stale = Delivery.objects.filter(status=S.PENDING).filter(
+        Q(claimed_at__lt=pending_before) | Q(claimed_at__isnull=True, created_at__lt=pending_before)
+    )
+    queued = 0
+    for delivery in stale.order_by("pk").iterator():
+        with transaction.atomic():
+            queue_delivery(delivery)
+        queued += 1
+    return queued

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
-from pharmacy.admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
-from pharmacy.admin_actions import run_for_each, with_form
+from core.admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
+from core.admin_actions import run_for_each, with_form
+from core.roles import is_pharmacist
 
 from . import services
 from .models import Clinic, Prescriber, PrescriberEvent
@@ -110,4 +111,4 @@ class PrescriberAdmin(RecordHistoryAdmin):
         self._decide(request, queryset, services.prescriber_reinstate, "prescriber(s) reinstated")
 
     def has_decide_permission(self, request):
-        return request.user.has_perm(services.DECIDE_PERMISSION)
+        return is_pharmacist(request.user)

@@ -5,7 +5,7 @@ from django.db import models
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
-from pharmacy.models import PostalAddress, StateField, StatusEvent
+from core.models import PostalAddress, StateField, StatusEvent
 
 from .npi import validate_npi
 

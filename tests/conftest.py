@@ -20,6 +20,10 @@ def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.PORTAL_BASE_URL = "http://portal.test"
+    # As in production, every email is an outbox row first; the rows are sent into
+    # django.core.mail.outbox (pytest-django sets EMAIL_BACKEND to locmem, the outbox puts back).
+    settings.EMAIL_BACKEND = "pharmacy.notifications.OutboxEmailBackend"
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
 @pytest.fixture(autouse=True)

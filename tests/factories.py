@@ -10,21 +10,19 @@ from django.contrib.auth.models import Group
 from django.db.models import Max
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.models import User
 from orders.checks import Catalogue, check_new_prescription, finding_key
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Patient, Sex
-from orders.services import order_submit
-from pharmacy.models import (
-    Batch,
-    BatchStatus,
+from orders.models import (
     Formulation,
     FormulationVersion,
     FormulationVersionStatus,
     Ingredient,
-    IngredientLot,
-    LotStatus,
-    User,
+    Patient,
+    Sex,
 )
+from orders.services import order_submit
+from pharmacy.models import Batch, BatchStatus, IngredientLot, LotStatus
 from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
 from prescribers.npi import npi_check_digit
 

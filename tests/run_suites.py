@@ -1,7 +1,8 @@
 """`make test`: run every test suite, each where it belongs, and say loudly what was skipped.
 
 Suites:
-  unit         SQLite, in-process: models, forms, views, services (fast)
+  unit         SQLite, in-process: models, forms, views, services, the fuzzing, the layers'
+               contracts (on every core)
   postgresql   the same tests again on PostgreSQL (but the fuzzing), plus the integration
                tests (locks, transactions, a real Celery worker on Redis, SMTP on loopback)
   e2e          a real browser (Debian's Chromium through Playwright) against a live server
@@ -45,7 +46,8 @@ def suites():
     base_env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     base_env["TEST_REDIS_URL"] = TEST_REDIS_URL
     chromium_missing = None if Path(CHROMIUM).exists() else f"{CHROMIUM} is not installed"
-    yield "unit", ["-m", "not integration and not e2e"], base_env, None
+    # On every core (pytest-xdist): the unit tests share nothing but the code.
+    yield "unit", ["-m", "not integration and not e2e", "-n", "auto"], base_env, None
     yield (
         "postgresql",
         # The fuzzing (marked fuzz, minutes of generated input) runs once, in the unit suite.

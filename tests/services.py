@@ -68,7 +68,7 @@ class SmtpSink:
 
 
 class CeleryWorker:
-    """`celery -A pharmacy worker` in a subprocess, with the given environment."""
+    """`celery -A config worker` in a subprocess, with the given environment."""
 
     def __init__(self, env: dict[str, str]):
         self.env = {**os.environ, **env}
@@ -84,7 +84,7 @@ class CeleryWorker:
                 "-m",
                 "celery",
                 "-A",
-                "pharmacy",
+                "config",
                 "worker",
                 "--loglevel=INFO",
                 "--concurrency=1",

@@ -245,64 +245,64 @@ ACCESS: dict[str, tuple[str, str]] = {
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
     # Who saw a patient's record (access events): read by a pharmacist, changed by nobody.
-    "admin:pharmacy_accessevent_changelist": (
+    "admin:core_accessevent_changelist": (
         "login     login     login     login     403       403       ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin:pharmacy_accessevent_add": (
+    "admin:core_accessevent_add": (
         "login     login     login     login     403       403       403       login     403",
         "login     login     login     login     403       403       403       login     403"),
-    "admin:pharmacy_accessevent_history": (
+    "admin:core_accessevent_history": (
         "login     login     login     login     403       403       ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin:pharmacy_accessevent_delete": (
+    "admin:core_accessevent_delete": (
         "login     login     login     login     403       403       403       login     403",
         "login     login     login     login     403       403       403       login     403"),
-    "admin:pharmacy_accessevent_change": (
+    "admin:core_accessevent_change": (
         "login     login     login     login     403       403       ok        login     ok",
         "login     login     login     login     403       403       403       login     403"),
-    "admin/pharmacy/accessevent/<path:object_id>/": (
+    "admin/core/accessevent/<path:object_id>/": (
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
     "admin:auth_user_password_change": (
         "login     login     login     login     403       403       403       login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin:pharmacy_user_changelist": (
+    "admin:core_user_changelist": (
         "login     login     login     login     403       403       ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin:pharmacy_user_add": (
+    "admin:core_user_add": (
         "login     login     login     login     403       403       403       login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin:pharmacy_user_history": (
+    "admin:core_user_history": (
         "login     login     login     login     403       403       ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin:pharmacy_user_delete": (
+    "admin:core_user_delete": (
         "login     login     login     login     403       403       403       login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin:pharmacy_user_change": (
+    "admin:core_user_change": (
         "login     login     login     login     403       403       ok        login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin/pharmacy/user/<path:object_id>/": (
+    "admin/core/user/<path:object_id>/": (
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
-    "admin:pharmacy_formulation_simple_history": (
+    "admin:orders_formulation_simple_history": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       403       403       login     403"),
-    "admin:pharmacy_formulation_changelist": (
+    "admin:orders_formulation_changelist": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       ok        ok        login     ok"),
-    "admin:pharmacy_formulation_add": (
+    "admin:orders_formulation_add": (
         "login     login     login     login     403       403       403       login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin:pharmacy_formulation_history": (
+    "admin:orders_formulation_history": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       ok        ok        login     ok"),
-    "admin:pharmacy_formulation_delete": (
+    "admin:orders_formulation_delete": (
         "login     login     login     login     403       403       403       login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin:pharmacy_formulation_change": (
+    "admin:orders_formulation_change": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin/pharmacy/formulation/<path:object_id>/": (
+    "admin/orders/formulation/<path:object_id>/": (
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
     "admin:pharmacy_recall_csv": (
@@ -326,43 +326,43 @@ ACCESS: dict[str, tuple[str, str]] = {
     "admin/pharmacy/recall/<path:object_id>/": (
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
-    "admin:pharmacy_ingredient_changelist": (
+    "admin:orders_ingredient_changelist": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       ok        ok        login     ok"),
-    "admin:pharmacy_ingredient_add": (
+    "admin:orders_ingredient_add": (
         "login     login     login     login     403       403       ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin:pharmacy_ingredient_history": (
+    "admin:orders_ingredient_history": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       ok        ok        login     ok"),
-    "admin:pharmacy_ingredient_delete": (
+    "admin:orders_ingredient_delete": (
         "login     login     login     login     403       403       403       login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin:pharmacy_ingredient_change": (
+    "admin:orders_ingredient_change": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin/pharmacy/ingredient/<path:object_id>/": (
+    "admin/orders/ingredient/<path:object_id>/": (
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
-    "admin:pharmacy_formulationversion_simple_history": (
+    "admin:orders_formulationversion_simple_history": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       403       403       login     403"),
-    "admin:pharmacy_formulationversion_changelist": (
+    "admin:orders_formulationversion_changelist": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       ok        ok        login     ok"),
-    "admin:pharmacy_formulationversion_add": (
+    "admin:orders_formulationversion_add": (
         "login     login     login     login     403       403       403       login     403",
         "login     login     login     login     403       403       403       login     403"),
-    "admin:pharmacy_formulationversion_history": (
+    "admin:orders_formulationversion_history": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       ok        ok        login     ok"),
-    "admin:pharmacy_formulationversion_delete": (
+    "admin:orders_formulationversion_delete": (
         "login     login     login     login     403       403       403       login     ok",
         "login     login     login     login     403       403       403       login     ok"),
-    "admin:pharmacy_formulationversion_change": (
+    "admin:orders_formulationversion_change": (
         "login     login     login     login     403       ok        ok        login     ok",
         "login     login     login     login     403       403       ok        login     ok"),
-    "admin/pharmacy/formulationversion/<path:object_id>/": (
+    "admin/orders/formulationversion/<path:object_id>/": (
         "login     login     login     login     ok        ok        ok        login     ok",
         "login     login     login     login     ok        ok        ok        login     ok"),
     "admin:pharmacy_ingredientlot_simple_history": (

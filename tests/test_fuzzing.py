@@ -40,7 +40,8 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.services import order_hold, order_start_review
+from orders.services import order_start_review
+from pharmacy.fulfilment import order_hold
 from prescribers.emails import activation_url
 from prescribers.models import PrescriberStatus
 from tests.factories import (
@@ -69,7 +70,7 @@ FUZZ = settings(
     ],
 )
 NEW_PASSWORD = "a-long-new-secret-42"
-PROJECT_APPS = ("pharmacy", "prescribers", "orders")
+PROJECT_APPS = ("core", "prescribers", "orders", "pharmacy")
 
 
 # --- What a submission may be -----------------------------------------------------------------

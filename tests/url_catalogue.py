@@ -27,17 +27,15 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.regex_helper import normalize
 
+from core.models import AccessAction, AccessEvent
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Order, Patient
-from orders.services import order_hold, order_start_review, order_verify
+from orders.models import Formulation, FormulationVersionStatus, Order, Patient
+from orders.services import order_start_review, order_verify
+from pharmacy.fulfilment import order_hold
 from pharmacy.models import (
-    AccessAction,
-    AccessEvent,
     BatchStatus,
     Delivery,
     Dispense,
-    Formulation,
-    FormulationVersionStatus,
     LabelDocument,
     LotStatus,
     PrintJob,

@@ -5,7 +5,7 @@ Later slices that add models extend these groups in migrations of their own.
 
 from django.db import migrations
 
-from pharmacy.staff_groups import grant_group_permissions
+from core.staff_groups import grant_group_permissions
 
 GROUP_PERMISSIONS = {
     "Pharmacist": [

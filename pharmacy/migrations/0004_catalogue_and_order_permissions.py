@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db import migrations
 
-from pharmacy.staff_groups import grant_group_permissions
+from core.staff_groups import grant_group_permissions
 
 CAPSULE_STRENGTHS = [Decimal(tenths) / 10 for tenths in range(5, 46, 5)]
 OTHER_FORMS = [

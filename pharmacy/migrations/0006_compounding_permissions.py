@@ -3,7 +3,7 @@ compound and record QC. Status moves are further limited by role in the services
 
 from django.db import migrations
 
-from pharmacy.staff_groups import grant_group_permissions
+from core.staff_groups import grant_group_permissions
 
 
 def rights(app_label, verbs, models):

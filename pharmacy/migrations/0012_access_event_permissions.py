@@ -3,7 +3,7 @@ model has only the view permission)."""
 
 from django.db import migrations
 
-from pharmacy.staff_groups import grant_group_permissions
+from core.staff_groups import grant_group_permissions
 
 GROUP_PERMISSIONS = {"Pharmacist": [("pharmacy", "view_accessevent")]}
 

@@ -3,7 +3,7 @@ also retry failed emails (the change permission; the rows themselves stay read-o
 
 from django.db import migrations
 
-from pharmacy.staff_groups import grant_group_permissions
+from core.staff_groups import grant_group_permissions
 
 GROUP_PERMISSIONS = {
     "Pharmacist": [("pharmacy", "view_delivery"), ("pharmacy", "change_delivery")],

@@ -1,20 +1,8 @@
-"""The pharmacy's own models: accounts, the catalogue with its master formulation records,
-ingredient lots, compounding batches, dispensing and recalls, and who saw a patient's
-record."""
+"""The pharmacy's own models: ingredient lots, compounding batches, dispensing and recalls, the
+outbox and the label documents."""
 
-from .accounts import User, UserManager, normalize_email_address
-from .audit import AccessAction, AccessEvent, AccessEventQuerySet, AppendOnlyError
-from .base import PostalAddress, StateField, StatusEvent
-from .catalogue import (
-    DosageForm,
-    Formulation,
-    FormulationIngredient,
-    FormulationQuerySet,
-    FormulationVersion,
-    FormulationVersionStatus,
-    Ingredient,
-)
 from .compounding import (
+    UNRELEASED_BATCH_STATUSES,
     Batch,
     BatchEvent,
     BatchIngredient,
@@ -30,10 +18,7 @@ from .compounding import (
 from .notifications import Delivery, DeliveryKind, DeliveryStatus, LabelDocument, PrintJob
 
 __all__ = [
-    "AccessAction",
-    "AccessEvent",
-    "AccessEventQuerySet",
-    "AppendOnlyError",
+    "UNRELEASED_BATCH_STATUSES",
     "Batch",
     "BatchEvent",
     "BatchIngredient",
@@ -42,25 +27,12 @@ __all__ = [
     "DeliveryKind",
     "DeliveryStatus",
     "Dispense",
-    "DosageForm",
-    "Formulation",
-    "FormulationIngredient",
-    "FormulationQuerySet",
-    "FormulationVersion",
-    "FormulationVersionStatus",
-    "Ingredient",
     "IngredientLot",
     "IngredientLotEvent",
     "LabelDocument",
     "LotStatus",
-    "PostalAddress",
     "PrintJob",
     "QcResult",
     "Recall",
     "RecallNotice",
-    "StateField",
-    "StatusEvent",
-    "User",
-    "UserManager",
-    "normalize_email_address",
 ]

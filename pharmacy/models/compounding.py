@@ -4,8 +4,9 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from .base import StatusEvent
-from .catalogue import FormulationVersion, Ingredient
+from core.models import StatusEvent
+from core.numbers import quantity_text
+from orders.models import FormulationVersion, Ingredient
 
 
 class LotStatus(models.TextChoices):
@@ -67,6 +68,10 @@ class BatchStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     QUARANTINED = "quarantined", "Quarantined"
     RECALLED = "recalled", "Recalled"
+
+
+# Still being made or checked: the batch's record may change, and it is not released.
+UNRELEASED_BATCH_STATUSES = (BatchStatus.IN_PROGRESS, BatchStatus.AWAITING_QC)
 
 
 class Batch(models.Model):
@@ -131,7 +136,7 @@ class BatchIngredient(models.Model):
         ordering = ["batch", "pk"]
 
     def __str__(self):
-        return f"{self.lot}: {self.amount.normalize():f} {self.lot.ingredient.unit}"
+        return f"{self.lot}: {quantity_text(self.amount)} {self.lot.ingredient.unit}"
 
 
 class QcResult(models.Model):
@@ -186,7 +191,7 @@ class Dispense(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.units.normalize():f} from {self.batch} for {self.order}"
+        return f"{quantity_text(self.units)} from {self.batch} for {self.order}"
 
 
 class Recall(models.Model):

@@ -4,6 +4,8 @@ the change that causes it, and label PDFs kept by version."""
 from django.conf import settings
 from django.db import models
 
+from orders.models import Order
+
 
 class DeliveryKind(models.TextChoices):
     LABEL_READY = "label_ready", "Label ready"
@@ -11,6 +13,8 @@ class DeliveryKind(models.TextChoices):
     REJECTED = "rejected", "Order rejected"
     SHIPPED = "shipped", "Order shipped"
     RECALL_NOTICE = "recall_notice", "Recall notice"
+    # Made with Django's mail API elsewhere (password resets, prescribers' decisions).
+    ACCOUNT = "account", "Account email"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -26,7 +30,8 @@ class Delivery(models.Model):
 
     kind = models.CharField(max_length=20, choices=DeliveryKind.choices)
     recipient = models.EmailField()
-    # What it is about: "order:12" or "recall_notice:5" (the foreign keys below say which).
+    # What it is about: "order:12" or "recall_notice:5" (the foreign keys below say which), or
+    # "message:<uuid>" for an account email.
     subject_key = models.CharField(max_length=50)
     order = models.ForeignKey(
         "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
@@ -44,6 +49,9 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=200, blank=True)
+    # An account email as it was made (subject, body, sender, alternatives): kept until it is
+    # sent, then only its subject. Other kinds are composed when they are sent.
+    message = models.JSONField(default=dict, blank=True)
 
     class Meta:
         verbose_name_plural = "deliveries"
@@ -78,6 +86,11 @@ class LabelDocument(models.Model):
 
     def __str__(self):
         return f"Label of {self.order} v{self.version}"
+
+    @property
+    def access_description(self) -> str:
+        """How the access audit names the label (core/audit.py): no query for the order."""
+        return f"Label v{self.version} of order {Order.number_of(self.order_id)}"
 
 
 class PrintJob(models.Model):

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from orders.models import Order
-from pharmacy.models import Ingredient, IngredientLot
+from orders.models import Ingredient, Order
+from pharmacy.models import IngredientLot
 from tests.e2e.signing_in import admin_sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

@@ -11,9 +11,16 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import Locator, Page, expect
 
-from orders.models import Order, OrderStatus
+from orders.models import STATUS_KEPT_KINDS, Order, OrderEventKind, OrderStatus
 from orders.workflow import SIGNATURE_MEANING
-from pharmacy.models import Batch, BatchStatus, Dispense
+from pharmacy.models import (
+    Batch,
+    BatchStatus,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Dispense,
+)
 from tests.e2e.signing_in import admin_sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -39,6 +46,7 @@ TIMELINE = [
     "Verified",
     "Compounding and dispensing",
     "Ready",
+    "Label ready to download (version 1)",  # rendered by the worker
     "Emailed: label ready",  # the clinic got the label PDF
     "Shipped",
     "Emailed: order shipped",
@@ -214,7 +222,17 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
     expect_moved(technician, order, OrderStatus.DELIVERED)
     expect(technician.locator("ul.object-tools a.order-move")).to_have_count(0)
 
-    events = list(order.events.order_by("created_at", "pk"))
+    timeline = list(order.events.order_by("created_at", "pk"))
+    events = [e for e in timeline if e.kind not in STATUS_KEPT_KINDS]  # the moves
+    # Beside the moves, the worker's label and the emails it sent (label ready, shipped).
+    sent = Delivery.objects.filter(order=order, status=DeliveryStatus.SENT)
+    assert sorted(
+        (e.kind, e.parameters.get("about", "")) for e in timeline if e.kind in STATUS_KEPT_KINDS
+    ) == sorted(
+        [(OrderEventKind.LABEL_RENDERED, "")]
+        + [(OrderEventKind.EMAIL_SENT, d.get_kind_display().lower()) for d in sent]
+    )
+    assert {d.kind for d in sent} == {DeliveryKind.LABEL_READY, DeliveryKind.SHIPPED}
     assert [(e.from_status or None, e.to_status) for e in events] == [
         (None, OrderStatus.SUBMITTED),
         (OrderStatus.SUBMITTED, OrderStatus.IN_REVIEW),

@@ -1,13 +1,17 @@
 import contextlib
 import os
+import shutil
+import subprocess
+import time
+from types import SimpleNamespace
 
 import pytest
 import redis
 from django.db import connection
 from kombu import pools as kombu_pools
 
-from pharmacy.celery import app as celery_app
-from tests.services import CeleryWorker, SmtpSink, service_unavailable
+from config.celery import app as celery_app
+from tests.services import CeleryWorker, SmtpSink, free_port, service_unavailable
 
 
 @pytest.fixture
@@ -85,3 +89,35 @@ def celery_worker(postgresql, celery_on_redis, smtp_sink, settings):
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of this test's own on a free port, which the test may stop and start."""
+    if shutil.which("redis-server") is None:
+        service_unavailable("needs the redis-server program")
+    port = free_port()
+
+    def start():
+        subprocess.run(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "yes", "--dir", str(tmp_path),
+             "--logfile", str(tmp_path / "redis.log")],
+            check=True, timeout=30,
+        )  # fmt: skip
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop():
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=30,
+                       capture_output=True)  # fmt: skip
+
+    start()
+    yield SimpleNamespace(url=f"redis://127.0.0.1:{port}/0", start=start, stop=stop)
+    stop()

@@ -9,8 +9,8 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.test import RequestFactory
 
-from pharmacy.audit import record_access
-from pharmacy.models import AccessAction, AccessEvent, AppendOnlyError
+from core.audit import record_access
+from core.models import AccessAction, AccessEvent, AppendOnlyError
 from tests.factories import PatientFactory, StaffFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

@@ -4,23 +4,18 @@ and mailed once per order, through retries, a killed worker and a broker outage.
 import datetime
 import io
 import os
-import shutil
 import signal
-import subprocess
-import time
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
-import redis
 from django.utils import timezone
 from pypdf import PdfReader
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Order, OrderStatus, Prescription
-from orders.services import order_final_check
-from pharmacy import notifications
-from pharmacy.models import Delivery, DeliveryStatus, Dispense, Formulation
+from orders.models import Formulation, Order, OrderStatus, Prescription
+from pharmacy import tasks
+from pharmacy.fulfilment import order_final_check
+from pharmacy.models import Delivery, DeliveryStatus, Dispense
 from tests.factories import (
     BatchFactory,
     FormulationVersionFactory,
@@ -29,7 +24,8 @@ from tests.factories import (
     StaffFactory,
     submit_order,
 )
-from tests.services import CeleryWorker, SmtpSink, free_port, service_unavailable
+from tests.integration.conftest import celery_publishing_to, database_url
+from tests.services import CeleryWorker, SmtpSink
 
 pytestmark = [
     pytest.mark.integration,
@@ -115,14 +111,13 @@ def test_a_killed_worker_loses_no_email_and_sends_none_twice(celery_worker, smtp
     # What the dead worker held waits in Redis until its visibility timeout; the sweep (beat,
     # every minute in production) gives it back now.
     later = timezone.now() + datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER + 1)
-    notifications.delivery_sweep(now=later)
+    tasks.delivery_sweep(now=later)
 
     messages = smtp_sink.wait_for(20, timeout=180)
     assert_one_labelled_email_each(orders, messages)
 
 
 def test_smtp_refusing_for_a_while_then_accepting(celery_on_redis, postgresql, settings):
-    from tests.integration.conftest import database_url
 
     sink = SmtpSink(refuse_first=3)
     sink.start()
@@ -145,41 +140,7 @@ def test_smtp_refusing_for_a_while_then_accepting(celery_on_redis, postgresql, s
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 4)
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    """A Redis server of this test's own on a free port, which the test may stop and start."""
-    if shutil.which("redis-server") is None:
-        service_unavailable("needs the redis-server program")
-    port = free_port()
-
-    def start():
-        subprocess.run(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "yes", "--dir", str(tmp_path),
-             "--logfile", str(tmp_path / "redis.log")],
-            check=True, timeout=30,
-        )  # fmt: skip
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop():
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=30,
-                       capture_output=True)  # fmt: skip
-
-    start()
-    yield SimpleNamespace(url=f"redis://127.0.0.1:{port}/0", start=start, stop=stop)
-    stop()
-
-
 def test_a_broker_outage_delays_mail_and_loses_none(own_redis, postgresql, smtp_sink, settings):
-    from tests.integration.conftest import celery_publishing_to, database_url
-
     worker = CeleryWorker({
         "DATABASE_URL": database_url(), "CELERY_BROKER_URL": own_redis.url,
         "EMAIL_URL": smtp_sink.url, "PORTAL_BASE_URL": settings.PORTAL_BASE_URL,
@@ -195,7 +156,7 @@ def test_a_broker_outage_delays_mail_and_loses_none(own_redis, postgresql, smtp_
 
             own_redis.start()
             later = timezone.now() + datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER + 1)
-            assert notifications.delivery_sweep(now=later) == 20
+            assert tasks.delivery_sweep(now=later) == 20
             messages = smtp_sink.wait_for(20, timeout=180)
         finally:
             worker.stop()

@@ -1,5 +1,5 @@
 """Counting long lists on PostgreSQL: exact up to a limit, the planner's estimate above it, in
-one query either way (pharmacy/pagination.py); and the pinned query counts of the admin pages
+one query either way (core/pagination.py); and the pinned query counts of the admin pages
 that record who saw a patient's record, on PostgreSQL."""
 
 import pytest
@@ -8,9 +8,9 @@ from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from orders.admin import OrderAdmin
+from core.pagination import EstimatedCountPaginator
 from orders.models import Order
-from pharmacy.pagination import EstimatedCountPaginator
+from pharmacy.admin_orders import OrderAdmin
 from tests.factories import StaffFactory
 from tests.pharmacy.test_admin_queries import access_events, make_world, orders
 from tests.signing_in import verified_staff_login
@@ -84,7 +84,7 @@ def test_pages_that_record_access_write_one_insert_within_their_pinned_count(cli
     access_events(world, 2)
     verified_staff_login(client, StaffFactory(group="Pharmacist"))
     order = Order.objects.select_related("prescription").order_by("pk").first()
-    report = reverse("admin:pharmacy_accessevent_changelist")
+    report = reverse("admin:core_accessevent_changelist")
     pages = [
         (reverse("admin:orders_order_change", args=[order.pk]), 6, 1),
         (reverse("admin:orders_patient_change", args=[order.prescription.patient_id]), 7, 1),

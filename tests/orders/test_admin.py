@@ -39,7 +39,7 @@ def test_staff_see_prescriptions_and_orders_read_only(request, client, demo_orde
         reverse("admin:orders_order_change", args=[order.pk]),
         reverse("admin:orders_prescription_changelist"),
         reverse("admin:orders_prescription_change", args=[order.prescription_id]),
-        reverse("admin:pharmacy_formulation_changelist"),
+        reverse("admin:orders_formulation_changelist"),
     ):
         assert client.get(url).status_code == 200, url
     before = Order.objects.get(pk=order.pk).status

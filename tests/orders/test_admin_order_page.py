@@ -1,5 +1,5 @@
 """The admin's order page reads the order and every related row it shows in one query
-(pharmacy/json_rows.py); these tests check that what it shows is still exact."""
+(core/json_rows.py); these tests check that what it shows is still exact."""
 
 import datetime
 import re
@@ -9,9 +9,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.json_rows import instances, json_rows
 from orders.models import OrderEvent, OrderStatus
-from orders.services import order_final_check
-from pharmacy.json_rows import instances, json_rows
+from pharmacy.fulfilment import order_final_check
 from pharmacy.models import Delivery, Dispense, LabelDocument
 from tests.pharmacy.test_labels import TITRATION, dispensed, stock_titration, submitted
 from tests.signing_in import verified_staff_login
@@ -65,10 +65,16 @@ def test_the_order_page_shows_every_dispense_label_email_and_event(
     ]  # fmt: skip
     events = OrderEvent.objects.filter(order=order).select_related("actor").order_by("pk")
     timeline = table_rows(html, "timeline")
-    assert [row[1:4] for row in timeline] == [
-        [str(e.actor), e.get_from_status_display(), e.get_to_status_display()] for e in events
+    assert [row[1:5] for row in timeline] == [
+        [e.title, str(e.actor or ""), e.get_from_status_display(), e.get_to_status_display()]
+        for e in events
     ]
-    assert [row[1] for row in timeline][-1] == pharmacist.get_full_name()
+    # The final check, then the worker's label and its email (no person: the pharmacy).
+    assert [row[1:3] for row in timeline][-3:] == [
+        ["Ready", pharmacist.get_full_name()],
+        ["Label ready to download (version 1)", ""],
+        ["Emailed: label ready", ""],
+    ]
     lines = order.lines().select_related("formulation").order_by("position")
     assert len(lines) == 3
     assert f"<strong>Dispense:</strong> {'; '.join(str(line) for line in lines)}</p>" in html

@@ -6,7 +6,7 @@ import pytest
 
 from orders import checks
 from orders.checks import Catalogue
-from pharmacy.models import Formulation
+from orders.models import Formulation
 
 # The approved master formulation records with their product, and their excipients.
 CATALOGUE_QUERIES = 2

@@ -13,26 +13,28 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.dosing import Regimen, Step
-from orders.models import FillSchedule, Order, OrderEvent, OrderStatus
+from orders.models import (
+    FillSchedule,
+    Formulation,
+    FormulationIngredient,
+    FormulationVersion,
+    FormulationVersionStatus,
+    Order,
+    OrderEvent,
+    OrderStatus,
+)
 from orders.services import (
     PrescriptionNotAccepted,
     RefillRefused,
     order_amend,
-    order_hold,
-    order_reject,
     order_start_review,
     order_verify,
     patient_update,
     prescription_refill,
 )
 from pharmacy.dispensing import dispense_allocate, dispense_from_batch
-from pharmacy.models import (
-    Dispense,
-    Formulation,
-    FormulationIngredient,
-    FormulationVersion,
-    FormulationVersionStatus,
-)
+from pharmacy.fulfilment import order_hold, order_reject
+from pharmacy.models import Dispense
 from prescribers.services import prescriber_reinstate, prescriber_suspend
 from tests.factories import (
     TEST_PASSWORD,
@@ -495,7 +497,7 @@ def test_staff_see_what_is_orderable_its_limit_and_its_stock(client, pharmacist)
     FormulationVersion.objects.filter(formulation__dosage_form="topical_cream").delete()
     verified_staff_login(client, pharmacist)
 
-    page = client.get(reverse("admin:pharmacy_formulation_changelist"))
+    page = client.get(reverse("admin:orders_formulation_changelist"))
 
     rows = {
         row[0]: row[4:]

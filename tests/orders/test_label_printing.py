@@ -9,11 +9,11 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from pypdf import PdfReader
 
-from orders.admin_workflow import PRINT_AT_ONCE
 from orders.models import Order, Prescription
+from pharmacy.label_documents import label_render, print_job_render
 from pharmacy.labels import render_labels_pdf
 from pharmacy.models import PrintJob
-from pharmacy.notifications import label_render
+from pharmacy.workbench import PRINT_AT_ONCE
 from tests.factories import StaffFactory
 from tests.orders.test_workflow import S, dispense_fully, submitted_order, with_status
 from tests.signing_in import verified_staff_login
@@ -84,7 +84,6 @@ def test_a_large_selection_prints_in_the_background_with_progress(
 
 
 def test_a_job_waiting_refreshes_and_a_failed_one_says_why(client, pharmacist, prescriber):
-    from pharmacy.notifications import print_job_render
 
     unverified = with_status(submitted_order(prescriber), S.IN_REVIEW)
     job = PrintJob.objects.create(created_by=pharmacist, order_ids=[unverified.pk], total=1)

@@ -16,9 +16,8 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from orders.models import Order, OrderStatus, Patient
+from orders.models import Formulation, Order, OrderStatus, Patient
 from pharmacy import batches
-from pharmacy.models import Formulation
 from prescribers.models import Prescriber
 from prescribers.services import prescriber_approve
 from tests.factories import (
@@ -168,7 +167,7 @@ def test_a_whole_order_puts_no_patient_data_in_logs_urls_or_subjects(
     # Patient data was written, printed and logged about; it leaked into none of these.
     records = everything_logged.records
     assert any(r.levelno == logging.DEBUG for r in records)  # captured at DEBUG indeed
-    assert any(r.name == "pharmacy.notifications" for r in records)  # the label email's line
+    assert any(r.name == "pharmacy.outbox" for r in records)  # the label email's line
     assert leaks(log_lines(records)) == []
     assert len(urls) > 20
     assert leaks(urls) == []

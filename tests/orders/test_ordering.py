@@ -6,9 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent, OrderStatus, Prescription
+from orders.models import Formulation, Order, OrderEvent, OrderStatus, Prescription
 from orders.services import prescription_expiry
-from pharmacy.models import Formulation
 from tests.factories import PatientFactory, order_form
 
 pytestmark = pytest.mark.django_db

@@ -10,10 +10,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Order, OrderEvent, OrderStatus, Prescription
-from orders.services import order_move, order_transition
+from orders.models import FormulationVersion, Order, OrderEvent, OrderStatus, Prescription
+from orders.services import order_transition
 from orders.workflow import TRANSITIONS, Role
-from pharmacy.models import Dispense, FormulationVersion
+from pharmacy.fulfilment import order_move
+from pharmacy.models import Dispense
 from tests.factories import (
     TEST_PASSWORD,
     BatchFactory,

@@ -16,18 +16,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit import describe, record_access
+from core.models import AccessAction, AccessEvent, AppendOnlyError
 from orders.models import Order, Patient
 from orders.order_views import OrderDetailView
-from pharmacy.audit import about_patient, describe, record_access
-from pharmacy.models import (
-    AccessAction,
-    AccessEvent,
-    AppendOnlyError,
-    LabelDocument,
-    PrintJob,
-    Recall,
-)
-from pharmacy.recalls import batch_recall, recall_impact_csv
+from pharmacy.models import LabelDocument, PrintJob, Recall
+from pharmacy.recalls import batch_recall
+from pharmacy.selectors import about_patient, recall_impact_csv
 from prescribers.models import Clinic
 from tests.factories import PatientFactory, PrescriberFactory, StaffFactory
 from tests.orders.test_label_printing import pages, print_action, printable_orders
@@ -436,10 +431,10 @@ def test_nobody_holds_a_right_to_add_change_or_delete_events():
 def test_the_events_are_read_only_even_for_a_superuser(client, superuser, event):
     verified_staff_login(client, superuser)
     before = stored(event)
-    changelist = reverse("admin:pharmacy_accessevent_changelist")
-    change = reverse("admin:pharmacy_accessevent_change", args=[event.pk])
-    delete = reverse("admin:pharmacy_accessevent_delete", args=[event.pk])
-    add = reverse("admin:pharmacy_accessevent_add")
+    changelist = reverse("admin:core_accessevent_changelist")
+    change = reverse("admin:core_accessevent_change", args=[event.pk])
+    delete = reverse("admin:core_accessevent_delete", args=[event.pk])
+    add = reverse("admin:core_accessevent_add")
 
     assert client.get(change).status_code == 200  # readable
     assert client.get(add).status_code == 403
@@ -456,7 +451,7 @@ def test_the_events_are_read_only_even_for_a_superuser(client, superuser, event)
 
 
 def test_pharmacists_read_the_events_and_technicians_do_not(client, pharmacist, technician, event):
-    url = reverse("admin:pharmacy_accessevent_changelist")
+    url = reverse("admin:core_accessevent_changelist")
     verified_staff_login(client, pharmacist)
     page = client.get(url)
     assert page.status_code == 200
@@ -478,7 +473,7 @@ def test_the_list_filters_by_action_user_and_date_and_searches_descriptions(
     by_technician = seen(technician, A.VIEWED_ORDER, second)
     patient_view = seen(pharmacist, A.VIEWED_PATIENT, first.prescription.patient)
     verified_staff_login(client, pharmacist)
-    url = reverse("admin:pharmacy_accessevent_changelist")
+    url = reverse("admin:core_accessevent_changelist")
 
     def listed(**params):
         return {e.pk for e in client.get(url, params).context["cl"].result_list}
@@ -535,7 +530,7 @@ def test_the_report_lists_exactly_the_events_of_that_patients_records(
     verified_staff_login(client, pharmacist)
 
     patient_page = client.get(reverse("admin:orders_patient_change", args=[patient.pk]))
-    report_url = f"{reverse('admin:pharmacy_accessevent_changelist')}?patient={patient.pk}"
+    report_url = f"{reverse('admin:core_accessevent_changelist')}?patient={patient.pk}"
     assert f'href="{report_url}" id="access-report">Who saw this record' in (
         patient_page.content.decode()
     )
@@ -556,7 +551,7 @@ def test_the_report_of_a_patient_nobody_saw_is_empty_and_bad_numbers_show_nothin
     client, pharmacist, event
 ):
     verified_staff_login(client, pharmacist)
-    url = reverse("admin:pharmacy_accessevent_changelist")
+    url = reverse("admin:core_accessevent_changelist")
     nobody = PatientFactory()
     assert list(client.get(url, {"patient": nobody.pk}).context["cl"].result_list) == []
     for bad in ("abc", "-1", "1; DROP TABLE", "9" * 40):

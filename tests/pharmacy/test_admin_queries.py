@@ -11,10 +11,11 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from core.audit import record_access
+from core.models import AccessAction
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Order, OrderEvent
-from pharmacy.audit import record_access
-from pharmacy.models import AccessAction, Dispense, Formulation, Recall, RecallNotice
+from orders.models import Formulation, Order, OrderEvent
+from pharmacy.models import Dispense, Recall, RecallNotice
 from tests.factories import (
     BatchFactory,
     ClinicFactory,
@@ -92,10 +93,10 @@ CHANGELISTS = [
     ("orders_patient", orders, 4), ("pharmacy_batch", orders, 4),
     ("pharmacy_dispense", orders, 4), ("pharmacy_recall", orders, 7),
     ("pharmacy_ingredientlot", lots, 5), ("prescribers_prescriber", people, 5),
-    ("prescribers_clinic", people, 5), ("pharmacy_user", people, 7),
-    ("pharmacy_formulationversion", versions, 5),
+    ("prescribers_clinic", people, 5), ("core_user", people, 7),
+    ("orders_formulationversion", versions, 5),
     # ... and the users who saw something, for the user filter
-    ("pharmacy_accessevent", access_events, 5),
+    ("core_accessevent", access_events, 5),
 ]  # fmt: skip
 
 
@@ -168,7 +169,7 @@ def test_who_saw_this_record_query_count_is_pinned(client, world):
     access_events(world, 2)
     patient = Order.objects.order_by("pk").last().prescription.patient
     verified_staff_login(client, StaffFactory(group="Pharmacist"))
-    url = reverse("admin:pharmacy_accessevent_changelist") + f"?patient={patient.pk}"
+    url = reverse("admin:core_accessevent_changelist") + f"?patient={patient.pk}"
     assert queries(client, url) == 6
     access_events(world, 10)
     assert queries(client, url) == 6

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.models import Formulation, FormulationVersionStatus
 from pharmacy import batches, formulations
 from pharmacy.batches import BATCH_TRANSITIONS
 from pharmacy.models import (
@@ -15,8 +16,6 @@ from pharmacy.models import (
     BatchEvent,
     BatchIngredient,
     BatchStatus,
-    Formulation,
-    FormulationVersionStatus,
     IngredientLotEvent,
     LotStatus,
     QcResult,

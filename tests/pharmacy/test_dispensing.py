@@ -10,15 +10,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Order, OrderEvent, OrderStatus
-from pharmacy.dispensing import (
-    DispenseResult,
-    dispense_allocate,
-    dispense_from_batch,
-    order_fully_dispensed,
-    units_dispensed,
-)
-from pharmacy.models import Batch, BatchStatus, Dispense, Formulation
+from orders.models import Formulation, Order, OrderEvent, OrderStatus
+from pharmacy.dispensing import DispenseResult, dispense_allocate, dispense_from_batch
+from pharmacy.models import Batch, BatchStatus, Dispense
+from pharmacy.selectors import order_fully_dispensed, units_dispensed
 from tests.factories import (
     BatchFactory,
     FormulationVersionFactory,

@@ -8,17 +8,17 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from orders.models import (
+    Formulation,
+    FormulationIngredient,
+    FormulationVersion,
+    FormulationVersionStatus,
+)
 from pharmacy import formulations
 from pharmacy.formulations import (
     SOURCE_LDN_TRUST,
     capsule_excipient_problems,
     formulation_record_problems,
-)
-from pharmacy.models import (
-    Formulation,
-    FormulationIngredient,
-    FormulationVersion,
-    FormulationVersionStatus,
 )
 from tests.factories import FormulationVersionFactory, IngredientFactory, StaffFactory
 
@@ -387,7 +387,7 @@ def draft_capsule(capsule):
 
 
 def change_url(version):
-    return reverse("admin:pharmacy_formulationversion_change", args=[version.pk])
+    return reverse("admin:orders_formulationversion_change", args=[version.pk])
 
 
 @pytest.mark.django_db
@@ -504,7 +504,7 @@ def test_new_version_from_this_copies_the_evidence(pharmacist_client, approved_a
     FormulationVersion.objects.filter(pk=approved.pk).update(water_activity=Decimal("0.95"))
 
     pharmacist_client.post(
-        reverse("admin:pharmacy_formulationversion_changelist"),
+        reverse("admin:orders_formulationversion_changelist"),
         {"action": "new_version", "_selected_action": [approved.pk]},
     )
 

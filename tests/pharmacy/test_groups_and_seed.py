@@ -8,9 +8,9 @@ from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.models import User
 from orders.models import Patient
 from pharmacy.demo import DEMO_TOTP_DEVICE_NAME, DEMO_TOTP_SECRET
-from pharmacy.models import User
 from prescribers.models import Clinic, Prescriber, PrescriberStatus
 from tests.signing_in import sign_in
 
@@ -27,27 +27,28 @@ def permissions(group_name):
 
 def test_staff_groups_exist_with_their_permissions():
     assert permissions("Pharmacist") == {
-        "pharmacy.view_user", "prescribers.view_clinic", "prescribers.change_clinic",
+        "core.view_user", "prescribers.view_clinic", "prescribers.change_clinic",
         "prescribers.view_prescriber", "prescribers.change_prescriber",
         "prescribers.decide_prescriber", "prescribers.view_prescriberevent",
         "orders.view_patient", "orders.add_patient", "orders.change_patient",
-        "pharmacy.view_formulation", "pharmacy.change_formulation", "orders.view_prescription",
+        "orders.view_formulation", "orders.change_formulation", "orders.view_prescription",
         "orders.view_order", "orders.view_orderevent",
+        *catalogue("view", "add", "change", models=[
+            "ingredient", "formulationversion", "formulationingredient"]),
         *compounding("view", "add", "change", models=[
-            "ingredient", "ingredientlot", "formulationversion", "formulationingredient", "batch",
-            "batchingredient", "qcresult"]),
+            "ingredientlot", "batch", "batchingredient", "qcresult"]),
         *compounding("view", models=["ingredientlotevent", "batchevent", "dispense",
                                      "recallnotice"]),
         "pharmacy.view_recall", "pharmacy.add_recall",
-        "pharmacy.view_accessevent",  # who saw a patient's record (read-only for everyone)
+        "core.view_accessevent",  # who saw a patient's record (read-only for everyone)
         "pharmacy.view_delivery", "pharmacy.change_delivery",  # the outbox: retry failed emails
     }  # fmt: skip
     assert permissions("Technician") == {
         "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
-        "pharmacy.view_formulation", "orders.view_prescription", "orders.view_order",
+        "orders.view_formulation", "orders.view_prescription", "orders.view_order",
         "orders.view_orderevent",
-        *compounding("view", models=["ingredient", "formulationversion", "formulationingredient",
-                                     "ingredientlotevent", "batchevent", "dispense",
+        *catalogue("view", models=["ingredient", "formulationversion", "formulationingredient"]),
+        *compounding("view", models=["ingredientlotevent", "batchevent", "dispense",
                                      "recallnotice"]),
         *compounding("view", "add", "change", models=["ingredientlot", "batch",
                                                       "batchingredient", "qcresult"]),
@@ -57,6 +58,11 @@ def test_staff_groups_exist_with_their_permissions():
 
 def compounding(*verbs, models):
     return {f"pharmacy.{verb}_{model}" for model in models for verb in verbs}
+
+
+def catalogue(*verbs, models):
+    """The catalogue's master formulation records and ingredients (the orders app's models)."""
+    return {f"orders.{verb}_{model}" for model in models for verb in verbs}
 
 
 def counts():

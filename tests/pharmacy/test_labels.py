@@ -20,17 +20,12 @@ from pypdf import PdfReader
 from weasyprint import HTML
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Order, OrderKind, OrderStatus, Prescription
-from orders.services import (
-    order_move,
-    order_reject,
-    order_start_review,
-    prescription_refill,
-    prescription_refills_left,
-)
+from orders.models import Formulation, Order, OrderKind, OrderStatus, Prescription
+from orders.services import order_start_review, prescription_refill, prescription_refills_left
 from pharmacy import labels
 from pharmacy.dispensing import dispense_allocate
-from pharmacy.models import Batch, Formulation
+from pharmacy.fulfilment import order_move, order_reject
+from pharmacy.models import Batch
 from pharmacy.recalls import batch_recall
 from tests.factories import (
     TEST_PASSWORD,

@@ -3,21 +3,26 @@ retried, swept, and visible in the admin."""
 
 import datetime
 from decimal import Decimal
+from email import message_from_bytes, policy
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.core import mail
 from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import OrderStatus
-from orders.services import order_hold, order_reject, order_ship
-from pharmacy import notifications
+from orders.models import OrderStatus, Prescription
+from pharmacy import notifications, outbox, tasks
+from pharmacy.fulfilment import order_final_check, order_hold, order_reject, order_ship
 from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, LabelDocument
 from pharmacy.tasks import send_delivery
 from tests.factories import PatientFactory, submit_order
+from tests.orders.test_workflow import dispense_fully, submitted_order, with_status
+from tests.services import free_port
 from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
@@ -84,8 +89,8 @@ def test_a_task_delivered_twice_sends_once(order, prescriber, django_capture_on_
     with django_capture_on_commit_callbacks(execute=False):
         delivery = notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
                                                   recipient=prescriber.user.email)  # fmt: skip
-    assert notifications.delivery_send(delivery_id=delivery.pk) is True
-    assert notifications.delivery_send(delivery_id=delivery.pk) is False
+    assert outbox.delivery_send(delivery_id=delivery.pk) is True
+    assert outbox.delivery_send(delivery_id=delivery.pk) is False
     send_delivery.delay(delivery_id=delivery.pk)
     assert len(mail.outbox) == 1
 
@@ -93,7 +98,7 @@ def test_a_task_delivered_twice_sends_once(order, prescriber, django_capture_on_
 def test_smtp_refusing_leaves_the_row_pending_for_a_retry(
     order, prescriber, settings, django_capture_on_commit_callbacks
 ):
-    settings.EMAIL_BACKEND = REFUSING
+    settings.OUTBOX_EMAIL_BACKEND = REFUSING
     with django_capture_on_commit_callbacks(execute=True):  # in-process: the page never fails
         notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
                                        recipient=prescriber.user.email)  # fmt: skip
@@ -101,10 +106,10 @@ def test_smtp_refusing_leaves_the_row_pending_for_a_retry(
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 1)
     assert delivery.last_error == "SMTPServerDisconnected: Connection unexpectedly closed"
 
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     later = timezone.now() + datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER + 1)
     with django_capture_on_commit_callbacks(execute=True):
-        assert notifications.delivery_sweep(now=later) == 1
+        assert tasks.delivery_sweep(now=later) == 1
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_error) == (
         DeliveryStatus.SENT, 2, "",
@@ -119,14 +124,14 @@ def test_after_the_last_retry_the_delivery_fails_until_a_pharmacist_retries(
     with django_capture_on_commit_callbacks(execute=False):
         delivery = notifications.delivery_enqueue(kind=DeliveryKind.ON_HOLD, order=order,
                                                   recipient=prescriber.user.email)  # fmt: skip
-    notifications.delivery_fail(delivery_id=delivery.pk, error="550 mailbox unavailable")
+    outbox.delivery_fail(delivery_id=delivery.pk, error="550 mailbox unavailable")
     delivery.refresh_from_db()
     assert (delivery.status, delivery.last_error) == (
         DeliveryStatus.FAILED,
         "550 mailbox unavailable",
     )
     later = timezone.now() + datetime.timedelta(hours=1)
-    assert notifications.delivery_sweep(now=later) == 0  # failed rows wait for a person
+    assert tasks.delivery_sweep(now=later) == 0  # failed rows wait for a person
 
     # Technicians follow the outbox; pharmacists also retry (the change permission).
     verified_staff_login(client, request.getfixturevalue(role))
@@ -148,12 +153,12 @@ def test_the_sweep_gives_back_rows_whose_worker_died(
     claimed_at = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SENDING,
                                                    claimed_at=claimed_at)  # fmt: skip
-    assert notifications.delivery_sweep(now=claimed_at + datetime.timedelta(seconds=60)) == 0
+    assert tasks.delivery_sweep(now=claimed_at + datetime.timedelta(seconds=60)) == 0
     assert mail.outbox == []
 
     sweep_at = claimed_at + datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER + 1)
     with django_capture_on_commit_callbacks(execute=True):
-        assert notifications.delivery_sweep(now=sweep_at) == 1
+        assert tasks.delivery_sweep(now=sweep_at) == 1
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.SENT
     assert len(mail.outbox) == 1
@@ -219,13 +224,8 @@ def test_embedded_default_writes_the_label_email_as_an_eml_file(
     prescriber, pharmacist, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     """With no configuration, an order made ready leaves an .eml with the label PDF."""
-    from email import message_from_bytes, policy
 
-    from orders.models import Prescription
-    from orders.services import order_final_check
-    from tests.orders.test_workflow import dispense_fully, submitted_order, with_status
-
-    settings.EMAIL_BACKEND = "pharmacy.mail.EmlFileBackend"
+    settings.OUTBOX_EMAIL_BACKEND = "core.mail.EmlFileBackend"
     settings.EMAIL_FILE_PATH = tmp_path / "mail"
     order = with_status(submitted_order(prescriber), S.COMPOUNDING)
     Prescription.objects.filter(pk=order.prescription_id).update(rx_number="7000123")
@@ -248,9 +248,6 @@ def test_smtp_mail_goes_over_one_kept_connection_and_a_closed_one_is_replaced(
 ):
     """A worker keeps its SMTP connection open between messages; when the server has closed it
     meanwhile (it does not answer NOOP), the next message goes over a new one."""
-    from aiosmtpd.controller import Controller
-
-    from tests.services import free_port
 
     connections_of_messages = []
 
@@ -260,7 +257,7 @@ def test_smtp_mail_goes_over_one_kept_connection_and_a_closed_one_is_replaced(
             return "250 Message accepted for delivery"
 
     port = free_port()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
     with django_capture_on_commit_callbacks(execute=False):
         deliveries = [
@@ -272,16 +269,45 @@ def test_smtp_mail_goes_over_one_kept_connection_and_a_closed_one_is_replaced(
     server = Controller(Server(), hostname="127.0.0.1", port=port)
     server.start()
     try:
-        assert notifications.delivery_send(delivery_id=deliveries[0].pk)
-        assert notifications.delivery_send(delivery_id=deliveries[1].pk)
+        assert outbox.delivery_send(delivery_id=deliveries[0].pk)
+        assert outbox.delivery_send(delivery_id=deliveries[1].pk)
         server.stop()  # the server goes away, and the kept connection with it
         server = Controller(Server(), hostname="127.0.0.1", port=port)
         server.start()
-        assert notifications.delivery_send(delivery_id=deliveries[2].pk)
+        assert outbox.delivery_send(delivery_id=deliveries[2].pk)
     finally:
         server.stop()
-        notifications._drop_smtp()
+        outbox._drop_smtp()
 
     first, second, third = connections_of_messages
     assert first == second != third
     assert set(Delivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SENT, 1)}
+
+
+def test_the_outbox_takes_no_attachment_nor_copies_and_writes_nothing(db):
+    # Account emails are plain messages to their recipients; anything else is a mistake here.
+    with_file = EmailMessage("Subject", "Body", to=["someone@example.test"])
+    with_file.attach("notes.txt", b"text", "text/plain")
+    copied = EmailMessage("Subject", "Body", to=["a@example.test"], cc=["b@example.test"])
+    for message in (with_file, copied):
+        with pytest.raises(ValueError, match="without attachments"):
+            message.send()
+    assert not Delivery.objects.exists()
+    assert mail.outbox == []
+
+
+def test_a_message_to_two_people_is_two_rows_sent_one_each(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = EmailMessage(
+            "Two", "Body", "portal@pharmacy.test", to=["a@example.test", "b@example.test"]
+        ).send()
+    assert sent == 1
+    rows = Delivery.objects.order_by("recipient")
+    assert [(d.recipient, d.status) for d in rows] == [
+        ("a@example.test", DeliveryStatus.SENT),
+        ("b@example.test", DeliveryStatus.SENT),
+    ]
+    assert sorted(message.to[0] for message in mail.outbox) == ["a@example.test", "b@example.test"]
+    assert {message.extra_headers["Message-ID"] for message in mail.outbox} == {
+        d.message_id for d in rows
+    }

@@ -14,9 +14,11 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import path, reverse
 
+from config import urls as portal_urls
+from core.models import User
+from core.roles import is_pharmacist
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Order
-from pharmacy import urls as portal_urls
+from orders.models import FormulationVersion, FormulationVersionStatus, Order
 from pharmacy.admin_recalls import RecallAdmin, recall_batches, recall_lots
 from pharmacy.admin_site import PharmacyAdminSite
 from pharmacy.batches import batch_recalled_lots
@@ -26,23 +28,14 @@ from pharmacy.models import (
     BatchIngredient,
     BatchStatus,
     Dispense,
-    FormulationVersion,
-    FormulationVersionStatus,
     IngredientLot,
     IngredientLotEvent,
     LotStatus,
     Recall,
     RecallNotice,
-    User,
 )
-from pharmacy.recalls import (
-    CSV_HEADER,
-    batch_recall,
-    ingredient_lot_recall,
-    recall_impact,
-    recall_impact_csv,
-)
-from pharmacy.roles import is_pharmacist
+from pharmacy.recalls import batch_recall, ingredient_lot_recall
+from pharmacy.selectors import CSV_HEADER, recall_impact, recall_impact_csv
 from tests.factories import (
     BatchFactory,
     ClinicFactory,

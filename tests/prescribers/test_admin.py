@@ -90,8 +90,8 @@ def test_admin_pages_open(superuser, client, prescriber, patient):
         reverse("admin:prescribers_clinic_change", args=[prescriber.clinic_id]),
         reverse("admin:orders_patient_changelist"),
         reverse("admin:orders_patient_change", args=[patient.pk]),
-        reverse("admin:pharmacy_user_changelist"),
-        reverse("admin:pharmacy_user_change", args=[prescriber.user_id]),
-        reverse("admin:pharmacy_user_add"),
+        reverse("admin:core_user_changelist"),
+        reverse("admin:core_user_change", args=[prescriber.user_id]),
+        reverse("admin:core_user_add"),
     ):
         assert client.get(url).status_code == 200, url

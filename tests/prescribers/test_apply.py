@@ -2,7 +2,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from pharmacy.models import User
+from core.models import User
 from prescribers.models import Clinic, Prescriber, PrescriberEvent, PrescriberStatus
 from tests.factories import PrescriberFactory
 from tests.factories import application_form as application

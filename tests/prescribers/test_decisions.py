@@ -3,8 +3,10 @@ import re
 import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.urls import reverse
 
+from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus
 from prescribers import services
 from prescribers.models import Prescriber, PrescriberEvent, PrescriberStatus
 from tests.factories import PrescriberFactory
@@ -129,11 +131,38 @@ def test_decline_email_gives_the_reason(pharmacist, django_capture_on_commit_cal
 
 
 def test_email_is_sent_only_after_commit(pharmacist, django_capture_on_commit_callbacks):
-    applicant = PrescriberFactory(status=S.PENDING)
+    applicant = PrescriberFactory(status=S.PENDING, user__password=None)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.prescriber_approve(prescriber=applicant, actor=pharmacist)
     assert mail.outbox == []
     assert len(callbacks) == 1
+    # The email is an outbox row of the decision's transaction, waiting to be sent.
+    (delivery,) = Delivery.objects.all()
+    assert (delivery.kind, delivery.status) == (DeliveryKind.ACCOUNT, DeliveryStatus.PENDING)
+    assert delivery.recipient == applicant.user.email
+    assert "/accounts/activate/" in delivery.message["body"]
+
+    callbacks[0]()  # the commit: the worker sends it
+
+    (message,) = mail.outbox
+    assert message.to == [applicant.user.email]
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SENT
+    assert delivery.message == {"subject": message.subject}  # the link is not kept
+
+
+def test_a_decision_rolled_back_leaves_no_email(pharmacist):
+    applicant = PrescriberFactory(status=S.PENDING)
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        services.prescriber_approve(prescriber=applicant, actor=pharmacist)
+        raise Abort
+
+    assert not Delivery.objects.exists()
+    assert mail.outbox == []
 
 
 def test_history_records_who_changed_the_status(pharmacist):

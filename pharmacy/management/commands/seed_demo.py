@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from core.models import User
 from orders.checks import Catalogue, check_new_prescription, finding_key
 from orders.dosing import DosageForm, Regimen, quantity_needed
 from orders.forms import REASON_FOR_COMPOUNDING
@@ -26,7 +27,6 @@ from pharmacy.demo import (
     demo_totp_device,
     seed_compounding,
 )
-from pharmacy.models import User
 from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
 
 CLINICS = {

@@ -3,7 +3,7 @@ minute in production; run it from cron with the embedded default)."""
 
 from django.core.management.base import BaseCommand
 
-from pharmacy.notifications import delivery_sweep
+from pharmacy.tasks import delivery_sweep
 
 
 class Command(BaseCommand):

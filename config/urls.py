@@ -1,0 +1,60 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from core.forms import LoginForm, PortalPasswordResetForm
+from orders import order_views as order_pages
+from orders import views as order_views
+from pharmacy import views as pharmacy_views
+from prescribers import views as prescriber_views
+
+urlpatterns = [
+    path("", order_views.home, name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            authentication_form=LoginForm, redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path(
+        "accounts/password_reset/",
+        auth_views.PasswordResetView.as_view(form_class=PortalPasswordResetForm),
+        name="password_reset",
+    ),
+    path(
+        "accounts/activate/<uidb64>/<token>/",
+        prescriber_views.AccountActivateView.as_view(),
+        name="account_activate",
+    ),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("apply/", prescriber_views.apply, name="prescriber_apply"),
+    path("apply/received/", prescriber_views.apply_done, name="prescriber_apply_done"),
+    path("patients/", order_views.PatientListView.as_view(), name="patient_list"),
+    path("patients/new/", order_views.PatientCreateView.as_view(), name="patient_create"),
+    path("patients/<int:pk>/", order_views.PatientDetailView.as_view(), name="patient_detail"),
+    path("patients/<int:pk>/edit/", order_views.PatientUpdateView.as_view(), name="patient_update"),
+    path(
+        "patients/medication-screen/",
+        order_pages.MedicationScreenView.as_view(),
+        name="medication_screen",
+    ),
+    path(
+        "patients/<int:patient_pk>/orders/new/",
+        order_pages.OrderCreateView.as_view(),
+        name="order_create",
+    ),
+    path("orders/", order_pages.OrderListView.as_view(), name="order_list"),
+    path("orders/dose-check/", order_pages.DoseCheckView.as_view(), name="dose_check"),
+    path("orders/<int:pk>/", order_pages.OrderDetailView.as_view(), name="order_detail"),
+    path("orders/<int:pk>/cancel/", order_pages.OrderCancelView.as_view(), name="order_cancel"),
+    path("orders/<int:pk>/label/", pharmacy_views.OrderLabelView.as_view(), name="order_label"),
+    path("orders/<int:pk>/answer/", order_pages.OrderAnswerView.as_view(), name="order_answer"),
+    path("orders/<int:pk>/amend/", order_pages.OrderAmendView.as_view(), name="order_amend"),
+    path(
+        "prescriptions/<int:pk>/refill/",
+        order_pages.PrescriptionRefillView.as_view(),
+        name="prescription_refill",
+    ),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,63 @@
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+
+from .models import User, normalize_email_address
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form (fields username and password), with the email as the username."""
+
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Please enter a correct email and password. Accounts still awaiting "
+        "the pharmacy's approval, or suspended, cannot sign in.",
+    }
+
+
+class PortalPasswordResetForm(PasswordResetForm):
+    """Django's reset form, but it also serves an approved prescriber who never set a password
+    (the one-time link from the approval email expired), and skips accounts that may not sign
+    in. The page says the same whether or not an account was found. The email goes through
+    Django's mail API, which is the outbox (settings.EMAIL_BACKEND): the request writes a row
+    and a worker sends it, so no SMTP conversation's time tells that an account exists. The
+    link is in the outbox row until the email is sent, never in the broker."""
+
+    def get_users(self, email):
+        users = User.objects.filter(email=normalize_email_address(email), is_active=True)
+        for user in users.select_related("prescriber"):
+            if user.may_sign_in and (user.has_usable_password() or user.portal_prescriber):
+                yield user
+
+    def save(self, *args, **kwargs):
+        """The link points at the portal's address (PORTAL_BASE_URL), not at whatever host the
+        request named."""
+        protocol, _, domain = settings.PORTAL_BASE_URL.partition("://")
+        context = {**(kwargs.get("extra_email_context") or {}), "site_name": settings.PHARMACY_NAME}
+        kwargs.update(
+            domain_override=domain, use_https=protocol == "https", extra_email_context=context
+        )
+        return super().save(*args, **kwargs)
+
+
+class AuthenticatorCodeForm(forms.Form):
+    """The six-digit code an authenticator app shows ("123 456", as some apps show it, too)."""
+
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=7,
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "one-time-code", "inputmode": "numeric"}
+        ),
+    )
+
+    def clean_code(self):
+        code = "".join(self.cleaned_data["code"].split())
+        if not (len(code) == 6 and code.isascii() and code.isdigit()):
+            raise forms.ValidationError(
+                "Enter the 6 digits your authenticator app shows.", code="invalid"
+            )
+        return code

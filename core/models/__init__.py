@@ -1,0 +1,19 @@
+"""The kernel's models: the people who sign in, who saw a patient's record, and the pieces other
+apps' models are built from."""
+
+from .accounts import User, UserManager, normalize_email_address
+from .audit import AccessAction, AccessEvent, AccessEventQuerySet, AppendOnlyError
+from .base import PostalAddress, StateField, StatusEvent
+
+__all__ = [
+    "AccessAction",
+    "AccessEvent",
+    "AccessEventQuerySet",
+    "AppendOnlyError",
+    "PostalAddress",
+    "StateField",
+    "StatusEvent",
+    "User",
+    "UserManager",
+    "normalize_email_address",
+]

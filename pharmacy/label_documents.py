@@ -1,0 +1,58 @@
+"""Label PDFs kept as documents: each render of an order's label is a new version (earlier ones
+are kept), and a print job renders the labels of many orders as one PDF with its progress."""
+
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Max
+
+from core.roles import STAFF, has_staff_role
+from orders.models import Order, OrderEventKind
+from orders.services import order_event_record
+
+from .labels import render_label_pdf, render_labels_pdf
+from .models import LabelDocument, PrintJob
+
+
+def label_render(*, order, actor=None) -> LabelDocument:
+    """Render the order's label PDF as a new version; earlier versions are kept. A person
+    (actor) must be a pharmacist or a technician; the workers render without one."""
+    if actor is not None and not has_staff_role(actor, STAFF):
+        raise PermissionDenied("Only a pharmacist or a technician renders labels.")
+    pdf = render_label_pdf(order)
+    with transaction.atomic():
+        last = LabelDocument.objects.filter(order=order).aggregate(last=Max("version"))["last"]
+        version = (last or 0) + 1
+        document = LabelDocument(order=order, version=version, created_by=actor)
+        document.file.save(f"{order.number}-v{version}.pdf", ContentFile(pdf), save=False)
+        document.save()
+        order_event_record(
+            order=order,
+            kind=OrderEventKind.LABEL_RENDERED,
+            parameters={"version": version},
+            actor=actor,
+        )
+    return document
+
+
+def print_job_render(*, job_id: int) -> None:
+    """Render a print job once: claimed with a conditional update, progress saved per chunk."""
+    claimed = PrintJob.objects.filter(pk=job_id, status=PrintJob.Status.QUEUED).update(
+        status=PrintJob.Status.RUNNING
+    )
+    if not claimed:
+        return
+    job = PrintJob.objects.get(pk=job_id)
+    orders = Order.objects.filter(pk__in=job.order_ids).order_by("pk")
+    try:
+        pdf = render_labels_pdf(
+            orders, progress=lambda done, _total: PrintJob.objects.filter(pk=job_id).update(
+                done=done),
+        )  # fmt: skip
+    except ValueError as refused:
+        PrintJob.objects.filter(pk=job_id).update(status=PrintJob.Status.FAILED, error=str(refused))
+        return
+    job.file.save(f"labels-{job.total}-orders-{job.pk}.pdf", ContentFile(pdf), save=False)
+    PrintJob.objects.filter(pk=job_id).update(
+        file=job.file.name, done=job.total, status=PrintJob.Status.DONE
+    )

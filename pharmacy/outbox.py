@@ -1,0 +1,190 @@
+"""Sending the outbox: each Delivery row becomes one email, sent once.
+
+Sending claims the row with a conditional update, so a task delivered twice sends once; a
+failure puts the row back to pending with the reason, for the task's retry or the sweep
+(pharmacy/tasks.py). The message is composed when it is sent: a label email attaches the
+order's latest label, rendered first if there is none. Subjects carry no personal health
+information."""
+
+import contextlib
+import logging
+import threading
+import time
+from smtplib import SMTPException
+
+from django.conf import settings
+from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from orders.models import OrderEventKind
+from orders.services import order_event_record
+
+from .label_documents import label_render
+from .models import Delivery, DeliveryKind, DeliveryStatus
+from .selectors import latest_label, recall_impact
+
+logger = logging.getLogger(__name__)
+K, S = DeliveryKind, DeliveryStatus
+
+
+def _portal_url(name: str, *args) -> str:
+    return settings.PORTAL_BASE_URL + reverse(name, args=args)
+
+
+def _account_message(delivery: Delivery) -> EmailMessage:
+    """An account email as it was made with Django's mail API (notifications.message_enqueue)."""
+    kept = delivery.message
+    message = EmailMultiAlternatives(
+        kept["subject"],
+        kept["body"],
+        kept["from_email"],
+        to=[delivery.recipient],
+        reply_to=kept["reply_to"],
+        headers=kept["headers"],
+    )
+    for content, mimetype in kept["alternatives"]:
+        message.attach_alternative(content, mimetype)
+    return message
+
+
+def _message(delivery: Delivery) -> EmailMessage:
+    if delivery.kind == K.ACCOUNT:
+        message = _account_message(delivery)
+        message.extra_headers["Message-ID"] = delivery.message_id
+        return message
+    context = {"pharmacy_name": settings.PHARMACY_NAME, "delivery": delivery}
+    if delivery.order_id is not None:
+        order = delivery.order
+        context |= {
+            "order": order,
+            "order_url": _portal_url("order_detail", order.pk),
+            # Read only by the templates that print it (the template calls it): one query
+            # fewer for the label emails.
+            "note": lambda: order.events.filter(to_status=order.status)
+            .values_list("note", flat=True).last(),
+        }  # fmt: skip
+    else:
+        notice = delivery.recall_notice
+        impact = recall_impact(notice.recall)
+        context |= {
+            "recall": notice.recall,
+            "orders": [o for o in impact.orders if o.clinic_id == notice.clinic_id],
+        }
+    subject = render_to_string(f"emails/{delivery.kind}_subject.txt", context)
+    body = render_to_string(f"emails/{delivery.kind}.txt", context)
+    message = EmailMessage(" ".join(subject.split()), body, to=[delivery.recipient])
+    message.extra_headers["Message-ID"] = delivery.message_id
+    if delivery.kind == K.LABEL_READY:
+        document = latest_label(delivery.order) or label_render(order=delivery.order)
+        with document.file.open("rb") as pdf:
+            message.attach(f"label-{delivery.order.number}.pdf", pdf.read(), "application/pdf")
+    return message
+
+
+_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_SMTP_SETTINGS = (
+    "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
+    "EMAIL_USE_SSL", "EMAIL_TIMEOUT",
+)  # fmt: skip
+# A kept connection is closed after this many messages or seconds, as mail servers limit both
+# (the limits of Postfix's own SMTP client when it reuses connections).
+_SMTP_REUSE_MESSAGES = 100
+_SMTP_REUSE_SECONDS = 300
+_smtp = threading.local()  # this thread's open connection: connection, key, opened, sent
+
+
+def _send(message: EmailMessage) -> None:
+    """Send through SMTP over a connection this thread keeps open: a worker process sends many
+    messages with one TCP (and TLS) handshake and login, not one per message.
+
+    A kept connection is used again only if it answers NOOP, so one that the server closed
+    while idle is replaced before sending; a failed send drops it, and the next send (a retry)
+    opens a new one. Other backends (files, tests) send as usual."""
+    if settings.OUTBOX_EMAIL_BACKEND != _SMTP_BACKEND:
+        get_connection(settings.OUTBOX_EMAIL_BACKEND).send_messages([message])
+        return
+    key = tuple(getattr(settings, name) for name in _SMTP_SETTINGS)
+    connection = getattr(_smtp, "connection", None)
+    if connection is not None and (
+        _smtp.key != key
+        or _smtp.sent >= _SMTP_REUSE_MESSAGES
+        or time.monotonic() - _smtp.opened > _SMTP_REUSE_SECONDS
+        or not _answers_noop(connection)
+    ):
+        _drop_smtp()
+        connection = None
+    if connection is None:
+        connection = get_connection(_SMTP_BACKEND)
+        connection.open()
+        _smtp.connection, _smtp.key, _smtp.opened, _smtp.sent = (
+            connection, key, time.monotonic(), 0,
+        )  # fmt: skip
+    try:
+        connection.send_messages([message])  # already open: it stays open
+    except BaseException:
+        _drop_smtp()
+        raise
+    _smtp.sent += 1
+
+
+def _answers_noop(connection) -> bool:
+    try:
+        return connection.connection is not None and connection.connection.noop()[0] == 250
+    except (SMTPException, OSError):
+        return False
+
+
+def _drop_smtp() -> None:
+    connection, _smtp.connection = getattr(_smtp, "connection", None), None
+    if connection is not None:
+        with contextlib.suppress(SMTPException, OSError):  # broken: no goodbye to say
+            connection.close()
+
+
+def delivery_send(*, delivery_id: int) -> bool:
+    """Send one outbox row, once. Returns False when another run has it or it was sent."""
+    claimed = Delivery.objects.filter(pk=delivery_id, status=S.PENDING).update(
+        status=S.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return False
+    delivery = Delivery.objects.select_related(
+        "order__clinic", "order__prescription", "recall_notice__recall"
+    ).get(pk=delivery_id)
+    try:
+        _send(_message(delivery))
+    except Exception as error:
+        # Back to pending with the reason: the task retries, the sweep picks it up later.
+        Delivery.objects.filter(pk=delivery_id, status=S.SENDING).update(
+            status=S.PENDING, last_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+        raise
+    # An account email may hold a one-time link: once sent, only its subject is kept.
+    kept = {"message": {"subject": delivery.message["subject"]}} if delivery.message else {}
+    with transaction.atomic():
+        Delivery.objects.filter(pk=delivery_id).update(
+            status=S.SENT, sent_at=timezone.now(), last_error="", **kept
+        )
+        if delivery.order_id is not None:  # on the order's timeline
+            order_event_record(
+                order=delivery.order,
+                kind=OrderEventKind.EMAIL_SENT,
+                parameters={
+                    "about": delivery.get_kind_display().lower(),
+                    "recipient": delivery.recipient,
+                    "delivery": delivery.pk,
+                },
+            )
+    logger.info("delivery %s sent (%s)", delivery_id, delivery.kind)
+    return True
+
+
+def delivery_fail(*, delivery_id: int, error: str) -> None:
+    """After the last retry: failed, visible in the admin, retried only by a person."""
+    Delivery.objects.filter(pk=delivery_id).exclude(status=S.SENT).update(
+        status=S.FAILED, last_error=error[:2000]
+    )

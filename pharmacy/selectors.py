@@ -1,0 +1,221 @@
+"""Reads of the pharmacy's records that pages, services and other apps' callers need: how much
+of an order is dispensed, the latest label of an order, everything a recall reaches, and who saw
+a patient's record. Writes are in the services (dispensing, notifications, recalls)."""
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from core.numbers import quantity_text
+from orders.models import Order, Patient, Prescription, PrescriptionLine
+
+from .models import (
+    UNRELEASED_BATCH_STATUSES,
+    Batch,
+    BatchIngredient,
+    Dispense,
+    LabelDocument,
+    Recall,
+    RecallNotice,
+)
+
+# What a dispense reaches, loaded with it in one query.
+DISPENSE_REACHES = ("batch", "order__clinic", "order__prescription__patient",
+                    "order__prescription__prescriber")  # fmt: skip
+CSV_HEADER = [
+    "batch lot", "order number", "dispensed at", "units", "patient name",
+    "patient date of birth", "prescriber", "prescriber NPI", "clinic", "clinic phone",
+    "clinic label email",
+]  # fmt: skip
+
+
+# --- Dispensing ---------------------------------------------------------------------------------
+
+
+def _lines_with_dispensed(order: Order) -> models.QuerySet:
+    """The lines the order dispenses, each with `dispensed`: units given to this order."""
+    return PrescriptionLine.objects.of_order(order).annotate(
+        dispensed=Coalesce(
+            Sum("dispenses__units", filter=Q(dispenses__order_id=order.pk)),
+            Decimal("0"),
+            output_field=models.DecimalField(max_digits=12, decimal_places=2),
+        )
+    )
+
+
+def units_dispensed(order: Order) -> dict[int, Decimal]:
+    """Line id -> units dispensed for this order so far (0 for a line not started). One query."""
+    return dict(_lines_with_dispensed(order).values_list("pk", "dispensed"))
+
+
+def order_fully_dispensed(order: Order) -> bool:
+    """Whether every line of the order got at least its quantity. One query."""
+    rows = _lines_with_dispensed(order).values_list("quantity", "dispensed")
+    return all(dispensed >= quantity for quantity, dispensed in rows)
+
+
+# --- Labels -------------------------------------------------------------------------------------
+
+
+def latest_label(order) -> LabelDocument | None:
+    return LabelDocument.objects.filter(order=order).order_by("-version").first()
+
+
+# --- The impact of a recall ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecallImpact:
+    """Everything a recall reaches. Each list is distinct and sorted: batches by lot number,
+    dispenses by batch and time, orders by number, patients and prescribers by name, clinics
+    by name. unreleased_batches are batches made from a recalled ingredient lot that were never
+    released: their status stays, and they cannot be released any more."""
+
+    recall: Recall
+    batches: list[Batch]
+    unreleased_batches: list[Batch]
+    dispenses: list[Dispense]
+    orders: list
+    patients: list
+    prescribers: list
+    clinics: list
+    notices: list[RecallNotice]
+    units_dispensed: Decimal
+    counts: dict[str, int]
+
+
+Item = TypeVar("Item")
+
+
+def _distinct(items: Iterable[Item], sort_key: Callable[[Item], tuple]) -> list[Item]:
+    by_pk = {item.pk: item for item in items}
+    return sorted(by_pk.values(), key=sort_key)
+
+
+def _batches_of(recall: Recall):
+    if recall.batch_id is not None:
+        return Batch.objects.filter(pk=recall.batch_id)
+    used = BatchIngredient.objects.filter(lot_id=recall.ingredient_lot_id).values("batch_id")
+    return Batch.objects.filter(pk__in=used)
+
+
+def recall_impact(recall: Recall) -> RecallImpact:
+    """Trace a recall to everything it reaches, in three queries whatever its size."""
+    batches = list(
+        _batches_of(recall)
+        .select_related("formulation_version__formulation")
+        .order_by("lot_number")
+    )
+    dispenses = list(
+        Dispense.objects.filter(batch_id__in=[batch.pk for batch in batches])
+        .select_related(*DISPENSE_REACHES)
+        .order_by("batch__lot_number", "dispensed_at", "pk")
+    )
+    orders = _distinct((d.order for d in dispenses), lambda o: (o.pk,))
+    patients = _distinct(
+        (o.prescription.patient for o in orders), lambda p: (p.last_name, p.first_name, p.pk)
+    )
+    prescribers = _distinct(
+        (o.prescription.prescriber for o in orders), lambda p: (p.last_name, p.first_name, p.pk)
+    )
+    clinics = _distinct((o.clinic for o in orders), lambda c: (c.name, c.pk))
+    unreleased = []
+    if recall.ingredient_lot_id is not None:
+        unreleased = [batch for batch in batches if batch.status in UNRELEASED_BATCH_STATUSES]
+    lists = {
+        "batches": batches, "dispenses": dispenses, "orders": orders, "patients": patients,
+        "prescribers": prescribers, "clinics": clinics,
+    }  # fmt: skip
+    return RecallImpact(
+        recall=recall,
+        unreleased_batches=unreleased,
+        notices=list(recall.notices.select_related("clinic")),
+        units_dispensed=sum((d.units for d in dispenses), Decimal(0)),
+        counts={name: len(items) for name, items in lists.items()},
+        **lists,
+    )
+
+
+# Spreadsheet programs run a cell that starts with one of these as a formula (CSV injection,
+# OWASP); names and emails typed on the portal are text, so such a cell gets a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
+
+
+def recall_impact_csv(recall: Recall) -> str:
+    """One row per dispense reached by the recall, for the pharmacist (contains PHI)."""
+    return impact_csv(recall_impact(recall))
+
+
+def impact_csv(impact: RecallImpact) -> str:
+    """The CSV of an impact already traced: one row per dispense."""
+    output = io.StringIO()
+    writer = csv.writer(output)
+    writer.writerow(CSV_HEADER)
+    for dispense in impact.dispenses:
+        order = dispense.order
+        patient, prescriber = order.prescription.patient, order.prescription.prescriber
+        clinic = order.clinic
+        writer.writerow(
+            [
+                _cell(dispense.batch.lot_number),
+                order.number,
+                f"{timezone.localtime(dispense.dispensed_at):%Y-%m-%d %H:%M}",
+                quantity_text(dispense.units),
+                _cell(patient.full_name),
+                patient.date_of_birth.isoformat(),
+                _cell(str(prescriber)),
+                prescriber.npi,
+                _cell(clinic.name),
+                _cell(str(clinic.phone)),
+                _cell(clinic.label_email),
+            ]
+        )
+    return output.getvalue()
+
+
+# --- Who saw a patient's record -----------------------------------------------------------------
+
+
+def _content_type_of(model) -> Subquery:
+    # Found in the one query of the report (no content type lookup of its own).
+    return Subquery(
+        ContentType.objects.filter(
+            app_label=model._meta.app_label, model=model._meta.model_name
+        ).values("pk")
+    )
+
+
+def _about(model, ids) -> Q:
+    return Q(content_type_id=_content_type_of(model), object_id__in=ids)
+
+
+def about_patient(patient_id: int) -> Q:
+    """Access events about the patient and everything of theirs: the patient, their
+    prescriptions, orders and labels, and the recalls whose lists named them."""
+    recalls = Recall.objects.filter(
+        Q(batch__dispenses__order__prescription__patient_id=patient_id)
+        | Q(ingredient_lot__uses__batch__dispenses__order__prescription__patient_id=patient_id)
+    )
+    return (
+        Q(content_type_id=_content_type_of(Patient), object_id=patient_id)
+        | _about(Prescription, Prescription.objects.filter(patient_id=patient_id).values("pk"))
+        | _about(Order, Order.objects.filter(prescription__patient_id=patient_id).values("pk"))
+        | _about(
+            LabelDocument,
+            LabelDocument.objects.filter(order__prescription__patient_id=patient_id).values("pk"),
+        )
+        | _about(Recall, recalls.values("pk"))
+    )

@@ -1,0 +1,230 @@
+"""The admin's side of the order workflow: the move buttons on an order, the form each move
+needs (a password to sign, a question, a reason, a tracking number), and the work queues."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from core.audit import record_access, record_access_bulk
+from core.models import AccessAction
+from core.numbers import quantity_text
+from core.state_machine import refusal_text
+from orders.checks import field_label, finding_key
+from orders.models import DISPENSABLE_STATUSES, REVIEW_STATUSES, Order, OrderStatus
+from orders.selectors import order_counts
+from orders.services import order_fill_check
+from orders.workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, allowed_moves
+
+from .dispensing import dispense_allocate
+from .fulfilment import order_move
+from .label_documents import label_render
+from .labels import render_labels_pdf
+from .models import LabelDocument
+from .notifications import print_job_start
+
+S = OrderStatus
+WORK_QUEUES = [
+    # label, statuses (oldest first in the list they link to)
+    ("To review", REVIEW_STATUSES),
+    ("On hold (waiting for the prescriber)", (S.ON_HOLD,)),
+    ("To compound and dispense", DISPENSABLE_STATUSES),
+    ("Ready to ship", (S.READY,)),
+]
+
+
+def work_queues() -> list[dict]:
+    """Each queue with its count (one query) and a link to its orders, oldest first."""
+    counts = order_counts({f"queue{i}": statuses for i, (_, statuses) in enumerate(WORK_QUEUES)})
+    changelist = reverse("admin:orders_order_changelist")
+    return [
+        {
+            "label": label,
+            "count": counts[f"queue{i}"],
+            "url": f"{changelist}?status__in={','.join(statuses)}",
+        }
+        for i, (label, statuses) in enumerate(WORK_QUEUES)
+    ]
+
+
+class MoveForm(forms.Form):
+    """The fields a move needs; the others are removed."""
+
+    password = forms.CharField(
+        label="Your password (electronic signature)", widget=forms.PasswordInput, strip=False
+    )
+    acknowledge = forms.MultipleChoiceField(
+        label="I have reviewed these warnings",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    reason = forms.CharField(
+        label="Reason (duplicate therapy, early refill)",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
+    carrier = forms.CharField(max_length=50)
+    tracking_number = forms.CharField(max_length=100)
+
+    FIELDS = {
+        Needs.SIGNATURE: {"password": None, "acknowledge": None, "reason": None},
+        Needs.QUESTION: {"text": "Question for the prescriber (no patient name needed)"},
+        Needs.REASON: {"text": "Why the order is rejected"},
+        Needs.ANSWER: {"text": "The prescriber's answer (for example, from a phone call)"},
+        Needs.SHIPPING: {"carrier": None, "tracking_number": None},
+        Needs.NOTE: {"text": "Note (optional)"},
+        Needs.FINAL_CHECK: {"text": "Note (optional)"},
+    }
+
+    def __init__(self, *args, needs: Needs, **kwargs):
+        super().__init__(*args, **kwargs)
+        keep = self.FIELDS[needs]
+        for name in list(self.fields):
+            if name not in keep:
+                del self.fields[name]
+            elif keep[name]:
+                self.fields[name].label = keep[name]
+        if needs in (Needs.NOTE, Needs.FINAL_CHECK):
+            self.fields["text"].required = False
+
+
+def _order_or_refuse(model_admin, request, object_id) -> Order:
+    """The order, if the user may see it in the admin: admin_view only checks that the user is
+    staff, and a staff account's rights come from its groups (a Pharmacist or Technician)."""
+    order = get_object_or_404(Order, pk=object_id)
+    if not model_admin.has_view_permission(request, order):
+        raise PermissionDenied("You cannot see orders.")
+    return order
+
+
+def move_view(model_admin, request, object_id, to_status):
+    """GET: the form of the move; POST: make it through the service, then back to the order."""
+    order = _order_or_refuse(model_admin, request, object_id)
+    try:
+        to_status = S(to_status)
+    except ValueError:
+        raise PermissionDenied("No such move.") from None
+    move = TRANSITIONS.get((S(order.status), to_status))
+    if move is None or (to_status, move) not in allowed_moves(request.user, order):
+        messages.error(request, f"You cannot move order {order.number} to {to_status.label}.")
+        return redirect("admin:orders_order_change", order.pk)
+    form = MoveForm(request.POST if request.method == "POST" else None, needs=move.needs)
+    check = None
+    if move.needs == Needs.SIGNATURE:
+        # What the rules say now, against the patient, prescriber and orders as they are: the
+        # pharmacist sees it beside the signature and confirms each new warning.
+        check = order_fill_check(order)
+        form.fields["acknowledge"].choices = [
+            (finding_key(w), f"{field_label(w.field)}: {w.message}") for w in check.new_warnings()
+        ]
+    if request.method == "POST" and form.is_valid():
+        try:
+            order_move(
+                order=order, to_status=to_status, actor=request.user, inputs=form.cleaned_data
+            )
+        except (ValidationError, PermissionDenied) as refused:
+            form.add_error(None, refusal_text(refused))
+        else:
+            messages.success(request, f"Order {order.number}: {to_status.label.lower()}.")
+            return redirect("admin:orders_order_change", order.pk)
+    return TemplateResponse(
+        request,
+        "admin/orders/order/move.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": f"{move.label}: order {order.number}",
+            "order": order,
+            "move": move,
+            "form": form,
+            "signature_meaning": SIGNATURE_MEANING if move.needs == Needs.SIGNATURE else "",
+            "check": check,
+            "findings": [
+                {"finding": finding, "label": field_label(finding.field)}
+                for finding in (check.findings if check else [])
+            ],
+            "opts": Order._meta,
+        },
+    )
+
+
+def dispense_view(model_admin, request, object_id):
+    """GET: what dispensing will do; POST: allocate every line from stock, earliest BUD first."""
+    order = _order_or_refuse(model_admin, request, object_id)
+    if request.method == "POST":
+        try:
+            result = dispense_allocate(order=order, actor=request.user)
+        except (ValidationError, PermissionDenied) as refused:
+            messages.error(request, refusal_text(refused))
+        else:
+            for note in result.notes:
+                messages.info(request, note)
+            if result.dispenses:
+                used = ", ".join(
+                    f"{quantity_text(d.units)} from {d.batch}" for d in result.dispenses
+                )
+                messages.success(request, f"Order {order.number} dispensed: {used}.")
+        return redirect("admin:orders_order_change", order.pk)
+    return TemplateResponse(
+        request,
+        "admin/orders/order/dispense.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": f"Dispense order {order.number}",
+            "order": order,
+            "lines": order.prescription.lines.select_related("formulation"),
+            "opts": Order._meta,
+        },
+    )
+
+
+def rerender_view(model_admin, request, object_id):
+    """POST: render the order's label again as a new version (the old ones are kept)."""
+    order = _order_or_refuse(model_admin, request, object_id)
+    if request.method == "POST":
+        try:
+            document = label_render(order=order, actor=request.user)
+        except ValueError as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.success(request, f"Label of {order.number} rendered again: version "
+                                      f"{document.version}.")  # fmt: skip
+    return redirect("admin:orders_order_change", order.pk)
+
+
+def label_download_view(model_admin, request, object_id, version):
+    """One version of an order's label PDF, for staff who may see the order."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    document = get_object_or_404(LabelDocument, order_id=object_id, version=version)
+    number = Order(pk=document.order_id).number
+    response = FileResponse(
+        document.file.open("rb"), as_attachment=True, content_type="application/pdf",
+        filename=f"label-{number}-v{document.version}.pdf",
+    )  # fmt: skip
+    record_access(request, AccessAction.DOWNLOADED_LABEL, document)
+    return response
+
+
+PRINT_AT_ONCE = 25  # more orders than this are printed in the background, with progress
+
+
+def print_labels(model_admin, request, queryset):
+    """The labels of the selected orders as the pages of one PDF, for the label printer."""
+    orders = list(queryset.order_by("pk"))
+    if len(orders) > PRINT_AT_ONCE:
+        job = print_job_start(orders=orders, actor=request.user)
+        return redirect("admin:pharmacy_printjob_change", job.pk)
+    try:
+        pdf = render_labels_pdf(orders)
+    except ValueError as refused:
+        messages.error(request, str(refused))
+        return None
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="labels-{len(orders)}-orders.pdf"'
+    record_access_bulk(request, AccessAction.PRINTED_LABELS, orders)
+    return response

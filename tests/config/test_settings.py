@@ -1,0 +1,254 @@
+"""Settings come from the environment; each case starts a fresh interpreter to read them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOW = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "debug": s.DEBUG,
+    "engine": s.DATABASES["default"]["ENGINE"],
+    "db_name": str(s.DATABASES["default"]["NAME"]),
+    "db_host": s.DATABASES["default"].get("HOST", ""),
+    "eager": s.CELERY_TASK_ALWAYS_EAGER,
+    "broker": s.CELERY_BROKER_URL,
+    "email_backend": s.EMAIL_BACKEND,
+    "email_transport": s.OUTBOX_EMAIL_BACKEND,
+    "email_host": getattr(s, "EMAIL_HOST", ""),
+    "email_port": getattr(s, "EMAIL_PORT", 0),
+    "email_dir": str(getattr(s, "EMAIL_FILE_PATH", "")),
+    "media_root": str(s.MEDIA_ROOT),
+}))
+"""
+SERVICE_VARIABLES = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "EMAIL_URL",
+    "DJANGO_DEBUG",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "PHARMACY_VAR_DIR",
+    "MEDIA_ROOT",
+    "SESSION_IDLE_TIMEOUT_STAFF",
+    "SESSION_IDLE_TIMEOUT_PRESCRIBER",
+    "SESSION_ABSOLUTE_TIMEOUT",
+    "DJANGO_BEHIND_PROXY",
+    "LOGIN_FAILURE_LIMIT",
+    "LOGIN_LOCKOUT_SECONDS",
+    "DJANGO_ENV_FILE",
+    "PORTAL_BASE_URL",
+}
+
+
+def run(env_overrides, code=SHOW):
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", **env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def show(tmp_path, **env):
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path / "var"), **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_no_configuration_refuses_to_start(tmp_path):
+    # DEBUG is off unless asked for, so a server started bare has no key to run with.
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path / "var")})
+    assert result.returncode != 0
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: DJANGO_SECRET_KEY must be set when "
+        "DJANGO_DEBUG is false (see README, 'Environment')." in result.stderr
+    )
+
+
+def test_development_mode_is_the_embedded_default(tmp_path):
+    var = tmp_path / "var"
+    assert show(tmp_path, DJANGO_DEBUG="true") == {
+        "debug": True,
+        "engine": "django.db.backends.sqlite3",
+        "db_name": str(var / "db.sqlite3"),
+        "db_host": "",
+        "eager": True,
+        "broker": "memory://",
+        # Every email is an outbox row; the workers write them as .eml files.
+        "email_backend": "pharmacy.notifications.OutboxEmailBackend",
+        "email_transport": "core.mail.EmlFileBackend",
+        "email_host": "localhost",
+        "email_port": 25,
+        "email_dir": str(var / "mail"),
+        "media_root": str(var / "media"),
+    }
+
+
+def test_service_urls_switch_to_the_real_services(tmp_path):
+    shown = show(
+        tmp_path,
+        DJANGO_DEBUG="true",
+        DATABASE_URL="postgres://portal:secret@db.internal:5432/ldn",
+        CELERY_BROKER_URL="redis://cache.internal:6379/0",
+        EMAIL_URL="smtp+tls://mailer:pw@smtp.internal:587",
+    )
+    assert shown["engine"] == "django.db.backends.postgresql"
+    assert (shown["db_name"], shown["db_host"]) == ("ldn", "db.internal")
+    assert (shown["eager"], shown["broker"]) == (False, "redis://cache.internal:6379/0")
+    assert shown["email_backend"] == "pharmacy.notifications.OutboxEmailBackend"
+    assert shown["email_transport"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (shown["email_host"], shown["email_port"]) == ("smtp.internal", 587)
+
+
+def test_an_env_file_is_read_only_when_named(tmp_path):
+    env_file = tmp_path / "portal.env"
+    env_file.write_text("DJANGO_DEBUG=true\nCELERY_BROKER_URL=redis://from-file.internal:6379/0\n")
+    # Named: its variables apply (the environment's own win over it).
+    shown = show(tmp_path, DJANGO_ENV_FILE=str(env_file))
+    assert (shown["debug"], shown["broker"]) == (True, "redis://from-file.internal:6379/0")
+    shown = show(tmp_path, DJANGO_ENV_FILE=str(env_file), CELERY_BROKER_URL="memory://")
+    assert shown["broker"] == "memory://"
+    # Not named: nothing lying around is read (a file named .env in the project included).
+    assert run({"PHARMACY_VAR_DIR": str(tmp_path)}).returncode != 0
+    # Named but missing: refused with the reason.
+    result = run({"DJANGO_ENV_FILE": str(tmp_path / "missing.env")})
+    assert result.returncode != 0
+    assert (
+        f"ImproperlyConfigured: DJANGO_ENV_FILE names {tmp_path / 'missing.env'}, which is not "
+        "a file." in result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"DJANGO_ALLOWED_HOSTS": "portal.example.test"}, "DJANGO_SECRET_KEY"),
+        ({"DJANGO_SECRET_KEY": "x" * 50}, "DJANGO_ALLOWED_HOSTS"),
+    ],
+)
+def test_production_refuses_to_start_without_secret_or_hosts(tmp_path, env, missing):
+    result = run({"DJANGO_DEBUG": "false", "PHARMACY_VAR_DIR": str(tmp_path), **env})
+    assert result.returncode != 0
+    assert (
+        f"django.core.exceptions.ImproperlyConfigured: {missing} must be set when DJANGO_DEBUG "
+        "is false (see README, 'Environment')." in result.stderr
+    )
+
+
+def test_production_starts_with_both(tmp_path):
+    shown = show(
+        tmp_path,
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="x" * 50,
+        DJANGO_ALLOWED_HOSTS="portal.example.test",
+    )
+    assert shown["debug"] is False
+
+
+SHOW_SESSION_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({name: getattr(s, name) for name in (
+    "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
+    "SESSION_COOKIE_AGE", "SESSION_IDLE_TIMEOUT_STAFF", "SESSION_IDLE_TIMEOUT_PRESCRIBER",
+    "SESSION_ABSOLUTE_TIMEOUT", "BEHIND_PROXY", "AXES_FAILURE_LIMIT",
+)} | {"AXES_COOLOFF_SECONDS": s.AXES_COOLOFF_TIME.total_seconds()}))
+"""
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "x" * 50,
+    "DJANGO_ALLOWED_HOSTS": "portal.example.test",
+}
+
+
+def show_session_settings(tmp_path, **env):
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path / "var"), **env}, code=SHOW_SESSION_SETTINGS)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_cookies_are_secure_and_http_only(tmp_path):
+    assert show_session_settings(tmp_path, **PRODUCTION) == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_AGE": 12 * 3600,
+        "SESSION_IDLE_TIMEOUT_STAFF": 15 * 60,
+        "SESSION_IDLE_TIMEOUT_PRESCRIBER": 30 * 60,
+        "SESSION_ABSOLUTE_TIMEOUT": 12 * 3600,
+        "BEHIND_PROXY": False,
+        "AXES_FAILURE_LIMIT": 5,
+        "AXES_COOLOFF_SECONDS": 15 * 60,
+    }
+
+
+def test_session_and_lockout_limits_come_from_the_environment(tmp_path):
+    shown = show_session_settings(
+        tmp_path,
+        **PRODUCTION,
+        SESSION_IDLE_TIMEOUT_STAFF="600",
+        SESSION_IDLE_TIMEOUT_PRESCRIBER="1200",
+        SESSION_ABSOLUTE_TIMEOUT="28800",
+        DJANGO_BEHIND_PROXY="true",
+        LOGIN_FAILURE_LIMIT="3",
+        LOGIN_LOCKOUT_SECONDS="1800",
+    )
+    assert shown == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_AGE": 28800,
+        "SESSION_IDLE_TIMEOUT_STAFF": 600,
+        "SESSION_IDLE_TIMEOUT_PRESCRIBER": 1200,
+        "SESSION_ABSOLUTE_TIMEOUT": 28800,
+        "BEHIND_PROXY": True,
+        "AXES_FAILURE_LIMIT": 3,
+        "AXES_COOLOFF_SECONDS": 1800,
+    }
+
+
+def test_a_session_limit_of_zero_is_refused(tmp_path):
+    result = run(
+        {
+            "PHARMACY_VAR_DIR": str(tmp_path),
+            "DJANGO_DEBUG": "true",
+            "SESSION_IDLE_TIMEOUT_STAFF": "0",
+        }
+    )
+    assert result.returncode != 0
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: SESSION_IDLE_TIMEOUT_STAFF must be a "
+        "positive whole number, not 0." in result.stderr
+    )
+
+
+def test_make_run_turns_development_mode_on_with_its_own_address():
+    # `make run` says development mode explicitly, and links in emails point at its port.
+    result = subprocess.run(
+        ["make", "--dry-run", "--always-make", "run", "PORT=8811"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if "manage.py" in line]
+    development = "DJANGO_DEBUG=true PORTAL_BASE_URL=http://127.0.0.1:8811 "
+    assert [line.split(development)[1] for line in commands] == [
+        ".venv/bin/python manage.py migrate --noinput",
+        ".venv/bin/python manage.py seed_demo",
+        ".venv/bin/python manage.py runserver 127.0.0.1:8811",
+    ]
