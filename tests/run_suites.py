@@ -51,7 +51,8 @@ def suites():
     yield (
         "postgresql",
         # The fuzzing (marked fuzz, minutes of generated input) runs once, in the unit suite.
-        ["-m", "not e2e and not fuzz", "--create-db"],
+        # On every core too: each worker has a test database and a Redis database of its own.
+        ["-m", "not e2e and not fuzz", "--create-db", "-n", "auto"],
         {**base_env, "DATABASE_URL": TEST_DATABASE_URL},
         reachable(TEST_DATABASE_URL),
     )

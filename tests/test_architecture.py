@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db.migrations.loader import MigrationLoader
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("config", "core", "prescribers", "orders", "pharmacy")
@@ -113,3 +114,33 @@ def test_an_import_inside_a_function_is_refused(copy_of_the_tree):
     result = ruff(copy_of_the_tree, "--select", "PLC0415", "pharmacy/selectors.py")
     assert result.returncode == 1
     assert "PLC0415 `import` should be at the top-level of a file" in result.stdout
+
+
+LAYERS = {"core": 0, "prescribers": 1, "orders": 2, "pharmacy": 3}
+# Migrations that depend on a higher layer's: one from before the layers were drawn (orders'
+# prescriptions point at the pharmacy's first catalogue), and the three that moved models down
+# to where they belong, after the tables the pharmacy app had made for them. No other may.
+UPWARD_MIGRATIONS = {
+    (("orders", "0002_prescriptions_and_orders"), ("pharmacy", "0003_formulation")),
+    (("core", "0001_initial"), ("pharmacy", "0001_initial")),
+    (
+        ("core", "0002_access_events"),
+        ("pharmacy", "0014_formulation_water_activity_and_preservative"),
+    ),
+    (
+        ("orders", "0006_catalogue_and_event_kinds"),
+        ("pharmacy", "0014_formulation_water_activity_and_preservative"),
+    ),
+}
+
+
+def test_migrations_depend_only_on_their_layer_and_below():
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    upward = {
+        (key, dependency)
+        for key, migration in loader.disk_migrations.items()
+        if key[0] in LAYERS
+        for dependency in migration.dependencies
+        if dependency[0] in LAYERS and LAYERS[dependency[0]] > LAYERS[key[0]]
+    }
+    assert upward == UPWARD_MIGRATIONS

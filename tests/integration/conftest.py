@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import time
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -20,9 +21,17 @@ def postgresql():
         service_unavailable(f"needs PostgreSQL; the database is {connection.vendor}")
 
 
+def worker_database(url: str) -> str:
+    """Each pytest-xdist worker a Redis database of its own, counting down from the URL's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    parts = urlsplit(url)
+    number = int(parts.path.strip("/") or 0) - int(worker.removeprefix("gw"))
+    return parts._replace(path=f"/{number}").geturl()
+
+
 @pytest.fixture
 def redis_url():
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    url = worker_database(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.ping()
