@@ -162,12 +162,14 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
         (
             "orders_orderevent",
             """
-            INSERT INTO orders_orderevent (actor_id, created_at, note, order_id, from_status,
-                to_status, signed_by, signature_meaning, parameters)
-            SELECT o.created_by_id, o.created_at, '', o.id, '', 'submitted', '', '', '{}'::jsonb
+            INSERT INTO orders_orderevent (actor_id, created_at, note, order_id, kind,
+                from_status, to_status, signed_by, signature_meaning, parameters)
+            SELECT o.created_by_id, o.created_at, '', o.id, 'submitted', '', 'submitted', '', '',
+                '{}'::jsonb
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g JOIN orders_order o ON o.id = g
             UNION ALL
-            SELECT NULL, o.status_changed_at, '', o.id, 'submitted', o.status, '', '', '{}'::jsonb
+            SELECT NULL, o.status_changed_at, '', o.id, 'status_changed', 'submitted', o.status,
+                '', '', '{}'::jsonb
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g JOIN orders_order o ON o.id = g
             WHERE o.status <> 'submitted'""",
             orders,
