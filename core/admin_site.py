@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
 from . import admin_second_factor as pages
+from .admin_search import BoundedSearchMixin
 from .second_factor import is_verified, second_factor_due, totp_device_pk
 
 
@@ -20,6 +21,13 @@ class PortalAdminSite(admin.AdminSite):
 
     site_header = f"{settings.PHARMACY_NAME}: pharmacy"
     site_title = "LDN pharmacy admin"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every list of this site, the libraries' included, with a bounded search."""
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, BoundedSearchMixin):
+            admin_class = type(admin_class.__name__, (BoundedSearchMixin, admin_class), {})
+        super().register(model_or_iterable, admin_class, **options)
 
     def has_permission(self, request):
         # Every admin_view (the site's pages, each ModelAdmin's, the custom ones) asks this, and

@@ -61,3 +61,13 @@ class AuthenticatorCodeForm(forms.Form):
                 "Enter the 6 digits your authenticator app shows.", code="invalid"
             )
         return code
+
+
+class DateField(forms.DateField):
+    """A date typed in ordinary digits: Python would read full-width or other scripts' digits
+    (full-width "2026", say) as a date, which no one means and no record should keep."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and not value.isascii():
+            raise forms.ValidationError("Enter the date in ordinary digits (0-9).", code="invalid")
+        return super().to_python(value)

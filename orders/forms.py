@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from core.forms import DateField
 from core.numbers import quantity_text
 
 from . import dosing, icd10
@@ -20,6 +21,9 @@ from .models import Patient, ShipTo, TimeOfDay
 from .order_input import SCHEDULE_HELP, format_schedule, parse_schedule
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
+# "Needed by" is a date the pharmacy can plan for: today or later, within a year (a
+# prescription can be filled for PRESCRIPTION_VALID_MONTHS, 12 by default).
+NEEDED_BY_MAX_DAYS = 365
 
 
 class ConditionsField(forms.CharField):
@@ -70,6 +74,7 @@ class PatientForm(forms.ModelForm):
     class Meta:
         model = Patient
         fields = Patient.EDITABLE_FIELDS
+        field_classes = {"date_of_birth": DateField}
         widgets = {
             "date_of_birth": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "allergies": forms.Textarea(attrs={"rows": 2}),
@@ -200,7 +205,7 @@ class OrderForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}), initial=REASON_FOR_COMPOUNDING
     )
     ship_to = forms.ChoiceField(choices=ShipTo.choices, initial=ShipTo.CLINIC)
-    needed_by = forms.DateField(
+    needed_by = DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     acknowledge = forms.MultipleChoiceField(
@@ -239,8 +244,13 @@ class OrderForm(forms.Form):
 
     def clean_needed_by(self):
         needed_by = self.cleaned_data["needed_by"]
-        if needed_by is not None and needed_by < timezone.localdate():
+        today = timezone.localdate()
+        if needed_by is not None and needed_by < today:
             raise forms.ValidationError("The date needed by cannot be in the past.")
+        if needed_by is not None and (needed_by - today).days > NEEDED_BY_MAX_DAYS:
+            raise forms.ValidationError(
+                f"The date needed by must be within {NEEDED_BY_MAX_DAYS} days from today."
+            )
         return needed_by
 
     def regimen(self) -> Regimen:
@@ -348,7 +358,7 @@ class RefillForm(forms.Form):
     confirmed here, with a reason where one is needed."""
 
     ship_to = forms.ChoiceField(choices=ShipTo.choices, initial=ShipTo.CLINIC)
-    needed_by = forms.DateField(
+    needed_by = DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     retitrate = forms.BooleanField(

@@ -28,6 +28,9 @@ QUANTITY_FIELD = forms.DecimalField(max_digits=8, decimal_places=2)
 COUNT_FIELD = forms.IntegerField(min_value=-1000, max_value=10000)
 
 
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_schedule(text: str) -> tuple[Step, ...]:
     """'1.5 x 14, 3 x 14, 4.5 x 30' -> steps. Raises ValidationError naming the bad part."""
     parts = [part.strip() for part in re.split(r"[,;\n]+", text or "") if part.strip()]
@@ -180,12 +183,16 @@ def _read_patient(read: _Reader) -> tuple[int | None, PatientFacts | None]:
     if not isinstance(patient, dict):
         read.error("patient", "Send the patient's facts as an object.")
         return None, None
-    born = None
-    if patient.get("date_of_birth") is not None:
+    # The date of birth decides the age rules: a number, null or a missing key is refused,
+    # never read as "unknown" (which would skip them).
+    born, text = None, patient.get("date_of_birth")
+    if not isinstance(text, str) or not ISO_DATE.fullmatch(text):
+        read.error("patient.date_of_birth", "Send the date of birth as text, YYYY-MM-DD.")
+    else:
         try:
-            born = datetime.date.fromisoformat(str(patient["date_of_birth"]))
+            born = datetime.date.fromisoformat(text)
         except ValueError:
-            read.error("patient.date_of_birth", "Enter a date as YYYY-MM-DD.")
+            read.error("patient.date_of_birth", "Enter a date that exists, as YYYY-MM-DD.")
     facts = PatientFacts(
         date_of_birth=born,
         takes_opioids=read.boolean("takes_opioids", patient, name="patient.takes_opioids"),

@@ -14,7 +14,12 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyInline, ReadOnlyMixin, ReasonForm, RecordHistoryAdmin
+from core.admin import (
+    ReadOnlyInline,
+    ReadOnlyMixin,
+    ReasonForm,
+    RecordHistoryAdmin,
+)
 from core.admin_actions import form_action, run_for_each
 from core.audit import record_access_bulk
 from core.models import AccessAction

@@ -14,7 +14,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
 
 from .models import Delivery, DeliveryKind, DeliveryStatus, PrintJob, RecallNotice
-from .tasks import queue_delivery, render_print_job
+from .tasks import queue_delivery, queue_print_job
 
 K, S = DeliveryKind, DeliveryStatus
 
@@ -53,7 +53,7 @@ def print_job_start(*, orders, actor) -> PrintJob:
     """Queue the labels of many orders as one PDF; its page shows the progress."""
     ids = [order.pk for order in orders]
     job = PrintJob.objects.create(created_by=actor, order_ids=ids, total=len(ids))
-    render_print_job.delay_on_commit(job_id=job.pk)
+    queue_print_job(job)
     return job
 
 

@@ -22,7 +22,7 @@ from orders.models import Order
 
 from . import outbox
 from .label_documents import label_render, print_job_render
-from .models import Delivery, DeliveryKind, DeliveryStatus
+from .models import Delivery, DeliveryKind, DeliveryStatus, PrintJob
 from .selectors import latest_label
 
 logger = logging.getLogger(__name__)
@@ -81,24 +81,36 @@ def render_print_job(*, job_id: int) -> None:
 def queue_delivery(delivery: Delivery) -> None:
     """After commit: a label is rendered (render queue) before its email is sent (mail queue)."""
     kind, delivery_id, order_id = delivery.kind, delivery.pk, delivery.order_id
-    transaction.on_commit(lambda: _publish(kind, delivery_id, order_id))
+    if kind == K.LABEL_READY:
+        what = f"delivery {delivery_id}"
+        _after_commit(render_label, what, order_id=order_id, delivery_id=delivery_id)
+    else:
+        _after_commit(send_delivery, f"delivery {delivery_id}", delivery_id=delivery_id)
 
 
-def _publish(kind: str, delivery_id: int, order_id: int | None) -> None:
-    try:
-        if kind == K.LABEL_READY:
-            render_label.delay(order_id=order_id, delivery_id=delivery_id)
-        else:
-            send_delivery.delay(delivery_id=delivery_id)
-    except (KombuOperationalError, OSError) as error:
-        # The broker is down: the change is committed and its row waits; the sweep queues it.
-        logger.warning("delivery %s not queued (%s); the sweep will", delivery_id, error)
+def queue_print_job(job: PrintJob) -> None:
+    """After commit: the job's labels are rendered on the render queue."""
+    _after_commit(render_print_job, f"print job {job.pk}", job_id=job.pk)
+
+
+def _after_commit(task, what: str, **kwargs) -> None:
+    """Publish the task once the transaction commits. A broker that cannot be reached leaves
+    the row as it is (pending, queued) and the request succeeds: the sweep queues it later."""
+
+    def publish():
+        try:
+            task.delay(**kwargs)
+        except (KombuOperationalError, OSError) as error:
+            logger.warning("%s not queued (%s); the sweep will", what, error)
+
+    transaction.on_commit(publish)
 
 
 def delivery_sweep(*, now: datetime.datetime | None = None) -> int:
     """Re-queue what a broker outage or a killed worker left behind: rows pending for longer
-    than OUTBOX_PENDING_AFTER, and rows still sending after OUTBOX_SENDING_AFTER (their worker
-    died; the claim is given back). Returns how many it queued."""
+    than OUTBOX_PENDING_AFTER, rows still sending after OUTBOX_SENDING_AFTER (their worker
+    died; the claim is given back), and print jobs queued for longer than OUTBOX_PENDING_AFTER
+    (rendering one twice is harmless: it is claimed once). Returns how many it queued."""
     now = now or timezone.now()
     pending_before = now - datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER)
     sending_before = now - datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER)
@@ -112,5 +124,11 @@ def delivery_sweep(*, now: datetime.datetime | None = None) -> int:
     for delivery in stale.order_by("pk").iterator():
         with transaction.atomic():
             queue_delivery(delivery)
+        queued += 1
+    # Print jobs still queued: their task was never published (or lost with the broker).
+    waiting = PrintJob.objects.filter(status=PrintJob.Status.QUEUED, created_at__lt=pending_before)
+    for job in waiting.order_by("pk").iterator():
+        with transaction.atomic():
+            queue_print_job(job)
         queued += 1
     return queued

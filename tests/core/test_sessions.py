@@ -2,11 +2,13 @@
 without activity for staff and 30 for prescribers, and 12 hours after signing in in any case."""
 
 import datetime
+import time
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
+from django.core import signing
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -170,7 +172,7 @@ def test_the_timeout_check_adds_no_query(client, settings, pharmacist):
     with CaptureQueriesContext(connection) as checked:
         assert client.get(url).status_code == 200
     settings.MIDDLEWARE = [
-        m for m in settings.MIDDLEWARE if m != "pharmacy.sessions.SessionTimeoutMiddleware"
+        m for m in settings.MIDDLEWARE if m != "core.sessions.SessionTimeoutMiddleware"
     ]
     with CaptureQueriesContext(connection) as unchecked:
         assert client.get(url).status_code == 200
@@ -201,3 +203,44 @@ def test_session_cookie_is_http_only(client, prescriber, password):
     )
     assert response.cookies[COOKIE]["httponly"] is True
     assert response.cookies[COOKIE]["samesite"] == "Lax"
+
+
+IDLE_20_SECONDS = "Signed out after 20 seconds without activity."
+
+
+def test_an_idle_limit_under_a_minute_holds_to_the_second(client, clock, settings, prescriber):
+    # The session row is written once a minute; the activity cookie carries every request.
+    settings.SESSION_IDLE_TIMEOUT_PRESCRIBER = 20
+    client.force_login(prescriber.user)
+    for _ in range(8):  # two minutes of a request every 15 seconds
+        clock.shift(datetime.timedelta(seconds=15))
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(PATIENTS).status_code == 200
+        assert len(session_writes(queries)) <= 1
+    clock.shift(datetime.timedelta(seconds=19))
+    assert client.get(PATIENTS).status_code == 200  # 19 s idle: still in
+    clock.shift(datetime.timedelta(seconds=20))
+    response = client.get(PATIENTS)  # 20 s idle: out
+    assert signed_out_with(
+        response, client, "Signed out after 20 seconds without activity.", PATIENTS
+    )
+
+
+def test_the_activity_cookie_of_another_session_or_unsigned_counts_for_nothing(
+    client, clock, settings, prescriber
+):
+    settings.SESSION_IDLE_TIMEOUT_PRESCRIBER = 20
+    client.force_login(prescriber.user)
+    clock.shift(datetime.timedelta(seconds=30))
+    cookie = portal_sessions.ACTIVITY_COOKIE
+    signer = signing.get_cookie_signer(salt=cookie + portal_sessions.ACTIVITY_SALT)
+    now = int(time.time())
+    for forged in (
+        signer.sign(f"another-session-key:{now}"),  # the portal's, but another session's
+        f"{client.session.session_key}:{now}",  # this session's, but not signed
+    ):
+        client.cookies[cookie] = forged
+        response = client.get(PATIENTS)
+        assert signed_out_with(response, client, IDLE_20_SECONDS, PATIENTS)
+        client.force_login(prescriber.user)
+        clock.shift(datetime.timedelta(seconds=30))

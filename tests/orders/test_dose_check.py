@@ -26,6 +26,9 @@ EXAMPLE = {
 }  # fmt: skip
 
 
+FULL_WIDTH_YEAR = "\uff11\uff19\uff18\uff10-04-02"  # 1980 in full-width digits
+
+
 def check(client, payload, **extra):
     body = payload if isinstance(payload, str | bytes) else json.dumps(payload)
     return client.post(URL, body, content_type="application/json", **extra)
@@ -127,6 +130,12 @@ def test_patient_of_another_clinic_is_not_found(prescriber_client, other_prescri
         ({**EXAMPLE, "patient_id": 1}, "patient"),
         ({**EXAMPLE, "patient": {**EXAMPLE["patient"], "date_of_birth": "02/04/1980"}},
          "patient.date_of_birth"),
+        # Not a text date: refused, never read as "unknown" (which would skip the age rules).
+        *(({**EXAMPLE, "patient": {**EXAMPLE["patient"], "date_of_birth": born}},
+           "patient.date_of_birth")
+          for born in (19800402, None, 1980.0, ["1980-04-02"], FULL_WIDTH_YEAR, "1980-02-30")),
+        ({**EXAMPLE, "patient": {k: v for k, v in EXAMPLE["patient"].items()
+                                 if k != "date_of_birth"}}, "patient.date_of_birth"),
     ],
 )  # fmt: skip
 def test_malformed_requests_get_400_with_what_is_wrong(prescriber_client, body, field):

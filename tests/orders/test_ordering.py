@@ -398,3 +398,27 @@ def test_no_refill_of_a_prescription_whose_fills_were_all_cancelled(
         "Prescription: Every fill of this prescription was cancelled; submit a new order instead."
     ]
     assert Order.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("needed_by", "message"),
+    [
+        ("\uff12\uff10\uff12\uff17-01-05", "Enter the date in ordinary digits (0-9)."),
+        ("9999-12-31", "The date needed by must be within 365 days from today."),
+        ("2026-02-28", "The date needed by cannot be in the past."),
+    ],
+)
+def test_needed_by_is_a_date_the_pharmacy_can_plan_for(
+    prescriber_client, order_patient, clock, needed_by, message
+):
+    response = prescriber_client.post(create_url(order_patient), order_data(needed_by=needed_by))
+    assert response.status_code == 200
+    assert response.context["form"].errors["needed_by"] == [message]
+    assert nothing_written()
+
+
+def test_needed_by_a_year_from_today_is_taken(prescriber_client, order_patient, clock):
+    a_year = (timezone.localdate() + datetime.timedelta(days=365)).isoformat()
+    response = prescriber_client.post(create_url(order_patient), order_data(needed_by=a_year))
+    assert response.status_code == 302
+    assert Order.objects.get().needed_by.isoformat() == a_year

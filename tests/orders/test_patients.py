@@ -57,6 +57,11 @@ def test_prescriber_adds_a_patient_to_their_clinic(prescriber_client, prescriber
         ("date_of_birth", "2999-01-01", "The date of birth cannot be in the future."),
         ("date_of_birth", "1850-01-01", "The date of birth is before 1900; please check the year."),
         ("date_of_birth", "14/02/1979", "Enter a valid date."),
+        (
+            "date_of_birth",
+            "\uff11\uff19\uff17\uff19-02-14",
+            "Enter the date in ordinary digits (0-9).",
+        ),
         ("allergies", "", "This field is required."),
         ("sex", "", "This field is required."),
         ("postal_code", "6270", "Enter a zip code in the format XXXXX or XXXXX-XXXX."),
