@@ -189,6 +189,8 @@ SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
 
 # The one-time link that lets an approved prescriber set a password, and password reset links.
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
+# At most this many reset emails to one address an hour, however often the page is sent.
+PASSWORD_RESET_EMAILS_PER_HOUR = _positive("PASSWORD_RESET_EMAILS_PER_HOUR", 3)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("PHARMACY_TIME_ZONE", default="America/New_York")

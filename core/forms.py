@@ -1,8 +1,15 @@
+import datetime
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.db import transaction
+from django.utils import timezone
 
-from .models import User, normalize_email_address
+from .models import PasswordResetRequest, User, normalize_email_address
+
+# Requests older than this are of no use to the hourly limit and are deleted.
+RESET_REQUESTS_KEPT = datetime.timedelta(days=1)
 
 
 class LoginForm(AuthenticationForm):
@@ -33,8 +40,23 @@ class PortalPasswordResetForm(PasswordResetForm):
                 yield user
 
     def save(self, *args, **kwargs):
-        """The link points at the portal's address (PORTAL_BASE_URL), not at whatever host the
+        """Every request is a row, whatever the address (the same work for an account and for
+        none); at most PASSWORD_RESET_EMAILS_PER_HOUR reset emails go to one address an hour.
+        The link points at the portal's address (PORTAL_BASE_URL), not at whatever host the
         request named."""
+        key = PasswordResetRequest.key_of(self.cleaned_data["email"])
+        now = timezone.now()
+        with transaction.atomic():
+            PasswordResetRequest.objects.filter(created_at__lt=now - RESET_REQUESTS_KEPT).delete()
+            sent = PasswordResetRequest.objects.filter(
+                address_key=key,
+                within_limit=True,
+                created_at__gte=now - datetime.timedelta(hours=1),
+            ).count()
+            within = sent < settings.PASSWORD_RESET_EMAILS_PER_HOUR
+            PasswordResetRequest.objects.create(address_key=key, within_limit=within)
+        if not within:
+            return
         protocol, _, domain = settings.PORTAL_BASE_URL.partition("://")
         context = {**(kwargs.get("extra_email_context") or {}), "site_name": settings.PHARMACY_NAME}
         kwargs.update(

@@ -156,7 +156,14 @@ def delivery_send(*, delivery_id: int) -> bool:
         "order__clinic", "order__prescription", "recall_notice__recall"
     ).get(pk=delivery_id)
     try:
-        _send(_message(delivery))
+        message = _message(delivery)
+    except ValueError as refused:
+        # Its label cannot be made as the order stands: failed once, with the reason.
+        logger.warning("delivery %s failed: %s", delivery_id, refused)
+        delivery_fail(delivery_id=delivery_id, error=label_failure(refused))
+        return False
+    try:
+        _send(message)
     except Exception as error:
         # Back to pending with the reason: the task retries, the sweep picks it up later.
         Delivery.objects.filter(pk=delivery_id, status=S.SENDING).update(
@@ -181,6 +188,11 @@ def delivery_send(*, delivery_id: int) -> bool:
             )
     logger.info("delivery %s sent (%s)", delivery_id, delivery.kind)
     return True
+
+
+def label_failure(refused: ValueError) -> str:
+    """The reason a delivery failed because its label cannot be made."""
+    return f"The label could not be made: {refused}"
 
 
 def delivery_fail(*, delivery_id: int, error: str) -> None:

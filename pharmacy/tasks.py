@@ -57,6 +57,14 @@ def render_label(self, *, order_id: int, delivery_id: int | None = None) -> None
     if latest_label(order) is None:
         try:
             label_render(order=order)
+        except ValueError as refused:
+            # The label cannot be made as the order stands (its text does not fit, a batch was
+            # recalled): a retry would fail the same way. Its email fails once, with the
+            # reason, for a person to see in the admin.
+            logger.warning("label of order %s not made: %s", order_id, refused)
+            if delivery_id is not None:
+                outbox.delivery_fail(delivery_id=delivery_id, error=outbox.label_failure(refused))
+            return
         except Exception:
             if not self.request.is_eager:
                 raise

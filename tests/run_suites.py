@@ -3,8 +3,9 @@
 Suites:
   unit         SQLite, in-process: models, forms, views, services, the fuzzing, the layers'
                contracts (on every core)
-  postgresql   the same tests again on PostgreSQL (but the fuzzing), plus the integration
-               tests (locks, transactions, a real Celery worker on Redis, SMTP on loopback)
+  postgresql   the same tests again on PostgreSQL (the fuzzing with fewer examples), plus the
+               integration tests (locks, transactions, a real Celery worker on Redis, SMTP on
+               loopback)
   e2e          a real browser (Debian's Chromium through Playwright) against a live server
 
 A suite whose service is unreachable is skipped with the reason; with REQUIRE_SERVICES=1 a
@@ -50,9 +51,9 @@ def suites():
     yield "unit", ["-m", "not integration and not e2e", "-n", "auto"], base_env, None
     yield (
         "postgresql",
-        # The fuzzing (marked fuzz, minutes of generated input) runs once, in the unit suite.
-        # On every core too: each worker has a test database and a Redis database of its own.
-        ["-m", "not e2e and not fuzz", "--create-db", "-n", "auto"],
+        # The fuzzing runs here too, with fewer examples (tests/test_fuzzing.py). On every core:
+        # each worker has a test database and a Redis database of its own.
+        ["-m", "not e2e", "--create-db", "-n", "auto"],
         {**base_env, "DATABASE_URL": TEST_DATABASE_URL},
         reachable(TEST_DATABASE_URL),
     )

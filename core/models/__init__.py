@@ -1,7 +1,7 @@
 """The kernel's models: the people who sign in, who saw a patient's record, and the pieces other
 apps' models are built from."""
 
-from .accounts import User, UserManager, normalize_email_address
+from .accounts import PasswordResetRequest, User, UserManager, normalize_email_address
 from .audit import AccessAction, AccessEvent, AccessEventQuerySet, AppendOnlyError
 from .base import PostalAddress, StateField, StatusEvent
 
@@ -10,6 +10,7 @@ __all__ = [
     "AccessEvent",
     "AccessEventQuerySet",
     "AppendOnlyError",
+    "PasswordResetRequest",
     "PostalAddress",
     "StateField",
     "StatusEvent",

@@ -4,6 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 def normalize_email_address(email: str) -> str:
@@ -95,3 +96,27 @@ class User(AbstractBaseUser, PermissionsMixin):
         """Prescribers sign in only while approved; staff accounts depend on is_active alone."""
         prescriber = self.portal_prescriber
         return prescriber is None or prescriber.is_approved
+
+
+class PasswordResetRequest(models.Model):
+    """One request on the "forgotten password" page, whatever address it named: the same row
+    for an account and for no account, so the page does the same work either way, and the
+    count that limits how many reset emails one address receives an hour. The address is kept
+    only as a keyed hash: typed addresses of people without an account are not stored."""
+
+    address_key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Whether it was within the hourly limit (an email went, if the address has an account).
+    within_limit = models.BooleanField()
+
+    class Meta:
+        indexes = [models.Index(fields=["address_key", "created_at"], name="reset_by_address")]
+
+    def __str__(self):
+        return f"Password reset request {self.pk}"
+
+    @staticmethod
+    def key_of(email: str) -> str:
+        return salted_hmac(
+            "core.PasswordResetRequest", normalize_email_address(email), algorithm="sha256"
+        ).hexdigest()

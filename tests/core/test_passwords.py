@@ -1,6 +1,8 @@
 """Passwords: hashed with Argon2 (older hashes upgraded at sign-in), at least 12 characters and not
 a common one wherever a password is chosen, and a reset that does not tell who has an account."""
 
+import datetime
+
 import pytest
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.tokens import default_token_generator
@@ -10,7 +12,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from config import settings as portal_settings
-from core.models import User
+from core.models import PasswordResetRequest, User
 from prescribers.models import PrescriberStatus
 from tests.factories import PrescriberFactory, StaffFactory
 from tests.signing_in import sign_in, verified_staff_login
@@ -143,3 +145,26 @@ def test_password_reset_answers_the_same_whether_or_not_there_is_an_account(
     # Only the account that may sign in gets an email.
     assert [answers[email][5] for email in answers] == [1, 0, 0]
     assert [message.to for message in mail.outbox] == [[known]]
+
+
+def test_a_flood_of_resets_sends_a_few_emails_an_hour_and_answers_the_same(
+    client, clock, settings, django_capture_on_commit_callbacks
+):
+    settings.PASSWORD_RESET_EMAILS_PER_HOUR = 3
+    known = PrescriberFactory().user.email
+    answers = set()
+    with django_capture_on_commit_callbacks(execute=True):
+        for email in [known] * 60 + ["nobody@example.test"] * 60:
+            response = client.post(reverse("password_reset"), {"email": email})
+            answers.add((response.status_code, response["Location"]))
+    assert answers == {(302, reverse("password_reset_done"))}
+    assert [message.to for message in mail.outbox] == [[known]] * 3
+    # Every request is a row, for an account or none, and no row names the address.
+    assert PasswordResetRequest.objects.count() == 120
+    assert not PasswordResetRequest.objects.filter(address_key__icontains="@").exists()
+
+    clock.shift(datetime.timedelta(minutes=61))  # an hour later, three more may go
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            client.post(reverse("password_reset"), {"email": known.upper()})
+    assert len(mail.outbox) == 6

@@ -18,7 +18,8 @@ from orders.dosing import DosageForm, Regimen, Step
 from orders.models import OrderStatus, Prescription
 from pharmacy import notifications, outbox, tasks
 from pharmacy.fulfilment import order_final_check, order_hold, order_reject, order_ship
-from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, LabelDocument
+from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, Dispense, LabelDocument
+from pharmacy.recalls import batch_recall
 from pharmacy.tasks import send_delivery
 from tests.factories import PatientFactory, submit_order
 from tests.orders.test_workflow import dispense_fully, submitted_order, with_status
@@ -311,3 +312,43 @@ def test_a_message_to_two_people_is_two_rows_sent_one_each(db, django_capture_on
     assert {message.extra_headers["Message-ID"] for message in mail.outbox} == {
         d.message_id for d in rows
     }
+
+
+def test_a_label_that_cannot_be_made_fails_its_email_once_with_the_reason(
+    prescriber, pharmacist, django_capture_on_commit_callbacks, settings
+):
+    # The batch is recalled after the order was made ready and before its label was rendered:
+    # no retry will make that label, so the email fails at once, visibly, and is not swept.
+    order = with_status(submitted_order(prescriber), S.COMPOUNDING)
+    Prescription.objects.filter(pk=order.prescription_id).update(rx_number="7000123")
+    dispense_fully(order)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        order_final_check(order=order, actor=pharmacist)
+    batch = Dispense.objects.filter(order=order).first().batch
+    batch_recall(batch=batch, actor=pharmacist, reason="Out-of-specification assay.")
+    for callback in queued:
+        callback()  # the render task: no label, and no email
+
+    delivery = Delivery.objects.get(order=order)
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.last_error.startswith("The label could not be made: ")
+    assert f"batch {batch.lot_number} was recalled" in delivery.last_error
+    assert mail.outbox == []
+    assert not LabelDocument.objects.filter(order=order).exists()
+    later = timezone.now() + datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER + 1)
+    # The sweep takes the recall's notice to the clinic, not the failed email: it waits for a
+    # person.
+    (notice,) = Delivery.objects.filter(status=DeliveryStatus.PENDING)
+    assert notice.kind == DeliveryKind.RECALL_NOTICE
+    with django_capture_on_commit_callbacks(execute=False):
+        assert tasks.delivery_sweep(now=later) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+
+    # Tried again by a person, it fails the same way at once, with the same reason.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.delivery_retry(delivery=delivery) is True
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert f"batch {batch.lot_number} was recalled" in delivery.last_error
+    assert [m.subject for m in mail.outbox if order.number in m.subject] == []
