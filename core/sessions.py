@@ -7,15 +7,13 @@ way it happens (portal login page, admin login): Django's user_logged_in signal 
 all of them pass, after Django has given the session a new key.
 
 The session keeps the sign-in time, the time of the last request and which idle limit applies,
-so the check needs no query of its own; the last-request time is written at most once a minute,
-so a page view does not save the session each time. The session row and its cookie end a few
+so the check needs no query of its own. The last-request time is written when it is older than
+a sixtieth of the idle limit, at most once a minute and at least once a second: a page view
+does not save the session (or send its cookie again) each time, an active person is never
+signed out by the stored time lagging behind, and a limit of a minute or less holds to the
+second (one of 15 minutes to within 15 seconds). The session row and its cookie end a few
 minutes after the absolute limit: long enough for the next request to be told why it was signed
 out, and never renewed by activity.
-
-So that an idle limit holds to the second (even one under a minute), every answer to a signed-in
-request also carries the time of that request in a cookie of its own, signed and bound to the
-session's key: the browser cannot make it later, and it costs no query. The idle check takes
-the later of that time and the session's.
 """
 
 import time
@@ -34,11 +32,10 @@ LAST_SEEN = "portal_last_seen"
 ROLE = "portal_session_role"
 STAFF, PRESCRIBER = "staff", "prescriber"
 
-# The last-request time is written when it is older than this (seconds).
+# The last-request time is written when it is older than the idle limit divided by this, in
+# seconds, between 1 and ACTIVITY_RESOLUTION.
+ACTIVITY_STEPS = 60
 ACTIVITY_RESOLUTION = 60
-# The cookie with the time of the last request, exact to the second.
-ACTIVITY_COOKIE = "portal_activity"
-ACTIVITY_SALT = "core.sessions.activity"
 # The session row and cookie outlive the absolute limit by this (seconds), see above.
 EXPIRY_GRACE = 5 * 60
 
@@ -47,6 +44,11 @@ def idle_timeout(role: str) -> int:
     if role == PRESCRIBER:
         return settings.SESSION_IDLE_TIMEOUT_PRESCRIBER
     return settings.SESSION_IDLE_TIMEOUT_STAFF
+
+
+def activity_resolution(role: str) -> int:
+    """How old the stored last-request time may get before a request writes it again."""
+    return max(1, min(ACTIVITY_RESOLUTION, idle_timeout(role) // ACTIVITY_STEPS))
 
 
 def duration(seconds: int) -> str:
@@ -70,21 +72,9 @@ def start_session_clock(sender, request, user, **kwargs):
     session.set_expiry(datetime.fromtimestamp(deadline, tz=UTC))
 
 
-def last_activity(request) -> int | None:
-    """The time of the session's last request: the later of the session's (written once a
-    minute) and the activity cookie's (every request), when that cookie is this session's."""
-    last_seen = request.session.get(LAST_SEEN)
-    cookie = request.get_signed_cookie(ACTIVITY_COOKIE, default="", salt=ACTIVITY_SALT)
-    key, _, at = cookie.rpartition(":")
-    if last_seen is not None and key == request.session.session_key and at.isdigit():
-        return max(last_seen, int(at))
-    return last_seen
-
-
-def expiry_message(session, now: int, last_seen: int | None = None) -> str | None:
+def expiry_message(session, now: int) -> str | None:
     """Why this signed-in session has ended, or None while it is still good."""
-    signed_in_at = session.get(SIGNED_IN_AT)
-    last_seen = session.get(LAST_SEEN) if last_seen is None else last_seen
+    signed_in_at, last_seen = session.get(SIGNED_IN_AT), session.get(LAST_SEEN)
     if signed_in_at is None or last_seen is None:
         # Started before these limits existed: its age is unknown.
         return "Please sign in again."
@@ -107,27 +97,15 @@ class SessionTimeoutMiddleware:
     def __call__(self, request):
         session = request.session
         # No cookie, no session to end (and no query to load one).
-        if session.session_key is None or SESSION_KEY not in session:
-            return self.get_response(request)
-        now = int(time.time())
-        message = expiry_message(session, now, last_activity(request))
-        if message is not None:
-            logout(request)
-            messages.info(request, message)
-            if request.method == "GET":
-                return redirect_to_login(request.get_full_path())
-            return redirect(settings.LOGIN_URL)
-        if now - session[LAST_SEEN] >= ACTIVITY_RESOLUTION:
-            session[LAST_SEEN] = now
-        response = self.get_response(request)
-        if request.session.session_key is not None and SESSION_KEY in request.session:
-            response.set_signed_cookie(
-                ACTIVITY_COOKIE,
-                f"{request.session.session_key}:{now}",
-                salt=ACTIVITY_SALT,
-                max_age=settings.SESSION_ABSOLUTE_TIMEOUT + EXPIRY_GRACE,
-                secure=settings.SESSION_COOKIE_SECURE,
-                httponly=True,
-                samesite=settings.SESSION_COOKIE_SAMESITE,
-            )
-        return response
+        if session.session_key is not None and SESSION_KEY in session:
+            now = int(time.time())
+            message = expiry_message(session, now)
+            if message is not None:
+                logout(request)
+                messages.info(request, message)
+                if request.method == "GET":
+                    return redirect_to_login(request.get_full_path())
+                return redirect(settings.LOGIN_URL)
+            if now - session[LAST_SEEN] >= activity_resolution(session.get(ROLE, STAFF)):
+                session[LAST_SEEN] = now
+        return self.get_response(request)
