@@ -5,8 +5,6 @@ registers this bound (core/admin_site.py), the libraries' lists too."""
 
 from django.contrib import messages
 
-# A search box takes at most this much: each word of a search is a condition on every search
-# field, and thousands of them make a query the database refuses or takes seconds over.
 SEARCH_MAX_CHARACTERS = 100
 SEARCH_MAX_WORDS = 10
 SEARCH_TOO_LONG = (
