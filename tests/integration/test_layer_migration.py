@@ -38,6 +38,8 @@ MOVED = {
     "historicalformulationversion": "orders",
     "formulationingredient": "orders",
 }
+# Models added since the move (their content types and permissions are new rows).
+NEW_MODELS = {("core", "passwordresetrequest")}
 # What the old code does on top of seed_demo: a recall of a batch that was dispensed, looks at
 # patients' records, and a label rendered again (a second version, with its history).
 OLD_CODE_ACTIVITY = """
@@ -208,8 +210,9 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
     assert "Recorded core.0001_initial (the user table exists)" in output
     after = tables(scratch_database)
 
-    # Every row of every table is still there, column for column.
-    changed = {"django_content_type", "django_migrations", "orders_orderevent"}
+    # Every row of every table is still there, column for column. (Models added since have
+    # content types and permissions of their own: rows added, none changed.)
+    changed = {"django_content_type", "django_migrations", "orders_orderevent", "auth_permission"}
     assert set(before) <= set(after)
     for name in sorted(set(before) - changed):
         columns = before[name]["columns"]
@@ -231,12 +234,21 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
     assert labels >= 2 and emails >= 1
     assert (kinds.count("label_rendered"), kinds.count("email_sent")) == (labels, emails)
     assert len(new_events) - len(old_events) == labels + emails
-    # The content types kept their ids and moved with their models.
+    # The content types kept their ids and moved with their models; the only new ones are of
+    # models added since, and so are the only new permissions.
     expected_types = {
         (pk, MOVED.get(model, app) if app == "pharmacy" else app, model)
         for pk, app, model in before["django_content_type"]["rows"]
     }
-    assert set(after["django_content_type"]["rows"]) == expected_types
+    added_types = set(after["django_content_type"]["rows"]) - expected_types
+    assert expected_types <= set(after["django_content_type"]["rows"])
+    assert {(app, model) for _, app, model in added_types} == NEW_MODELS
+    permissions = before["auth_permission"]["columns"]
+    old_permissions = set(rows_of(before["auth_permission"], permissions))
+    new_permissions = set(rows_of(after["auth_permission"], permissions)) - old_permissions
+    assert old_permissions <= set(rows_of(after["auth_permission"], permissions))
+    type_of = permissions.index("content_type_id")
+    assert {row[type_of] for row in new_permissions} == {pk for pk, _, _ in added_types}
     # Both groups keep every permission, under the app each model belongs to now.
     verbs = ("add", "change", "delete", "view")
     moved_codenames = {f"{verb}_{model}": app for model, app in MOVED.items() for verb in verbs}
