@@ -10,6 +10,7 @@ from prescribers import views as prescriber_views
 
 urlpatterns = [
     path("", order_views.home, name="home"),
+    path("health/", pharmacy_views.health, name="health"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

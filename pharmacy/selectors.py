@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Q, Subquery, Sum
+from django.db.models import Count, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,8 +22,11 @@ from .models import (
     UNRELEASED_BATCH_STATUSES,
     Batch,
     BatchIngredient,
+    Delivery,
+    DeliveryStatus,
     Dispense,
     LabelDocument,
+    PrintJob,
     Recall,
     RecallNotice,
 )
@@ -219,3 +222,22 @@ def about_patient(patient_id: int) -> Q:
         )
         | _about(Recall, recalls.values("pk"))
     )
+
+
+# --- Health ------------------------------------------------------------------------------------
+
+
+def work_health() -> dict:
+    """How much work waits and how much failed, for the health check: counts only (no names,
+    no addresses), in one query per table."""
+    deliveries = Delivery.objects.aggregate(
+        pending=Count("pk", filter=Q(status=DeliveryStatus.PENDING)),
+        sending=Count("pk", filter=Q(status=DeliveryStatus.SENDING)),
+        failed=Count("pk", filter=Q(status=DeliveryStatus.FAILED)),
+    )
+    print_jobs = PrintJob.objects.aggregate(
+        queued=Count("pk", filter=Q(status=PrintJob.Status.QUEUED)),
+        running=Count("pk", filter=Q(status=PrintJob.Status.RUNNING)),
+        failed=Count("pk", filter=Q(status=PrintJob.Status.FAILED)),
+    )
+    return {"emails": deliveries, "print_jobs": print_jobs}
