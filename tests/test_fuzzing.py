@@ -444,9 +444,10 @@ def test_every_form_of_the_portal_is_fuzzed():
         "patient_list", "order_create", "order_amend", "order_answer", "order_cancel",
         "prescription_refill", "order_list", "dose_check", "medication_screen",
     }  # fmt: skip
-    without_input = {  # pages, a PDF, and logout (a form with nothing to type)
+    without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
         "logout", "password_change_done", "password_reset_done", "password_reset_complete",
+        "health",
     }  # fmt: skip
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
     portal = {name for name in named if not name.startswith("admin")}
