@@ -142,8 +142,8 @@ def batch_lot_number(formulation_version: FormulationVersion, day: datetime.date
     if formulation.strength_mg is not None:
         product = f"C{quantity_text(formulation.strength_mg)}"
     else:
-        concentration = formulation.concentration_mg_per_ml.normalize()
-        product = f"{formulation.dosage_form[:1].upper()}{concentration:f}"
+        concentration = quantity_text(formulation.concentration_mg_per_ml)
+        product = f"{formulation.dosage_form[:1].upper()}{concentration}"
     return f"NX{day:%y%m%d}-{product}-{serial:02d}"
 
 

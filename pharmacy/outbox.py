@@ -52,10 +52,17 @@ def _account_message(delivery: Delivery) -> EmailMessage:
 
 
 def _message(delivery: Delivery) -> EmailMessage:
+    """The email of an outbox row, with the row's Message-ID (the same on every attempt)."""
     if delivery.kind == K.ACCOUNT:
         message = _account_message(delivery)
-        message.extra_headers["Message-ID"] = delivery.message_id
-        return message
+    else:
+        message = _composed_message(delivery)
+    message.extra_headers["Message-ID"] = delivery.message_id
+    return message
+
+
+def _composed_message(delivery: Delivery) -> EmailMessage:
+    """An email about an order or a recall, made from its templates when it is sent."""
     context = {"pharmacy_name": settings.PHARMACY_NAME, "delivery": delivery}
     if delivery.order_id is not None:
         order = delivery.order
@@ -77,7 +84,6 @@ def _message(delivery: Delivery) -> EmailMessage:
     subject = render_to_string(f"emails/{delivery.kind}_subject.txt", context)
     body = render_to_string(f"emails/{delivery.kind}.txt", context)
     message = EmailMessage(" ".join(subject.split()), body, to=[delivery.recipient])
-    message.extra_headers["Message-ID"] = delivery.message_id
     if delivery.kind == K.LABEL_READY:
         document = latest_label(delivery.order) or label_render(order=delivery.order)
         with document.file.open("rb") as pdf:
