@@ -168,7 +168,7 @@ ORDER_PAGE_ROWS = {
                              "created_at"),
     "page_deliveries": json_rows(
         Delivery.objects, "order", "id", "kind", "recipient", "status", "attempts", "sent_at",
-        "created_at",
+        "created_at", "last_error",
     ),
 }  # fmt: skip
 

@@ -30,6 +30,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from weasyprint import CSS, HTML
+from weasyprint.document import Document
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -79,6 +80,12 @@ _BAR = re.compile("1+")  # a run of dark modules: one bar
 # promises no thread safety for that: one label document at a time per process.
 _RENDER_LOCK = threading.Lock()
 
+# The sizes a label's text may be set at (label.css: .fit-0 to .fit-3), largest first.
+FIT_LEVELS = (0, 1, 2, 3)
+# A label and one continuation fit around a bottle or vial; a label that would need more at
+# one size is set smaller.
+LABELS_PER_BOTTLE = 2
+
 
 class LabelResourceRefused(ValueError):
     """A label asked for something other than one of the portal's own static files."""
@@ -120,6 +127,7 @@ class LabelPage:
     warnings: tuple[str, ...]
     continuation: bool = False  # the second page of a bottle's label
     continued: bool = False  # the directions go on on the next page
+    fit: int = 0  # how much smaller its text is set to fit the page (one of FIT_LEVELS)
 
     @property
     def rx_and_fill(self) -> str:
@@ -476,22 +484,28 @@ def render_pages_pdf(pages: list[LabelPage]) -> bytes:
 
 
 def render_pages_document(pages: list[LabelPage]):
-    """The laid-out WeasyPrint document of these labels (write_pdf() makes the PDF).
+    """The laid-out WeasyPrint document of these labels (write_pdf() makes the PDF)."""
+    return fitted_labels(pages)[1]
 
-    A label whose directions run past its page is printed again on as many pages as it needs,
-    each a whole label (who, what, lot, BUD and barcode) carrying the next part of the
-    directions ("continued on the next label"). Text is never cut off: a label that cannot fit
-    even so is refused (LabelDoesNotFit)."""
+
+def fitted_labels(pages: list[LabelPage]) -> tuple[list[LabelPage], Document]:
+    """The labels as printed, one per page, and their laid-out WeasyPrint document.
+
+    A label whose text runs past its page is laid out again (_fitted): its directions are
+    shared out over whole labels (who, what, lot, BUD and barcode on each, "continued on the
+    next label"), and its text is set smaller when that saves labels beyond LABELS_PER_BOTTLE
+    or when nothing fits otherwise (FIT_LEVELS). Text is never cut off: a label that cannot
+    fit even at the smallest size is refused (LabelDoesNotFit)."""
     if not pages:
         raise ValueError("There are no labels to print.")
     document = _laid_out(pages)
     if len(document.pages) == len(pages):
-        return document
+        return pages, document
     overflowing = _overflowing(document, len(pages))
     pages = [
         part
         for i, page in enumerate(pages)
-        for part in (_split(page) if i in overflowing else [page])
+        for part in (_fitted(page) if i in overflowing else [page])
     ]
     document = _laid_out(pages)
     if len(document.pages) != len(pages):
@@ -499,7 +513,7 @@ def render_pages_document(pages: list[LabelPage]):
             f"The labels took {len(document.pages)} pages instead of {len(pages)}: a "
             "label's text does not fit its page."
         )
-    return document
+    return pages, document
 
 
 def _laid_out(pages: list[LabelPage]):
@@ -522,8 +536,29 @@ def _overflowing(document, count: int) -> set[int]:
     return {i for i in range(count) if ends[i] - starts.get(i, 0) > 1}
 
 
+def _fitted(page: LabelPage) -> list[LabelPage]:
+    """The label as whole labels that each fit a page, at the largest text size that needs at
+    most LABELS_PER_BOTTLE of them, or else at the largest size that needs the fewest: long
+    directions at the usual size go on a continuation label, and the text shrinks when a long
+    name (or a long titration) would need more labels than that, or nothing fits at all."""
+    best: list[LabelPage] = []
+    for fit in FIT_LEVELS:
+        parts = _split(dataclasses.replace(page, fit=fit))
+        if parts and (not best or len(parts) < len(best)):
+            best = parts
+        if best and len(best) <= LABELS_PER_BOTTLE:
+            break
+    if not best:
+        raise LabelDoesNotFit(
+            f"A label of {page.drug} does not fit its page even with one phrase of directions "
+            "and its text at the smallest size."
+        )
+    return best
+
+
 def _split(page: LabelPage) -> list[LabelPage]:
-    """The label as whole labels that each fit a page, the directions shared out in order."""
+    """The label as whole labels that each fit a page, the directions shared out in order,
+    as many phrases on each as fit; none when one phrase alone does not fit."""
     parts, rest = [], list(page.directions)
     while rest:
         for take in range(len(rest), 0, -1):
@@ -536,9 +571,7 @@ def _split(page: LabelPage) -> list[LabelPage]:
             if len(_laid_out([part]).pages) == 1:
                 break
         else:
-            raise LabelDoesNotFit(
-                f"A label of {page.drug} does not fit its page even with one line of directions."
-            )
+            return []
         parts.append(part)
         rest = rest[take:]
     return parts

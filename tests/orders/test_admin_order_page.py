@@ -61,7 +61,8 @@ def test_the_order_page_shows_every_dispense_label_email_and_event(
     delivery = Delivery.objects.get(order=order)
     assert table_rows(html, "deliveries") == [
         [delivery.get_kind_display(), delivery.recipient, delivery.get_status_display(),
-         str(delivery.attempts), timezone.localtime(delivery.sent_at).strftime("%Y-%m-%d %H:%M")]
+         str(delivery.attempts), timezone.localtime(delivery.sent_at).strftime("%Y-%m-%d %H:%M"),
+         ""]  # sent: no reason to show
     ]  # fmt: skip
     events = OrderEvent.objects.filter(order=order).select_related("actor").order_by("pk")
     timeline = table_rows(html, "timeline")

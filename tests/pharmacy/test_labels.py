@@ -19,6 +19,8 @@ from django.utils.html import escape
 from pypdf import PdfReader
 from weasyprint import HTML
 
+from orders import dosing
+from orders.bud import BudCategory, label_storage
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Formulation, Order, OrderKind, OrderStatus, Prescription
 from orders.services import order_start_review, prescription_refill, prescription_refills_left
@@ -479,6 +481,110 @@ def test_a_page_size_that_is_not_one_is_refused(settings, fresh_stylesheets):
     settings.LABEL_PAGE_SIZE = "4in 2in; } body { display: none"
     with pytest.raises(ValueError, match="LABEL_PAGE_SIZE is not a CSS page size"):
         labels.label_stylesheets()
+
+
+def squeezed(text: str) -> str:
+    """Text without white space: a long word wrapped on the label reads back with breaks."""
+    return "".join(text.split())
+
+
+def test_a_patient_name_of_194_characters_wraps_smaller_on_each_bottles_label(
+    named_prescriber, pharmacist, technician
+):
+    first, last = "Anneliese " * 9 + "Maria", "Quillfeather" * 8  # 95 and 96 characters
+    stock_titration()
+    order = dispensed(
+        submitted(named_prescriber, TITRATION, first_name=first, last_name=last),
+        pharmacist, technician,
+    )  # fmt: skip
+
+    pdf = labels.render_label_pdf(order)
+
+    texts = page_texts(pdf)
+    assert len(texts) == 3  # one label per bottle, nothing continued
+    for text, directions in zip(texts, BOTTLE_DIRECTIONS, strict=True):
+        assert squeezed(f"{first} {last}") in squeezed(text)
+        assert squeezed(directions) in squeezed(text)
+    rx = Prescription.objects.get().rx_number
+    assert [decoded_barcodes(pdf, i) for i in range(3)] == [
+        [f"{rx}|0|LDN15-B"], [f"{rx}|0|LDN30-A"], [f"{rx}|0|LDN45-A"],
+    ]  # fmt: skip
+    printed, _ = labels.fitted_labels(labels.label_pages(order))
+    assert [label.fit for label in printed] == [1, 1, 1]  # the name set smaller on each label
+
+
+def test_a_short_name_keeps_the_usual_size(titration_order):
+    printed, document = labels.fitted_labels(labels.label_pages(titration_order))
+    assert [label.fit for label in printed] == [0, 0, 0]
+    assert len(document.pages) == 3
+
+
+TWELVE_STEPS = Regimen(
+    dosage_form=DosageForm.ORAL_LIQUID, concentration_mg_per_ml=Decimal("1"),
+    steps=tuple(Step(Decimal(n) / 2, 3) for n in range(1, 13)), doses_per_day=1,
+    quantity=Decimal("120"), days_supply=36, refills=0,
+)  # fmt: skip
+# Names as long as their fields allow, each one word that must break: Patient.first_name and
+# last_name (100 each), the prescriber's first_name and last_name (150 each).
+LONGEST_PATIENT = ("Quillfeather" * 9)[:100] + " " + ("Anneliese" * 12)[:100]
+LONGEST_PRESCRIBER = ("Bartholomew" * 14)[:150] + " " + ("Featherstonehaugh" * 9)[:150]
+# What the pharmacy's records put on a label at their longest: Formulation.name (120),
+# FormulationVersion.storage (200) after the category's storage, Batch.lot_number (30) of two
+# batches, and every warning a liquid can carry.
+LONGEST_RECORDS = {
+    "drug": ("Naltrexone hydrochloride " * 5)[:120],
+    "storage": label_storage(BudCategory.AQUEOUS_UNPRESERVED, ("Protect from light " * 11)[:200]),
+    "lot_numbers": (("LDN2026A" * 4)[:30], ("LDN2026B" * 4)[:30]),
+    "warnings": (labels.OPIOID_WARNING, labels.CHILDREN, labels.SHAKE_WELL, labels.REFRIGERATE),
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "count", "fit"),
+    [
+        ({}, 2, 0),  # a long titration: a continuation label at the usual size
+        ({"patient_name": LONGEST_PATIENT}, 2, 2),
+        ({"prescriber": f"{LONGEST_PRESCRIBER}, MD"}, 2, 3),
+        (LONGEST_RECORDS, 3, 3),
+        ({"patient_name": LONGEST_PATIENT, "prescriber": f"{LONGEST_PRESCRIBER}, MD"}, 4, 3),
+    ],
+    ids=["titration", "patient", "prescriber", "records", "both-names"],
+)
+def test_the_longest_text_a_label_takes_prints_whole_on_whole_labels(fields, count, fit):
+    """A twelve-step titration with each kind of longest text: shared out over whole labels,
+    each with the name, the drug, the lot, the BUD and a barcode that scans, every phrase of the
+    directions printed once and in order, the text set smaller only as far as needed."""
+    directions = dosing.label_directions(TWELVE_STEPS, None)
+    assert len(directions) == 12
+    page = labels.LabelPage(**{**_a_page_fields(), "directions": directions, **fields})
+
+    printed, document = labels.fitted_labels([page])
+    pdf = document.write_pdf()
+
+    assert [label.fit for label in printed] == [fit] * count
+    texts = [squeezed(text) for text in page_texts(pdf)]
+    assert len(texts) == count
+    whole = [page.patient_name, page.prescriber, page.drug, page.storage, *page.lot_numbers,
+             *page.warnings, f"Donotuseafter{us_date(TODAY)}"]  # fmt: skip
+    for i, text in enumerate(texts):
+        assert [value for value in whole if squeezed(value) not in text] == [], i
+        assert decoded_barcodes(pdf, i) == [f"7000001|0|{page.lot_numbers[0]}"]
+    printed_text = "".join(texts)
+    positions = [printed_text.index(squeezed(phrase)) for phrase in directions]
+    assert positions == sorted(positions)
+    assert all(printed_text.count(squeezed(phrase)) == 1 for phrase in directions)
+
+
+def test_every_text_at_its_longest_at_once_is_refused_not_cut():
+    """The limit: both names and every record's text at their longest on one 4 x 2 in label
+    do not fit even at the smallest size in one column. The label is refused (its email fails
+    once, with this reason, for a pharmacist to see) rather than printed cut."""
+    page = labels.LabelPage(**{
+        **_a_page_fields(), **LONGEST_RECORDS, "patient_name": LONGEST_PATIENT,
+        "prescriber": f"{LONGEST_PRESCRIBER}, MD",
+    })  # fmt: skip
+    with pytest.raises(labels.LabelDoesNotFit, match=r"at the smallest size"):
+        labels.render_pages_pdf([page])
 
 
 def test_text_that_does_not_fit_even_on_more_pages_is_refused_not_cut():

@@ -2,6 +2,8 @@
 retried, swept, and visible in the admin."""
 
 import datetime
+import io
+import re
 from decimal import Decimal
 from email import message_from_bytes, policy
 
@@ -14,9 +16,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
+from pypdf import PdfReader
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import OrderStatus, Prescription
+from orders.models import OrderStatus, Patient, Prescription
 from pharmacy import notifications, outbox, tasks
 from pharmacy.fulfilment import order_final_check, order_hold, order_reject, order_ship
 from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, Dispense, LabelDocument
@@ -316,7 +320,7 @@ def test_a_message_to_two_people_is_two_rows_sent_one_each(db, django_capture_on
 
 
 def test_a_label_that_cannot_be_made_fails_its_email_once_with_the_reason(
-    prescriber, pharmacist, django_capture_on_commit_callbacks, settings
+    client, prescriber, pharmacist, django_capture_on_commit_callbacks, settings
 ):
     # The batch is recalled after the order was made ready and before its label was rendered:
     # no retry will make that label, so the email fails at once, visibly, and is not swept.
@@ -335,6 +339,16 @@ def test_a_label_that_cannot_be_made_fails_its_email_once_with_the_reason(
     assert delivery.last_error.startswith("The label could not be made: ")
     assert f"batch {batch.lot_number} was recalled" in delivery.last_error
     assert mail.outbox == []
+    # The order's admin page says why; its link lists that order's emails, to retry.
+    verified_staff_login(client, pharmacist)
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
+    row = re.search(r'<tr class="errornote"><td>Label ready</td>.*?</tr>', page).group()
+    assert "<td>Failed</td><td>0</td>" in row and escape(delivery.last_error) in row
+    link = reverse("admin:pharmacy_delivery_changelist") + f"?order__id__exact={order.pk}"
+    assert escape(link) in row
+    listed = client.get(link)
+    assert listed.status_code == 200
+    assert [d.pk for d in listed.context["cl"].result_list] == [delivery.pk]
     assert not LabelDocument.objects.filter(order=order).exists()
     later = timezone.now() + datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER + 1)
     # The sweep takes the recall's notice to the clinic, not the failed email: it waits for a
@@ -353,6 +367,34 @@ def test_a_label_that_cannot_be_made_fails_its_email_once_with_the_reason(
     assert delivery.status == DeliveryStatus.FAILED
     assert f"batch {batch.lot_number} was recalled" in delivery.last_error
     assert [m.subject for m in mail.outbox if order.number in m.subject] == []
+
+
+def test_a_patient_name_of_194_characters_gets_its_label_mailed_once(
+    prescriber, pharmacist, django_capture_on_commit_callbacks
+):
+    """The name that once left its email pending for ever: the label wraps it, smaller."""
+    first, last = "Anneliese " * 9 + "Maria", "Quillfeather" * 8  # 95 + 1 + 96 characters
+    order = with_status(submitted_order(prescriber), S.COMPOUNDING)
+    Patient.objects.filter(pk=order.prescription.patient_id).update(
+        first_name=first, last_name=last
+    )
+    Prescription.objects.filter(pk=order.prescription_id).update(rx_number="7000123")
+    dispense_fully(order)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order_final_check(order=order, actor=pharmacist)
+
+    delivery = Delivery.objects.get(order=order)
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.SENT, 1, "")
+    (message,) = [m for m in mail.outbox if order.number in m.subject]
+    ((filename, pdf, mimetype),) = message.attachments
+    assert filename.endswith(".pdf")
+    assert mimetype == "application/pdf"
+    text = "".join(
+        "".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(pdf)).pages
+    )
+    assert "".join(f"{first} {last}".split()) in text
+    assert first not in message.body and "Quillfeather" not in message.body
 
 
 def test_the_health_check_counts_waiting_and_failed_work(client, order, pharmacist):
