@@ -240,7 +240,6 @@ else:
 # (pharmacy/notifications.py); the workers send the rows through the transport chosen above.
 OUTBOX_EMAIL_BACKEND = EMAIL_BACKEND
 EMAIL_BACKEND = "pharmacy.notifications.OutboxEmailBackend"
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default=f"{PHARMACY_NAME} <portal@pharmacy.test>"
 )
@@ -345,8 +344,24 @@ RX_NUMBER_START = env.int("RX_NUMBER_START", default=7000000)
 BUD_COMPOUNDING_DATE_IS_DAY_ONE = env.bool("BUD_COMPOUNDING_DATE_IS_DAY_ONE", default=False)
 
 # The outbox (pharmacy/notifications.py): when the sweep re-queues stuck rows, and retries.
-OUTBOX_PENDING_AFTER = env.int("OUTBOX_PENDING_AFTER", default=120)  # seconds
-OUTBOX_SENDING_AFTER = env.int("OUTBOX_SENDING_AFTER", default=600)  # longer than any send
+# All in seconds. Each SMTP operation gives up after EMAIL_TIMEOUT, and one send (composing the
+# message, rendering its label if it has none, SMTP) is stopped after OUTBOX_SEND_TIME_LIMIT
+# (the task's hard limit; its soft limit a fifth earlier puts the row back with the reason). So
+# a row still "sending" after OUTBOX_SENDING_AFTER was claimed by a worker that died, and the
+# sweep (every OUTBOX_SWEEP_EVERY) gives it back: a message the SMTP server accepted just
+# before its worker died goes again within OUTBOX_SENDING_AFTER + OUTBOX_SWEEP_EVERY, with the
+# same Message-ID.
+EMAIL_TIMEOUT = _positive("EMAIL_TIMEOUT", 10)
+OUTBOX_SEND_TIME_LIMIT = _positive("OUTBOX_SEND_TIME_LIMIT", 45)
+OUTBOX_SENDING_AFTER = _positive("OUTBOX_SENDING_AFTER", 60)
+if not EMAIL_TIMEOUT < OUTBOX_SEND_TIME_LIMIT < OUTBOX_SENDING_AFTER:
+    raise ImproperlyConfigured(
+        "The outbox's limits must grow: EMAIL_TIMEOUT < OUTBOX_SEND_TIME_LIMIT < "
+        f"OUTBOX_SENDING_AFTER, not {EMAIL_TIMEOUT}, {OUTBOX_SEND_TIME_LIMIT}, "
+        f"{OUTBOX_SENDING_AFTER} (a live send would be taken for a dead one and sent twice)."
+    )
+OUTBOX_PENDING_AFTER = _positive("OUTBOX_PENDING_AFTER", 120)
+OUTBOX_SWEEP_EVERY = _positive("OUTBOX_SWEEP_EVERY", 60)
 OUTBOX_RETRY_BASE_DELAY = env.int("OUTBOX_RETRY_BASE_DELAY", default=10)
 OUTBOX_RETRY_MAX_DELAY = env.int("OUTBOX_RETRY_MAX_DELAY", default=900)
 # Rendering and mail run on queues of their own (a render worker recycles its processes).
@@ -356,7 +371,7 @@ CELERY_TASK_ROUTES = {
     "pharmacy.tasks.render_print_job": {"queue": "render"},
 }
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "pharmacy.tasks.sweep_deliveries", "schedule": 60.0},
+    "sweep-outbox": {"task": "pharmacy.tasks.sweep_deliveries", "schedule": OUTBOX_SWEEP_EVERY},
 }
 
 # --- Second factor for staff (pharmacy/second_factor.py) --------------------------------------

@@ -35,7 +35,12 @@ def backoff(retries: int) -> int:
     return random.randint(1, max(1, ceiling))
 
 
-@shared_task(bind=True, max_retries=8)
+@shared_task(
+    bind=True,
+    max_retries=8,
+    time_limit=settings.OUTBOX_SEND_TIME_LIMIT,
+    soft_time_limit=max(1, settings.OUTBOX_SEND_TIME_LIMIT * 4 // 5),
+)
 def send_delivery(self, *, delivery_id: int) -> None:
     try:
         outbox.delivery_send(delivery_id=delivery_id)
@@ -122,11 +127,19 @@ def delivery_sweep(*, now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     pending_before = now - datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER)
     sending_before = now - datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER)
-    Delivery.objects.filter(status=S.SENDING, claimed_at__lt=sending_before).update(
+    given_back = list(
+        Delivery.objects.filter(status=S.SENDING, claimed_at__lt=sending_before).values_list(
+            "pk", flat=True
+        )
+    )
+    Delivery.objects.filter(pk__in=given_back, status=S.SENDING).update(
         status=S.PENDING, last_error="Given back by the sweep: its worker stopped."
     )
+    # What was given back goes now, not OUTBOX_PENDING_AFTER after its claim.
     stale = Delivery.objects.filter(status=S.PENDING).filter(
-        Q(claimed_at__lt=pending_before) | Q(claimed_at__isnull=True, created_at__lt=pending_before)
+        Q(pk__in=given_back)
+        | Q(claimed_at__lt=pending_before)
+        | Q(claimed_at__isnull=True, created_at__lt=pending_before)
     )
     queued = 0
     for delivery in stale.order_by("pk").iterator():

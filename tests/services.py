@@ -3,6 +3,7 @@
 A service that is not reachable skips the test, or fails it when REQUIRE_SERVICES=1 (CI)."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,10 +34,14 @@ def free_port() -> int:
 class SmtpSink:
     """An SMTP server on loopback that keeps every message it receives."""
 
-    def __init__(self, *, refuse_first: int = 0):
+    def __init__(self, *, refuse_first: int = 0, on_accept=None):
         self.refuse_first = refuse_first  # answer "try again later" to the first N messages
         self.refused = 0
+        # Called with the number of messages kept so far after keeping one and before the
+        # server answers "250" to the client.
+        self.on_accept = on_accept
         self.messages: list[EmailMessage] = []
+        self.arrived: list[float] = []  # time.monotonic() of each message
         self._arrived = threading.Condition()
         self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
@@ -48,7 +53,11 @@ class SmtpSink:
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         with self._arrived:
             self.messages.append(message)
+            self.arrived.append(time.monotonic())
+            count = len(self.messages)
             self._arrived.notify_all()
+        if self.on_accept is not None:
+            self.on_accept(count)
         return "250 Message accepted for delivery"
 
     @property
@@ -68,7 +77,15 @@ class SmtpSink:
 
 
 class CeleryWorker:
-    """`celery -A config worker` in a subprocess, with the given environment."""
+    """`celery -A config worker` in a subprocess, with the given environment, in a process
+    group of its own (its pool's processes with it), so that kill() can end them all."""
+
+    command = (
+        "worker", "--loglevel=INFO", "--concurrency=1", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "--queues=default,render,mail",
+        f"--hostname=test-{os.getpid()}@%h",
+    )  # fmt: skip
+    ready_line = " ready."
 
     def __init__(self, env: dict[str, str]):
         self.env = {**os.environ, **env}
@@ -79,37 +96,30 @@ class CeleryWorker:
     def start(self, timeout: float = 60):
         self._ready.clear()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel=INFO",
-                "--concurrency=1",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--queues=default,render,mail",
-                f"--hostname=test-{os.getpid()}@%h",
-            ],
+            [sys.executable, "-m", "celery", "-A", "config", *self.command],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
         if not self._ready.wait(timeout):
             self.stop()
-            raise RuntimeError("Celery worker did not start:\n" + "".join(self.output))
+            raise RuntimeError("Celery did not start:\n" + "".join(self.output))
 
     def _read(self):
         for line in self.process.stdout:
             self.output.append(line)
-            if " ready." in line:
+            if self.ready_line in line:
                 self._ready.set()
+
+    def kill(self):
+        """SIGKILL to the whole process group: the main process and the pool's processes die
+        at once, with no warm shutdown; tasks in flight die unacknowledged."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -117,8 +127,7 @@ class CeleryWorker:
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.kill()
 
     def wait_for_log(self, text: str, timeout: float = 30) -> bool:
         deadline = time.monotonic() + timeout
@@ -127,3 +136,13 @@ class CeleryWorker:
                 return True
             time.sleep(0.1)
         return False
+
+
+class CeleryBeat(CeleryWorker):
+    """`celery -A config beat`: the real scheduler, publishing the outbox sweep on time."""
+
+    ready_line = "beat: Starting"
+
+    def __init__(self, env: dict[str, str], schedule: Path):
+        super().__init__(env)
+        self.command = ("beat", "--loglevel=INFO", f"--schedule={schedule}")

@@ -45,6 +45,11 @@ SERVICE_VARIABLES = {
     "LOGIN_LOCKOUT_SECONDS",
     "DJANGO_ENV_FILE",
     "PORTAL_BASE_URL",
+    "EMAIL_TIMEOUT",
+    "OUTBOX_SEND_TIME_LIMIT",
+    "OUTBOX_SENDING_AFTER",
+    "OUTBOX_PENDING_AFTER",
+    "OUTBOX_SWEEP_EVERY",
 }
 
 
@@ -232,6 +237,43 @@ def test_a_session_limit_of_zero_is_refused(tmp_path):
     assert (
         "django.core.exceptions.ImproperlyConfigured: SESSION_IDLE_TIMEOUT_STAFF must be a "
         "positive whole number, not 0." in result.stderr
+    )
+
+
+OUTBOX_LIMITS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+from pharmacy.tasks import send_delivery
+print(json.dumps({
+    "EMAIL_TIMEOUT": s.EMAIL_TIMEOUT, "OUTBOX_SEND_TIME_LIMIT": s.OUTBOX_SEND_TIME_LIMIT,
+    "OUTBOX_SENDING_AFTER": s.OUTBOX_SENDING_AFTER, "OUTBOX_SWEEP_EVERY": s.OUTBOX_SWEEP_EVERY,
+    "sweep": s.CELERY_BEAT_SCHEDULE["sweep-outbox"]["schedule"],
+    "send_limits": [send_delivery.soft_time_limit, send_delivery.time_limit],
+}))
+"""
+
+
+def test_a_dead_workers_send_is_taken_back_soon_and_a_live_one_never(tmp_path):
+    """A live send ends (SMTP timeout, task limits) before the sweep may take its row back."""
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path), "DJANGO_DEBUG": "true"}, OUTBOX_LIMITS)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "EMAIL_TIMEOUT": 10, "OUTBOX_SEND_TIME_LIMIT": 45, "OUTBOX_SENDING_AFTER": 60,
+        "OUTBOX_SWEEP_EVERY": 60, "sweep": 60, "send_limits": [36, 45],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{"EMAIL_TIMEOUT": "60"}, {"OUTBOX_SEND_TIME_LIMIT": "60"}, {"OUTBOX_SENDING_AFTER": "30"}],
+)
+def test_outbox_limits_that_would_send_twice_are_refused(tmp_path, limits):
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path), "DJANGO_DEBUG": "true", **limits})
+    assert result.returncode != 0
+    assert (
+        "django.core.exceptions.ImproperlyConfigured: The outbox's limits must grow: "
+        "EMAIL_TIMEOUT < OUTBOX_SEND_TIME_LIMIT < OUTBOX_SENDING_AFTER" in result.stderr
     )
 
 
