@@ -89,11 +89,19 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
         (
             "prescribers_prescriber",
             f"""
-            INSERT INTO prescribers_prescriber (id, user_id, clinic_id, first_name, last_name,
+            INSERT INTO prescribers_prescriber (id, user_id, first_name, last_name,
                 credentials, npi, license_number, license_state, phone, status, applied_at)
-            SELECT g, g, (g + 1) / 2, ({first})[1 + mod(g, 20)], ({last})[1 + mod(g, 24)], 'MD',
+            SELECT g, g, ({first})[1 + mod(g, 20)], ({last})[1 + mod(g, 24)], 'MD',
                 lpad((1000000000 + g)::text, 10, '0'), 'LIC-' || g, 'IL', '+12175550101',
                 'approved', '{now.isoformat()}'
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+            n["prescribers"],
+        ),
+        (
+            "prescribers_membership",
+            f"""
+            INSERT INTO prescribers_membership (id, user_id, clinic_id, role, status, created_at)
+            SELECT g, g, (g + 1) / 2, 'prescriber', 'active', '{now.isoformat()}'
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
             n["prescribers"],
         ),

@@ -42,6 +42,7 @@ def compounded_orders(count: int) -> list:
         FormulationVersionFactory,
         PatientFactory,
         PrescriberFactory,
+        clinic_of,
     )
 
     regimen = Regimen(
@@ -58,7 +59,7 @@ def compounded_orders(count: int) -> list:
     orders = []
     for _ in range(count):
         patient = PatientFactory(
-            clinic=prescriber.clinic, created_by=prescriber.user, takes_opioids=False,
+            clinic=clinic_of(prescriber), created_by=prescriber.user, takes_opioids=False,
             current_medications="", date_of_birth=datetime.date(1970, 1, 1),
         )  # fmt: skip
         order = order_submit(

@@ -106,6 +106,7 @@ def prepare() -> list[Prescriber]:
         PatientFactory,
         PrescriberFactory,
         approve_the_catalogue,
+        clinic_of,
     )
 
     approve_the_catalogue()  # what the pharmacy makes: an approved record of every product
@@ -113,7 +114,7 @@ def prepare() -> list[Prescriber]:
     for _ in range(PRESCRIBERS):
         prescriber = PrescriberFactory(clinic=ClinicFactory())
         patients = PatientFactory.create_batch(
-            PATIENTS, clinic=prescriber.clinic, created_by=prescriber.user,
+            PATIENTS, clinic=clinic_of(prescriber), created_by=prescriber.user,
             date_of_birth=datetime.date(1975, 3, 9), takes_opioids=False,
             current_medications="Vitamin D 1000 IU daily",
         )  # fmt: skip

@@ -31,6 +31,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("apply/", prescriber_views.apply, name="prescriber_apply"),
     path("apply/received/", prescriber_views.apply_done, name="prescriber_apply_done"),
+    path("clinic/", prescriber_views.ClinicSwitchView.as_view(), name="clinic_switch"),
     path("patients/", order_views.PatientListView.as_view(), name="patient_list"),
     path("patients/new/", order_views.PatientCreateView.as_view(), name="patient_create"),
     path("patients/<int:pk>/", order_views.PatientDetailView.as_view(), name="patient_detail"),

@@ -26,7 +26,7 @@ class PortalBackend(ModelBackend):
     def get_user(self, user_id):
         user_model = get_user_model()
         try:
-            users = user_model._default_manager.select_related("prescriber__clinic")
+            users = user_model._default_manager.select_related("prescriber")
             user = with_totp_device(users).get(pk=user_id)
         except user_model.DoesNotExist:
             return None

@@ -53,7 +53,7 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
 
     @cached_property
     def patient(self) -> Patient:
-        clinic_patients = Patient.objects.of_clinic(self.prescriber.clinic_id)
+        clinic_patients = Patient.objects.of_clinic(self.clinic_id)
         return get_object_or_404(clinic_patients, pk=self.kwargs["patient_pk"])
 
     @cached_property
@@ -112,9 +112,7 @@ class OrderAmendView(OrderCreateView):
 
     @cached_property
     def order(self) -> Order:
-        orders = Order.objects.of_clinic(self.prescriber.clinic_id).select_related(
-            "prescription__patient"
-        )
+        orders = Order.objects.of_clinic(self.clinic_id).select_related("prescription__patient")
         return get_object_or_404(orders, pk=self.kwargs["pk"])
 
     @cached_property
@@ -166,7 +164,7 @@ class DoseCheckView(PrescriberRequiredMixin, View):
             return JsonResponse({"errors": bad.errors}, status=400)
         catalogue = Catalogue.current()
         if patient_id is not None:
-            patient = get_object_or_404(Patient.objects.of_clinic(self.prescriber.clinic_id),
+            patient = get_object_or_404(Patient.objects.of_clinic(self.clinic_id),
                                         pk=patient_id)  # fmt: skip
             # The patient's record and open orders as they are now, as the submit will see them.
             findings = check_new_prescription(
@@ -260,7 +258,7 @@ class MedicationScreenView(PrescriberRequiredMixin, View):
 
 class ClinicOrdersMixin(PrescriberRequiredMixin):
     def orders(self):
-        return Order.objects.of_clinic(self.prescriber.clinic_id)
+        return Order.objects.of_clinic(self.clinic_id)
 
 
 class OrderListView(ClinicOrdersMixin, ListView):
@@ -375,7 +373,7 @@ class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
 
     @cached_property
     def prescription(self) -> Prescription:
-        prescriptions = Prescription.objects.filter(patient__clinic_id=self.prescriber.clinic_id)
+        prescriptions = Prescription.objects.filter(patient__clinic_id=self.clinic_id)
         return get_object_or_404(
             prescriptions.select_related("patient", "prescriber"), pk=self.kwargs["pk"]
         )

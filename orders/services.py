@@ -17,6 +17,7 @@ from core.models import User
 from core.state_machine import apply_transition
 from core.text import required_text
 from prescribers.models import Clinic
+from prescribers.selectors import prescriber_of_clinic
 
 from . import dosing, icd10
 from .checks import Catalogue, FillCheck, check_fill, check_new_prescription
@@ -41,10 +42,9 @@ PATIENT_FIELDS = frozenset(Patient.EDITABLE_FIELDS)
 
 
 def ensure_may_edit_patients(*, actor: User, clinic_id: int) -> None:
-    """An approved prescriber edits the patients of their own clinic; staff need the permission."""
-    prescriber = actor.portal_prescriber
-    if prescriber is not None:
-        if prescriber.is_approved and prescriber.clinic_id == clinic_id:
+    """An approved prescriber edits the patients of their clinics; staff need the permission."""
+    if actor.portal_prescriber is not None:
+        if prescriber_of_clinic(actor, clinic_id) is not None:
             return
     elif actor.is_active and actor.has_perm("orders.change_patient"):
         return
@@ -119,8 +119,8 @@ def _accepted(check: FillCheck, *, acknowledged: Iterable[str], reason: str = ""
 
 
 def _ensure_prescriber_of(actor: User, clinic_id: int):
-    prescriber = actor.portal_prescriber
-    if prescriber is None or not prescriber.is_approved or prescriber.clinic_id != clinic_id:
+    prescriber = prescriber_of_clinic(actor, clinic_id)
+    if prescriber is None:
         raise PermissionDenied("Only an approved prescriber of the patient's clinic may order.")
     return prescriber
 

@@ -30,7 +30,7 @@ def home(request):
 class ClinicPatientsMixin(PrescriberRequiredMixin):
     def patients(self):
         # Every query is limited to the prescriber's clinic: another clinic's patient is a 404.
-        return Patient.objects.of_clinic(self.prescriber.clinic_id)
+        return Patient.objects.of_clinic(self.clinic_id)
 
 
 class DashboardView(ClinicPatientsMixin, TemplateView):
@@ -38,9 +38,9 @@ class DashboardView(ClinicPatientsMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         patients = self.patients()
-        orders = Order.objects.of_clinic(self.prescriber.clinic_id)
+        orders = Order.objects.of_clinic(self.clinic_id)
         return super().get_context_data(
-            clinic=self.prescriber.clinic,
+            clinic=self.clinic,
             recent_patients=patients.order_by("-created_at", "-pk")[:DASHBOARD_PATIENTS],
             patient_count=patients.count(),
             recent_orders=orders.select_related("prescription__patient")[:DASHBOARD_ORDERS],
@@ -87,9 +87,7 @@ class PatientDetailView(ClinicPatientsMixin, RecordsAccessMixin, DetailView):
         return self.patients()
 
     def get_context_data(self, **kwargs):
-        orders = Order.objects.of_clinic(self.prescriber.clinic_id).filter(
-            prescription__patient=self.object
-        )
+        orders = Order.objects.of_clinic(self.clinic_id).filter(prescription__patient=self.object)
         return super().get_context_data(
             orders=orders.select_related("prescription__patient"), **kwargs
         )
@@ -103,7 +101,7 @@ class PatientFormView(ClinicPatientsMixin, FormView):
     def get_form_kwargs(self):
         return {
             **super().get_form_kwargs(),
-            "clinic_id": self.prescriber.clinic_id,
+            "clinic_id": self.clinic_id,
             "instance": self.patient,
         }
 
@@ -117,9 +115,7 @@ class PatientFormView(ClinicPatientsMixin, FormView):
 
 class PatientCreateView(PatientFormView):
     def form_valid(self, form):
-        patient = patient_create(
-            clinic=self.prescriber.clinic, actor=self.request.user, **form.patient_fields
-        )
+        patient = patient_create(clinic=self.clinic, actor=self.request.user, **form.patient_fields)
         messages.success(self.request, f"Patient {patient.full_name} added.")
         return redirect("patient_detail", patient.pk)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.roles import STAFF, Role, staff_roles
+from prescribers.selectors import prescriber_of_clinic
 
 from .models import Order
 from .models import OrderStatus as S
@@ -56,9 +57,7 @@ SIGNATURE_MEANING = "verified prescription"
 
 def roles_of(actor, order: Order) -> set[Role]:
     roles = set(staff_roles(actor))
-    prescriber = actor.portal_prescriber
-    of_this_clinic = prescriber is not None and prescriber.clinic_id == order.clinic_id
-    if of_this_clinic and prescriber.is_approved:
+    if prescriber_of_clinic(actor, order.clinic_id) is not None:
         roles.add(Role.PRESCRIBER)
     return roles
 

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db.models import Prefetch
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
@@ -6,19 +7,15 @@ from core.admin_actions import run_for_each, with_form
 from core.roles import is_pharmacist
 
 from . import services
-from .models import Clinic, Prescriber, PrescriberEvent
+from .models import Clinic, Membership, MembershipStatus, Prescriber, PrescriberEvent
 
 
-class PrescriberInline(admin.TabularInline):
-    model = Prescriber
-    fields = ["__str__", "npi", "status"]
+class MembershipInline(ReadOnlyInline):
+    """Who belongs to the clinic, with which role."""
+
+    model = Membership
+    fields = ["user", "role", "status", "created_at"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Clinic)
@@ -26,7 +23,7 @@ class ClinicAdmin(RecordHistoryAdmin):
     list_display = ["name", "city", "state", "phone", "label_email", "created_at"]
     list_filter = ["state"]
     search_fields = ["name", "city", "label_email"]
-    inlines = [PrescriberInline]
+    inlines = [MembershipInline]
 
 
 class PrescriberEventInline(ReadOnlyInline):
@@ -40,25 +37,49 @@ class PrescriberAdmin(RecordHistoryAdmin):
     class Media:
         css = {"all": ["css/admin.css"]}
 
-    list_display = ["__str__", "npi", "clinic", "status_badge_html", "applied_at"]
+    list_display = ["__str__", "npi", "clinics", "status_badge_html", "applied_at"]
     list_filter = ["status", "credentials", "license_state"]
-    list_select_related = ["clinic"]
-    search_fields = ["first_name", "last_name", "npi", "user__email", "clinic__name"]
-    readonly_fields = ["user", "status", "applied_at", "status_changed_at"]
+    search_fields = [
+        "first_name",
+        "last_name",
+        "npi",
+        "user__email",
+        "user__memberships__clinic__name",
+    ]
+    readonly_fields = ["user", "status", "clinics", "applied_at", "status_changed_at"]
     fields = [
         "user",
         "status",
         *Prescriber.PROFILE_FIELDS,
-        "clinic",
+        "clinics",
         "applied_at",
         "status_changed_at",
     ]
-    autocomplete_fields = ["clinic"]
     inlines = [PrescriberEventInline]
     actions = ["approve", "decline", "suspend", "reinstate"]
 
     def has_add_permission(self, request):
         return False  # prescribers apply on the portal
+
+    def get_queryset(self, request):
+        # The person and their clinics: one join, and one query for every row's memberships.
+        memberships = Membership.objects.select_related("clinic")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .prefetch_related(Prefetch("user__memberships", queryset=memberships))
+        )
+
+    @admin.display(description="clinics")
+    def clinics(self, prescriber):
+        """Each clinic with the person's role there, and whether it is active."""
+        return "; ".join(
+            f"{m.clinic} ({m.get_role_display().split(' (')[0].lower()}"
+            + ("" if m.status == MembershipStatus.ACTIVE else f", {m.get_status_display().lower()}")
+            + ")"
+            for m in prescriber.user.memberships.all()
+        )
 
     @admin.display(description="status", ordering="status")
     def status_badge_html(self, prescriber):

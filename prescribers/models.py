@@ -52,10 +52,12 @@ class PrescriberStatus(models.TextChoices):
 
 
 class Prescriber(models.Model):
+    """A person's prescriber profile (NPI, credentials, the pharmacy's approval); the clinics
+    they order for are their memberships."""
+
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="prescriber"
     )
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="prescribers")
     first_name = models.CharField(max_length=150)
     last_name = models.CharField(max_length=150)
     credentials = models.CharField(max_length=2, choices=Credentials.choices)
@@ -112,3 +114,49 @@ class PrescriberEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+class MembershipRole(models.TextChoices):
+    PRESCRIBER = "prescriber", "Prescriber (signs orders)"
+    STAFF = "staff", "Clinic staff (drafts orders for a prescriber to sign)"
+
+
+class MembershipStatus(models.TextChoices):
+    PENDING = "pending", "Asked to join"
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+
+
+class MembershipQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status=MembershipStatus.ACTIVE)
+
+
+class Membership(models.Model):
+    """A person's place in a clinic, with the role they have there: a person may belong to
+    several clinics, and every portal page works for the one they act for."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships"
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=10, choices=MembershipRole.choices)
+    status = models.CharField(
+        max_length=10, choices=MembershipStatus.choices, default=MembershipStatus.PENDING
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the person last chose to act for this clinic: the one a new sign-in starts with.
+    last_acted_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["last_acted_at"])
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["clinic__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="one_membership_per_clinic")
+        ]
+        indexes = [models.Index(fields=["clinic", "role", "status"])]
+
+    def __str__(self):
+        return f"{self.user} at {self.clinic} ({self.get_role_display()})"

@@ -1,14 +1,22 @@
 """Writes about prescribers and clinics: applying, and the decisions of pharmacy staff."""
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.models import User, normalize_email_address
 from core.roles import PHARMACIST, Role, may_by_role
 from core.state_machine import apply_transition
 
 from .emails import send_decision_email
-from .models import Clinic, Prescriber, PrescriberEvent
+from .models import (
+    Clinic,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    Prescriber,
+    PrescriberEvent,
+)
 from .models import PrescriberStatus as Status
 
 # The one table of allowed status changes, with the roles that may make each: the pharmacy's
@@ -49,9 +57,14 @@ def prescriber_apply(*, prescriber: Prescriber, clinic: Clinic, email: str) -> P
             )
             clinic.save()
             prescriber.user = user
-            prescriber.clinic = clinic
             prescriber.status = Status.PENDING
             prescriber.save()
+            # The clinic they registered is theirs; the pharmacy's approval of the person
+            # opens the portal.
+            Membership.objects.create(
+                user=user, clinic=clinic, role=MembershipRole.PRESCRIBER,
+                status=MembershipStatus.ACTIVE,
+            )  # fmt: skip
             PrescriberEvent.objects.create(
                 prescriber=prescriber,
                 actor=None,
@@ -111,3 +124,12 @@ def prescriber_reinstate(*, prescriber: Prescriber, actor: User, reason: str = "
     return _prescriber_transition(
         prescriber=prescriber, to_status=Status.APPROVED, actor=actor, note=reason
     )
+
+
+def membership_act_for(*, membership: Membership, actor: User) -> Membership:
+    """The person acts for this clinic from now on (and from their next sign-in)."""
+    if membership.user_id != actor.pk or membership.status != MembershipStatus.ACTIVE:
+        raise PermissionDenied("You are not an active member of this clinic.")
+    membership.last_acted_at = timezone.now()
+    Membership.objects.filter(pk=membership.pk).update(last_acted_at=membership.last_acted_at)
+    return membership

@@ -3,10 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.views import View
 from django.views.decorators.http import require_http_methods
 
+from .access import ACTING_CLINIC, PrescriberRequiredMixin
 from .forms import ClinicForm, PrescriberApplicationForm
-from .services import prescriber_apply
+from .services import membership_act_for, prescriber_apply
 
 
 @require_http_methods(["GET", "POST"])
@@ -49,3 +51,24 @@ class AccountActivateView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         messages.success(self.request, "Your password is set. Sign in with your email address.")
         return response
+
+
+class ClinicSwitchView(PrescriberRequiredMixin, View):
+    """A prescriber of several clinics chooses the one they act for: every page, search and
+    list then shows that clinic's patients and orders only. Remembered for the session and for
+    the next sign-in."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        chosen = request.POST.get("clinic", "")
+        membership = next(
+            (m for m in request.portal_memberships if str(m.clinic_id) == chosen), None
+        )
+        if membership is None:
+            messages.error(request, "Choose one of your clinics.")
+            return redirect("home")
+        membership_act_for(membership=membership, actor=request.user)
+        request.session[ACTING_CLINIC] = membership.clinic_id
+        messages.success(request, f"You are working for {membership.clinic}.")
+        return redirect("home")

@@ -10,6 +10,7 @@ from tests.factories import (
     PrescriberFactory,
     StaffFactory,
     approve_the_catalogue,
+    clinic_of,
 )
 from tests.signing_in import verified_staff_login
 
@@ -88,7 +89,7 @@ def superuser(db):
 
 @pytest.fixture
 def patient(prescriber):
-    return PatientFactory(clinic=prescriber.clinic, created_by=prescriber.user)
+    return PatientFactory(clinic=clinic_of(prescriber), created_by=prescriber.user)
 
 
 @pytest.fixture

@@ -23,7 +23,15 @@ from orders.models import (
 )
 from orders.services import order_submit
 from pharmacy.models import Batch, BatchStatus, IngredientLot, LotStatus
-from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
+from prescribers.models import (
+    Clinic,
+    Credentials,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    Prescriber,
+    PrescriberStatus,
+)
 from prescribers.npi import npi_check_digit
 
 TEST_PASSWORD = "correct-horse-battery-9"
@@ -82,9 +90,13 @@ class ClinicFactory(factory.django.DjangoModelFactory):
 class PrescriberFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Prescriber
+        skip_postgeneration_save = True
+
+    class Params:
+        # The clinic the prescriber orders for: an active prescriber membership.
+        clinic = factory.SubFactory(ClinicFactory)
 
     user = factory.SubFactory(UserFactory)
-    clinic = factory.SubFactory(ClinicFactory)
     first_name = factory.SelfAttribute("user.first_name")
     last_name = factory.SelfAttribute("user.last_name")
     credentials = Credentials.MD
@@ -93,6 +105,25 @@ class PrescriberFactory(factory.django.DjangoModelFactory):
     license_state = "IL"
     phone = "+12175550143"
     status = PrescriberStatus.APPROVED
+    membership = factory.RelatedFactory(
+        "tests.factories.MembershipFactory", factory_related_name="",
+        user=factory.SelfAttribute("..user"), clinic=factory.SelfAttribute("..clinic"),
+    )  # fmt: skip
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    clinic = factory.SubFactory(ClinicFactory)
+    role = MembershipRole.PRESCRIBER
+    status = MembershipStatus.ACTIVE
+
+
+def clinic_of(prescriber: Prescriber) -> Clinic:
+    """The one clinic a prescriber made by PrescriberFactory orders for."""
+    return Clinic.objects.get(memberships__user=prescriber.user_id, memberships__role="prescriber")
 
 
 class PatientFactory(factory.django.DjangoModelFactory):

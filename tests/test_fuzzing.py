@@ -47,9 +47,11 @@ from prescribers.emails import activation_url
 from prescribers.models import PrescriberStatus
 from tests.factories import (
     TEST_PASSWORD,
+    MembershipFactory,
     PatientFactory,
     PrescriberFactory,
     application_form,
+    clinic_of,
     order_form,
     submit_order,
 )
@@ -276,7 +278,7 @@ def signed_in(user) -> Client:
 def order_patient(prescriber):
     """A patient with nothing that raises a warning."""
     return PatientFactory(
-        clinic=prescriber.clinic, created_by=prescriber.user, takes_opioids=False,
+        clinic=clinic_of(prescriber), created_by=prescriber.user, takes_opioids=False,
         date_of_birth=datetime.date(1975, 3, 9), current_medications="Vitamin D 1000 IU daily",
     )  # fmt: skip
 
@@ -417,6 +419,12 @@ def order_search_form(request):
                 finds=order.number)  # fmt: skip
 
 
+def clinic_switch_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    other = MembershipFactory(user=prescriber.user).clinic  # a second clinic of theirs
+    return Form(signed_in(prescriber.user), reverse("clinic_switch"), {"clinic": str(other.pk)})
+
+
 FORMS: dict[str, Callable] = {
     maker.__name__: maker
     for maker in (
@@ -424,6 +432,7 @@ FORMS: dict[str, Callable] = {
         password_change_form, prescriber_application_form, patient_create_form,
         patient_edit_form, order_create_form, order_amend_form, order_answer_form,
         order_cancel_form, prescription_refill_form, patient_search_form, order_search_form,
+        clinic_switch_form,
     )
 }  # fmt: skip
 
@@ -442,7 +451,7 @@ def test_every_form_of_the_portal_is_fuzzed():
         "login", "password_reset", "password_reset_confirm", "account_activate",
         "password_change", "prescriber_apply", "patient_create", "patient_update",
         "patient_list", "order_create", "order_amend", "order_answer", "order_cancel",
-        "prescription_refill", "order_list", "dose_check", "medication_screen",
+        "prescription_refill", "order_list", "dose_check", "medication_screen", "clinic_switch",
     }  # fmt: skip
     without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",

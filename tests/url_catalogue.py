@@ -49,9 +49,11 @@ from tests.factories import (
     FormulationVersionFactory,
     IngredientFactory,
     IngredientLotFactory,
+    MembershipFactory,
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    clinic_of,
     submit_order,
 )
 from tests.signing_in import staff_device
@@ -68,6 +70,7 @@ class World:
 
     prescriber_a: Any
     prescriber_b: Any
+    prescriber_ab: Any  # a prescriber of clinic A and of clinic B
     suspended_a: Any  # a suspended prescriber of clinic A
     activating_a: Any  # approved, has not chosen a password yet (the emailed link)
     staff: Any  # a staff account in neither staff group
@@ -85,11 +88,11 @@ class World:
 
     @property
     def clinic_a(self):
-        return self.prescriber_a.clinic
+        return clinic_of(self.prescriber_a)
 
     @property
     def clinic_b(self):
-        return self.prescriber_b.clinic
+        return clinic_of(self.prescriber_b)
 
 
 def _order(prescriber, patient) -> Order:
@@ -108,6 +111,12 @@ def _activating(clinic):
     prescriber = PrescriberFactory(clinic=clinic)
     prescriber.user.set_unusable_password()
     prescriber.user.save(update_fields=["password"])
+    return prescriber
+
+
+def _of_both(clinic_a, clinic_b):
+    prescriber = PrescriberFactory(clinic=clinic_a)
+    MembershipFactory(user=prescriber.user, clinic=clinic_b)
     return prescriber
 
 
@@ -138,10 +147,10 @@ def build_world() -> World:
     record of every kind the admin shows."""
     prescriber_a = PrescriberFactory()
     prescriber_b = PrescriberFactory()
-    clinic_a = prescriber_a.clinic
+    clinic_a = clinic_of(prescriber_a)
     pharmacist = StaffFactory(group="Pharmacist")
     technician = StaffFactory(group="Technician")
-    patient_a, patient_b = _patient(clinic_a), _patient(prescriber_b.clinic)
+    patient_a, patient_b = _patient(clinic_a), _patient(clinic_of(prescriber_b))
 
     order_a = _order(prescriber_a, patient_a)
     order_a_on_hold = order_start_review(order=_order(prescriber_a, patient_a), actor=pharmacist)
@@ -179,6 +188,7 @@ def build_world() -> World:
     world = World(
         prescriber_a=prescriber_a,
         prescriber_b=prescriber_b,
+        prescriber_ab=_of_both(clinic_a, clinic_of(prescriber_b)),
         suspended_a=PrescriberFactory(clinic=clinic_a, status=PrescriberStatus.SUSPENDED),
         activating_a=_activating(clinic_a),
         staff=StaffFactory(),

@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from tests.config.test_settings import ROOT, SERVICE_VARIABLES, run
-from tests.factories import StaffFactory
+from tests.factories import StaffFactory, clinic_of
 from tests.pharmacy.test_admin_queries import make_world, orders
 from tests.signing_in import staff_device, verified_staff_login
 
@@ -144,8 +144,8 @@ def test_no_template_has_inline_script_style_or_handler():
 
 
 def portal_pages(prescriber) -> list[str]:
-    patient = prescriber.clinic.patients.first()
-    order = prescriber.clinic.orders.first()
+    patient = clinic_of(prescriber).patients.first()
+    order = clinic_of(prescriber).orders.first()
     return [
         reverse("home"),
         reverse("patient_list"),

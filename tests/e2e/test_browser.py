@@ -11,7 +11,13 @@ from playwright.sync_api import Page, expect
 from orders.models import Patient
 from prescribers.models import Prescriber, PrescriberStatus
 from tests.e2e.signing_in import admin_sign_in
-from tests.factories import TEST_PASSWORD, StaffFactory, TOTPDeviceFactory, application_form
+from tests.factories import (
+    TEST_PASSWORD,
+    StaffFactory,
+    TOTPDeviceFactory,
+    application_form,
+    clinic_of,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -65,11 +71,11 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
     expect(page.get_by_role("heading", name="Application received")).to_be_visible()
     expect(page).to_have_url(f"{live_server.url}/apply/received/")
 
-    applicant = Prescriber.objects.select_related("user", "clinic").get()
+    applicant = Prescriber.objects.select_related("user").get()
     assert applicant.status == PrescriberStatus.PENDING
     assert applicant.user.email == APPLICANT_EMAIL
     assert not applicant.user.has_usable_password()
-    assert applicant.clinic.name == APPLICATION["clinic-name"]
+    assert clinic_of(applicant).name == APPLICATION["clinic-name"]
     assert mail.outbox == []
 
     # 2. A pharmacist approves the application in the admin, in a browser of their own.
@@ -119,7 +125,7 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
 
     patient = Patient.objects.get()
     expect(portal).to_have_url(f"{live_server.url}/patients/{patient.pk}/")
-    assert patient.clinic_id == applicant.clinic_id
+    assert patient.clinic_id == clinic_of(applicant).pk
     assert patient.created_by_id == applicant.user_id
     assert patient.takes_opioids is False
     assert patient.date_of_birth == datetime.date(1979, 2, 14)

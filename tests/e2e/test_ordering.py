@@ -11,7 +11,7 @@ from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from orders.models import Order, Patient
-from tests.factories import TEST_PASSWORD, PatientFactory, PrescriberFactory
+from tests.factories import TEST_PASSWORD, PatientFactory, PrescriberFactory, clinic_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -27,7 +27,7 @@ def sign_in(page: Page, base_url: str, email: str, password: str = TEST_PASSWORD
 def a_prescriber_and_patient(**patient_fields):
     prescriber = PrescriberFactory()
     patient = PatientFactory(
-        clinic=prescriber.clinic,
+        clinic=clinic_of(prescriber),
         first_name="Quinn",
         last_name="Browser",
         takes_opioids=False,

@@ -20,6 +20,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    clinic_of,
     submit_order,
 )
 from tests.integration.test_postgres_locks import run_together
@@ -40,7 +41,7 @@ def verified_orders(count: int) -> list[Order]:
     """`count` orders of 30 capsules of 1.5 mg, each its own prescription, all verified."""
     prescriber = PrescriberFactory()
     patient = PatientFactory(
-        clinic=prescriber.clinic, takes_opioids=False, current_medications="",
+        clinic=clinic_of(prescriber), takes_opioids=False, current_medications="",
         date_of_birth=datetime.date(1970, 1, 1),
     )  # fmt: skip
     pks = []

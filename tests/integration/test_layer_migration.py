@@ -4,6 +4,8 @@ code as it was before the move: its migrations, its demo data, an order taken th
 shipped with its label rendered and emailed, a batch recalled, access events and field history.
 Then today's `manage.py migrate` runs on that database, and every row of every table is still
 there, the content types moved with their models, and both staff groups keep every permission.
+Since then a prescriber's one clinic became a membership of it: every prescriber, patient and
+order stays, and the memberships' migration runs backwards and forwards again.
 """
 
 import json
@@ -39,7 +41,16 @@ MOVED = {
     "formulationingredient": "orders",
 }
 # Models added since the move (their content types and permissions are new rows).
-NEW_MODELS = {("core", "passwordresetrequest")}
+NEW_MODELS = {
+    ("core", "passwordresetrequest"),
+    ("prescribers", "membership"),
+    ("prescribers", "historicalmembership"),
+}
+# Columns dropped since: a prescriber's one clinic became their membership of it.
+DROPPED = {
+    "prescribers_prescriber": {"clinic_id"},
+    "prescribers_historicalprescriber": {"clinic_id"},
+}
 # What the old code does on top of seed_demo: a recall of a batch that was dispensed, looks at
 # patients' records, and a label rendered again (a second version, with its history).
 OLD_CODE_ACTIVITY = """
@@ -215,9 +226,16 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
     changed = {"django_content_type", "django_migrations", "orders_orderevent", "auth_permission"}
     assert set(before) <= set(after)
     for name in sorted(set(before) - changed):
-        columns = before[name]["columns"]
+        columns = [c for c in before[name]["columns"] if c not in DROPPED.get(name, ())]
         assert set(columns) <= set(after[name]["columns"]), name
         assert rows_of(after[name], columns) == rows_of(before[name], columns), name
+    # Each prescriber's clinic is their active prescriber membership, dated when they applied.
+    clinics = rows_of(before["prescribers_prescriber"], ["user_id", "clinic_id", "applied_at"])
+    memberships = ["user_id", "clinic_id", "created_at", "role", "status"]
+    assert rows_of(after["prescribers_membership"], memberships) == [
+        (*row, "prescriber", "active") for row in clinics
+    ]
+    assert len(clinics) == 2 and before["orders_patient"]["rows"] and before["orders_order"]["rows"]
     # The order events too, with one more each for the labels rendered and emails sent.
     events = before["orders_orderevent"]["columns"]
     old_events = rows_of(before["orders_orderevent"], events)
@@ -276,3 +294,17 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
         "email_events": emails,
     }
     run(ROOT, new_env, "makemigrations", "--check", "--dry-run")
+
+    # The memberships' migration also runs backwards (each prescriber's clinic comes back)
+    # and forwards again.
+    run(ROOT, new_env, "migrate", "prescribers", "0001", "--noinput")
+    back = tables(scratch_database)
+    assert "prescribers_membership" not in back
+    assert rows_of(back["prescribers_prescriber"], ["user_id", "clinic_id"]) == [
+        (user, clinic) for user, clinic, _ in clinics
+    ]
+    run(ROOT, new_env, "migrate", "--noinput")
+    again = tables(scratch_database)
+    assert rows_of(again["prescribers_membership"], ["user_id", "clinic_id", "role"]) == [
+        (user, clinic, "prescriber") for user, clinic, _ in clinics
+    ]

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order
 from orders.services import RefillRefused, prescription_refill
-from tests.factories import PatientFactory, PrescriberFactory, submit_order
+from tests.factories import PatientFactory, PrescriberFactory, clinic_of, submit_order
 from tests.integration.test_postgres_locks import run_together
 
 pytestmark = [
@@ -34,7 +34,7 @@ def submit(prescriber, patient, key):
 def prescriber_and_patient(postgresql):
     prescriber = PrescriberFactory()
     patient = PatientFactory(
-        clinic=prescriber.clinic, takes_opioids=False, current_medications="",
+        clinic=clinic_of(prescriber), takes_opioids=False, current_medications="",
         date_of_birth=datetime.date(1970, 1, 1),
     )  # fmt: skip
     return prescriber, patient

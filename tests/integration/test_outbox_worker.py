@@ -22,6 +22,7 @@ from tests.factories import (
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    clinic_of,
     submit_order,
 )
 from tests.integration.conftest import celery_publishing_to, database_url
@@ -48,7 +49,7 @@ def compounded_orders(count: int) -> list[Order]:
     orders = []
     for _ in range(count):
         patient = PatientFactory(
-            clinic=prescriber.clinic, takes_opioids=False, current_medications="",
+            clinic=clinic_of(prescriber), takes_opioids=False, current_medications="",
             date_of_birth=datetime.date(1970, 1, 1),
         )  # fmt: skip
         order = submit_order(prescriber, patient, REGIMEN)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orders.models import Order, Prescription
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, clinic_of
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +95,7 @@ def test_warnings_alone_keep_ok_true(prescriber_client):
 
 
 def test_patient_of_own_clinic_by_id(prescriber_client, prescriber):
-    patient = PatientFactory(clinic=prescriber.clinic, takes_opioids=True)
+    patient = PatientFactory(clinic=clinic_of(prescriber), takes_opioids=True)
     payload = {k: v for k, v in EXAMPLE.items() if k != "patient"} | {"patient_id": patient.pk}
     body = check(prescriber_client, payload).json()
     assert body["ok"] is False
@@ -103,7 +103,7 @@ def test_patient_of_own_clinic_by_id(prescriber_client, prescriber):
 
 
 def test_patient_of_another_clinic_is_not_found(prescriber_client, other_prescriber):
-    theirs = PatientFactory(clinic=other_prescriber.clinic)
+    theirs = PatientFactory(clinic=clinic_of(other_prescriber))
     payload = {k: v for k, v in EXAMPLE.items() if k != "patient"} | {"patient_id": theirs.pk}
     assert check(prescriber_client, payload).status_code == 404
 

@@ -43,6 +43,7 @@ from tests.factories import (
     FormulationVersionFactory,
     IngredientFactory,
     PatientFactory,
+    clinic_of,
     order_form,
     submit_order,
 )
@@ -56,7 +57,7 @@ EARLY = {"acknowledged": ["refill.too_soon@refill"], "reason": "The patient trav
 @pytest.fixture
 def patient(prescriber):
     return PatientFactory(
-        clinic=prescriber.clinic,
+        clinic=clinic_of(prescriber),
         created_by=prescriber.user,
         takes_opioids=False,
         current_medications="Vitamin D",
@@ -407,7 +408,7 @@ def test_a_rejected_prescription_cannot_be_refilled(prescriber, order, pharmacis
 def test_a_suspended_prescribers_open_orders_are_held(
     client, prescriber, order, pharmacist, technician, superuser
 ):
-    other = submit_order(prescriber, PatientFactory(clinic=prescriber.clinic), TITRATION)
+    other = submit_order(prescriber, PatientFactory(clinic=clinic_of(prescriber)), TITRATION)
     stock(other)
     other = verified(other, pharmacist)
     order = order_start_review(order=order, actor=pharmacist)

@@ -26,6 +26,7 @@ from tests.factories import (
     IngredientFactory,
     IngredientLotFactory,
     application_form,
+    clinic_of,
 )
 from tests.signing_in import verified_staff_login
 
@@ -159,7 +160,7 @@ def test_a_whole_order_puts_no_patient_data_in_logs_urls_or_subjects(
     order.refresh_from_db()
     assert order.status == OrderStatus.READY
     label_mail = mail.outbox[-1]
-    assert label_mail.to == [prescriber.clinic.label_email]
+    assert label_mail.to == [clinic_of(prescriber).label_email]
     assert label_mail.attachments[0][0] == f"label-{order.number}.pdf"
     applicant.get(reverse("order_detail", args=[order.pk]))
     assert applicant.get(reverse("order_label", args=[order.pk])).status_code == 200

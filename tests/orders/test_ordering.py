@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from orders.models import Formulation, Order, OrderEvent, OrderStatus, Prescription
 from orders.services import prescription_expiry
-from tests.factories import PatientFactory, order_form
+from tests.factories import PatientFactory, clinic_of, order_form
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def order_patient(prescriber):
     """A patient with nothing that raises a patient warning."""
     return PatientFactory(
-        clinic=prescriber.clinic, date_of_birth=datetime.date(1975, 3, 9), takes_opioids=False,
+        clinic=clinic_of(prescriber), date_of_birth=datetime.date(1975, 3, 9), takes_opioids=False,
         current_medications="Vitamin D 1000 IU daily",
     )  # fmt: skip
 
@@ -62,7 +62,7 @@ def test_titration_order_is_written_with_one_line_per_strength(
     assert (order.status, order.kind, order.fill_number, order.ship_to) == (
         "submitted", "new", 0, "clinic",
     )  # fmt: skip
-    assert order.clinic == prescriber.clinic
+    assert order.clinic == clinic_of(prescriber)
     prescription = order.prescription
     assert prescription.prescriber == prescriber
     assert prescription.directions == (
@@ -194,7 +194,7 @@ def test_the_same_form_again_returns_its_order_even_when_the_rules_now_refuse(
 
 
 def test_opioids_block_the_order(prescriber_client, prescriber):
-    patient = PatientFactory(clinic=prescriber.clinic, takes_opioids=True)
+    patient = PatientFactory(clinic=clinic_of(prescriber), takes_opioids=True)
     response = prescriber_client.post(create_url(patient), order_data())
     (message,) = response.context["form"].non_field_errors()
     assert "opioid" in message.lower()
@@ -241,7 +241,7 @@ def test_concentration_the_pharmacy_does_not_make(prescriber_client, order_patie
 
 
 def test_another_clinics_patient_is_not_found(prescriber_client, other_prescriber):
-    theirs = PatientFactory(clinic=other_prescriber.clinic)
+    theirs = PatientFactory(clinic=clinic_of(other_prescriber))
     assert prescriber_client.get(create_url(theirs)).status_code == 404
     assert prescriber_client.post(create_url(theirs), order_data()).status_code == 404
     assert nothing_written()
@@ -352,7 +352,7 @@ def test_order_list_filters_searches_and_keeps_its_query_count(
     prescriber_client, prescriber, order_patient, django_assert_num_queries
 ):
     first = submit(prescriber_client, order_patient)
-    other_patient = PatientFactory(clinic=prescriber.clinic, last_name="Zebrafield",
+    other_patient = PatientFactory(clinic=clinic_of(prescriber), last_name="Zebrafield",
                                    takes_opioids=False, current_medications="")  # fmt: skip
     second = submit(prescriber_client, other_patient)
     prescriber_client.post(reverse("order_cancel", args=[second.pk]))
@@ -366,11 +366,11 @@ def test_order_list_filters_searches_and_keeps_its_query_count(
     assert numbers(q="zebra") == [second.number]
     assert numbers(q=first.number) == [first.number]
     assert numbers(q=str(first.pk)) == [first.number]
-    with django_assert_num_queries(4):  # session, user, count, page with patients
+    with django_assert_num_queries(5):  # session, user, clinics, count, page with patients
         prescriber_client.get(url)
     for _ in range(5):
         submit(prescriber_client, order_patient)
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         prescriber_client.get(url)
 
 

@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Patient
-from tests.factories import PatientFactory, PrescriberFactory
+from tests.factories import PatientFactory, PrescriberFactory, clinic_of
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def test_prescriber_adds_a_patient_to_their_clinic(prescriber_client, prescriber
 
     patient = Patient.objects.get()
     assert response["Location"] == reverse("patient_detail", args=[patient.pk])
-    assert patient.clinic == prescriber.clinic
+    assert patient.clinic == clinic_of(prescriber)
     assert patient.created_by == prescriber.user
     assert (patient.first_name, patient.last_name) == ("Elliot", "Newpatient")
     assert patient.date_of_birth == datetime.date(1979, 2, 14)
@@ -91,7 +91,7 @@ def test_opioid_question_has_no_preselected_answer(prescriber_client):
 
 def test_likely_duplicate_is_warned_then_accepted_when_confirmed(prescriber_client, prescriber):
     existing = PatientFactory(
-        clinic=prescriber.clinic,
+        clinic=clinic_of(prescriber),
         first_name="Elliot",
         last_name="NEWPATIENT",
         date_of_birth=datetime.date(1979, 2, 14),
@@ -115,7 +115,7 @@ def test_likely_duplicate_is_warned_then_accepted_when_confirmed(prescriber_clie
 
 def test_same_name_in_another_clinic_is_not_a_duplicate(prescriber_client, other_prescriber):
     PatientFactory(
-        clinic=other_prescriber.clinic,
+        clinic=clinic_of(other_prescriber),
         first_name="Elliot",
         last_name="Newpatient",
         date_of_birth=datetime.date(1979, 2, 14),
@@ -148,13 +148,13 @@ def test_edit_changes_only_what_changed(prescriber_client, patient, prescriber):
 
 
 def test_edit_form_shows_the_saved_opioid_answer(prescriber_client, prescriber):
-    on_opioids = PatientFactory(clinic=prescriber.clinic, takes_opioids=True)
+    on_opioids = PatientFactory(clinic=clinic_of(prescriber), takes_opioids=True)
     form = prescriber_client.get(reverse("patient_update", args=[on_opioids.pk])).context["form"]
     assert form["takes_opioids"].value() == "yes"
 
 
 def test_detail_warns_about_opioids(prescriber_client, prescriber):
-    on_opioids = PatientFactory(clinic=prescriber.clinic, takes_opioids=True)
+    on_opioids = PatientFactory(clinic=clinic_of(prescriber), takes_opioids=True)
     page = prescriber_client.get(reverse("patient_detail", args=[on_opioids.pk])).content.decode()
     assert "Currently takes opioids." in page
 
@@ -166,7 +166,7 @@ def test_detail_warns_about_opioids(prescriber_client, prescriber):
 def test_another_clinics_patient_is_not_found(
     prescriber_client, other_prescriber, view, post_status
 ):
-    theirs = PatientFactory(clinic=other_prescriber.clinic, first_name="Hidden")
+    theirs = PatientFactory(clinic=clinic_of(other_prescriber), first_name="Hidden")
     before = Patient.history.count()
 
     assert prescriber_client.get(reverse(view, args=[theirs.pk])).status_code == 404
@@ -181,7 +181,7 @@ def test_not_found_guess_is_logged_without_personal_data(
     prescriber_client, other_prescriber, caplog
 ):
     theirs = PatientFactory(
-        clinic=other_prescriber.clinic, first_name="Secretname", last_name="Hiddenperson"
+        clinic=clinic_of(other_prescriber), first_name="Secretname", last_name="Hiddenperson"
     )
     prescriber_client.get(reverse("patient_detail", args=[theirs.pk]))
     logged = " ".join(record.getMessage() for record in caplog.records)
@@ -191,13 +191,13 @@ def test_not_found_guess_is_logged_without_personal_data(
 
 def test_list_shows_only_own_clinic_and_searches(prescriber_client, prescriber, other_prescriber):
     PatientFactory(
-        clinic=prescriber.clinic,
+        clinic=clinic_of(prescriber),
         first_name="Ada",
         last_name="Lovelace",
         date_of_birth=datetime.date(1960, 12, 10),
     )
-    PatientFactory(clinic=prescriber.clinic, first_name="Grace", last_name="Hopper")
-    PatientFactory(clinic=other_prescriber.clinic, first_name="Ada", last_name="Otherclinic")
+    PatientFactory(clinic=clinic_of(prescriber), first_name="Grace", last_name="Hopper")
+    PatientFactory(clinic=clinic_of(other_prescriber), first_name="Ada", last_name="Otherclinic")
     url = reverse("patient_list")
 
     def names(query):
@@ -213,25 +213,25 @@ def test_list_shows_only_own_clinic_and_searches(prescriber_client, prescriber, 
 
 
 def test_list_query_count_does_not_grow(prescriber_client, prescriber, django_assert_num_queries):
-    PatientFactory.create_batch(3, clinic=prescriber.clinic)
-    # session, user (+prescriber +clinic), count, page of patients
-    with django_assert_num_queries(4):
+    PatientFactory.create_batch(3, clinic=clinic_of(prescriber))
+    # session, user (+prescriber), their clinics, count, page of patients
+    with django_assert_num_queries(5):
         prescriber_client.get(reverse("patient_list"))
-    PatientFactory.create_batch(20, clinic=prescriber.clinic)
-    with django_assert_num_queries(4):
+    PatientFactory.create_batch(20, clinic=clinic_of(prescriber))
+    with django_assert_num_queries(5):
         prescriber_client.get(reverse("patient_list"))
 
 
 def test_dashboard_shows_clinic_patients_and_orders(
     prescriber_client, prescriber, other_prescriber, django_assert_num_queries
 ):
-    mine = PatientFactory(clinic=prescriber.clinic, last_name="Mineonly")
-    PatientFactory(clinic=other_prescriber.clinic, last_name="Notmine")
-    # session, user+prescriber+clinic, patients, patient count, recent orders with patients
-    with django_assert_num_queries(5):
+    mine = PatientFactory(clinic=clinic_of(prescriber), last_name="Mineonly")
+    PatientFactory(clinic=clinic_of(other_prescriber), last_name="Notmine")
+    # session, user+prescriber, their clinics, patients, patient count, recent orders
+    with django_assert_num_queries(6):
         response = prescriber_client.get(reverse("home"))
     page = response.content.decode()
-    assert prescriber.clinic.name in page
+    assert clinic_of(prescriber).name in page
     assert "Mineonly" in page and "Notmine" not in page
     assert 'id="orders"' in page
     assert list(response.context["recent_patients"]) == [mine]

@@ -15,21 +15,25 @@ from django.urls import reverse
 
 from orders.checks import Catalogue
 from orders.models import Order, OrderEvent
-from tests.factories import PatientFactory, order_form  # the form the submit benchmark sends too
+from tests.factories import (  # the form the submit benchmark sends too
+    PatientFactory,
+    clinic_of,
+    order_form,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-# The sign-in (django_session), the user, the patient, the patient's open orders (duplicate
-# therapy); BEGIN, the prescription and its history row, its steps, its lines (the schedule's
-# and a maintenance refill's, in one INSERT), the order and its history row, the order's event;
-# COMMIT.
-SUBMIT_QUERIES = 13
+# The sign-in (django_session), the user, the clinics the prescriber orders for, the patient,
+# the patient's open orders (duplicate therapy); BEGIN, the prescription and its history row,
+# its steps, its lines (the schedule's and a maintenance refill's, in one INSERT), the order and
+# its history row, the order's event; COMMIT.
+SUBMIT_QUERIES = 14
 
 
 def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
     # Two patients: a second identical order for one patient would be duplicate therapy.
     first_patient, patient = PatientFactory.create_batch(
-        2, clinic=prescriber.clinic, created_by=prescriber.user,
+        2, clinic=clinic_of(prescriber), created_by=prescriber.user,
         date_of_birth=datetime.date(1975, 3, 9), takes_opioids=False,
         current_medications="Vitamin D 1000 IU daily",
     )  # fmt: skip

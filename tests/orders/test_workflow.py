@@ -21,6 +21,7 @@ from tests.factories import (
     FormulationVersionFactory,
     PatientFactory,
     PrescriberFactory,
+    clinic_of,
     submit_order,
 )
 from tests.signing_in import verified_staff_login
@@ -40,7 +41,7 @@ INPUTS = {
 
 def submitted_order(prescriber) -> Order:
     patient = PatientFactory(
-        clinic=prescriber.clinic, takes_opioids=False, current_medications="",
+        clinic=clinic_of(prescriber), takes_opioids=False, current_medications="",
         date_of_birth=datetime.date(1970, 5, 5),
     )  # fmt: skip
     return submit_order(prescriber, patient, REGIMEN)

@@ -19,6 +19,7 @@ from tests.factories import (
     FormulationVersionFactory,
     PatientFactory,
     StaffFactory,
+    clinic_of,
     submit_order,
 )
 
@@ -47,7 +48,7 @@ def in_days(days: int) -> datetime.date:
 def order_for(prescriber, regimen: Regimen = ONE_STRENGTH, status: S = S.VERIFIED) -> Order:
     """A submitted order put straight into `status` (no event: the tests count their own)."""
     patient = PatientFactory(
-        clinic=prescriber.clinic, takes_opioids=False, current_medications="",
+        clinic=clinic_of(prescriber), takes_opioids=False, current_medications="",
         date_of_birth=datetime.date(1970, 5, 5),
     )  # fmt: skip
     order = submit_order(prescriber, patient, regimen)

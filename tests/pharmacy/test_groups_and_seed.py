@@ -11,7 +11,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from core.models import User
 from orders.models import Patient
 from pharmacy.demo import DEMO_TOTP_DEVICE_NAME, DEMO_TOTP_SECRET
-from prescribers.models import Clinic, Prescriber, PrescriberStatus
+from prescribers.models import Clinic, Membership, Prescriber, PrescriberStatus
+from tests.factories import clinic_of
 from tests.signing_in import sign_in
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +71,7 @@ def counts():
         "users": User.objects.count(),
         "clinics": Clinic.objects.count(),
         "prescribers": Prescriber.objects.count(),
+        "memberships": Membership.objects.count(),
         "patients": Patient.objects.count(),
     }
 
@@ -84,10 +86,12 @@ def test_seed_demo_is_idempotent(settings, client):
 
     added = {name: first[name] - before[name] for name in first}
     assert first == counts()
-    assert added == {"users": 5, "clinics": 2, "prescribers": 2, "patients": 7}
+    assert added == {
+        "users": 6, "clinics": 2, "prescribers": 3, "memberships": 4, "patients": 7,
+    }  # fmt: skip
     demo = Prescriber.objects.get(user__email="prescriber@demo.test")
     assert demo.status == PrescriberStatus.APPROVED
-    assert Patient.objects.filter(clinic=demo.clinic, takes_opioids=True).count() == 2
+    assert Patient.objects.filter(clinic=clinic_of(demo), takes_opioids=True).count() == 2
     pharmacist = User.objects.get(email="pharmacist@demo.test")
     assert pharmacist.is_staff and not pharmacist.is_superuser
     assert list(pharmacist.groups.values_list("name", flat=True)) == ["Pharmacist"]
@@ -95,6 +99,7 @@ def test_seed_demo_is_idempotent(settings, client):
     for email in (
         "prescriber@demo.test",
         "other.prescriber@demo.test",
+        "locum@demo.test",
         "pharmacist@demo.test",
         "technician@demo.test",
         "admin@demo.test",
@@ -131,7 +136,7 @@ def test_demo_staff_have_an_authenticator_app_with_the_published_demo_key(settin
 def test_demo_prescribers_see_only_their_own_clinic(settings, client):
     settings.DEBUG = True
     call_command("seed_demo", stdout=io.StringIO())
-    demo_patients = Patient.objects.filter(clinic__prescribers__user__email="prescriber@demo.test")
+    demo_patients = Patient.objects.filter(clinic__memberships__user__email="prescriber@demo.test")
 
     assert sign_in(client, "prescriber@demo.test", settings.DEMO_PASSWORD)
     listed = client.get(reverse("patient_list")).context["patients"]
@@ -142,6 +147,22 @@ def test_demo_prescribers_see_only_their_own_clinic(settings, client):
     some_demo_patient = demo_patients.first()
     assert client.get(reverse("patient_detail", args=[some_demo_patient.pk])).status_code == 404
     assert len(client.get(reverse("patient_list")).context["patients"]) == 2
+
+    # The locum prescribes at both clinics: one at a time, switched at the top of the page.
+    client.logout()
+    assert sign_in(client, "locum@demo.test", settings.DEMO_PASSWORD)
+    lakeside = Clinic.objects.get(name="Lakeside Family Medicine")
+    page = client.get(reverse("patient_list"))
+    assert page.context["portal_membership"].clinic == lakeside  # the first by name
+    assert {p.clinic for p in page.context["patients"]} == {lakeside}
+    switched = client.post(reverse("clinic_switch"), {"clinic": clinic_of_demo_prescriber().pk})
+    assert switched["Location"] == reverse("home")
+    listed = client.get(reverse("patient_list")).context["patients"]
+    assert sorted(p.pk for p in listed) == sorted(p.pk for p in demo_patients)
+
+
+def clinic_of_demo_prescriber() -> Clinic:
+    return clinic_of(Prescriber.objects.get(user__email="prescriber@demo.test"))
 
 
 def test_seed_demo_refuses_without_debug(settings):
@@ -156,4 +177,4 @@ def test_seed_demo_refuses_without_debug(settings):
 def test_seed_demo_force_overrides(settings):
     settings.DEBUG = False
     call_command("seed_demo", "--force", stdout=io.StringIO())
-    assert counts()["prescribers"] == 2
+    assert counts()["prescribers"] == 3

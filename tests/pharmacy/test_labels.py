@@ -36,6 +36,7 @@ from tests.factories import (
     FormulationVersionFactory,
     PatientFactory,
     StaffFactory,
+    clinic_of,
     submit_order,
 )
 
@@ -122,7 +123,7 @@ def stock_liquid():
 
 def submitted(prescriber, regimen: Regimen, **patient_fields) -> Order:
     patient = PatientFactory(
-        clinic=prescriber.clinic, created_by=prescriber.user,
+        clinic=clinic_of(prescriber), created_by=prescriber.user,
         **{"first_name": "Ada", "last_name": "Quill",
            "date_of_birth": datetime.date(1970, 5, 5), **patient_fields},
     )  # fmt: skip

@@ -26,7 +26,7 @@ from pharmacy.fulfilment import order_final_check, order_hold, order_reject, ord
 from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, Dispense, LabelDocument
 from pharmacy.recalls import batch_recall
 from pharmacy.tasks import send_delivery
-from tests.factories import PatientFactory, submit_order
+from tests.factories import PatientFactory, clinic_of, submit_order
 from tests.orders.test_workflow import dispense_fully, submitted_order, with_status
 from tests.services import free_port
 from tests.signing_in import verified_staff_login
@@ -43,7 +43,7 @@ REFUSING = "tests.mail_backends.RefusingBackend"
 @pytest.fixture
 def order(prescriber):
     patient = PatientFactory(
-        clinic=prescriber.clinic, first_name="Secretfirst", last_name="Secretlast",
+        clinic=clinic_of(prescriber), first_name="Secretfirst", last_name="Secretlast",
         takes_opioids=False, current_medications="", date_of_birth=datetime.date(1970, 1, 1),
     )  # fmt: skip
     submitted = submit_order(prescriber, patient, REGIMEN)

@@ -43,6 +43,7 @@ from tests.factories import (
     IngredientLotFactory,
     PatientFactory,
     PrescriberFactory,
+    clinic_of,
     submit_order,
 )
 from tests.signing_in import verified_staff_login
@@ -97,7 +98,7 @@ def grant(user: User, *codenames: str) -> User:
 def order_for(prescriber, *, patient_name: tuple[str, str]) -> Order:
     first_name, last_name = patient_name
     patient = PatientFactory(
-        clinic=prescriber.clinic, first_name=first_name, last_name=last_name,
+        clinic=clinic_of(prescriber), first_name=first_name, last_name=last_name,
         date_of_birth=datetime.date(1970, 5, 5), created_by=prescriber.user,
     )  # fmt: skip
     return submit_order(prescriber, patient, REGIMEN)
@@ -191,7 +192,8 @@ def test_batch_recall_owes_a_notice_to_each_clinic_that_received_units(
     )  # fmt: skip
     notices = list(recall.notices.order_by("clinic__name"))
     assert [(n.clinic, n.status) for n in notices] == [
-        (ann.clinic, RecallNotice.Status.PENDING), (ben.clinic, RecallNotice.Status.PENDING),
+        (clinic_of(ann), RecallNotice.Status.PENDING),
+        (clinic_of(ben), RecallNotice.Status.PENDING),
     ]  # fmt: skip
 
 
@@ -209,8 +211,8 @@ def test_impact_lists_everything_the_batch_reached_exactly_once(
     assert impact.orders == [zoe, max_, lea]
     assert [str(p) for p in impact.patients] == ["Adams, Max", "Moss, Lea", "Young, Zoe"]
     assert impact.prescribers == [ann, ben]
-    assert impact.clinics == [ann.clinic, ben.clinic]
-    assert [n.clinic for n in impact.notices] == [ann.clinic, ben.clinic]
+    assert impact.clinics == [clinic_of(ann), clinic_of(ben)]
+    assert [n.clinic for n in impact.notices] == [clinic_of(ann), clinic_of(ben)]
     assert impact.units_dispensed == Decimal("90")
     assert impact.counts == {
         "batches": 1, "dispenses": 4, "orders": 3, "patients": 3, "prescribers": 2, "clinics": 2,
@@ -300,7 +302,10 @@ def test_ingredient_lot_recall_cascades_to_released_batches_and_lists_unreleased
         ("NX-0-released", B.RELEASED, note), ("NX-1-quarantined", B.QUARANTINED, note),
     ]  # fmt: skip
     assert (recall.ingredient_lot, recall.batch) == (lot, None)
-    assert [n.clinic for n in recall.notices.order_by("clinic__name")] == [ann.clinic, ben.clinic]
+    assert [n.clinic for n in recall.notices.order_by("clinic__name")] == [
+        clinic_of(ann),
+        clinic_of(ben),
+    ]
     assert other_lot.recalls.count() == 0
 
     impact = recall_impact(recall)
@@ -311,7 +316,7 @@ def test_ingredient_lot_recall_cascades_to_released_batches_and_lists_unreleased
     assert [b.lot_number for b in impact.unreleased_batches] == [
         "NX-2-awaiting_qc", "NX-3-in_progress",
     ]  # fmt: skip
-    assert impact.clinics == [ann.clinic, ben.clinic]
+    assert impact.clinics == [clinic_of(ann), clinic_of(ben)]
     assert impact.prescribers == [ann, ben]
     assert [str(p) for p in impact.patients] == ["Moss, Lea", "Young, Zoe"]
     assert impact.counts == {
@@ -335,7 +340,7 @@ def test_lot_recall_also_notifies_clinics_of_a_batch_recalled_before(
     recall = ingredient_lot_recall(lot=lot, actor=pharmacist, reason=REASON)
 
     assert batch.events.count() == 1
-    assert [n.clinic for n in recall.notices.all()] == [ann.clinic]
+    assert [n.clinic for n in recall.notices.all()] == [clinic_of(ann)]
     assert RecallNotice.objects.count() == 2
 
 
@@ -439,7 +444,7 @@ def test_csv_has_the_header_and_one_row_per_dispense(settings, two_clinics, batc
     assert rows[1] == [
         "NX261101-C1.5-01", first.order.number, "2026-11-20 09:30", "20", "Zoe Young",
         "1970-05-05", "Ann Alder, MD", ann.npi, "Alder Family Clinic", "(217) 555-0142",
-        ann.clinic.label_email,
+        clinic_of(ann).label_email,
     ]  # fmt: skip
     assert [row[1] for row in rows[1:]] == [d.order.number for d in two_clinics["dispenses"]]
 

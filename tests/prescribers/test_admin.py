@@ -4,7 +4,7 @@ from django.core import mail
 from django.urls import reverse
 
 from prescribers.models import PrescriberEvent, PrescriberStatus
-from tests.factories import PrescriberFactory
+from tests.factories import PrescriberFactory, clinic_of
 from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
@@ -87,7 +87,7 @@ def test_admin_pages_open(superuser, client, prescriber, patient):
         CHANGELIST,
         reverse("admin:prescribers_prescriber_change", args=[prescriber.pk]),
         reverse("admin:prescribers_clinic_changelist"),
-        reverse("admin:prescribers_clinic_change", args=[prescriber.clinic_id]),
+        reverse("admin:prescribers_clinic_change", args=[clinic_of(prescriber).pk]),
         reverse("admin:orders_patient_changelist"),
         reverse("admin:orders_patient_change", args=[patient.pk]),
         reverse("admin:core_user_changelist"),

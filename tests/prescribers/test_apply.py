@@ -4,7 +4,7 @@ from django.urls import reverse
 
 from core.models import User
 from prescribers.models import Clinic, Prescriber, PrescriberEvent, PrescriberStatus
-from tests.factories import PrescriberFactory
+from tests.factories import PrescriberFactory, clinic_of
 from tests.factories import application_form as application
 
 pytestmark = pytest.mark.django_db
@@ -30,15 +30,15 @@ def test_application_waits_for_the_pharmacy(client):
 
     assert response.status_code == 302
     assert response["Location"] == reverse("prescriber_apply_done")
-    prescriber = Prescriber.objects.select_related("user", "clinic").get()
+    prescriber = Prescriber.objects.select_related("user").get()
     assert prescriber.status == PrescriberStatus.PENDING
     assert prescriber.npi == "1234567893"
     assert prescriber.credentials == "NP"
     assert str(prescriber.phone.as_e164) == "+12175550181"
     assert prescriber.user.email == "robin.applicant@clinic.example.test"
     assert not prescriber.user.has_usable_password()
-    assert prescriber.clinic.name == "Prairie Wellness"
-    assert prescriber.clinic.label_email == "labels@prairie.example.test"
+    assert clinic_of(prescriber).name == "Prairie Wellness"
+    assert clinic_of(prescriber).label_email == "labels@prairie.example.test"
     event = PrescriberEvent.objects.get()
     assert (event.from_status, event.to_status, event.actor) == ("", "pending", None)
     assert mail.outbox == []

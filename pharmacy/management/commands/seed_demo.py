@@ -27,7 +27,15 @@ from pharmacy.demo import (
     demo_totp_device,
     seed_compounding,
 )
-from prescribers.models import Clinic, Credentials, Prescriber, PrescriberStatus
+from prescribers.models import (
+    Clinic,
+    Credentials,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    Prescriber,
+    PrescriberStatus,
+)
 
 CLINICS = {
     "demo": {
@@ -54,7 +62,10 @@ PRESCRIBERS = [
     # email, clinic, first, last, credentials, NPI (valid check digit), licence
     ("prescriber@demo.test", "demo", "Avery", "Demo", Credentials.MD, "1234567893", "036-100001"),
     ("other.prescriber@demo.test", "other", "Jordan", "Sample", Credentials.NP, "1245319599", "NP-20002"),
+    ("locum@demo.test", "demo", "Riley", "Locum", Credentials.PA, "1457396780", "PA-30003"),
 ]  # fmt: skip
+# Prescribers who also order for another clinic (the switch at the top of every page).
+ALSO_PRESCRIBES_AT = [("locum@demo.test", "other")]
 
 STAFF = [
     # email, first, last, group, superuser
@@ -113,10 +124,16 @@ class Command(BaseCommand):
         password = settings.DEMO_PASSWORD
         with transaction.atomic():
             clinics = {key: self._clinic(fields) for key, fields in CLINICS.items()}
-            prescribers = {
-                row[1]: self._prescriber(*row, clinics=clinics, password=password)
+            by_email = {
+                row[0]: self._prescriber(*row, clinics=clinics, password=password)
                 for row in PRESCRIBERS
             }
+            for email, clinic_key in ALSO_PRESCRIBES_AT:
+                self._membership(by_email[email], clinics[clinic_key])
+            # The patients and orders of each clinic are its first prescriber's.
+            prescribers = {}
+            for email, clinic_key, *_ in PRESCRIBERS:
+                prescribers.setdefault(clinic_key, by_email[email])
             staff = {row[0]: self._staff(*row, password=password) for row in STAFF}
             devices = {email: demo_totp_device(user=user) for email, user in staff.items()}
             released = seed_compounding(
@@ -124,9 +141,11 @@ class Command(BaseCommand):
                 technician=staff["technician@demo.test"],
                 author=staff["admin@demo.test"],
             )
-            created = sum(self._patient(*row, prescribers=prescribers) for row in PATIENTS)
+            created = sum(
+                self._patient(*row, prescribers=prescribers, clinics=clinics) for row in PATIENTS
+            )
             for row in ORDERS:
-                self._order(*row, prescribers=prescribers, staff=staff)
+                self._order(*row, prescribers=prescribers, clinics=clinics, staff=staff)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready ({created} new patients, {released} new released batches)."
@@ -172,7 +191,6 @@ class Command(BaseCommand):
         prescriber, _ = Prescriber.objects.get_or_create(
             user=user,
             defaults={
-                "clinic": clinics[clinic_key],
                 "first_name": first,
                 "last_name": last,
                 "credentials": credentials,
@@ -183,7 +201,14 @@ class Command(BaseCommand):
                 "status": PrescriberStatus.APPROVED,
             },
         )
+        self._membership(prescriber, clinics[clinic_key])
         return prescriber
+
+    def _membership(self, prescriber: Prescriber, clinic: Clinic) -> None:
+        Membership.objects.get_or_create(
+            user=prescriber.user, clinic=clinic,
+            defaults={"role": MembershipRole.PRESCRIBER, "status": MembershipStatus.ACTIVE},
+        )  # fmt: skip
 
     def _staff(self, email, first, last, group, superuser, *, password) -> User:
         user, _ = self._user(email, first, last, password, is_staff=True, is_superuser=superuser)
@@ -192,15 +217,15 @@ class Command(BaseCommand):
         return user
 
     def _patient(
-        self, clinic_key, first, last, born, sex, opioids, medications, *, prescribers
+        self, clinic_key, first, last, born, sex, opioids, medications, *, prescribers, clinics
     ) -> bool:
-        prescriber = prescribers[clinic_key]
+        prescriber, clinic = prescribers[clinic_key], clinics[clinic_key]
         if Patient.objects.likely_duplicates(
-            clinic_id=prescriber.clinic_id, first_name=first, last_name=last, date_of_birth=born
+            clinic_id=clinic.pk, first_name=first, last_name=last, date_of_birth=born
         ).exists():
             return False
         patient_create(
-            clinic=prescriber.clinic,
+            clinic=clinic,
             actor=prescriber.user,
             first_name=first,
             last_name=last,
@@ -209,9 +234,9 @@ class Command(BaseCommand):
             phone="+12175550199",
             address_line1="1 Sample Street",
             address_line2="",
-            city=prescriber.clinic.city,
-            state=prescriber.clinic.state,
-            postal_code=prescriber.clinic.postal_code,
+            city=clinic.city,
+            state=clinic.state,
+            postal_code=clinic.postal_code,
             allergies="NKDA",
             current_medications=medications,
             takes_opioids=opioids,
@@ -219,9 +244,9 @@ class Command(BaseCommand):
         return True
 
     def _order(self, clinic_key, last_name, dosage_form, concentration, schedule, refills, code,
-               then, *, prescribers, staff) -> None:  # fmt: skip
+               then, *, prescribers, clinics, staff) -> None:  # fmt: skip
         prescriber = prescribers[clinic_key]
-        patient = Patient.objects.get(clinic=prescriber.clinic, last_name=last_name)
+        patient = Patient.objects.get(clinic=clinics[clinic_key], last_name=last_name)
         steps = parse_schedule(schedule)
         regimen = Regimen(
             dosage_form=DosageForm(dosage_form), steps=steps, doses_per_day=1, quantity=None,
