@@ -90,10 +90,18 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
             "prescribers_prescriber",
             f"""
             INSERT INTO prescribers_prescriber (id, user_id, first_name, last_name,
-                credentials, npi, license_number, license_state, phone, status, applied_at)
+                credentials, npi, phone, status, applied_at)
             SELECT g, g, ({first})[1 + mod(g, 20)], ({last})[1 + mod(g, 24)], 'MD',
-                lpad((1000000000 + g)::text, 10, '0'), 'LIC-' || g, 'IL', '+12175550101',
-                'approved', '{now.isoformat()}'
+                lpad((1000000000 + g)::text, 10, '0'), '+12175550101', 'approved',
+                '{now.isoformat()}'
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+            n["prescribers"],
+        ),
+        (
+            "prescribers_licence",
+            """
+            INSERT INTO prescribers_licence (id, prescriber_id, state, number, expires_on)
+            SELECT g, g, 'IL', 'LIC-' || g, current_date + 730
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
             n["prescribers"],
         ),

@@ -15,6 +15,7 @@ import font_lato
 import xstatic.pkg.bootstrap
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from localflavor.us.us_states import STATES_NORMALIZED
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -67,6 +68,18 @@ PHARMACY_NAME = env.str("PHARMACY_NAME", default="Demo Compounding Pharmacy")
 # Printed on every label (the demo values are invented).
 PHARMACY_ADDRESS = env.str("PHARMACY_ADDRESS", default="1 Example Plaza, Springfield, IL 62701")
 PHARMACY_PHONE = env.str("PHARMACY_PHONE", default="(217) 555-0100")
+# The states whose boards of pharmacy license this pharmacy: it fills prescriptions only for
+# patients there (two-letter codes, comma-separated). The demo pharmacy serves the Midwest.
+PHARMACY_LICENSED_STATES = frozenset(
+    code.strip().upper()
+    for code in env.list(
+        "PHARMACY_LICENSED_STATES", default=["IL", "IN", "IA", "MI", "MN", "MO", "OH", "WI"]
+    )
+)
+if unknown_states := PHARMACY_LICENSED_STATES - set(STATES_NORMALIZED.values()):
+    raise ImproperlyConfigured(
+        f"PHARMACY_LICENSED_STATES names no US state: {', '.join(sorted(unknown_states))}."
+    )
 # Label size for the label printer, e.g. "4in 2in" (CSS page size).
 LABEL_PAGE_SIZE = env.str("LABEL_PAGE_SIZE", default="4in 2in")
 

@@ -19,8 +19,10 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from core.models import state_name
 from core.numbers import quantity_text
 from prescribers.models import PrescriberStatus
+from prescribers.selectors import licence_in
 
 from . import bud, dosing, fill_rules, icd10
 from .dosing import DosageForm, Finding, PatientFacts, Regimen, Severity
@@ -399,6 +401,22 @@ def fill_history(
             regimen=None if refill else regimen,
         ),
         suspended_prescriber=_suspended(prescriber),
+        licence=_licence_facts(prescriber, patient),
+    )
+
+
+def _licence_facts(prescriber, patient) -> fill_rules.LicenceFacts | None:
+    """Who may serve the patient's state: the pharmacy (PHARMACY_LICENSED_STATES) and the
+    prescriber (their licence there)."""
+    if prescriber is None or not patient.state:
+        return None
+    licence = licence_in(prescriber, patient.state)
+    return fill_rules.LicenceFacts(
+        prescriber=str(prescriber),
+        state=state_name(patient.state),
+        pharmacy_ships_there=patient.state in settings.PHARMACY_LICENSED_STATES,
+        holds_licence=licence is not None,
+        licence_expires_on=licence.expires_on if licence is not None else None,
     )
 
 
@@ -572,6 +590,7 @@ _FIELD_LABELS = {
     "patient.conditions": "Patient record: conditions",
     "patient.pregnant_or_breastfeeding": "Patient record: pregnancy or breast-feeding",
     "patient.liver_disease": "Patient record: liver disease",
+    "patient.state": "Patient record: state",
     "patient.orders": "The patient's open orders",
     "prescriber": "Prescriber",
     "prescription": "Prescription",

@@ -1,7 +1,8 @@
 """Whether a prescription may be filled now, beyond the dose and the patient: the product's
 beyond-use date against the days' supply, the product's excipients against the patient's
 allergies, other open orders (duplicate therapy), a refill that comes too soon or while another
-is open, a rejected prescription, a suspended prescriber.
+is open, a rejected prescription, a suspended prescriber, a patient in a state where the
+prescriber holds no active licence or the pharmacy may not ship.
 
 Pure functions over plain facts, like dosing.py: the caller (checks.py) reads the facts from the
 database, and every finding carries its code, severity, field, message and source."""
@@ -24,6 +25,10 @@ from .dosing import (
     Severity,
 )
 
+# Where a prescription may be filled (503A: the prescription must be valid, and state boards of
+# pharmacy license a pharmacy for each state it ships to).
+SOURCE_PRESCRIBER_LICENCE = "state law: a prescriber prescribes where licensed"
+SOURCE_PHARMACY_LICENCE = "state boards of pharmacy: a licence for each state shipped to"
 # Warnings that the prescriber confirms with a reason, not only a tick.
 REASON_REQUIRED = frozenset({"duplicate.open_order", "refill.too_soon"})
 
@@ -56,6 +61,18 @@ class PreviousFill:
 
 
 @dataclass(frozen=True)
+class LicenceFacts:
+    """The patient's state, whether the pharmacy is licensed to ship there, and the licence the
+    prescriber holds there (its expiry; None when not on file)."""
+
+    prescriber: str  # "Lena Ortiz, NP"
+    state: str  # the patient's state, as people read it: "Illinois"
+    pharmacy_ships_there: bool
+    holds_licence: bool
+    licence_expires_on: datetime.date | None = None
+
+
+@dataclass(frozen=True)
 class FillHistory:
     """What the records say about the patient's orders, the prescription and the prescriber."""
 
@@ -64,6 +81,7 @@ class FillHistory:
     previous_fill: PreviousFill | None = None  # of this prescription (refills)
     open_refill: str | None = None  # the number of this prescription's refill still open
     suspended_prescriber: str | None = None  # the prescriber's name, while suspended
+    licence: "LicenceFacts | None" = None  # the patient's state and who may serve it
     rejected_order: str | None = None  # a fill of this prescription that the pharmacy rejected
     expires_on: datetime.date | None = None  # refills
     refills_left: int | None = None  # refills
@@ -155,17 +173,33 @@ def check_history(
     history: FillHistory, *, today: datetime.date, policy: DosingPolicy = DEFAULT_POLICY
 ) -> list[Finding]:
     return [
-        *_check_prescriber(history),
+        *_check_prescriber(history, today),
         *_check_refill(history, today, policy),
         *_check_open_orders(history),
     ]
 
 
-def _check_prescriber(history: FillHistory) -> Iterator[Finding]:
+def _check_prescriber(history: FillHistory, today: datetime.date) -> Iterator[Finding]:
     if history.suspended_prescriber:
         message = f"{history.suspended_prescriber}'s account is suspended: the pharmacy fills "
         message += "none of their prescriptions until it is reinstated."
         yield _error("prescriber.suspended", "prescriber", message, SOURCE_PHARMACY)
+    facts = history.licence
+    if facts is None:
+        return
+    if not facts.pharmacy_ships_there:
+        message = f"The pharmacy is not licensed to dispense to patients in {facts.state}: it "
+        message += "cannot fill this prescription."
+        yield _error("pharmacy.state", "patient.state", message, SOURCE_PHARMACY_LICENCE)
+    if not facts.holds_licence:
+        message = f"{facts.prescriber} holds no licence in {facts.state} on file with the "
+        message += "pharmacy: a prescription is filled only where its prescriber is licensed."
+        yield _error("licence.missing", "prescriber", message, SOURCE_PRESCRIBER_LICENCE)
+    elif facts.licence_expires_on is not None and facts.licence_expires_on < today:
+        message = f"{facts.prescriber}'s {facts.state} licence expired on "
+        message += f"{_date(facts.licence_expires_on)}: a prescription is filled only while "
+        message += "its prescriber's licence is active."
+        yield _error("licence.expired", "prescriber", message, SOURCE_PRESCRIBER_LICENCE)
 
 
 def _check_refill(history: FillHistory, today: datetime.date, policy) -> Iterator[Finding]:

@@ -7,7 +7,7 @@ from core.admin_actions import run_for_each, with_form
 from core.roles import is_pharmacist
 
 from . import services
-from .models import Clinic, Membership, MembershipStatus, Prescriber, PrescriberEvent
+from .models import Clinic, Licence, Membership, MembershipStatus, Prescriber, PrescriberEvent
 
 
 class MembershipInline(ReadOnlyInline):
@@ -26,6 +26,15 @@ class ClinicAdmin(RecordHistoryAdmin):
     inlines = [MembershipInline]
 
 
+class LicenceInline(admin.TabularInline):
+    """The states the prescriber may prescribe in; the pharmacy keeps them up to date from the
+    state boards' look-ups."""
+
+    model = Licence
+    fields = ["state", "number", "expires_on"]
+    extra = 0
+
+
 class PrescriberEventInline(ReadOnlyInline):
     model = PrescriberEvent
     fields = ["created_at", "actor", "from_status", "to_status", "note"]
@@ -38,7 +47,7 @@ class PrescriberAdmin(RecordHistoryAdmin):
         css = {"all": ["css/admin.css"]}
 
     list_display = ["__str__", "npi", "clinics", "status_badge_html", "applied_at"]
-    list_filter = ["status", "credentials", "license_state"]
+    list_filter = ["status", "credentials", "licences__state"]
     search_fields = [
         "first_name",
         "last_name",
@@ -55,7 +64,7 @@ class PrescriberAdmin(RecordHistoryAdmin):
         "applied_at",
         "status_changed_at",
     ]
-    inlines = [PrescriberEventInline]
+    inlines = [LicenceInline, PrescriberEventInline]
     actions = ["approve", "decline", "suspend", "reinstate"]
 
     def has_add_permission(self, request):

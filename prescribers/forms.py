@@ -1,8 +1,11 @@
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Column, Fieldset, Layout, Row
 from django import forms
+from django.utils import timezone
 
-from .models import Clinic, Prescriber
+from core.forms import DateField
+
+from .models import Clinic, Licence, Prescriber
 from .services import DUPLICATE_EMAIL, DUPLICATE_NPI, email_in_use, npi_in_use
 
 
@@ -35,7 +38,7 @@ class PrescriberApplicationForm(forms.ModelForm):
                 Fieldset(
                     "You",
                     Row(Column("first_name"), Column("last_name"), Column("credentials")),
-                    Row(Column("npi"), Column("license_number"), Column("license_state")),
+                    Row(Column("npi")),
                     Row(Column("email"), Column("phone")),
                 )
             )
@@ -85,3 +88,35 @@ class ClinicForm(forms.ModelForm):
                 )
             )
         )
+
+
+class LicenceForm(forms.ModelForm):
+    """The state licence the applicant prescribes under (more are added by the pharmacy)."""
+
+    prefix = "licence"
+    expires_on = DateField(label="Expires on", help_text="As the state board shows it.")
+
+    class Meta:
+        model = Licence
+        fields = ["state", "number", "expires_on"]
+        labels = {"state": "Licence state", "number": "State licence number"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires_on"].widget = forms.DateInput(attrs={"type": "date"})
+        self.helper = _fragment_helper(
+            Layout(
+                Fieldset(
+                    "Your licence",
+                    Row(Column("state"), Column("number"), Column("expires_on")),
+                )
+            )
+        )
+
+    def clean_expires_on(self):
+        expires_on = self.cleaned_data["expires_on"]
+        if expires_on < timezone.localdate():
+            raise forms.ValidationError(
+                "This licence has expired: apply with a licence that is active.", code="expired"
+            )
+        return expires_on

@@ -1,5 +1,7 @@
 """Clinics and the prescribers who order for their patients."""
 
+import datetime
+
 from django.conf import settings
 from django.db import models
 from phonenumber_field.modelfields import PhoneNumberField
@@ -62,8 +64,6 @@ class Prescriber(models.Model):
     last_name = models.CharField(max_length=150)
     credentials = models.CharField(max_length=2, choices=Credentials.choices)
     npi = models.CharField("NPI", max_length=10, unique=True, validators=[validate_npi])
-    license_number = models.CharField("state licence number", max_length=50)
-    license_state = StateField("licence state")
     phone = PhoneNumberField()
     status = models.CharField(
         max_length=10,
@@ -78,7 +78,7 @@ class Prescriber(models.Model):
 
     # What an applicant tells about themselves (the clinic and email are asked separately).
     PROFILE_FIELDS = (
-        "first_name", "last_name", "credentials", "npi", "license_number", "license_state", "phone",
+        "first_name", "last_name", "credentials", "npi", "phone",
     )  # fmt: skip
 
     class Meta:
@@ -101,6 +101,31 @@ class Prescriber(models.Model):
     @property
     def status_badge(self) -> str:
         return PrescriberStatus(self.status).badge
+
+
+class Licence(models.Model):
+    """A prescriber's licence to practise in one state. An order is accepted only for a patient
+    in a state where the prescriber holds an active licence (orders.fill_rules)."""
+
+    prescriber = models.ForeignKey(Prescriber, on_delete=models.PROTECT, related_name="licences")
+    state = StateField("state")
+    number = models.CharField("licence number", max_length=50)
+    # Empty only for licences recorded before expiry dates were asked for: not on file yet.
+    expires_on = models.DateField("expires on", null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["state"]
+        constraints = [
+            models.UniqueConstraint(fields=["prescriber", "state"], name="one_licence_per_state")
+        ]
+
+    def __str__(self):
+        return f"{self.get_state_display()} licence {self.number}"
+
+    def is_active(self, on: datetime.date) -> bool:
+        return self.expires_on is None or self.expires_on >= on
 
 
 class PrescriberEvent(StatusEvent):

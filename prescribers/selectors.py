@@ -1,6 +1,6 @@
 """Reads about clinics and the people in them, for the apps above (orders, pharmacy)."""
 
-from .models import Membership, MembershipRole, Prescriber
+from .models import Licence, Membership, MembershipRole, Prescriber
 
 # A person's active prescriber memberships, kept on the user object of the request (or of a
 # service's actor) once read: the portal's pages and the order's moves ask it several times.
@@ -41,3 +41,8 @@ def prescriber_of_clinic(user, clinic_id: int) -> Prescriber | None:
     if not any(m.clinic_id == clinic_id for m in prescriber_memberships(user)):
         return None
     return prescriber
+
+
+def licence_in(prescriber: Prescriber, state: str) -> Licence | None:
+    """The prescriber's licence in that state (two letters), or None."""
+    return Licence.objects.filter(prescriber_id=prescriber.pk, state=state).first()

@@ -11,6 +11,7 @@ from core.state_machine import apply_transition
 from .emails import send_decision_email
 from .models import (
     Clinic,
+    Licence,
     Membership,
     MembershipRole,
     MembershipStatus,
@@ -40,9 +41,12 @@ def npi_in_use(npi: str) -> bool:
     return Prescriber.objects.filter(npi=npi).exists()
 
 
-def prescriber_apply(*, prescriber: Prescriber, clinic: Clinic, email: str) -> Prescriber:
-    """Record an application: a clinic, a prescriber awaiting approval, and a login that has no
-    password yet (it is set from the link sent on approval)."""
+def prescriber_apply(
+    *, prescriber: Prescriber, licence: Licence, clinic: Clinic, email: str
+) -> Prescriber:
+    """Record an application: a clinic, a prescriber awaiting approval with their state
+    licence, and a login that has no password yet (it is set from the link sent on
+    approval)."""
     errors = {}
     if email_in_use(email):
         errors["email"] = ValidationError(DUPLICATE_EMAIL, code="duplicate_email")
@@ -59,6 +63,8 @@ def prescriber_apply(*, prescriber: Prescriber, clinic: Clinic, email: str) -> P
             prescriber.user = user
             prescriber.status = Status.PENDING
             prescriber.save()
+            licence.prescriber = prescriber
+            licence.save()
             # The clinic they registered is theirs; the pharmacy's approval of the person
             # opens the portal.
             Membership.objects.create(

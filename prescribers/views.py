@@ -7,7 +7,7 @@ from django.views import View
 from django.views.decorators.http import require_http_methods
 
 from .access import ACTING_CLINIC, PrescriberRequiredMixin
-from .forms import ClinicForm, PrescriberApplicationForm
+from .forms import ClinicForm, LicenceForm, PrescriberApplicationForm
 from .services import membership_act_for, prescriber_apply
 
 
@@ -16,12 +16,15 @@ def apply(request):
     """The public application for a prescriber account."""
     data = request.POST if request.method == "POST" else None
     prescriber_form = PrescriberApplicationForm(data)
+    licence_form = LicenceForm(data)
     clinic_form = ClinicForm(data)
-    # `&`, not `and`: validate both forms so that every message shows at once.
-    if data is not None and prescriber_form.is_valid() & clinic_form.is_valid():
+    # `&`, not `and`: validate every form so that every message shows at once.
+    valid = prescriber_form.is_valid() & licence_form.is_valid() & clinic_form.is_valid()
+    if data is not None and valid:
         try:
             prescriber_apply(
                 prescriber=prescriber_form.instance,
+                licence=licence_form.instance,
                 clinic=clinic_form.instance,
                 email=prescriber_form.cleaned_data["email"],
             )
@@ -33,7 +36,11 @@ def apply(request):
     return render(
         request,
         "prescribers/apply.html",
-        {"prescriber_form": prescriber_form, "clinic_form": clinic_form},
+        {
+            "prescriber_form": prescriber_form,
+            "licence_form": licence_form,
+            "clinic_form": clinic_form,
+        },
     )
 
 

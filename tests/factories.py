@@ -26,6 +26,7 @@ from pharmacy.models import Batch, BatchStatus, IngredientLot, LotStatus
 from prescribers.models import (
     Clinic,
     Credentials,
+    Licence,
     Membership,
     MembershipRole,
     MembershipStatus,
@@ -101,14 +102,27 @@ class PrescriberFactory(factory.django.DjangoModelFactory):
     last_name = factory.SelfAttribute("user.last_name")
     credentials = Credentials.MD
     npi = factory.LazyFunction(make_npi)
-    license_number = factory.Sequence(lambda n: f"LIC-{n:05d}")
-    license_state = "IL"
     phone = "+12175550143"
     status = PrescriberStatus.APPROVED
     membership = factory.RelatedFactory(
         "tests.factories.MembershipFactory", factory_related_name="",
         user=factory.SelfAttribute("..user"), clinic=factory.SelfAttribute("..clinic"),
     )  # fmt: skip
+    # An active licence in the state of the clinic (where its patients live, in these tests).
+    licence = factory.RelatedFactory(
+        "tests.factories.LicenceFactory", factory_related_name="prescriber",
+        state=factory.SelfAttribute("..clinic.state"),
+    )  # fmt: skip
+
+
+class LicenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Licence
+
+    prescriber = factory.SubFactory(PrescriberFactory)
+    state = "IL"
+    number = factory.Sequence(lambda n: f"LIC-{n:05d}")
+    expires_on = factory.LazyFunction(lambda: datetime.date.today() + datetime.timedelta(days=400))
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
@@ -184,8 +198,9 @@ def application_form(**overrides) -> dict[str, str]:
         "last_name": "Applicant",
         "credentials": "NP",
         "npi": "1234567893",
-        "license_number": "NP-77881",
-        "license_state": "IL",
+        "licence-state": "IL",
+        "licence-number": "NP-77881",
+        "licence-expires_on": (datetime.date.today() + datetime.timedelta(days=400)).isoformat(),
         "email": "Robin.Applicant@Clinic.example.test",
         "phone": "(217) 555-0181",
         "clinic-name": "Prairie Wellness",

@@ -3,7 +3,7 @@ apps' models are built from."""
 
 from .accounts import PasswordResetRequest, User, UserManager, normalize_email_address
 from .audit import AccessAction, AccessEvent, AccessEventQuerySet, AppendOnlyError
-from .base import PostalAddress, StateField, StatusEvent
+from .base import PostalAddress, StateField, StatusEvent, state_name
 
 __all__ = [
     "AccessAction",
@@ -17,4 +17,5 @@ __all__ = [
     "User",
     "UserManager",
     "normalize_email_address",
+    "state_name",
 ]

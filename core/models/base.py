@@ -20,6 +20,11 @@ def _us_states() -> tuple[tuple[str, str], ...]:
 US_STATE_CHOICES = lazy(_us_states, tuple)()
 
 
+def state_name(code: str) -> str:
+    """ "IL" -> "Illinois" (the code itself when it is not a state's)."""
+    return dict(_us_states()).get(code, code)
+
+
 class StateField(USStateField):
     """localflavor's US state field (two letters), with the choices sorted once."""
 

@@ -110,7 +110,10 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
     portal.get_by_role("button", name="Sign in").click()
     expect(portal.get_by_role("heading", name="Welcome, Robin Applicant")).to_be_visible()
     expect(portal).to_have_url(f"{live_server.url}/")
-    expect(portal.get_by_text(APPLICATION["clinic-name"], exact=True)).to_be_visible()
+    # The clinic they work for, at the top of the page and on the dashboard.
+    expect(portal.locator("#acting-clinic")).to_have_text(APPLICATION["clinic-name"])
+    clinic = portal.get_by_role("main").get_by_text(APPLICATION["clinic-name"], exact=True)
+    expect(clinic).to_be_visible()
 
     # 4. The prescriber adds a first patient.
     portal.get_by_role("link", name="Add a patient", exact=True).click()

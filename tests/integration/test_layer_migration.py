@@ -4,8 +4,9 @@ code as it was before the move: its migrations, its demo data, an order taken th
 shipped with its label rendered and emailed, a batch recalled, access events and field history.
 Then today's `manage.py migrate` runs on that database, and every row of every table is still
 there, the content types moved with their models, and both staff groups keep every permission.
-Since then a prescriber's one clinic became a membership of it: every prescriber, patient and
-order stays, and the memberships' migration runs backwards and forwards again.
+Since then a prescriber's one clinic became a membership of it and their one licence a licence
+row: every prescriber, patient and order stays, and both migrations run backwards and forwards
+again.
 """
 
 import json
@@ -45,11 +46,14 @@ NEW_MODELS = {
     ("core", "passwordresetrequest"),
     ("prescribers", "membership"),
     ("prescribers", "historicalmembership"),
+    ("prescribers", "licence"),
+    ("prescribers", "historicallicence"),
 }
-# Columns dropped since: a prescriber's one clinic became their membership of it.
+# Columns dropped since: a prescriber's one clinic became their membership of it, and their
+# one licence a licence row.
 DROPPED = {
-    "prescribers_prescriber": {"clinic_id"},
-    "prescribers_historicalprescriber": {"clinic_id"},
+    "prescribers_prescriber": {"clinic_id", "license_number", "license_state"},
+    "prescribers_historicalprescriber": {"clinic_id", "license_number", "license_state"},
 }
 # What the old code does on top of seed_demo: a recall of a batch that was dispensed, looks at
 # patients' records, and a label rendered again (a second version, with its history).
@@ -236,6 +240,10 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
         (*row, "prescriber", "active") for row in clinics
     ]
     assert len(clinics) == 2 and before["orders_patient"]["rows"] and before["orders_order"]["rows"]
+    # ... and their licence a licence row, its expiry not on file.
+    licences = rows_of(before["prescribers_prescriber"], ["id", "license_state", "license_number"])
+    assert rows_of(after["prescribers_licence"], ["prescriber_id", "state", "number"]) == licences
+    assert {row[0] for row in rows_of(after["prescribers_licence"], ["expires_on"])} == {None}
     # The order events too, with one more each for the labels rendered and emails sent.
     events = before["orders_orderevent"]["columns"]
     old_events = rows_of(before["orders_orderevent"], events)
@@ -299,10 +307,13 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
     # and forwards again.
     run(ROOT, new_env, "migrate", "prescribers", "0001", "--noinput")
     back = tables(scratch_database)
-    assert "prescribers_membership" not in back
+    assert "prescribers_membership" not in back and "prescribers_licence" not in back
     assert rows_of(back["prescribers_prescriber"], ["user_id", "clinic_id"]) == [
         (user, clinic) for user, clinic, _ in clinics
     ]
+    assert rows_of(back["prescribers_prescriber"], ["id", "license_state", "license_number"]) == (
+        licences
+    )
     run(ROOT, new_env, "migrate", "--noinput")
     again = tables(scratch_database)
     assert rows_of(again["prescribers_membership"], ["user_id", "clinic_id", "role"]) == [

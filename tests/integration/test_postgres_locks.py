@@ -8,7 +8,7 @@ from django.db import connection
 
 from prescribers import services
 from prescribers.models import Clinic, Prescriber, PrescriberEvent, PrescriberStatus
-from tests.factories import ClinicFactory, PrescriberFactory, StaffFactory
+from tests.factories import ClinicFactory, LicenceFactory, PrescriberFactory, StaffFactory
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,10 +60,12 @@ def test_two_pharmacists_approving_at_once_make_one_decision(postgresql):
 def test_two_applications_with_one_npi_make_one_prescriber(postgresql):
     def application(email):
         prescriber = PrescriberFactory.build(
-            npi="1234567893", user=None, clinic=None, first_name="Sam", last_name="Racer"
+            npi="1234567893", user=None, first_name="Sam", last_name="Racer"
         )
-        clinic = ClinicFactory.build()
-        return lambda: services.prescriber_apply(prescriber=prescriber, clinic=clinic, email=email)
+        clinic, licence = ClinicFactory.build(), LicenceFactory.build(prescriber=None)
+        return lambda: services.prescriber_apply(
+            prescriber=prescriber, licence=licence, clinic=clinic, email=email
+        )
 
     results = run_together(application("first@example.test"), application("second@example.test"))
 

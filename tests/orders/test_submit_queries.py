@@ -24,10 +24,10 @@ from tests.factories import (  # the form the submit benchmark sends too
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 # The sign-in (django_session), the user, the clinics the prescriber orders for, the patient,
-# the patient's open orders (duplicate therapy); BEGIN, the prescription and its history row,
-# its steps, its lines (the schedule's and a maintenance refill's, in one INSERT), the order and
-# its history row, the order's event; COMMIT.
-SUBMIT_QUERIES = 14
+# the patient's open orders (duplicate therapy), the prescriber's licence in the patient's state;
+# BEGIN, the prescription and its history row, its steps, its lines (the schedule's and a
+# maintenance refill's, in one INSERT), the order and its history row, the order's event; COMMIT.
+SUBMIT_QUERIES = 15
 
 
 def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):

@@ -1,9 +1,11 @@
+import datetime
+
 import pytest
 from django.core import mail
 from django.urls import reverse
 
 from core.models import User
-from prescribers.models import Clinic, Prescriber, PrescriberEvent, PrescriberStatus
+from prescribers.models import Clinic, Licence, Prescriber, PrescriberEvent, PrescriberStatus
 from tests.factories import PrescriberFactory, clinic_of
 from tests.factories import application_form as application
 
@@ -15,7 +17,7 @@ APPLY_URL = reverse("prescriber_apply")
 def assert_nothing_written():
     applicants = User.objects.filter(is_staff=False)  # staff wrote the catalogue's records
     assert (applicants.count(), Clinic.objects.count(), Prescriber.objects.count()) == (0, 0, 0)
-    assert PrescriberEvent.objects.count() == 0
+    assert PrescriberEvent.objects.count() == Licence.objects.count() == 0
 
 
 def test_page_shows_every_field(client):
@@ -39,6 +41,9 @@ def test_application_waits_for_the_pharmacy(client):
     assert not prescriber.user.has_usable_password()
     assert clinic_of(prescriber).name == "Prairie Wellness"
     assert clinic_of(prescriber).label_email == "labels@prairie.example.test"
+    (licence,) = prescriber.licences.all()
+    assert (licence.state, licence.number) == ("IL", "NP-77881")
+    assert licence.expires_on > datetime.date.today()
     event = PrescriberEvent.objects.get()
     assert (event.from_status, event.to_status, event.actor) == ("", "pending", None)
     assert mail.outbox == []
@@ -101,10 +106,23 @@ def test_duplicate_email_is_refused_whatever_its_case(client):
         ),
         ("email", "not-an-email", "prescriber_form", "Enter a valid email address."),
         (
-            "license_state",
+            "licence-state",
             "ZZ",
-            "prescriber_form",
+            "licence_form",
             "Select a valid choice. ZZ is not one of the available choices.",
+        ),
+        ("licence-number", "", "licence_form", "This field is required."),
+        (
+            "licence-expires_on",
+            "2020-01-31",
+            "licence_form",
+            "This licence has expired: apply with a licence that is active.",
+        ),
+        (
+            "licence-expires_on",
+            "\uff12\uff10\uff13\uff10-01-31",
+            "licence_form",
+            "Enter the date in ordinary digits (0-9).",
         ),
         (
             "phone",
@@ -127,7 +145,7 @@ def test_bad_fields_get_messages_and_write_nothing(client, field, value, form, m
 
     assert response.status_code == 200
     errors = response.context[form].errors
-    assert errors == {field.removeprefix("clinic-"): [message]}
+    assert errors == {field.split("-", 1)[-1]: [message]}
     assert_nothing_written()
 
 

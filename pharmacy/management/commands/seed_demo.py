@@ -30,6 +30,7 @@ from pharmacy.demo import (
 from prescribers.models import (
     Clinic,
     Credentials,
+    Licence,
     Membership,
     MembershipRole,
     MembershipStatus,
@@ -66,6 +67,8 @@ PRESCRIBERS = [
 ]  # fmt: skip
 # Prescribers who also order for another clinic (the switch at the top of every page).
 ALSO_PRESCRIBES_AT = [("locum@demo.test", "other")]
+# The demo's licences are active for a long while yet.
+DEMO_LICENCES_EXPIRE = datetime.date(2036, 12, 31)
 
 STAFF = [
     # email, first, last, group, superuser
@@ -195,16 +198,24 @@ class Command(BaseCommand):
                 "last_name": last,
                 "credentials": credentials,
                 "npi": npi,
-                "license_number": licence,
-                "license_state": clinics[clinic_key].state,
                 "phone": clinics[clinic_key].phone,
                 "status": PrescriberStatus.APPROVED,
             },
         )
+        Licence.objects.get_or_create(
+            prescriber=prescriber, state=clinics[clinic_key].state,
+            defaults={"number": licence, "expires_on": DEMO_LICENCES_EXPIRE},
+        )  # fmt: skip
         self._membership(prescriber, clinics[clinic_key])
         return prescriber
 
     def _membership(self, prescriber: Prescriber, clinic: Clinic) -> None:
+        # Prescribing for the clinic's patients needs a licence in its state.
+        Licence.objects.get_or_create(
+            prescriber=prescriber, state=clinic.state,
+            defaults={"number": f"{clinic.state}-{prescriber.npi[-5:]}",
+                      "expires_on": DEMO_LICENCES_EXPIRE},
+        )  # fmt: skip
         Membership.objects.get_or_create(
             user=prescriber.user, clinic=clinic,
             defaults={"role": MembershipRole.PRESCRIBER, "status": MembershipStatus.ACTIVE},
