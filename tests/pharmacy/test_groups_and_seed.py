@@ -43,6 +43,8 @@ def test_staff_groups_exist_with_their_permissions():
         "pharmacy.view_recall", "pharmacy.add_recall",
         "core.view_accessevent",  # who saw a patient's record (read-only for everyone)
         "pharmacy.view_delivery", "pharmacy.change_delivery",  # the outbox: retry failed emails
+        "prescribers.view_membership",  # who belongs to each clinic
+        "prescribers.view_licence", "prescribers.add_licence", "prescribers.change_licence",
     }  # fmt: skip
     assert permissions("Technician") == {
         "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
@@ -53,7 +55,7 @@ def test_staff_groups_exist_with_their_permissions():
                                      "recallnotice"]),
         *compounding("view", "add", "change", models=["ingredientlot", "batch",
                                                       "batchingredient", "qcresult"]),
-        "pharmacy.view_delivery",
+        "pharmacy.view_delivery", "prescribers.view_membership", "prescribers.view_licence",
     }  # fmt: skip
 
 

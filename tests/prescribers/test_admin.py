@@ -1,9 +1,11 @@
+import datetime
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core import mail
 from django.urls import reverse
 
-from prescribers.models import PrescriberEvent, PrescriberStatus
+from prescribers.models import Prescriber, PrescriberEvent, PrescriberStatus
 from tests.factories import PrescriberFactory, clinic_of
 from tests.signing_in import verified_staff_login
 
@@ -95,3 +97,36 @@ def test_admin_pages_open(superuser, client, prescriber, patient):
         reverse("admin:core_user_add"),
     ):
         assert client.get(url).status_code == 200, url
+
+
+def test_a_pharmacist_records_a_licence_and_a_technician_only_reads_it(
+    pharmacist_client, client, technician, prescriber
+):
+    url = reverse("admin:prescribers_prescriber_change", args=[prescriber.pk])
+    page = pharmacist_client.get(url)
+    data = {
+        key: value for key, value in page.context["adminform"].form.initial.items()
+        if key in Prescriber.PROFILE_FIELDS
+    } | {"phone": "(217) 555-0143"}  # fmt: skip
+    (existing,) = prescriber.licences.all()
+    formsets = {
+        "licences-TOTAL_FORMS": "2", "licences-INITIAL_FORMS": "1",
+        "licences-0-id": str(existing.pk), "licences-0-prescriber": str(prescriber.pk),
+        "licences-0-state": existing.state, "licences-0-number": existing.number,
+        "licences-0-expires_on": existing.expires_on.isoformat(),
+        "licences-1-prescriber": str(prescriber.pk), "licences-1-state": "WI",
+        "licences-1-number": "WI-4411", "licences-1-expires_on": "2027-06-30",
+        "events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0",
+    }  # fmt: skip
+
+    response = pharmacist_client.post(url, data | formsets)
+
+    assert response.status_code == 302, response.context["errors"]
+    assert list(prescriber.licences.values_list("state", "number", "expires_on")) == [
+        ("IL", existing.number, existing.expires_on),
+        ("WI", "WI-4411", datetime.date(2027, 6, 30)),
+    ]
+    # A technician sees the licences, with nothing to change.
+    verified_staff_login(client, technician)
+    seen = client.get(url).content.decode()
+    assert "WI-4411" in seen and 'name="licences-1-number"' not in seen
