@@ -43,3 +43,16 @@ def send_decision_email(*, prescriber: Prescriber, status: str) -> None:
     subject = render_to_string(f"emails/prescriber_{template}_subject.txt", context)
     body = render_to_string(f"emails/prescriber_{template}.txt", context)
     send_mail(" ".join(subject.split()), body, None, [user.email])
+
+
+def send_already_registered_email(*, email: str) -> None:
+    """To an address that applied again: the application page answers the same whether or not
+    an address has an account, and the account's owner learns of it here instead."""
+    context = {
+        "pharmacy_name": settings.PHARMACY_NAME,
+        "login_url": settings.PORTAL_BASE_URL + reverse("login"),
+        "reset_url": settings.PORTAL_BASE_URL + reverse("password_reset"),
+    }
+    subject = render_to_string("emails/prescriber_already_registered_subject.txt", context)
+    body = render_to_string("emails/prescriber_already_registered.txt", context)
+    send_mail(" ".join(subject.split()), body, None, [email])

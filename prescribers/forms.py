@@ -6,7 +6,7 @@ from django.utils import timezone
 from core.forms import DateField
 
 from .models import Clinic, Licence, Prescriber
-from .services import DUPLICATE_EMAIL, DUPLICATE_NPI, email_in_use, npi_in_use
+from .services import DUPLICATE_NPI, npi_in_use
 
 
 def _fragment_helper(layout: Layout) -> FormHelper:
@@ -50,12 +50,6 @@ class PrescriberApplicationForm(forms.ModelForm):
         if npi_in_use(npi):
             raise forms.ValidationError(DUPLICATE_NPI, code="duplicate_npi")
         return npi
-
-    def clean_email(self):
-        email = self.cleaned_data["email"]
-        if email_in_use(email):
-            raise forms.ValidationError(DUPLICATE_EMAIL, code="duplicate_email")
-        return email
 
 
 class ClinicForm(forms.ModelForm):

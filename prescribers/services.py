@@ -8,7 +8,7 @@ from core.models import User, normalize_email_address
 from core.roles import PHARMACIST, Role, may_by_role
 from core.state_machine import apply_transition
 
-from .emails import send_decision_email
+from .emails import send_already_registered_email, send_decision_email
 from .models import (
     Clinic,
     Licence,
@@ -29,7 +29,6 @@ TRANSITIONS: dict[tuple[Status, Status], frozenset[Role]] = {
     (Status.SUSPENDED, Status.APPROVED): PHARMACIST,
 }
 
-DUPLICATE_EMAIL = "An account with this email address already exists."
 DUPLICATE_NPI = "A prescriber with this NPI has already applied or has an account."
 
 
@@ -43,17 +42,19 @@ def npi_in_use(npi: str) -> bool:
 
 def prescriber_apply(
     *, prescriber: Prescriber, licence: Licence, clinic: Clinic, email: str
-) -> Prescriber:
+) -> Prescriber | None:
     """Record an application: a clinic, a prescriber awaiting approval with their state
     licence, and a login that has no password yet (it is set from the link sent on
-    approval)."""
-    errors = {}
-    if email_in_use(email):
-        errors["email"] = ValidationError(DUPLICATE_EMAIL, code="duplicate_email")
+    approval).
+
+    An address that already has an account gets an email saying so, and nothing is written:
+    the page answers as for any application, so it tells no one which addresses have accounts
+    (returns None)."""
     if npi_in_use(prescriber.npi):
-        errors["npi"] = ValidationError(DUPLICATE_NPI, code="duplicate_npi")
-    if errors:
-        raise ValidationError(errors)
+        raise ValidationError({"npi": ValidationError(DUPLICATE_NPI, code="duplicate_npi")})
+    if email_in_use(email):
+        send_already_registered_email(email=normalize_email_address(email))
+        return None
     try:
         with transaction.atomic():
             user = User.objects.create_user(
@@ -80,10 +81,12 @@ def prescriber_apply(
             )
     except IntegrityError as exc:
         # Two applications with the same email or NPI at the same moment: the database's
-        # unique constraints decide, and the loser gets the same message as above.
-        field = "npi" if npi_in_use(prescriber.npi) else "email"
-        message = DUPLICATE_NPI if field == "npi" else DUPLICATE_EMAIL
-        raise ValidationError({field: ValidationError(message, code=f"duplicate_{field}")}) from exc
+        # unique constraints decide, and the loser is answered as above.
+        if npi_in_use(prescriber.npi):
+            error = ValidationError(DUPLICATE_NPI, code="duplicate_npi")
+            raise ValidationError({"npi": error}) from exc
+        send_already_registered_email(email=normalize_email_address(email))
+        return None
     return prescriber
 
 

@@ -83,16 +83,36 @@ def test_duplicate_npi_is_refused(client):
     assert (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count()) == before
 
 
-def test_duplicate_email_is_refused_whatever_its_case(client):
+def test_an_address_with_an_account_gets_the_same_answer_and_an_email(
+    client, django_capture_on_commit_callbacks
+):
+    """The page tells no one which addresses have accounts: an application with a registered
+    address (in any case) is answered as any other, writes nothing, and the address's owner
+    gets an email saying they already have an account."""
     PrescriberFactory(user__email="robin.applicant@clinic.example.test")
     before = (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count())
 
-    response = client.post(APPLY_URL, application(email="ROBIN.applicant@clinic.example.test"))
+    fresh = client.post(APPLY_URL, application(email="someone.new@clinic.example.test", npi=""))
+    with django_capture_on_commit_callbacks(execute=True):
+        known = client.post(APPLY_URL, application(email="ROBIN.applicant@clinic.example.test"))
 
-    assert response.context["prescriber_form"].errors == {
-        "email": ["An account with this email address already exists."]
-    }
+    assert known.status_code == 302 and known["Location"] == reverse("prescriber_apply_done")
+    assert fresh.status_code == 200  # (its NPI was left out: the form's own message)
     assert (User.objects.count(), Clinic.objects.count(), Prescriber.objects.count()) == before
+    (email,) = mail.outbox
+    assert email.to == ["robin.applicant@clinic.example.test"]
+    assert email.subject == "Demo Compounding Pharmacy: you already have an account"
+    assert "already has an account" in email.body
+    assert "/accounts/password_reset/" in email.body
+
+
+def test_a_new_address_and_a_registered_one_are_answered_alike(client):
+    PrescriberFactory(user__email="robin.applicant@clinic.example.test")
+    new = client.post(APPLY_URL, application(email="new.person@clinic.example.test"))
+    known = client.post(
+        APPLY_URL, application(email="robin.applicant@clinic.example.test", npi="1245319599")
+    )
+    assert (new.status_code, new["Location"]) == (known.status_code, known["Location"])
 
 
 @pytest.mark.parametrize(
