@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from core.forms import LoginForm, PortalPasswordResetForm
 from orders import order_views as order_pages
+from orders import signing_views
 from orders import views as order_views
 from pharmacy import views as pharmacy_views
 from prescribers import views as prescriber_views
@@ -32,6 +33,12 @@ urlpatterns = [
     path("apply/", prescriber_views.apply, name="prescriber_apply"),
     path("apply/received/", prescriber_views.apply_done, name="prescriber_apply_done"),
     path("clinic/", prescriber_views.ClinicSwitchView.as_view(), name="clinic_switch"),
+    path("clinic/team/", prescriber_views.ClinicTeamView.as_view(), name="clinic_team"),
+    path(
+        "clinic/team/<int:pk>/end/",
+        prescriber_views.MembershipEndView.as_view(),
+        name="membership_end",
+    ),
     path("patients/", order_views.PatientListView.as_view(), name="patient_list"),
     path("patients/new/", order_views.PatientCreateView.as_view(), name="patient_create"),
     path("patients/<int:pk>/", order_views.PatientDetailView.as_view(), name="patient_detail"),
@@ -47,6 +54,7 @@ urlpatterns = [
         name="order_create",
     ),
     path("orders/", order_pages.OrderListView.as_view(), name="order_list"),
+    path("orders/to-sign/", signing_views.OrderSignView.as_view(), name="order_sign"),
     path("orders/dose-check/", order_pages.DoseCheckView.as_view(), name="dose_check"),
     path("orders/<int:pk>/", order_pages.OrderDetailView.as_view(), name="order_detail"),
     path("orders/<int:pk>/cancel/", order_pages.OrderCancelView.as_view(), name="order_cancel"),

@@ -10,4 +10,7 @@ def portal(request):
         # Set by the portal's pages (prescribers.access): the clinics the person acts for.
         "portal_memberships": getattr(request, "portal_memberships", ()),
         "portal_membership": getattr(request, "portal_membership", None),
+        # Whether the person signs for the clinic they act for (else they draft, as its staff).
+        "signs_here": getattr(getattr(request, "portal_membership", None), "role", "")
+        == "prescriber",
     }

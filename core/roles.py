@@ -2,7 +2,8 @@
 ingredient lots, prescribers). Each transition table names the roles that may take each move;
 staff roles come from the two groups made by migration 0002, Pharmacist and Technician. A
 superuser counts as a pharmacist. The prescriber role depends on the record (an approved
-prescriber of the order's clinic): orders/workflow.py adds it."""
+prescriber of the order's clinic), and so does the clinic staff role (a member of the order's
+clinic who drafts): orders/workflow.py adds them."""
 
 from enum import StrEnum
 
@@ -14,6 +15,8 @@ TECHNICIAN_GROUP = "Technician"
 
 class Role(StrEnum):
     PRESCRIBER = "prescriber"
+    # A nurse or assistant of the record's clinic: drafts for a prescriber to sign.
+    CLINIC_STAFF = "clinic_staff"
     PHARMACIST = "pharmacist"
     TECHNICIAN = "technician"
 

@@ -472,6 +472,16 @@ class FillCheck:
         return " ".join(f.message for f in self.errors)
 
 
+def unconfirmed_message(unacknowledged: Iterable[Finding]) -> str:
+    """What to tell the person who did not confirm these warnings (or gave no reason)."""
+    unacknowledged = list(unacknowledged)
+    message = "Tick each warning to confirm you have reviewed it: "
+    message += "; ".join(w.message for w in unacknowledged)
+    if any(w.code in REASON_REQUIRED for w in unacknowledged):
+        message += " Write the reason for duplicate therapy or an early refill."
+    return message
+
+
 def _confirmed(*acknowledgement_lists: Iterable[dict]) -> tuple[tuple[str, str], ...]:
     return tuple(
         (entry["key"], entry["message"]) for entries in acknowledgement_lists for entry in entries

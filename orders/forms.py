@@ -12,7 +12,7 @@ from core.forms import DateField
 from core.numbers import quantity_text
 
 from . import dosing, icd10
-from .checks import field_label, finding_key
+from .checks import field_label, finding_key, unconfirmed_message
 from .dosing import DosageForm, Regimen, Severity
 from .fill_rules import REASON_REQUIRED
 from .icd10 import parse_codes
@@ -219,7 +219,7 @@ class OrderForm(forms.Form):
     )
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, catalogue, **kwargs):
+    def __init__(self, *args, catalogue, signers=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalogue = catalogue
         self.fields["dosage_form"].choices = catalogue.dosage_forms()
@@ -229,12 +229,7 @@ class OrderForm(forms.Form):
             for c in catalogue.concentrations(form)
         ]
         self.fields["idempotency_key"].initial = uuid.uuid4()
-        # Warnings to acknowledge are offered once the rules have raised them (see show_findings).
-        self.fields["acknowledge"].choices = [
-            (key, key) for key in (self.data.getlist("acknowledge") if self.is_bound else [])
-        ]
-        self.findings, self.confirmed_before, self.refusals = [], [], []
-        self.reason_needed = False
+        prepare_checks(self, signers)
 
     def clean_steps(self):
         return parse_schedule(self.cleaned_data["steps"])
@@ -297,22 +292,49 @@ def show_findings(form: forms.Form, findings, unacknowledged, earlier=()) -> Non
     warnings = [
         f for f in findings if f.severity == Severity.WARNING and f not in form.confirmed_before
     ]
-    form.fields["acknowledge"].choices = [
-        (finding_key(w), f"{field_label(w.field)}: {w.message}") for w in warnings
-    ]
+    if "acknowledge" in form.fields:
+        form.fields["acknowledge"].choices = [
+            (finding_key(w), f"{field_label(w.field)}: {w.message}") for w in warnings
+        ]
     form.reason_needed = any(w.code in REASON_REQUIRED for w in warnings)
+    if "acknowledge" not in form.fields:  # a draft: the prescriber confirms when signing
+        form.warnings_to_sign = warnings
+        return
     if unacknowledged and form.is_bound:
-        message = "Tick each warning to confirm you have reviewed it: "
-        message += "; ".join(w.message for w in unacknowledged)
-        if any(w.code in REASON_REQUIRED for w in unacknowledged):
-            message += " Write the reason for duplicate therapy or an early refill."
-        form.add_error("acknowledge", message)
+        form.add_error("acknowledge", unconfirmed_message(unacknowledged))
 
 
 def form_field_of(finding_field: str) -> str | None:
     """'steps.2.dose_mg' -> 'steps'; patient facts are not on this form (None: shown on top)."""
     name = finding_field.split(".", 1)[0]
     return None if name == "patient" else name
+
+
+def prepare_checks(form: forms.Form, signers) -> None:
+    """The checks part of an order or refill form before the rules run: the warnings to
+    confirm are offered once the rules have raised them (show_findings); clinic staff name the
+    prescriber to sign instead (`signers`, None for a prescriber)."""
+    form.fields["acknowledge"].choices = [
+        (key, key) for key in (form.data.getlist("acknowledge") if form.is_bound else [])
+    ]
+    form.findings, form.confirmed_before, form.refusals = [], [], []
+    form.reason_needed = form.drafting = False
+    form.warnings_to_sign = []
+    if signers is not None:
+        draft_for_signature(form, signers)
+
+
+def draft_for_signature(form: forms.Form, signers) -> None:
+    """The form of clinic staff: they name the prescriber who signs (`signers`: the clinic's),
+    and the warnings wait for that prescriber's review instead of being confirmed here."""
+    form.fields["signer"] = forms.ModelChoiceField(
+        queryset=signers,
+        label="Prescriber to sign",
+        empty_label=None if len(signers) == 1 else "---------",
+        help_text="The draft waits for their signature; the pharmacy sees it once signed.",
+    )
+    del form.fields["acknowledge"], form.fields["reason"]
+    form.drafting = True
 
 
 class AmendForm(OrderForm):
@@ -370,15 +392,10 @@ class RefillForm(forms.Form):
     reason = OrderForm.base_fields["reason"]
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, signers=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["idempotency_key"].initial = uuid.uuid4()
-        # Warnings to confirm are offered once the rules have raised them (show_findings).
-        self.fields["acknowledge"].choices = [
-            (key, key) for key in (self.data.getlist("acknowledge") if self.is_bound else [])
-        ]
-        self.findings, self.confirmed_before, self.refusals = [], [], []
-        self.reason_needed = False
+        prepare_checks(self, signers)
 
     clean_needed_by = OrderForm.clean_needed_by
 

@@ -20,7 +20,8 @@ from core.models import AccessAction
 from core.numbers import quantity_text
 from core.pagination import EstimatedCountPaginator
 from core.state_machine import refusal_text
-from prescribers.access import PrescriberRequiredMixin
+from prescribers.access import ClinicMemberRequiredMixin
+from prescribers.selectors import clinic_prescribers
 
 from . import dosing
 from .checks import (
@@ -36,6 +37,7 @@ from .models import FillSchedule, Order, OrderEventKind, OrderStatus, Patient, P
 from .order_input import InputErrors, parse_dose_check
 from .services import (
     PrescriptionNotAccepted,
+    SignerRefused,
     order_amend,
     order_answer,
     order_cancel,
@@ -47,7 +49,21 @@ from .services import (
 from .workflow import allowed_moves
 
 
-class OrderCreateView(PrescriberRequiredMixin, FormView):
+class DraftingMixin(ClinicMemberRequiredMixin):
+    """The clinic's staff draft for a prescriber of the clinic, named on the form."""
+
+    def signers(self):
+        return None if self.prescriber is not None else clinic_prescribers(self.clinic_id)
+
+    def drafted(self, order: Order) -> None:
+        if order.status == OrderStatus.DRAFT:
+            messages.success(
+                self.request,
+                f"Draft {order.number} saved: it waits for {order.signer}'s signature.",
+            )
+
+
+class OrderCreateView(DraftingMixin, FormView):
     form_class = OrderForm
     template_name = "orders/order_form.html"
 
@@ -61,7 +77,7 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
         return Catalogue.current()
 
     def get_form_kwargs(self):
-        return {**super().get_form_kwargs(), "catalogue": self.catalogue}
+        return {**super().get_form_kwargs(), "catalogue": self.catalogue, "signers": self.signers()}
 
     def get_context_data(self, **kwargs):
         concentrations = {
@@ -86,13 +102,17 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
                 reason_for_compounding=data["reason_for_compounding"],
                 ship_to=data["ship_to"],
                 needed_by=data["needed_by"],
-                acknowledged=data["acknowledge"],
-                reason=data["reason"],
+                acknowledged=data.get("acknowledge", ()),
+                reason=data.get("reason", ""),
                 idempotency_key=data["idempotency_key"],
                 catalogue=self.catalogue,
+                signer=data.get("signer"),
             )
         except PrescriptionNotAccepted as refused:
             form.show_findings(refused.findings, refused.unacknowledged)
+            return self.form_invalid(form)
+        except SignerRefused as refused:
+            form.add_error("signer", refused)
             return self.form_invalid(form)
         if getattr(order, "resubmitted", False):
             messages.warning(
@@ -100,6 +120,8 @@ class OrderCreateView(PrescriberRequiredMixin, FormView):
                 f"An identical order for this patient was already placed from this form "
                 f"({order.number}): nothing new was ordered.",
             )
+        elif order.status == OrderStatus.DRAFT:
+            self.drafted(order)
         else:
             messages.success(self.request, f"Order {order.number} submitted.")
         return redirect("order_detail", order.pk)
@@ -109,6 +131,13 @@ class OrderAmendView(OrderCreateView):
     """On hold: the prescriber answers by changing the prescription (the rules run again)."""
 
     form_class = AmendForm
+
+    def check_role(self) -> None:
+        if self.prescriber is None:
+            raise PermissionDenied("Only a prescriber of this clinic may change a prescription.")
+
+    def signers(self):
+        return None
 
     @cached_property
     def order(self) -> Order:
@@ -147,7 +176,7 @@ class OrderAmendView(OrderCreateView):
         return redirect("order_detail", self.order.pk)
 
 
-class DoseCheckView(PrescriberRequiredMixin, View):
+class DoseCheckView(ClinicMemberRequiredMixin, View):
     """POST JSON, get the findings of every rule, the directions and the quantity needed."""
 
     http_method_names = ["post"]
@@ -227,7 +256,7 @@ def _refuse(constant: str):
     raise ValueError(f"{constant} is not a number")
 
 
-class MedicationScreenView(PrescriberRequiredMixin, View):
+class MedicationScreenView(ClinicMemberRequiredMixin, View):
     """POST {"medications": "..."}: the opioids the list names, as the patient form shows them
     while the prescriber types (the form checks again when it is saved)."""
 
@@ -256,7 +285,7 @@ class MedicationScreenView(PrescriberRequiredMixin, View):
         )
 
 
-class ClinicOrdersMixin(PrescriberRequiredMixin):
+class ClinicOrdersMixin(ClinicMemberRequiredMixin):
     def orders(self):
         return Order.objects.of_clinic(self.clinic_id)
 
@@ -297,7 +326,7 @@ class OrderDetailView(ClinicOrdersMixin, RecordsAccessMixin, DetailView):
 
     def get_queryset(self):
         return self.orders().select_related(
-            "prescription__patient", "prescription__prescriber", "created_by"
+            "prescription__patient", "prescription__prescriber", "created_by", "signer"
         )
 
     def get_context_data(self, **kwargs):
@@ -317,6 +346,9 @@ class OrderDetailView(ClinicOrdersMixin, RecordsAccessMixin, DetailView):
             label=labels[-1] if labels else None,
             other_fills=prescription.orders.exclude(pk=order.pk).order_by("fill_number"),
             may_cancel=OrderStatus.CANCELLED in moves,
+            may_sign=order.status == OrderStatus.DRAFT
+            and self.prescriber is not None
+            and order.signer_id == self.prescriber.pk,
             may_answer=OrderStatus.IN_REVIEW in moves,
             question=question.detail if question else "",
             answer_form=AnswerForm(),
@@ -363,7 +395,7 @@ class OrderAnswerView(ClinicOrdersMixin, View):
         return redirect("order_detail", order.pk)
 
 
-class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
+class PrescriptionRefillView(DraftingMixin, FormView):
     """The next fill of a prescription: GET shows what the refill dispenses and what the rules
     say now (against the patient record and the orders as they are); POST requests it, with
     the warnings confirmed."""
@@ -396,6 +428,13 @@ class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
         """Whether the prescription is a titration, whose refills may titrate again."""
         return refill_schedule(self.prescription, retitrate=False) == FillSchedule.MAINTENANCE
 
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "signers": self.signers()}
+
+    def get_initial(self):
+        # A refill draft is for the prescription's prescriber, when they still sign here.
+        return {"signer": self.prescription.prescriber_id}
+
     def get_form(self, form_class=None):
         form = super().get_form(form_class)
         if not form.is_bound:  # what the rules say now, before anything is sent
@@ -426,13 +465,20 @@ class PrescriptionRefillView(PrescriberRequiredMixin, FormView):
                 needed_by=data["needed_by"],
                 idempotency_key=data["idempotency_key"],
                 retitrate=data["retitrate"],
-                acknowledged=data["acknowledge"],
-                reason=data["reason"],
+                acknowledged=data.get("acknowledge", ()),
+                reason=data.get("reason", ""),
+                signer=data.get("signer"),
             )
         except PrescriptionNotAccepted as refused:
             form.show_findings(refused.findings, refused.unacknowledged, refused.earlier)
             return self.form_invalid(form)
-        messages.success(
-            self.request, f"Refill {order.number} requested ({order.get_schedule_display()})."
-        )
+        except SignerRefused as refused:
+            form.add_error("signer", refused)
+            return self.form_invalid(form)
+        if order.status == OrderStatus.DRAFT:
+            self.drafted(order)
+        else:
+            messages.success(
+                self.request, f"Refill {order.number} requested ({order.get_schedule_display()})."
+            )
         return redirect("order_detail", order.pk)

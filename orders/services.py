@@ -3,7 +3,7 @@ may write and every rule, then write."""
 
 import datetime
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -16,11 +16,17 @@ from django.utils import timezone
 from core.models import User
 from core.state_machine import apply_transition
 from core.text import required_text
-from prescribers.models import Clinic
-from prescribers.selectors import prescriber_of_clinic
+from prescribers.models import Clinic, Prescriber
+from prescribers.selectors import clinic_prescribers, is_staff_of_clinic, prescriber_of_clinic
 
 from . import dosing, icd10
-from .checks import Catalogue, FillCheck, check_fill, check_new_prescription
+from .checks import (
+    Catalogue,
+    FillCheck,
+    check_fill,
+    check_new_prescription,
+    unconfirmed_message,
+)
 from .dosing import DosageForm, Finding, Regimen
 from .models import (
     STATUS_KEPT_KINDS,
@@ -36,17 +42,24 @@ from .models import (
     PrescriptionLine,
     PrescriptionStep,
 )
-from .workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, may_move
+from .workflow import (
+    PRESCRIBER_SIGNATURE_MEANING,
+    SIGNATURE_MEANING,
+    TRANSITIONS,
+    Needs,
+    may_move,
+)
 
 PATIENT_FIELDS = frozenset(Patient.EDITABLE_FIELDS)
 
 
 def ensure_may_edit_patients(*, actor: User, clinic_id: int) -> None:
-    """An approved prescriber edits the patients of their clinics; staff need the permission."""
-    if actor.portal_prescriber is not None:
-        if prescriber_of_clinic(actor, clinic_id) is not None:
+    """An approved prescriber and the staff of a clinic edit its patients; the pharmacy's
+    staff need the permission."""
+    if actor.is_staff:
+        if actor.is_active and actor.has_perm("orders.change_patient"):
             return
-    elif actor.is_active and actor.has_perm("orders.change_patient"):
+    elif prescriber_of_clinic(actor, clinic_id) is not None or is_staff_of_clinic(actor, clinic_id):
         return
     raise PermissionDenied("You may not edit this clinic's patients.")
 
@@ -125,6 +138,28 @@ def _ensure_prescriber_of(actor: User, clinic_id: int):
     return prescriber
 
 
+class SignerRefused(ValidationError):
+    """Clinic staff named no prescriber of the clinic to sign their draft."""
+
+
+def _ordering_for(
+    actor: User, clinic_id: int, signer: Prescriber | None
+) -> tuple[Prescriber, bool]:
+    """The prescriber an order is written for, and whether it is a draft. A prescriber of the
+    clinic orders in their own name and signs as they submit; the clinic's staff draft for a
+    prescriber of the clinic (`signer`), who signs it later."""
+    own = prescriber_of_clinic(actor, clinic_id)
+    if own is not None and (signer is None or signer.pk == own.pk):
+        return own, False
+    if not is_staff_of_clinic(actor, clinic_id):
+        raise PermissionDenied(
+            "Only a prescriber of the patient's clinic, or its staff, may order."
+        )
+    if signer is None or not clinic_prescribers(clinic_id).filter(pk=signer.pk).exists():
+        raise SignerRefused("Choose a prescriber of this clinic to sign the draft.", code="signer")
+    return signer, True
+
+
 def _existing_order(idempotency_key: uuid.UUID | None) -> Order | None:
     if idempotency_key is None:
         return None
@@ -150,9 +185,11 @@ def _order_lines(regimen: Regimen, catalogue: Catalogue) -> list[tuple[Formulati
 def _checked_prescription(
     *, patient: Patient, prescriber, regimen: Regimen, diagnosis_codes: list[str],
     acknowledged: Iterable[str], reason: str, catalogue: Catalogue, amending: Order | None = None,
+    drafting: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run every rule; raise PrescriptionNotAccepted on an error or an unconfirmed warning.
-    Returns the prescription's fields that follow from the regimen and the findings."""
+    """Run every rule; raise PrescriptionNotAccepted on an error or an unconfirmed warning (a
+    draft keeps its warnings for the prescriber to confirm when signing). Returns the
+    prescription's fields that follow from the regimen and the findings."""
     check = check_new_prescription(
         patient=patient,
         prescriber=prescriber,
@@ -161,9 +198,9 @@ def _checked_prescription(
         catalogue=catalogue,
         amending=amending,
     )
-    if regimen.quantity is None:
+    if regimen.quantity is None or (drafting and check.errors):
         raise PrescriptionNotAccepted(check.findings, [])
-    confirmed = _accepted(check, acknowledged=acknowledged, reason=reason)
+    confirmed = [] if drafting else _accepted(check, acknowledged=acknowledged, reason=reason)
     return {
         "dosage_form": regimen.dosage_form,
         "concentration_mg_per_ml": regimen.concentration_mg_per_ml,
@@ -218,6 +255,7 @@ def order_submit(
     idempotency_key: uuid.UUID | None,
     catalogue: Catalogue | None = None,
     reason: str = "",
+    signer: Prescriber | None = None,
 ) -> Order:
     """Write the prescription and its first order, after every rule passed on the server.
 
@@ -227,15 +265,19 @@ def order_submit(
     instead: an identical open order for the patient is a warning to confirm with a reason.
     The key is looked up only when the rules refuse or the order's unique key is taken (the
     first submit is by far the most common: it needs no lookup). `catalogue` is the one the
-    form offered (loaded when not given)."""
-    prescriber = _ensure_prescriber_of(actor, patient.clinic_id)
+    form offered (loaded when not given).
+
+    The clinic's staff draft instead, for `signer` (a prescriber of the clinic): the rules run
+    for that prescriber and an error refuses the draft; its warnings wait for the prescriber,
+    who confirms them when signing (order_sign). A draft never reaches the pharmacy."""
+    prescriber, drafting = _ordering_for(actor, patient.clinic_id, signer)
     if catalogue is None:
         catalogue = Catalogue.load()
     try:
         fields = _checked_prescription(
             patient=patient, prescriber=prescriber, regimen=regimen,
             diagnosis_codes=diagnosis_codes, acknowledged=acknowledged, reason=reason,
-            catalogue=catalogue,
+            catalogue=catalogue, drafting=drafting,
         )  # fmt: skip
     except PrescriptionNotAccepted:
         existing = _existing_order(idempotency_key)
@@ -259,6 +301,7 @@ def order_submit(
                 needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
                 note="Prescription written and submitted.", event=OrderEventKind.SUBMITTED,
                 parameters={"directions": prescription.directions},
+                draft_for=prescriber if drafting else None,
             )  # fmt: skip
     except IntegrityError:
         existing = _existing_order(idempotency_key)
@@ -333,19 +376,27 @@ def _order_create(
     note,
     event: OrderEventKind,
     parameters: dict,
+    draft_for: Prescriber | None = None,
     **fields,
 ) -> Order:
+    """The order row and its first event: submitted, or a draft awaiting `draft_for`'s
+    signature (the event says who drafted it for whom)."""
+    status = OrderStatus.SUBMITTED
+    if draft_for is not None:
+        status, event = OrderStatus.DRAFT, OrderEventKind.DRAFTED
+        note = f"{note.removesuffix('.')}: drafted for {draft_for} to sign."
+        parameters = {**parameters, "signer": str(draft_for)}
     order = Order(
         prescription=prescription, clinic_id=prescription.patient.clinic_id, kind=kind,
         fill_number=fill_number, ship_to=ship_to, needed_by=needed_by, created_by=actor,
-        idempotency_key=idempotency_key, status=OrderStatus.SUBMITTED,
+        idempotency_key=idempotency_key, status=status, signer=draft_for,
         status_changed_at=timezone.now(), **fields,
     )  # fmt: skip
     order._history_user = actor
     order.save()
     OrderEvent.record(
-        order, actor=actor, from_status="", to_status=OrderStatus.SUBMITTED, note=note,
-        kind=event, parameters=parameters,
+        order, actor=actor, from_status="", to_status=status, note=note, kind=event,
+        parameters=parameters,
     )  # fmt: skip
     return order
 
@@ -373,13 +424,15 @@ def prescription_refill(
     retitrate: bool = False,
     acknowledged: Iterable[str] = (),
     reason: str = "",
+    signer: Prescriber | None = None,
 ) -> Order:
-    """Order the next fill of a prescription. Every rule runs again against the patient record
-    and the orders as they are now (an error refuses the refill, RefillRefused; a warning new
-    since the prescriber last confirmed it needs confirming, with a reason for an early
-    refill); then the prescription must not have expired, must have refills left, must not
+    """Order the next fill of a prescription (the clinic's staff draft it for `signer`, whose
+    signature confirms its warnings: see order_submit). Every rule runs again against the
+    patient record and the orders as they are now (an error refuses the refill, RefillRefused;
+    a warning new since the prescriber last confirmed it needs confirming, with a reason for an
+    early refill); then the prescription must not have expired, must have refills left, must not
     have been rejected and must have no other refill open."""
-    _ensure_prescriber_of(actor, prescription.patient.clinic_id)
+    prescriber, drafting = _ordering_for(actor, prescription.patient.clinic_id, signer)
     existing = _existing_order(idempotency_key)
     if existing is not None:
         return existing
@@ -387,16 +440,20 @@ def prescription_refill(
         # Locked, so two refill requests at once cannot both take the last refill, or both be
         # the one open refill (the check below reads the fills after the lock).
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
-        if not locked.orders.exclude(status=OrderStatus.CANCELLED).exists():
+        fills = set(locked.orders.values_list("kind", "status"))
+        if all(status == OrderStatus.CANCELLED for _, status in fills):
             message = "Every fill of this prescription was cancelled; submit a new order instead."
             raise RefillRefused(
                 [_refusal("prescription.all_cancelled", "prescription", message)], []
             )
+        if (OrderKind.NEW, OrderStatus.DRAFT) in fills:
+            message = "The prescription is not signed yet; a refill can follow once it is."
+            raise RefillRefused([_refusal("prescription.unsigned", "prescription", message)], [])
         schedule = refill_schedule(locked, retitrate=retitrate)
         check = check_fill(prescription=locked, schedule=schedule)
         if check.errors:
             raise RefillRefused(check.findings, [], check.earlier)
-        confirmed = _accepted(check, acknowledged=acknowledged, reason=reason)
+        confirmed = [] if drafting else _accepted(check, acknowledged=acknowledged, reason=reason)
         last_fill = locked.orders.order_by("-fill_number").values_list("fill_number", flat=True)
         note = "Refill requested."
         if schedule == FillSchedule.AS_WRITTEN and retitrate:
@@ -411,6 +468,7 @@ def prescription_refill(
                 "schedule": schedule.value,
                 "retitrate": bool(retitrate),
             },
+            draft_for=prescriber if drafting else None,
         )  # fmt: skip
 
 
@@ -549,4 +607,114 @@ def order_answer(*, order: Order, actor: User, answer: str) -> Order:
         order=order, to_status=OrderStatus.IN_REVIEW, actor=actor, note=answer,
         satisfies=Needs.ANSWER,
         event_fields={"kind": OrderEventKind.ANSWERED, "parameters": {"answer": answer}},
+    )  # fmt: skip
+
+
+class SigningRefused(Exception):
+    """Drafts that cannot be signed as they are, with the reason for each (by order id):
+    nothing was signed."""
+
+    def __init__(self, problems: dict[int, str]):
+        super().__init__(" ".join(problems.values()))
+        self.problems = problems
+
+
+def _signing_problem(order: Order, check: FillCheck, prescriber, acknowledged, reason) -> str:
+    """Why this prescriber cannot sign this draft now ("" when they can)."""
+    if order.status != OrderStatus.DRAFT:
+        status = OrderStatus(order.status).label.lower()
+        return f"Order {order.number} is no longer awaiting a signature (it is {status})."
+    if order.signer_id != prescriber.pk:
+        return f"Order {order.number} is drafted for another prescriber to sign."
+    if check.errors:
+        return f"Order {order.number} cannot be signed: {check.refusal()}"
+    unacknowledged = check.unacknowledged(ticked=acknowledged, reason=reason)
+    if unacknowledged:
+        return f"Order {order.number}: {unconfirmed_message(unacknowledged)}"
+    return ""
+
+
+def order_sign(
+    *,
+    orders: Sequence[Order],
+    actor: User,
+    password: str,
+    acknowledged: Mapping[int, Iterable[str]] | None = None,
+    reasons: Mapping[int, str] | None = None,
+) -> list[Order]:
+    """The prescriber's electronic signature of drafts their clinic's staff wrote for them, one
+    or several at once: their password again, and their name, the time and the meaning kept on
+    each order's signature event. Every rule runs again on each draft as the patient and the
+    orders are now; an error, or a warning not confirmed (`acknowledged` and `reasons` by
+    order id), refuses the signature of them all (SigningRefused says why for each), so one
+    signature is never half applied. Signing submits each order to the pharmacy; a new
+    prescription is written on the day it is signed."""
+    acknowledged, reasons = acknowledged or {}, reasons or {}
+    if not orders:
+        raise ValidationError("Choose the orders to sign.", code="none_chosen")
+    if any(prescriber_of_clinic(actor, order.clinic_id) is None for order in orders):
+        raise PermissionDenied("Only a prescriber of the order's clinic signs its drafts.")
+    if not actor.check_password(password or ""):
+        raise ValidationError(
+            "The password is not correct: nothing was signed.", code="bad_signature"
+        )
+    today = timezone.localdate()
+    with transaction.atomic():
+        # Locked in id order, as every signature locks them: two signatures of overlapping
+        # drafts cannot deadlock, and the second finds them signed.
+        locked = list(
+            Order.objects.select_for_update()
+            .filter(pk__in=[order.pk for order in orders])
+            .order_by("pk")
+        )
+        checked, problems = [], {}
+        for order in locked:
+            check = order_fill_check(order)
+            problem = _signing_problem(
+                order, check, prescriber_of_clinic(actor, order.clinic_id),
+                acknowledged.get(order.pk, ()), reasons.get(order.pk, ""),
+            )  # fmt: skip
+            if problem:
+                problems[order.pk] = problem
+            checked.append((order, check))
+        if problems:
+            raise SigningRefused(problems)
+        signed = []
+        for order, check in checked:
+            confirmed = check.acknowledgements(
+                ticked=acknowledged.get(order.pk, ()), reason=reasons.get(order.pk, "")
+            )
+            signed.append(_sign(order, check, confirmed, actor=actor, today=today))
+        return signed
+
+
+def _sign(order: Order, check: FillCheck, confirmed: list[dict], *, actor, today) -> Order:
+    """Sign one checked draft: a new prescription is written today with the warnings the
+    prescriber confirmed (as order_submit keeps them); a refill keeps them on the order (as
+    prescription_refill does)."""
+    findings = [f.as_dict() for f in check.findings]
+    changes = {"findings": findings, "acknowledged_warnings": confirmed}
+    if order.kind == OrderKind.NEW:
+        prescription = Prescription.objects.select_for_update().get(pk=order.prescription_id)
+        prescription.written_on, prescription.expires_on = today, prescription_expiry(today)
+        prescription.findings, prescription.acknowledged_warnings = findings, confirmed
+        prescription._history_user = actor
+        prescription.save(
+            update_fields=["written_on", "expires_on", "findings", "acknowledged_warnings"]
+        )
+        changes = {"findings": findings}
+    signer = f"{actor.get_full_name()} <{actor.email}>"
+    return order_transition(
+        order=order, to_status=OrderStatus.SUBMITTED, actor=actor,
+        satisfies=Needs.PRESCRIBER_SIGNATURE,
+        note=f"Signed by {actor.get_full_name() or actor.email}.", changes=changes,
+        event_fields={
+            "kind": OrderEventKind.SIGNED,
+            "signed_by": signer,
+            "signature_meaning": PRESCRIBER_SIGNATURE_MEANING,
+            "parameters": {
+                "signer": str(order.signer), "findings": findings,
+                "acknowledged_warnings": confirmed,
+            },
+        },
     )  # fmt: skip

@@ -9,10 +9,10 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from core.audit import RecordsAccessMixin
 from core.models import AccessAction
-from prescribers.access import PrescriberRequiredMixin
+from prescribers.access import ClinicMemberRequiredMixin
 
 from .forms import PatientForm
-from .models import Order, Patient
+from .models import Order, OrderStatus, Patient
 from .services import patient_create, patient_update
 
 DASHBOARD_PATIENTS = 8
@@ -27,7 +27,7 @@ def home(request):
     return DashboardView.as_view()(request)
 
 
-class ClinicPatientsMixin(PrescriberRequiredMixin):
+class ClinicPatientsMixin(ClinicMemberRequiredMixin):
     def patients(self):
         # Every query is limited to the prescriber's clinic: another clinic's patient is a 404.
         return Patient.objects.of_clinic(self.clinic_id)
@@ -39,8 +39,13 @@ class DashboardView(ClinicPatientsMixin, TemplateView):
     def get_context_data(self, **kwargs):
         patients = self.patients()
         orders = Order.objects.of_clinic(self.clinic_id)
+        # A prescriber's drafts to sign; the staff's drafts waiting for any prescriber.
+        drafts = orders.filter(status=OrderStatus.DRAFT)
+        if self.prescriber is not None:
+            drafts = drafts.filter(signer=self.prescriber)
         return super().get_context_data(
             clinic=self.clinic,
+            drafts=drafts.select_related("prescription__patient", "signer")[:DASHBOARD_ORDERS],
             recent_patients=patients.order_by("-created_at", "-pk")[:DASHBOARD_PATIENTS],
             patient_count=patients.count(),
             recent_orders=orders.select_related("prescription__patient")[:DASHBOARD_ORDERS],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.roles import STAFF, Role, staff_roles
-from prescribers.selectors import prescriber_of_clinic
+from prescribers.selectors import is_staff_of_clinic, prescriber_of_clinic
 
 from .models import Order
 from .models import OrderStatus as S
@@ -15,6 +15,7 @@ from .models import OrderStatus as S
 class Needs(StrEnum):
     NOTE = "note"  # an optional note
     SIGNATURE = "signature"  # the pharmacist re-enters their password
+    PRESCRIBER_SIGNATURE = "prescriber_signature"  # the prescriber signs a draft (password)
     QUESTION = "question"  # for the prescriber
     REASON = "reason"  # why it was rejected
     ANSWER = "answer"  # the prescriber's answer
@@ -29,11 +30,15 @@ class Move:
     needs: Needs = Needs.NOTE
 
 
-# The prescriber role here: an approved prescriber of the order's clinic (roles_of).
-PRESCRIBER, PHARMACIST = Role.PRESCRIBER, Role.PHARMACIST
+# The prescriber role here: an approved prescriber of the order's clinic; clinic staff: an
+# active member of its staff (roles_of).
+PRESCRIBER, PHARMACIST, CLINIC_STAFF = Role.PRESCRIBER, Role.PHARMACIST, Role.CLINIC_STAFF
 
-# Only a pharmacist reviews, verifies, holds, rejects and does the final check (ready).
+# Only the prescriber a draft names signs it (order_sign checks who); the pharmacy never moves
+# a draft. Only a pharmacist reviews, verifies, holds, rejects and does the final check (ready).
 TRANSITIONS: dict[tuple[S, S], Move] = {
+    (S.DRAFT, S.SUBMITTED): Move("Sign", frozenset({PRESCRIBER}), Needs.PRESCRIBER_SIGNATURE),
+    (S.DRAFT, S.CANCELLED): Move("Discard the draft", frozenset({PRESCRIBER, CLINIC_STAFF})),
     (S.SUBMITTED, S.IN_REVIEW): Move("Start review", frozenset({PHARMACIST})),
     (S.IN_REVIEW, S.VERIFIED): Move("Verify", frozenset({PHARMACIST}), Needs.SIGNATURE),
     (S.IN_REVIEW, S.ON_HOLD): Move("Put on hold", frozenset({PHARMACIST}), Needs.QUESTION),
@@ -53,12 +58,16 @@ TRANSITIONS: dict[tuple[S, S], Move] = {
     (S.ON_HOLD, S.CANCELLED): Move("Cancel", frozenset({PRESCRIBER, PHARMACIST})),
 }
 SIGNATURE_MEANING = "verified prescription"
+# What a prescriber's signature of a draft means.
+PRESCRIBER_SIGNATURE_MEANING = "prescribed: signed and submitted to the pharmacy"
 
 
 def roles_of(actor, order: Order) -> set[Role]:
     roles = set(staff_roles(actor))
     if prescriber_of_clinic(actor, order.clinic_id) is not None:
         roles.add(Role.PRESCRIBER)
+    if is_staff_of_clinic(actor, order.clinic_id):
+        roles.add(Role.CLINIC_STAFF)
     return roles
 
 

@@ -120,6 +120,9 @@ class OrderInline(ReadOnlyInline):
     readonly_fields = fields
     show_change_link = True
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).signed()
+
 
 class PrescriptionAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
     """Read-mostly for now: prescriptions change only through the prescriber's portal."""
@@ -137,7 +140,13 @@ class PrescriptionAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
 
     def get_queryset(self, request):
         # The change page shows the patient and the prescriber: read with the prescription.
-        return super().get_queryset(request).select_related("patient", "prescriber")
+        # A prescription still awaiting its prescriber's signature is not the pharmacy's yet.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("patient", "prescriber")
+            .exclude(pk__in=Order.objects.unsigned_prescription_ids())
+        )
 
     def has_add_permission(self, request):
         return False
@@ -199,6 +208,10 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
     actions = [
         admin.action(description="Print labels of the selected orders (one PDF)")(print_labels)
     ]
+
+    def get_queryset(self, request):
+        # A draft is the clinic's until its prescriber signs it: the pharmacy never sees one.
+        return super().get_queryset(request).signed()
 
     def has_add_permission(self, request):
         return False

@@ -12,6 +12,7 @@ from orders.models import Order, OrderEventKind, OrderStatus
 from orders.services import (
     order_answer,
     order_cancel,
+    order_sign,
     order_transition,
     order_verify,
 )
@@ -85,6 +86,14 @@ def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dic
             acknowledged=inputs.get("acknowledge", ()),
             reason=inputs.get("reason", ""),
         )
+    if needs == Needs.PRESCRIBER_SIGNATURE:
+        return order_sign(
+            orders=[order],
+            actor=actor,
+            password=inputs.get("password", ""),
+            acknowledged={order.pk: inputs.get("acknowledge", ())},
+            reasons={order.pk: inputs.get("reason", "")},
+        )[0]
     if needs == Needs.QUESTION:
         return order_hold(order=order, actor=actor, question=inputs.get("text", ""))
     if needs == Needs.REASON:

@@ -73,6 +73,7 @@ class MoveForm(forms.Form):
 
     FIELDS = {
         Needs.SIGNATURE: {"password": None, "acknowledge": None, "reason": None},
+        Needs.PRESCRIBER_SIGNATURE: {"password": None, "acknowledge": None, "reason": None},
         Needs.QUESTION: {"text": "Question for the prescriber (no patient name needed)"},
         Needs.REASON: {"text": "Why the order is rejected"},
         Needs.ANSWER: {"text": "The prescriber's answer (for example, from a phone call)"},
@@ -96,7 +97,8 @@ class MoveForm(forms.Form):
 def _order_or_refuse(model_admin, request, object_id) -> Order:
     """The order, if the user may see it in the admin: admin_view only checks that the user is
     staff, and a staff account's rights come from its groups (a Pharmacist or Technician)."""
-    order = get_object_or_404(Order, pk=object_id)
+    # A draft is the clinic's until its prescriber signs it: not found here.
+    order = get_object_or_404(Order.objects.signed(), pk=object_id)
     if not model_admin.has_view_permission(request, order):
         raise PermissionDenied("You cannot see orders.")
     return order

@@ -1,34 +1,47 @@
-"""Who may use the prescriber portal: a signed-in, approved prescriber, acting for one of their
-clinics at a time (chosen on the page, remembered)."""
+"""Who may use the portal: a signed-in member of a clinic (an approved prescriber, or clinic
+staff), acting for one of their clinics at a time (chosen on the page, remembered)."""
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 
-from .selectors import acting_membership, prescriber_memberships
+from .models import MembershipRole
+from .selectors import acting_membership, portal_memberships
 
 # The session key of the clinic the person chose to act for.
 ACTING_CLINIC = "acting_clinic"
 
 
-class PrescriberRequiredMixin(LoginRequiredMixin):
-    """Sets self.prescriber, self.membership and self.clinic / self.clinic_id (the clinic acted
-    for); pages filter every query by self.clinic_id. The request carries the person's
-    memberships for the page's clinic switcher."""
+class ClinicMemberRequiredMixin(LoginRequiredMixin):
+    """Sets self.membership and self.clinic / self.clinic_id (the clinic acted for); pages
+    filter every query by self.clinic_id. self.prescriber is the person's prescriber profile
+    when they are a prescriber of that clinic, else None (clinic staff: they draft, and a
+    prescriber signs). The request carries the memberships for the page's clinic switcher."""
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        prescriber = request.user.portal_prescriber
-        if prescriber is None or not prescriber.is_approved:
-            raise PermissionDenied("The portal is for approved prescribers.")
-        memberships = prescriber_memberships(request.user)
+        memberships = portal_memberships(request.user)
         membership = acting_membership(memberships, request.session.get(ACTING_CLINIC))
         if membership is None:
-            raise PermissionDenied("Your account does not belong to a clinic.")
-        self.prescriber = prescriber
+            raise PermissionDenied("The portal is for approved prescribers and their clinics.")
         self.membership = membership
         self.clinic = membership.clinic
         self.clinic_id = membership.clinic_id
+        self.prescriber = None
+        if membership.role == MembershipRole.PRESCRIBER:
+            self.prescriber = request.user.portal_prescriber
         request.portal_memberships = memberships
         request.portal_membership = membership
+        self.check_role()
         return super().dispatch(request, *args, **kwargs)
+
+    def check_role(self) -> None:
+        """Pages for one role refuse the other here."""
+
+
+class PrescriberRequiredMixin(ClinicMemberRequiredMixin):
+    """Pages only a prescriber of the clinic acted for opens (signing, the clinic's team)."""
+
+    def check_role(self) -> None:
+        if self.prescriber is None:
+            raise PermissionDenied("Only a prescriber of this clinic may do this.")

@@ -56,3 +56,19 @@ def send_already_registered_email(*, email: str) -> None:
     subject = render_to_string("emails/prescriber_already_registered_subject.txt", context)
     body = render_to_string("emails/prescriber_already_registered.txt", context)
     send_mail(" ".join(subject.split()), body, None, [email])
+
+
+def send_staff_invitation_email(*, membership, inviter) -> None:
+    """To a nurse or assistant a prescriber added to the clinic: a one-time link to set their
+    password (or, when they have one already, a note that the clinic is on their account)."""
+    user = membership.user
+    context = {
+        "membership": membership,
+        "inviter": inviter.get_full_name() or inviter.email,
+        "pharmacy_name": settings.PHARMACY_NAME,
+        "login_url": settings.PORTAL_BASE_URL + reverse("login"),
+        "activation_url": "" if user.has_usable_password() else activation_url(user),
+    }
+    subject = render_to_string("emails/staff_invited_subject.txt", context)
+    body = render_to_string("emails/staff_invited.txt", context)
+    send_mail(" ".join(subject.split()), body, None, [user.email])

@@ -114,3 +114,11 @@ class LicenceForm(forms.ModelForm):
                 "This licence has expired: apply with a licence that is active.", code="expired"
             )
         return expires_on
+
+
+class StaffInviteForm(forms.Form):
+    """A nurse or assistant a prescriber adds to the clinic."""
+
+    first_name = forms.CharField(max_length=150)
+    last_name = forms.CharField(max_length=150)
+    email = forms.EmailField(help_text="Their sign-in: the link to set a password goes here.")

@@ -1,24 +1,43 @@
 """Reads about clinics and the people in them, for the apps above (orders, pharmacy)."""
 
-from .models import Licence, Membership, MembershipRole, Prescriber
+from django.db.models import QuerySet
 
-# A person's active prescriber memberships, kept on the user object of the request (or of a
-# service's actor) once read: the portal's pages and the order's moves ask it several times.
-_PRESCRIBER_MEMBERSHIPS = "_prescriber_memberships"
+from .models import (
+    Licence,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    Prescriber,
+    PrescriberStatus,
+)
+
+# A person's active memberships, kept on the user object of the request (or of a service's
+# actor) once read: the portal's pages and the order's moves ask several times.
+_PORTAL_MEMBERSHIPS = "_portal_memberships"
+
+
+def portal_memberships(user) -> list[Membership]:
+    """The clinics a person works for in the portal, by clinic name (one query per user
+    object): their active memberships, a prescriber's only while the pharmacy approves them.
+    The pharmacy's staff work in the admin and belong to no clinic here."""
+    if not user.is_authenticated or user.is_staff:
+        return []
+    cached = user.__dict__.get(_PORTAL_MEMBERSHIPS)
+    if cached is None:
+        prescriber = user.portal_prescriber
+        approved = prescriber is not None and prescriber.is_approved
+        cached = [
+            m
+            for m in Membership.objects.active().filter(user_id=user.pk).select_related("clinic")
+            if m.role == MembershipRole.STAFF or approved
+        ]
+        user.__dict__[_PORTAL_MEMBERSHIPS] = cached
+    return cached
 
 
 def prescriber_memberships(user) -> list[Membership]:
-    """The clinics a person orders for: their active prescriber memberships with the clinic,
-    by clinic name (one query per user object)."""
-    cached = user.__dict__.get(_PRESCRIBER_MEMBERSHIPS)
-    if cached is None:
-        cached = list(
-            Membership.objects.active()
-            .filter(user_id=user.pk, role=MembershipRole.PRESCRIBER)
-            .select_related("clinic")
-        )
-        user.__dict__[_PRESCRIBER_MEMBERSHIPS] = cached
-    return cached
+    """The clinics a person orders and signs for: their prescriber memberships above."""
+    return [m for m in portal_memberships(user) if m.role == MembershipRole.PRESCRIBER]
 
 
 def acting_membership(memberships: list[Membership], chosen_clinic_id) -> Membership | None:
@@ -35,12 +54,37 @@ def acting_membership(memberships: list[Membership], chosen_clinic_id) -> Member
 
 def prescriber_of_clinic(user, clinic_id: int) -> Prescriber | None:
     """The person's prescriber profile if they are an approved prescriber of that clinic."""
-    prescriber = user.portal_prescriber
-    if prescriber is None or not prescriber.is_approved:
-        return None
     if not any(m.clinic_id == clinic_id for m in prescriber_memberships(user)):
         return None
-    return prescriber
+    return user.portal_prescriber
+
+
+def is_staff_of_clinic(user, clinic_id: int) -> bool:
+    """Whether the person is an active member of the clinic's staff (drafts, never signs)."""
+    return any(
+        m.clinic_id == clinic_id and m.role == MembershipRole.STAFF
+        for m in portal_memberships(user)
+    )
+
+
+def clinic_prescribers(clinic_id: int) -> QuerySet[Prescriber]:
+    """The prescribers who may sign for the clinic now: approved, with an active prescriber
+    membership there, by name."""
+    return Prescriber.objects.filter(
+        status=PrescriberStatus.APPROVED,
+        user__memberships__clinic_id=clinic_id,
+        user__memberships__role=MembershipRole.PRESCRIBER,
+        user__memberships__status=MembershipStatus.ACTIVE,
+    ).order_by("last_name", "first_name", "pk")
+
+
+def clinic_members(clinic_id: int) -> QuerySet[Membership]:
+    """Everyone who belongs or asked to belong to the clinic, by role and name."""
+    return (
+        Membership.objects.filter(clinic_id=clinic_id)
+        .select_related("user")
+        .order_by("role", "user__last_name", "user__first_name", "pk")
+    )
 
 
 def licence_in(prescriber: Prescriber, state: str) -> Licence | None:

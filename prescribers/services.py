@@ -8,7 +8,11 @@ from core.models import User, normalize_email_address
 from core.roles import PHARMACIST, Role, may_by_role
 from core.state_machine import apply_transition
 
-from .emails import send_already_registered_email, send_decision_email
+from .emails import (
+    send_already_registered_email,
+    send_decision_email,
+    send_staff_invitation_email,
+)
 from .models import (
     Clinic,
     Licence,
@@ -19,6 +23,7 @@ from .models import (
     PrescriberEvent,
 )
 from .models import PrescriberStatus as Status
+from .selectors import prescriber_of_clinic
 
 # The one table of allowed status changes, with the roles that may make each: the pharmacy's
 # decisions are a pharmacist's.
@@ -142,3 +147,53 @@ def membership_act_for(*, membership: Membership, actor: User) -> Membership:
     membership.last_acted_at = timezone.now()
     Membership.objects.filter(pk=membership.pk).update(last_acted_at=membership.last_acted_at)
     return membership
+
+
+def _ensure_signs_for(actor: User, clinic_id: int) -> None:
+    if prescriber_of_clinic(actor, clinic_id) is None:
+        raise PermissionDenied("Only a prescriber of the clinic manages its staff.")
+
+
+def membership_invite_staff(
+    *, clinic: Clinic, email: str, first_name: str, last_name: str, actor: User
+) -> Membership:
+    """A prescriber of the clinic adds a nurse or assistant as clinic staff: an account
+    without a password (for a new address), an active staff membership, and an email with a
+    one-time link to set the password. Inviting again someone who never set a password sends
+    a new link; someone who left is taken back as staff."""
+    _ensure_signs_for(actor, clinic.pk)
+    email = normalize_email_address(email)
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(email, first_name=first_name, last_name=last_name)
+        elif user.is_staff:
+            raise ValidationError(
+                {"email": "This address is a pharmacy account; use the person's own address."}
+            )
+        membership = Membership.objects.select_for_update().filter(user=user, clinic=clinic).first()
+        if membership is None:
+            membership = Membership(user=user, clinic=clinic)
+        elif membership.status == MembershipStatus.ACTIVE and user.has_usable_password():
+            raise ValidationError({"email": f"{user} already works for {clinic}."})
+        if membership.status != MembershipStatus.ACTIVE:
+            membership.role, membership.status = MembershipRole.STAFF, MembershipStatus.ACTIVE
+            membership._history_user = actor
+            membership.save()
+        send_staff_invitation_email(membership=membership, inviter=actor)
+    return membership
+
+
+def membership_end(*, membership: Membership, actor: User) -> Membership:
+    """A prescriber of the clinic ends a staff member's place in it: from their next request
+    they no longer see the clinic. Their drafts stay for the prescribers to sign or discard."""
+    _ensure_signs_for(actor, membership.clinic_id)
+    if membership.role != MembershipRole.STAFF:
+        raise ValidationError("The pharmacy manages prescribers' memberships.", code="role")
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.status != MembershipStatus.ENDED:
+            locked.status = MembershipStatus.ENDED
+            locked._history_user = actor
+            locked.save(update_fields=["status"])
+    return locked

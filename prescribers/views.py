@@ -1,14 +1,19 @@
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views import View
 from django.views.decorators.http import require_http_methods
+from django.views.generic import FormView
 
-from .access import ACTING_CLINIC, PrescriberRequiredMixin
-from .forms import ClinicForm, LicenceForm, PrescriberApplicationForm
-from .services import membership_act_for, prescriber_apply
+from core.state_machine import refusal_text
+
+from .access import ACTING_CLINIC, ClinicMemberRequiredMixin, PrescriberRequiredMixin
+from .forms import ClinicForm, LicenceForm, PrescriberApplicationForm, StaffInviteForm
+from .models import MembershipRole
+from .selectors import clinic_members
+from .services import membership_act_for, membership_end, membership_invite_staff, prescriber_apply
 
 
 @require_http_methods(["GET", "POST"])
@@ -60,7 +65,7 @@ class AccountActivateView(auth_views.PasswordResetConfirmView):
         return response
 
 
-class ClinicSwitchView(PrescriberRequiredMixin, View):
+class ClinicSwitchView(ClinicMemberRequiredMixin, View):
     """A prescriber of several clinics chooses the one they act for: every page, search and
     list then shows that clinic's patients and orders only. Remembered for the session and for
     the next sign-in."""
@@ -79,3 +84,45 @@ class ClinicSwitchView(PrescriberRequiredMixin, View):
         request.session[ACTING_CLINIC] = membership.clinic_id
         messages.success(request, f"You are working for {membership.clinic}.")
         return redirect("home")
+
+
+class ClinicTeamView(PrescriberRequiredMixin, FormView):
+    """The clinic's people: its prescribers and its staff; a prescriber adds a nurse or
+    assistant (who drafts orders for a prescriber to sign) or ends their place here."""
+
+    form_class = StaffInviteForm
+    template_name = "prescribers/team.html"
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(members=clinic_members(self.clinic_id), **kwargs)
+
+    def form_valid(self, form):
+        data = form.cleaned_data
+        try:
+            membership = membership_invite_staff(
+                clinic=self.clinic, email=data["email"], first_name=data["first_name"],
+                last_name=data["last_name"], actor=self.request.user,
+            )  # fmt: skip
+        except ValidationError as refused:
+            for field, errors in refused.error_dict.items():
+                form.add_error(field, errors)
+            return self.form_invalid(form)
+        messages.success(
+            self.request, f"{membership.user.email} is invited: an email with a link is on its way."
+        )
+        return redirect("clinic_team")
+
+
+class MembershipEndView(PrescriberRequiredMixin, View):
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        staff = clinic_members(self.clinic_id).filter(role=MembershipRole.STAFF)
+        membership = get_object_or_404(staff, pk=pk)
+        try:
+            membership_end(membership=membership, actor=request.user)
+        except ValidationError as refused:
+            messages.error(request, refusal_text(refused))
+        else:
+            messages.success(request, f"{membership.user} no longer works for {self.clinic}.")
+        return redirect("clinic_team")

@@ -3,9 +3,11 @@ import datetime
 import pytest
 
 from orders.checks import Catalogue
+from prescribers.models import MembershipRole
 from tests.factories import (
     TEST_PASSWORD,
     ClinicFactory,
+    MembershipFactory,
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
@@ -70,6 +72,12 @@ def prescriber(clinic):
 def other_prescriber(db):
     """An approved prescriber of another clinic."""
     return PrescriberFactory()
+
+
+@pytest.fixture
+def clinic_staff(clinic):
+    """A nurse of the prescriber's clinic: drafts orders for a prescriber to sign."""
+    return MembershipFactory(clinic=clinic, role=MembershipRole.STAFF).user
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 by POST (with a valid CSRF token and an empty body: the access decision, not the form).
 
 The expected outcomes are the one table ACCESS below. The rules it follows (DESIGN.md, Access):
-the portal is for approved prescribers, and every prescriber page filters by the clinic the
-prescriber acts for (another clinic's patient, order or prescription answers 404, never 403,
+the portal is for approved prescribers and their clinics' staff (who draft, and never sign,
+amend a prescription or manage the team), and every portal page filters by the clinic the
+person acts for (another clinic's patient, order or prescription answers 404, never 403,
 also to a prescriber of both clinics acting for the other); the admin is
 for staff, whose rights come from the Pharmacist and Technician groups (a staff account in
 neither group reaches only the admin's index and its own password); only a pharmacist reviews
@@ -40,8 +41,9 @@ from tests.url_catalogue import (
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("anonymous", "prescriber_a", "prescriber_b", "prescriber_ab", "suspended", "staff",
-         "technician", "pharmacist", "unverified", "superuser")  # fmt: skip
+ROLES = ("anonymous", "prescriber_a", "prescriber_b", "prescriber_ab", "clinic_staff_a",
+         "clinic_staff_b", "suspended", "staff", "technician", "pharmacist", "unverified",
+         "superuser")  # fmt: skip
 METHODS = ("GET", "POST")
 
 # Outcomes:
@@ -55,576 +57,588 @@ DENIED = {"login", "no", "400", "403", "404", "405"}
 # url name: (GET outcomes, POST outcomes), one per role in the order of ROLES.
 # fmt: off
 ACCESS: dict[str, tuple[str, str]] = {
-    #    anonym.  prescr.  prescr.  prescr.  suspend. no group technic. pharmac. pharmac. superuser
-    #             A        B        A and B, clinic A staff                     no 2FA
-    #                               acting B
+    #    anon.  presc. presc. presc. clinic clinic susp.  staff, techn. pharm. pharm. super-
+    #           A      B      A & B, staff  staff  presc. no            no 2FA user
+    #                         for B  of A   of B          group
     # Signing in and out, passwords, applying for an account: staff go to the admin.
     "home": (
-        "login    ok       ok       ok       login    ok       ok       ok       ok       ok",
-        "login    405      405      405      login    ok       ok       ok       ok       ok"),
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok",
+        "login  405    405    405    405    405    login  ok     ok     ok     ok     ok"),
     "login": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
     # The health check: counts of waiting and failed work, nothing about anyone.
     "health": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "405      405      405      405      405      405      405      405      405      405"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "405    405    405    405    405    405    405    405    405    405    405    405"),
     "password_reset": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
     "account_activate": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
     "logout": (
-        "405      405      405      405      405      405      405      405      405      405",
-        "login    login    login    login    login    login    login    login    login    login"),
+        "405    405    405    405    405    405    405    405    405    405    405    405",
+        "login  login  login  login  login  login  login  login  login  login  login  login"),
     "password_change": (
-        "login    ok       ok       ok       login    ok       ok       ok       ok       ok",
-        "login    ok       ok       ok       login    ok       ok       ok       ok       ok"),
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok",
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok"),
     "password_change_done": (
-        "login    ok       ok       ok       login    ok       ok       ok       ok       ok",
-        "login    405      405      405      login    405      405      405      405      405"),
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok",
+        "login  405    405    405    405    405    login  405    405    405    405    405"),
     "password_reset_done": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "405      405      405      405      405      405      405      405      405      405"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "405    405    405    405    405    405    405    405    405    405    405    405"),
     "password_reset_confirm": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
     "password_reset_complete": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "405      405      405      405      405      405      405      405      405      405"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "405    405    405    405    405    405    405    405    405    405    405    405"),
     "prescriber_apply": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
     "prescriber_apply_done": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
 
     # A prescriber of several clinics chooses the one they act for (an empty choice is refused).
     "clinic_switch": (
-        "login    405      405      405      login    403      403      403      403      403",
-        "login    no       no       no       login    403      403      403      403      403"),
+        "login  405    405    405    405    405    login  403    403    403    403    403",
+        "login  no     no     no     no     no     login  403    403    403    403    403"),
+
+    # The clinic's team: its prescribers invite staff and end their place (A's nurse in the URL).
+    "clinic_team": (
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403",
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403"),
+    "membership_end": (
+        "login  405    405    405    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+    # A prescriber signs the drafts of their clinic's staff.
+    "order_sign": (
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403",
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403"),
 
     # The prescriber's portal: approved prescribers only; clinic B's answers 404 for A's objects.
     "patient_list": (
-        "login    ok       ok       ok       login    403      403      403      403      403",
-        "login    405      405      405      login    403      403      403      403      403"),
+        "login  ok     ok     ok     ok     ok     login  403    403    403    403    403",
+        "login  405    405    405    405    405    login  403    403    403    403    403"),
     "patient_create": (
-        "login    ok       ok       ok       login    403      403      403      403      403",
-        "login    ok       ok       ok       login    403      403      403      403      403"),
+        "login  ok     ok     ok     ok     ok     login  403    403    403    403    403",
+        "login  ok     ok     ok     ok     ok     login  403    403    403    403    403"),
     "patient_detail": (
-        "login    ok       404      404      login    403      403      403      403      403",
-        "login    405      405      405      login    403      403      403      403      403"),
+        "login  ok     404    404    ok     404    login  403    403    403    403    403",
+        "login  405    405    405    405    405    login  403    403    403    403    403"),
     "patient_update": (
-        "login    ok       404      404      login    403      403      403      403      403",
-        "login    ok       404      404      login    403      403      403      403      403"),
+        "login  ok     404    404    ok     404    login  403    403    403    403    403",
+        "login  ok     404    404    ok     404    login  403    403    403    403    403"),
     "order_create": (
-        "login    ok       404      404      login    403      403      403      403      403",
-        "login    ok       404      404      login    403      403      403      403      403"),
+        "login  ok     404    404    ok     404    login  403    403    403    403    403",
+        "login  ok     404    404    ok     404    login  403    403    403    403    403"),
     "order_list": (
-        "login    ok       ok       ok       login    403      403      403      403      403",
-        "login    405      405      405      login    403      403      403      403      403"),
+        "login  ok     ok     ok     ok     ok     login  403    403    403    403    403",
+        "login  405    405    405    405    405    login  403    403    403    403    403"),
     "dose_check": (
-        "login    405      405      405      login    403      403      403      403      403",
-        "login    400      400      400      login    403      403      403      403      403"),
+        "login  405    405    405    405    405    login  403    403    403    403    403",
+        "login  400    400    400    400    400    login  403    403    403    403    403"),
     "medication_screen": (
-        "login    405      405      405      login    403      403      403      403      403",
-        "login    400      400      400      login    403      403      403      403      403"),
+        "login  405    405    405    405    405    login  403    403    403    403    403",
+        "login  400    400    400    400    400    login  403    403    403    403    403"),
     "order_detail": (
-        "login    ok       404      404      login    403      403      403      403      403",
-        "login    405      405      405      login    403      403      403      403      403"),
+        "login  ok     404    404    ok     404    login  403    403    403    403    403",
+        "login  405    405    405    405    405    login  403    403    403    403    403"),
     "order_cancel": (
-        "login    405      405      405      login    403      403      403      403      403",
-        "login    ok       404      404      login    403      403      403      403      403"),
+        "login  405    405    405    405    405    login  403    403    403    403    403",
+        "login  ok     404    404    no     404    login  403    403    403    403    403"),
     "order_label": (
-        "login    ok       404      404      login    403      403      403      403      403",
-        "login    405      405      405      login    403      403      403      403      403"),
+        "login  ok     404    404    ok     404    login  403    403    403    403    403",
+        "login  405    405    405    405    405    login  403    403    403    403    403"),
     "order_answer": (
-        "login    405      405      405      login    403      403      403      403      403",
-        "login    no       404      404      login    403      403      403      403      403"),
+        "login  405    405    405    405    405    login  403    403    403    403    403",
+        "login  no     404    404    no     404    login  403    403    403    403    403"),
     "order_amend": (
-        "login    ok       404      404      login    403      403      403      403      403",
-        "login    ok       404      404      login    403      403      403      403      403"),
+        "login  ok     404    404    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
     "prescription_refill": (
-        "login    ok       404      404      login    403      403      403      403      403",
-        "login    ok       404      404      login    403      403      403      403      403"),
+        "login  ok     404    404    ok     404    login  403    403    403    403    403",
+        "login  ok     404    404    ok     404    login  403    403    403    403    403"),
 
     # The admin: staff only, and past the second factor ("pharmac. no 2FA": signed in without
     # it), except sign-in, sign-out and the second factor's own pages; every other page needs
     # the rights of a group (or superuser).
     "admin:otp_enrol": (
-        "login    login    login    login    login    ok       ok       ok       ok       ok",
-        "login    login    login    login    login    ok       ok       ok       ok       ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     ok     ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     ok     ok"),
     "admin:otp_verify": (
-        "login    login    login    login    login    ok       ok       ok       ok       ok",
-        "login    login    login    login    login    ok       ok       ok       ok       ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     ok     ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     ok     ok"),
     "admin:logout": (
-        "ok       ok       ok       ok       ok       405      405      405      405      405",
-        "ok       ok       ok       ok       ok       login    login    login    login    login"),
+        "ok     ok     ok     ok     ok     ok     ok     405    405    405    405    405",
+        "ok     ok     ok     ok     ok     ok     ok     login  login  login  login  login"),
     "admin:index": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:login": (
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok",
-        "ok       ok       ok       ok       ok       ok       ok       ok       ok       ok"),
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
     "admin:password_change": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:password_change_done": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    405      405      405      login    405"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  405    405    405    login  405"),
     "admin:autocomplete": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    405      405      405      login    405"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  405    405    405    login  405"),
     "admin:jsi18n": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    405      405      405      login    405"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  405    405    405    login  405"),
     "admin:view_on_site": (
-        "login    login    login    login    login    404      404      404      login    404",
-        "login    login    login    login    login    404      404      404      login    404"),
+        "login  login  login  login  login  login  login  404    404    404    login  404",
+        "login  login  login  login  login  login  login  404    404    404    login  404"),
     "admin:auth_group_changelist": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:auth_group_add": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:auth_group_history": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:auth_group_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:auth_group_change": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     # The old change address: a redirect to the change page (whose rights are above).
     "admin/auth/group/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     # The sign-in lockout's records (django-axes): the superuser's alone.
     "admin:axes_accessattempt_changelist": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accessattempt_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:axes_accessattempt_history": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accessattempt_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accessattempt_change": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin/axes/accessattempt/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:axes_accesslog_changelist": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accesslog_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:axes_accesslog_history": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accesslog_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accesslog_change": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin/axes/accesslog/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:axes_accessfailurelog_changelist": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accessfailurelog_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:axes_accessfailurelog_history": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accessfailurelog_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:axes_accessfailurelog_change": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin/axes/accessfailurelog/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     # Who saw a patient's record (access events): read by a pharmacist, changed by nobody.
     "admin:core_accessevent_changelist": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:core_accessevent_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:core_accessevent_history": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:core_accessevent_delete": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:core_accessevent_change": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin/core/accessevent/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:auth_user_password_change": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:core_user_changelist": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:core_user_add": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:core_user_history": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:core_user_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:core_user_change": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin/core/user/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:orders_formulation_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_formulation_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_formulation_add": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:orders_formulation_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_formulation_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:orders_formulation_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/orders/formulation/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:pharmacy_recall_csv": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:pharmacy_recall_changelist": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:pharmacy_recall_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_recall_history": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:pharmacy_recall_delete": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_recall_change": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin/pharmacy/recall/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:orders_ingredient_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_ingredient_add": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:orders_ingredient_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_ingredient_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:orders_ingredient_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/orders/ingredient/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:orders_formulationversion_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_formulationversion_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_formulationversion_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_formulationversion_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_formulationversion_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:orders_formulationversion_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/orders/formulationversion/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:pharmacy_ingredientlot_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_ingredientlot_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_ingredientlot_add": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_ingredientlot_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_ingredientlot_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:pharmacy_ingredientlot_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin/pharmacy/ingredientlot/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:pharmacy_batch_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_batch_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_batch_add": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_batch_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_batch_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:pharmacy_batch_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin/pharmacy/batch/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:pharmacy_dispense_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_dispense_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_dispense_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_dispense_delete": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_dispense_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin/pharmacy/dispense/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:pharmacy_delivery_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_delivery_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_delivery_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_delivery_delete": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_delivery_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/pharmacy/delivery/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:pharmacy_printjob_download": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_printjob_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_printjob_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:pharmacy_printjob_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_printjob_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:pharmacy_printjob_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin/pharmacy/printjob/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:prescribers_clinic_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:prescribers_clinic_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:prescribers_clinic_add": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:prescribers_clinic_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:prescribers_clinic_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:prescribers_clinic_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/prescribers/clinic/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:prescribers_prescriber_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:prescribers_prescriber_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:prescribers_prescriber_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:prescribers_prescriber_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:prescribers_prescriber_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:prescribers_prescriber_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/prescribers/prescriber/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:orders_patient_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_patient_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_patient_add": (
-        "login    login    login    login    login    403      403      ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin:orders_patient_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_patient_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:orders_patient_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/orders/patient/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:orders_prescription_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_prescription_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_prescription_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_prescription_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_prescription_delete": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_prescription_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin/orders/prescription/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     # Start review: a pharmacist's move; a technician is sent back with the refusal.
     "admin:orders_order_move": (
-        "login    login    login    login    login    403      no       ok       login    ok",
-        "login    login    login    login    login    403      no       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    no     ok     login  ok",
+        "login  login  login  login  login  login  login  403    no     ok     login  ok"),
     "admin:orders_order_rerender_label": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_order_label": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_order_dispense": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_order_simple_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_order_changelist": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_order_add": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_order_history": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:orders_order_delete": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:orders_order_change": (
-        "login    login    login    login    login    403      ok       ok       login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin/orders/order/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:otp_totp_totpdevice_config": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:otp_totp_totpdevice_qrcode": (
-        "login    login    login    login    login    403      403      403      login    403",
-        "login    login    login    login    login    403      403      403      login    403"),
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
     "admin:otp_totp_totpdevice_changelist": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:otp_totp_totpdevice_add": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:otp_totp_totpdevice_history": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:otp_totp_totpdevice_delete": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin:otp_totp_totpdevice_change": (
-        "login    login    login    login    login    403      403      403      login    ok",
-        "login    login    login    login    login    403      403      403      login    ok"),
+        "login  login  login  login  login  login  login  403    403    403    login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  ok"),
     "admin/otp_totp/totpdevice/<path:object_id>/": (
-        "login    login    login    login    login    ok       ok       ok       login    ok",
-        "login    login    login    login    login    ok       ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:app_list": (
-        "login    login    login    login    login    404      ok       ok       login    ok",
-        "login    login    login    login    login    404      ok       ok       login    ok"),
+        "login  login  login  login  login  login  login  404    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  404    ok     ok     login  ok"),
     # The admin's catch-all for unknown addresses.
     "admin/(?P<url>.*)$": (
-        "login    login    login    login    login    404      404      404      login    404",
-        "login    login    login    login    login    404      404      404      login    404"),
+        "login  login  login  login  login  login  login  404    404    404    login  404",
+        "login  login  login  login  login  login  login  404    404    404    login  404"),
 }
 # fmt: on
 
@@ -635,6 +649,8 @@ def role_user(role: str, world):
         "prescriber_a": world.prescriber_a.user,
         "prescriber_b": world.prescriber_b.user,
         "prescriber_ab": world.prescriber_ab.user,
+        "clinic_staff_a": world.clinic_staff_a,
+        "clinic_staff_b": world.clinic_staff_b,
         "suspended": world.suspended_a.user,
         "staff": world.staff,
         "technician": world.technician,
@@ -737,7 +753,7 @@ def table_rows(observed: dict[tuple[str, str, str], str], keys) -> list[str]:
     for key in keys:
         rows.append(f'    "{key}": (')
         for method, end in zip(METHODS, (",", "),"), strict=True):
-            cells = "".join(f"{observed[key, method, role]:<9}" for role in ROLES).rstrip()
+            cells = "".join(f"{observed[key, method, role]:<7}" for role in ROLES).rstrip()
             rows.append(f'        "{cells}"{end}')
     return rows
 

@@ -41,12 +41,13 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from orders.dosing import DosageForm, Regimen, Step
-from orders.services import order_start_review
+from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
 from prescribers.emails import activation_url
-from prescribers.models import PrescriberStatus
+from prescribers.models import MembershipRole, PrescriberStatus
 from tests.factories import (
     TEST_PASSWORD,
+    TITRATION,
     MembershipFactory,
     PatientFactory,
     PrescriberFactory,
@@ -425,6 +426,34 @@ def clinic_switch_form(request):
     return Form(signed_in(prescriber.user), reverse("clinic_switch"), {"clinic": str(other.pk)})
 
 
+def staff_order_create_form(request):
+    """Clinic staff draft the order for the clinic's prescriber to sign."""
+    prescriber, patient = (request.getfixturevalue(n) for n in ("prescriber", "order_patient"))
+    nurse = MembershipFactory(clinic=patient.clinic, role=MembershipRole.STAFF).user
+    return Form(
+        signed_in(nurse), reverse("order_create", args=[patient.pk]),
+        order_form(idempotency_key=str(uuid.uuid4()), signer=str(prescriber.pk)),
+    )  # fmt: skip
+
+
+def order_sign_form(request):
+    prescriber, patient = (request.getfixturevalue(n) for n in ("prescriber", "order_patient"))
+    nurse = MembershipFactory(clinic=patient.clinic, role=MembershipRole.STAFF).user
+    draft = order_submit(
+        actor=nurse, patient=patient, regimen=TITRATION, diagnosis_codes=["M79.7"],
+        reason_for_compounding="Strength not available commercially", ship_to="clinic",
+        needed_by=None, acknowledged=[], idempotency_key=uuid.uuid4(), signer=prescriber,
+    )  # fmt: skip
+    return Form(signed_in(prescriber.user), reverse("order_sign"),
+                {"order": str(draft.pk), "password": TEST_PASSWORD})  # fmt: skip
+
+
+def clinic_team_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    nurse = {"first_name": "Nell", "last_name": "Nurse", "email": "nell@clinic.test"}
+    return Form(signed_in(prescriber.user), reverse("clinic_team"), nurse)
+
+
 FORMS: dict[str, Callable] = {
     maker.__name__: maker
     for maker in (
@@ -432,7 +461,7 @@ FORMS: dict[str, Callable] = {
         password_change_form, prescriber_application_form, patient_create_form,
         patient_edit_form, order_create_form, order_amend_form, order_answer_form,
         order_cancel_form, prescription_refill_form, patient_search_form, order_search_form,
-        clinic_switch_form,
+        clinic_switch_form, staff_order_create_form, order_sign_form, clinic_team_form,
     )
 }  # fmt: skip
 
@@ -452,16 +481,19 @@ def test_every_form_of_the_portal_is_fuzzed():
         "password_change", "prescriber_apply", "patient_create", "patient_update",
         "patient_list", "order_create", "order_amend", "order_answer", "order_cancel",
         "prescription_refill", "order_list", "dose_check", "medication_screen", "clinic_switch",
+        "order_sign", "clinic_team",
     }  # fmt: skip
     without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
         "logout", "password_change_done", "password_reset_done", "password_reset_complete",
-        "health",
+        "health", "membership_end",
     }  # fmt: skip
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
     portal = {name for name in named if not name.startswith("admin")}
     assert portal == fuzzed | without_input
-    assert len(FORMS) + 2 == len(fuzzed)  # the two JSON checks have tests of their own
+    # The two JSON checks have tests of their own; the order form is fuzzed twice (a
+    # prescriber's, and the draft of clinic staff).
+    assert len(FORMS) + 2 - 1 == len(fuzzed)
 
 
 def test_the_valid_submission_of_each_form_is_accepted(form):

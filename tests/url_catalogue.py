@@ -30,7 +30,7 @@ from django.utils.regex_helper import normalize
 from core.models import AccessAction, AccessEvent
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Formulation, FormulationVersionStatus, Order, Patient
-from orders.services import order_start_review, order_verify
+from orders.services import order_start_review, order_submit, order_verify
 from pharmacy.fulfilment import order_hold
 from pharmacy.models import (
     BatchStatus,
@@ -42,7 +42,7 @@ from pharmacy.models import (
     Recall,
     RecallNotice,
 )
-from prescribers.models import PrescriberStatus
+from prescribers.models import Membership, MembershipRole, PrescriberStatus
 from tests.factories import (
     TEST_PASSWORD,
     BatchFactory,
@@ -71,6 +71,8 @@ class World:
     prescriber_a: Any
     prescriber_b: Any
     prescriber_ab: Any  # a prescriber of clinic A and of clinic B
+    clinic_staff_a: Any  # a nurse of clinic A: drafts for its prescribers
+    clinic_staff_b: Any  # a nurse of clinic B
     suspended_a: Any  # a suspended prescriber of clinic A
     activating_a: Any  # approved, has not chosen a password yet (the emailed link)
     staff: Any  # a staff account in neither staff group
@@ -83,6 +85,7 @@ class World:
     order_a_on_hold: Order  # with the pharmacy's question: answered or amended by the prescriber
     order_a_verified: Order  # with an Rx number, a dispense and a label
     order_b: Order
+    order_a_draft: Order  # drafted by clinic A's nurse for prescriber A to sign
     # One object of each model registered in the admin, for the admin's object URLs.
     admin_objects: dict[type, Any] = field(default_factory=dict)
 
@@ -112,6 +115,18 @@ def _activating(clinic):
     prescriber.user.set_unusable_password()
     prescriber.user.save(update_fields=["password"])
     return prescriber
+
+
+def _clinic_staff(clinic):
+    return MembershipFactory(clinic=clinic, role=MembershipRole.STAFF).user
+
+
+def _draft(staff, prescriber, patient) -> Order:
+    return order_submit(
+        actor=staff, patient=patient, regimen=REGIMEN, diagnosis_codes=["M79.7"],
+        reason_for_compounding="Strength not available commercially", ship_to="clinic",
+        needed_by=None, acknowledged=[], idempotency_key=None, signer=prescriber,
+    )  # fmt: skip
 
 
 def _of_both(clinic_a, clinic_b):
@@ -185,10 +200,13 @@ def build_world() -> World:
                          done=1, status=PrintJob.Status.DONE)  # fmt: skip
     print_job.file.save("labels-1.pdf", ContentFile(b"%PDF-1.4\n%%EOF\n"))
 
+    clinic_staff_a = _clinic_staff(clinic_a)
     world = World(
         prescriber_a=prescriber_a,
         prescriber_b=prescriber_b,
         prescriber_ab=_of_both(clinic_a, clinic_of(prescriber_b)),
+        clinic_staff_a=clinic_staff_a,
+        clinic_staff_b=_clinic_staff(clinic_of(prescriber_b)),
         suspended_a=PrescriberFactory(clinic=clinic_a, status=PrescriberStatus.SUSPENDED),
         activating_a=_activating(clinic_a),
         staff=StaffFactory(),
@@ -201,6 +219,7 @@ def build_world() -> World:
         order_a_on_hold=order_a_on_hold,
         order_a_verified=order_a_verified,
         order_b=_order(prescriber_b, patient_b),
+        order_a_draft=_draft(clinic_staff_a, prescriber_a, _patient(clinic_a)),
     )
     world.admin_objects = {
         type(obj): obj
@@ -246,6 +265,10 @@ def _named_values(world: World) -> dict[str, dict[str, Any]]:
         "account_activate": _activation_link(world),
         "password_reset_confirm": _activation_link(world),
         "prescription_refill": {"pk": world.order_a_verified.prescription_id},
+        # clinic A's nurse: a prescriber of A may end their place there
+        "membership_end": {
+            "pk": Membership.objects.get(user=world.clinic_staff_a, clinic=world.clinic_a).pk
+        },
         # the order's next move, made by a pharmacist only (a technician is refused)
         "admin:orders_order_move": {"object_id": world.order_a.pk, "to_status": "in_review"},
         "admin:orders_order_dispense": {"object_id": world.order_a_verified.pk},

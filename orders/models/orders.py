@@ -210,6 +210,9 @@ class PrescriptionLine(models.Model):
 
 
 class OrderStatus(models.TextChoices):
+    # Drafted by clinic staff for a prescriber of the clinic to sign: the pharmacy never sees
+    # a draft; signing submits it.
+    DRAFT = "draft", "Awaiting signature"
     SUBMITTED = "submitted", "Submitted"
     IN_REVIEW = "in_review", "In review"
     ON_HOLD = "on_hold", "On hold"
@@ -225,6 +228,7 @@ class OrderStatus(models.TextChoices):
     def badge(self) -> str:
         """Bootstrap colour of this status, shared by the portal and the admin."""
         return {
+            "draft": "warning",
             "submitted": "primary",
             "in_review": "info",
             "on_hold": "warning",
@@ -248,8 +252,11 @@ class ShipTo(models.TextChoices):
     PATIENT = "patient", "The patient's address"
 
 
-# The pharmacy is still working on an order in these: not yet shipped, cancelled or rejected.
+# An order in these is still to be filled: awaiting its signature, or the pharmacy is working on
+# it (not yet shipped, cancelled or rejected). A draft counts: it holds the prescription's one
+# open refill, and an identical draft is a duplicate of a new order.
 OPEN_STATUSES = (
+    OrderStatus.DRAFT,
     OrderStatus.SUBMITTED,
     OrderStatus.IN_REVIEW,
     OrderStatus.ON_HOLD,
@@ -271,6 +278,14 @@ class OrderQuerySet(models.QuerySet):
 
     def open(self):
         return self.filter(status__in=OPEN_STATUSES)
+
+    def signed(self):
+        """The orders the pharmacy sees: a draft is the clinic's until its prescriber signs."""
+        return self.exclude(status=OrderStatus.DRAFT)
+
+    def unsigned_prescription_ids(self):
+        """The prescriptions whose first fill awaits the prescriber's signature (a subquery)."""
+        return self.filter(kind=OrderKind.NEW, status=OrderStatus.DRAFT).values("prescription_id")
 
     def refills_used(self):
         """Refill orders that count against the refills authorized (the portal's count and
@@ -299,6 +314,14 @@ class Order(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The prescriber asked to sign a draft (who signed is on the timeline's signature event).
+    signer = models.ForeignKey(
+        "prescribers.Prescriber",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
     carrier = models.CharField(max_length=50, blank=True)
     tracking_number = models.CharField(max_length=100, blank=True)
     # The token of the form that made this order: a second submit of the same form finds it.
@@ -318,6 +341,7 @@ class Order(models.Model):
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["clinic", "-created_at"]),
+            models.Index(fields=["signer", "status"], name="order_to_sign"),
             models.Index(fields=["status", "created_at"]),
             # The admin's order list: oldest first, the order they came in.
             models.Index(fields=["created_at", "id"], name="order_arrival"),
@@ -373,6 +397,8 @@ class OrderEventKind(models.TextChoices):
     kinds (its from and to say which); the last ones leave the status as it is."""
 
     STATUS_CHANGED = "status_changed", "Status changed"
+    DRAFTED = "drafted", "Drafted for signature"
+    SIGNED = "signed", "Signed by the prescriber"
     SUBMITTED = "submitted", "Prescription submitted"
     REFILL_REQUESTED = "refill_requested", "Refill requested"
     AMENDED = "amended", "Prescription amended"
@@ -434,4 +460,8 @@ class OrderEvent(StatusEvent):
             return f"Label ready to download (version {self.parameters['version']})"
         if self.kind == OrderEventKind.EMAIL_SENT:
             return f"Emailed: {self.parameters['about']}"
+        if self.kind == OrderEventKind.DRAFTED:
+            return f"Drafted for {self.parameters['signer']} to sign"
+        if self.kind == OrderEventKind.SIGNED:
+            return f"Signed by {self.parameters['signer']} and submitted"
         return self.get_to_status_display()

@@ -137,6 +137,7 @@
   // therapy and an early refill also need a reason.
   function renderAcknowledgements(warnings) {
     const box = document.getElementById("acknowledgements");
+    if (!box) return; // a draft: the prescriber confirms the warnings when signing
     const ticked = new Set(
       Array.from(form.querySelectorAll('input[name="acknowledge"]:checked')).map((input) => input.value)
     );

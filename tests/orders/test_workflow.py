@@ -65,7 +65,9 @@ def dispense_fully(order: Order) -> None:
 
 
 def with_status(order: Order, status: S) -> Order:
-    Order.objects.filter(pk=order.pk).update(status=status)
+    # A draft awaits its prescriber's signature (the prescriber who wrote it, here).
+    signer = order.prescription.prescriber if status == S.DRAFT else None
+    Order.objects.filter(pk=order.pk).update(status=status, signer=signer)
     order.refresh_from_db()
     return order
 

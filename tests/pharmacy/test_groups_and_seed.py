@@ -89,7 +89,7 @@ def test_seed_demo_is_idempotent(settings, client):
     added = {name: first[name] - before[name] for name in first}
     assert first == counts()
     assert added == {
-        "users": 6, "clinics": 2, "prescribers": 3, "memberships": 4, "patients": 7,
+        "users": 7, "clinics": 2, "prescribers": 3, "memberships": 5, "patients": 7,
     }  # fmt: skip
     demo = Prescriber.objects.get(user__email="prescriber@demo.test")
     assert demo.status == PrescriberStatus.APPROVED
@@ -102,6 +102,7 @@ def test_seed_demo_is_idempotent(settings, client):
         "prescriber@demo.test",
         "other.prescriber@demo.test",
         "locum@demo.test",
+        "nurse@demo.test",
         "pharmacist@demo.test",
         "technician@demo.test",
         "admin@demo.test",
@@ -159,6 +160,12 @@ def test_demo_prescribers_see_only_their_own_clinic(settings, client):
     assert {p.clinic for p in page.context["patients"]} == {lakeside}
     switched = client.post(reverse("clinic_switch"), {"clinic": clinic_of_demo_prescriber().pk})
     assert switched["Location"] == reverse("home")
+    listed = client.get(reverse("patient_list")).context["patients"]
+    assert sorted(p.pk for p in listed) == sorted(p.pk for p in demo_patients)
+
+    # The nurse drafts for the clinic's prescribers: the same patients.
+    client.logout()
+    assert sign_in(client, "nurse@demo.test", settings.DEMO_PASSWORD)
     listed = client.get(reverse("patient_list")).context["patients"]
     assert sorted(p.pk for p in listed) == sorted(p.pk for p in demo_patients)
 

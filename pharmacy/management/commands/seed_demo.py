@@ -67,6 +67,8 @@ PRESCRIBERS = [
 ]  # fmt: skip
 # Prescribers who also order for another clinic (the switch at the top of every page).
 ALSO_PRESCRIBES_AT = [("locum@demo.test", "other")]
+# Clinic staff (a nurse): adds patients and drafts orders for the clinic's prescribers to sign.
+CLINIC_STAFF = [("nurse@demo.test", "demo", "Noor", "Nurse")]
 # The demo's licences are active for a long while yet.
 DEMO_LICENCES_EXPIRE = datetime.date(2036, 12, 31)
 
@@ -133,6 +135,12 @@ class Command(BaseCommand):
             }
             for email, clinic_key in ALSO_PRESCRIBES_AT:
                 self._membership(by_email[email], clinics[clinic_key])
+            for email, clinic_key, first, last in CLINIC_STAFF:
+                nurse, _ = self._user(email, first, last, password)
+                Membership.objects.get_or_create(
+                    user=nurse, clinic=clinics[clinic_key],
+                    defaults={"role": MembershipRole.STAFF, "status": MembershipStatus.ACTIVE},
+                )  # fmt: skip
             # The patients and orders of each clinic are its first prescriber's.
             prescribers = {}
             for email, clinic_key, *_ in PRESCRIBERS:
@@ -159,6 +167,8 @@ class Command(BaseCommand):
         )
         for email, *_ in PRESCRIBERS:
             self.stdout.write(f"  {email:32} prescriber")
+        for email, *_ in CLINIC_STAFF:
+            self.stdout.write(f"  {email:32} clinic staff (drafts for a prescriber to sign)")
         for email, _first, _last, group, superuser in STAFF:
             self.stdout.write(f"  {email:32} {'superuser' if superuser else group.lower()} (admin)")
         self.stdout.write(
