@@ -1,6 +1,8 @@
 import datetime
 
 import pytest
+from django.db import connections
+from pytest_django.plugin import blocking_manager_key
 
 from orders.checks import Catalogue
 from prescribers.models import MembershipRole
@@ -27,6 +29,23 @@ def _fast_and_isolated(settings, tmp_path):
     # django.core.mail.outbox (pytest-django sets EMAIL_BACKEND to locmem, the outbox puts back).
     settings.EMAIL_BACKEND = "pharmacy.notifications.OutboxEmailBackend"
     settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A transactional test ends by emptying the database; serialized_rollback brings the
+    contents the migrations made (the staff groups, the catalogue) back only when the next
+    transactional test starts. Bring them back now, so that whatever test a worker runs next,
+    in any order (xdist's worksteal), finds the database as the migrations left it."""
+    result = yield
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("serialized_rollback"):
+        with item.config.stash[blocking_manager_key].unblock():
+            for connection in connections.all(initialized_only=True):
+                contents = getattr(connection, "_test_serialized_contents", None)
+                if contents:
+                    connection.creation.deserialize_db_from_string(contents)
+    return result
 
 
 @pytest.fixture(autouse=True)

@@ -47,13 +47,22 @@ def suites():
     base_env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     base_env["TEST_REDIS_URL"] = TEST_REDIS_URL
     chromium_missing = None if Path(CHROMIUM).exists() else f"{CHROMIUM} is not installed"
-    # On every core (pytest-xdist): the unit tests share nothing but the code.
-    yield "unit", ["-m", "not integration and not e2e", "-n", "auto"], base_env, None
+    # On every core (pytest-xdist): the unit tests share nothing but the code. A worker that
+    # runs out of tests takes some from another's queue (worksteal): a few long tests (the
+    # fuzzing, the access matrix) no longer leave one core idle while another works through
+    # them (tests/conftest.py restores the database after each transactional test, so any test
+    # may run after one).
+    yield (
+        "unit",
+        ["-m", "not integration and not e2e", "-n", "auto", "--dist", "worksteal"],
+        base_env,
+        None,
+    )
     yield (
         "postgresql",
         # The fuzzing runs here too, with fewer examples (tests/test_fuzzing.py). On every core:
         # each worker has a test database and a Redis database of its own.
-        ["-m", "not e2e", "--create-db", "-n", "auto"],
+        ["-m", "not e2e", "--create-db", "-n", "auto", "--dist", "worksteal"],
         {**base_env, "DATABASE_URL": TEST_DATABASE_URL},
         reachable(TEST_DATABASE_URL),
     )
