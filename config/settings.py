@@ -172,12 +172,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Sign-in lockout (django-axes): after LOGIN_FAILURE_LIMIT failures within the cool-off, an
-# email address is locked whatever address it comes from, and an IP address is locked whatever
-# email it tries, each for LOGIN_LOCKOUT_SECONDS after its last failure. A success resets both.
+# Sign-in lockout (django-axes, counted by core.auth.LockoutHandler), per OWASP: failures are
+# counted per account and client address (LOGIN_FAILURE_LIMIT: one person mistyping), per
+# account from any address (LOGIN_ACCOUNT_FAILURE_LIMIT: guesses spread over addresses), and per
+# address for every account (LOGIN_ADDRESS_FAILURE_LIMIT, much higher: a clinic's staff share one
+# internet address, and one person's typos must not lock them all out). Reaching any of them
+# pauses those sign-ins for LOGIN_LOCKOUT_SECONDS after the last failure.
+AXES_HANDLER = "core.auth.LockoutHandler"
 AXES_FAILURE_LIMIT = _positive("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_ACCOUNT_FAILURE_LIMIT = _positive("LOGIN_ACCOUNT_FAILURE_LIMIT", 10)
+LOGIN_ADDRESS_FAILURE_LIMIT = _positive("LOGIN_ADDRESS_FAILURE_LIMIT", 100)
 AXES_COOLOFF_TIME = timedelta(seconds=_positive("LOGIN_LOCKOUT_SECONDS", 15 * 60))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 # Tries while locked out neither count nor prolong the lockout: it ends at the stated time.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False

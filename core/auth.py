@@ -1,10 +1,14 @@
 import ipaddress
 
+from axes.attempts import get_cool_off_threshold
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from django.db.models import CharField, Value
+from django.db.models import CharField, Q, Sum, Value
 from django.shortcuts import render
 
 from .models import normalize_email_address
@@ -102,3 +106,44 @@ def lockout_response(request, original_response, credentials):
     whether or not an account has it (AXES_LOCKOUT_CALLABLE)."""
     minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
     return render(request, "registration/locked_out.html", {"minutes": minutes}, status=429)
+
+
+class LockoutHandler(AxesDatabaseHandler):
+    """django-axes' handler, counting failures three ways with a limit each (OWASP): per
+    account and address, per account from any address, and per address for every account (a
+    much higher limit: the staff of a clinic share one internet address). One query."""
+
+    def failure_counts(self, request, credentials=None) -> dict[str, tuple[int, int]]:
+        """Each count within the cool-off, with its limit."""
+        username, address = get_client_username(request, credentials), request.axes_ip_address
+        attempts = AccessAttempt.objects.filter(Q(username=username) | Q(ip_address=address))
+        if settings.AXES_COOLOFF_TIME is not None:
+            attempts = attempts.filter(attempt_time__gte=get_cool_off_threshold(request))
+        failures = "failures_since_start"
+        counts = attempts.aggregate(
+            account_and_address=Sum(
+                failures, filter=Q(username=username, ip_address=address), default=0
+            ),
+            account=Sum(failures, filter=Q(username=username), default=0),
+            address=Sum(failures, filter=Q(ip_address=address), default=0),
+        )
+        limits = {
+            "account_and_address": settings.AXES_FAILURE_LIMIT,
+            "account": settings.LOGIN_ACCOUNT_FAILURE_LIMIT,
+            "address": settings.LOGIN_ADDRESS_FAILURE_LIMIT,
+        }
+        return {name: (counts[name], limits[name]) for name in limits}
+
+    def get_failures(self, request, credentials=None) -> int:
+        """What axes compares with AXES_FAILURE_LIMIT: the limit itself once any count reached
+        its own limit, else the failures of this account from this address."""
+        counts = self.failure_counts(request, credentials)
+        if any(count >= limit for count, limit in counts.values()):
+            return settings.AXES_FAILURE_LIMIT
+        return min(counts["account_and_address"][0], settings.AXES_FAILURE_LIMIT - 1)
+
+    def reset_user_attempts(self, request, credentials=None) -> int:
+        """A sign-in clears its account's failures, never other accounts' at the address."""
+        username = get_client_username(request, credentials)
+        deleted, _ = AccessAttempt.objects.filter(username=username).delete()
+        return deleted

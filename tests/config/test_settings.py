@@ -42,6 +42,8 @@ SERVICE_VARIABLES = {
     "SESSION_ABSOLUTE_TIMEOUT",
     "DJANGO_BEHIND_PROXY",
     "LOGIN_FAILURE_LIMIT",
+    "LOGIN_ACCOUNT_FAILURE_LIMIT",
+    "LOGIN_ADDRESS_FAILURE_LIMIT",
     "LOGIN_LOCKOUT_SECONDS",
     "DJANGO_ENV_FILE",
     "PORTAL_BASE_URL",
@@ -170,6 +172,7 @@ print(json.dumps({name: getattr(s, name) for name in (
     "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
     "SESSION_COOKIE_AGE", "SESSION_IDLE_TIMEOUT_STAFF", "SESSION_IDLE_TIMEOUT_PRESCRIBER",
     "SESSION_ABSOLUTE_TIMEOUT", "BEHIND_PROXY", "AXES_FAILURE_LIMIT",
+    "LOGIN_ACCOUNT_FAILURE_LIMIT", "LOGIN_ADDRESS_FAILURE_LIMIT",
 )} | {"AXES_COOLOFF_SECONDS": s.AXES_COOLOFF_TIME.total_seconds()}))
 """
 PRODUCTION = {
@@ -196,6 +199,8 @@ def test_production_cookies_are_secure_and_http_only(tmp_path):
         "SESSION_ABSOLUTE_TIMEOUT": 12 * 3600,
         "BEHIND_PROXY": False,
         "AXES_FAILURE_LIMIT": 5,
+        "LOGIN_ACCOUNT_FAILURE_LIMIT": 10,
+        "LOGIN_ADDRESS_FAILURE_LIMIT": 100,
         "AXES_COOLOFF_SECONDS": 15 * 60,
     }
 
@@ -209,6 +214,8 @@ def test_session_and_lockout_limits_come_from_the_environment(tmp_path):
         SESSION_ABSOLUTE_TIMEOUT="28800",
         DJANGO_BEHIND_PROXY="true",
         LOGIN_FAILURE_LIMIT="3",
+        LOGIN_ACCOUNT_FAILURE_LIMIT="8",
+        LOGIN_ADDRESS_FAILURE_LIMIT="250",
         LOGIN_LOCKOUT_SECONDS="1800",
     )
     assert shown == {
@@ -221,6 +228,8 @@ def test_session_and_lockout_limits_come_from_the_environment(tmp_path):
         "SESSION_ABSOLUTE_TIMEOUT": 28800,
         "BEHIND_PROXY": True,
         "AXES_FAILURE_LIMIT": 3,
+        "LOGIN_ACCOUNT_FAILURE_LIMIT": 8,
+        "LOGIN_ADDRESS_FAILURE_LIMIT": 250,
         "AXES_COOLOFF_SECONDS": 1800,
     }
 
