@@ -82,6 +82,10 @@ if unknown_states := PHARMACY_LICENSED_STATES - set(STATES_NORMALIZED.values()):
     )
 # Label size for the label printer, e.g. "4in 2in" (CSS page size).
 LABEL_PAGE_SIZE = env.str("LABEL_PAGE_SIZE", default="4in 2in")
+# A prescriber's state licence expiring within this many days is flagged on the portal's
+# dashboard and in the admin, and the prescriber gets one email about it (the 30 days:
+# time to renew with the state board before orders for that state are held).
+LICENCE_EXPIRY_NOTICE_DAYS = _positive("LICENCE_EXPIRY_NOTICE_DAYS", 30)
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
@@ -391,6 +395,11 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "pharmacy.tasks.sweep_deliveries", "schedule": OUTBOX_SWEEP_EVERY},
+    # Once a day (each notice is sent once, so a missed or repeated run does no harm).
+    "licence-expiry-notices": {
+        "task": "pharmacy.tasks.send_licence_expiry_notices",
+        "schedule": 24 * 60 * 60,
+    },
 }
 
 # --- Second factor for staff (pharmacy/second_factor.py) --------------------------------------

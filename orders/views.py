@@ -10,6 +10,7 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView
 from core.audit import RecordsAccessMixin
 from core.models import AccessAction
 from prescribers.access import ClinicMemberRequiredMixin
+from prescribers.selectors import clinic_prescribers, licences_to_renew
 
 from .forms import PatientForm
 from .models import Order, OrderStatus, Patient
@@ -41,9 +42,16 @@ class DashboardView(ClinicPatientsMixin, TemplateView):
         orders = Order.objects.of_clinic(self.clinic_id)
         # A prescriber's drafts to sign; the staff's drafts waiting for any prescriber.
         drafts = orders.filter(status=OrderStatus.DRAFT)
+        # The licences to renew: a prescriber's own; the staff's, of every prescriber here.
         if self.prescriber is not None:
             drafts = drafts.filter(signer=self.prescriber)
+            licences = licences_to_renew(prescriber_ids=[self.prescriber.pk])
+        else:
+            licences = licences_to_renew(
+                prescriber_ids=clinic_prescribers(self.clinic_id).values("pk")
+            )
         return super().get_context_data(
+            licences_to_renew=licences,
             clinic=self.clinic,
             drafts=drafts.select_related("prescription__patient", "signer")[:DASHBOARD_ORDERS],
             recent_patients=patients.order_by("-created_at", "-pk")[:DASHBOARD_PATIENTS],

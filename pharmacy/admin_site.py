@@ -1,6 +1,6 @@
 from core.admin_site import PortalAdminSite
 
-from .workbench import work_queues
+from .workbench import licence_queues, work_queues
 
 
 class PharmacyAdminSite(PortalAdminSite):
@@ -11,4 +11,6 @@ class PharmacyAdminSite(PortalAdminSite):
 
     def index(self, request, extra_context=None):
         queues = work_queues() if request.user.has_perm("orders.view_order") else []
+        if request.user.has_perm("prescribers.view_licence"):
+            queues += licence_queues()
         return super().index(request, {**(extra_context or {}), "work_queues": queues})

@@ -19,6 +19,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orders.models import Order
+from prescribers.services import licence_expiry_notices_send
 
 from . import outbox
 from .label_documents import label_render, print_job_render
@@ -84,6 +85,12 @@ def render_label(self, *, order_id: int, delivery_id: int | None = None) -> None
 @shared_task
 def sweep_deliveries() -> int:
     return delivery_sweep()
+
+
+@shared_task
+def send_licence_expiry_notices() -> int:
+    """Daily (beat): warn prescribers whose state licence expires soon, once per expiry date."""
+    return licence_expiry_notices_send()
 
 
 @shared_task(time_limit=600, soft_time_limit=540)

@@ -2,12 +2,15 @@
 needs (a password to sign, a question, a reason, a tracking number), and the work queues."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from core.audit import record_access, record_access_bulk
 from core.models import AccessAction
@@ -18,6 +21,7 @@ from orders.models import DISPENSABLE_STATUSES, REVIEW_STATUSES, Order, OrderSta
 from orders.selectors import order_counts
 from orders.services import order_fill_check
 from orders.workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, allowed_moves
+from prescribers.selectors import licences_to_renew
 
 from .dispensing import dispense_allocate
 from .fulfilment import order_move
@@ -47,6 +51,30 @@ def work_queues() -> list[dict]:
             "url": f"{changelist}?status__in={','.join(statuses)}",
         }
         for i, (label, statuses) in enumerate(WORK_QUEUES)
+    ]
+
+
+def licence_queues() -> list[dict]:
+    """The prescribers' licences to chase (one query): expired ones hold that prescriber's
+    orders for the state until renewed; the others expire within the notice period."""
+    today = timezone.localdate()
+    counts = licences_to_renew().aggregate(
+        expired=Count("pk", filter=Q(expires_on__lt=today)),
+        soon=Count("pk", filter=Q(expires_on__gte=today)),
+    )
+    changelist = reverse("admin:prescribers_licence_changelist")
+    days = settings.LICENCE_EXPIRY_NOTICE_DAYS
+    return [
+        {
+            "label": "Prescribers' licences expired (their orders for that state wait)",
+            "count": counts["expired"],
+            "url": f"{changelist}?expiry=expired",
+        },
+        {
+            "label": f"Prescribers' licences expiring within {days} days",
+            "count": counts["soon"],
+            "url": f"{changelist}?expiry=soon",
+        },
     ]
 
 

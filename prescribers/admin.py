@@ -1,5 +1,9 @@
+import datetime
+
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Prefetch
+from django.utils import timezone
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyInline, ReasonForm, RecordHistoryAdmin
@@ -33,6 +37,51 @@ class LicenceInline(admin.TabularInline):
     model = Licence
     fields = ["state", "number", "expires_on"]
     extra = 0
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    """The licences to chase: expired (the prescriber's orders for that state wait), expiring
+    within LICENCE_EXPIRY_NOTICE_DAYS, or with no expiry date on file."""
+
+    title = "expiry"
+    parameter_name = "expiry"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("expired", "Expired"),
+            ("soon", f"Expires within {settings.LICENCE_EXPIRY_NOTICE_DAYS} days"),
+            ("unknown", "No date on file"),
+        ]
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        horizon = today + datetime.timedelta(days=settings.LICENCE_EXPIRY_NOTICE_DAYS)
+        return {
+            "expired": queryset.filter(expires_on__lt=today),
+            "soon": queryset.filter(expires_on__gte=today, expires_on__lte=horizon),
+            "unknown": queryset.filter(expires_on__isnull=True),
+        }.get(self.value(), queryset)
+
+
+@admin.register(Licence)
+class LicenceAdmin(RecordHistoryAdmin):
+    """Every prescriber's state licences, soonest to expire first; pharmacists record renewals
+    (never delete: an expired licence stays on record)."""
+
+    list_display = ["prescriber", "state", "number", "expires_on", "days_left"]
+    list_filter = [ExpiryFilter, "state"]
+    list_select_related = ["prescriber"]
+    search_fields = ["prescriber__last_name", "prescriber__first_name", "prescriber__npi", "number"]
+    ordering = ["expires_on", "pk"]
+    fields = ["prescriber", "state", "number", "expires_on"]
+    autocomplete_fields = ["prescriber"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="days left")
+    def days_left(self, licence):
+        return "—" if licence.days_left is None else licence.days_left
 
 
 class PrescriberEventInline(ReadOnlyInline):

@@ -72,3 +72,17 @@ def send_staff_invitation_email(*, membership, inviter) -> None:
     subject = render_to_string("emails/staff_invited_subject.txt", context)
     body = render_to_string("emails/staff_invited.txt", context)
     send_mail(" ".join(subject.split()), body, None, [user.email])
+
+
+def send_licence_expiry_email(*, licence) -> None:
+    """To the prescriber whose state licence expires soon: renew it and tell the pharmacy."""
+    prescriber = licence.prescriber
+    context = {
+        "licence": licence,
+        "prescriber": prescriber,
+        "pharmacy_name": settings.PHARMACY_NAME,
+        "portal_url": settings.PORTAL_BASE_URL + reverse("home"),
+    }
+    subject = render_to_string("emails/licence_expiring_subject.txt", context)
+    body = render_to_string("emails/licence_expiring.txt", context)
+    send_mail(" ".join(subject.split()), body, None, [prescriber.user.email])

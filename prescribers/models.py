@@ -4,6 +4,7 @@ import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
@@ -112,8 +113,11 @@ class Licence(models.Model):
     number = models.CharField("licence number", max_length=50)
     # Empty only for licences recorded before expiry dates were asked for: not on file yet.
     expires_on = models.DateField("expires on", null=True, blank=True)
+    # The expiry date the prescriber was last warned about (licence_expiry_notices_send): a
+    # renewal's new date gets a warning of its own in time.
+    expiry_notice_for = models.DateField(null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(excluded_fields=["expiry_notice_for"])
 
     class Meta:
         ordering = ["state"]
@@ -126,6 +130,13 @@ class Licence(models.Model):
 
     def is_active(self, on: datetime.date) -> bool:
         return self.expires_on is None or self.expires_on >= on
+
+    @property
+    def days_left(self) -> int | None:
+        """Days until it expires (negative once expired), None when no date is on file."""
+        if self.expires_on is None:
+            return None
+        return (self.expires_on - timezone.localdate()).days
 
 
 class PrescriberEvent(StatusEvent):

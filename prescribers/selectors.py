@@ -1,6 +1,10 @@
 """Reads about clinics and the people in them, for the apps above (orders, pharmacy)."""
 
+import datetime
+
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from .models import (
     Licence,
@@ -85,6 +89,16 @@ def clinic_members(clinic_id: int) -> QuerySet[Membership]:
         .select_related("user")
         .order_by("role", "user__last_name", "user__first_name", "pk")
     )
+
+
+def licences_to_renew(*, prescriber_ids=None) -> QuerySet[Licence]:
+    """Licences that expired, or expire within LICENCE_EXPIRY_NOTICE_DAYS, soonest first
+    (of these prescribers, or of every prescriber): what the dashboard and the admin flag."""
+    horizon = timezone.localdate() + datetime.timedelta(days=settings.LICENCE_EXPIRY_NOTICE_DAYS)
+    licences = Licence.objects.filter(expires_on__lte=horizon).select_related("prescriber")
+    if prescriber_ids is not None:
+        licences = licences.filter(prescriber_id__in=prescriber_ids)
+    return licences.order_by("expires_on", "state", "pk")
 
 
 def licence_in(prescriber: Prescriber, state: str) -> Licence | None:

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.models import User, normalize_email_address
@@ -11,6 +12,7 @@ from core.state_machine import apply_transition
 from .emails import (
     send_already_registered_email,
     send_decision_email,
+    send_licence_expiry_email,
     send_staff_invitation_email,
 )
 from .models import (
@@ -23,7 +25,7 @@ from .models import (
     PrescriberEvent,
 )
 from .models import PrescriberStatus as Status
-from .selectors import prescriber_of_clinic
+from .selectors import licences_to_renew, prescriber_of_clinic
 
 # The one table of allowed status changes, with the roles that may make each: the pharmacy's
 # decisions are a pharmacist's.
@@ -197,3 +199,33 @@ def membership_end(*, membership: Membership, actor: User) -> Membership:
             locked._history_user = actor
             locked.save(update_fields=["status"])
     return locked
+
+
+def licence_expiry_notices_send() -> int:
+    """Email each prescriber whose licence expires within LICENCE_EXPIRY_NOTICE_DAYS, once per
+    expiry date (a renewed licence's new date gets its own notice). Each email is an outbox row
+    written with the mark that it was sent, in one transaction per licence; rows another run
+    holds are skipped, so two runs at once send each notice once. Returns how many were sent."""
+    today = timezone.localdate()
+    due = (
+        licences_to_renew()
+        .filter(expires_on__gte=today)
+        .exclude(expiry_notice_for=F("expires_on"))
+        .values_list("pk", flat=True)
+    )
+    sent = 0
+    for pk in list(due):
+        with transaction.atomic():
+            licence = (
+                Licence.objects.select_for_update(skip_locked=True)
+                .select_related("prescriber__user")
+                .filter(pk=pk)
+                .exclude(expiry_notice_for=F("expires_on"))
+                .first()
+            )
+            if licence is None:
+                continue
+            send_licence_expiry_email(licence=licence)
+            Licence.objects.filter(pk=pk).update(expiry_notice_for=licence.expires_on)
+            sent += 1
+    return sent

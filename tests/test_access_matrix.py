@@ -514,6 +514,28 @@ ACCESS: dict[str, tuple[str, str]] = {
     "admin:prescribers_prescriber_simple_history": (
         "login  login  login  login  login  login  login  403    ok     ok     login  ok",
         "login  login  login  login  login  login  login  403    403    403    login  403"),
+    # Prescribers' licences: technicians see them, pharmacists record renewals, nobody deletes.
+    "admin:prescribers_licence_changelist": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
+    "admin:prescribers_licence_add": (
+        "login  login  login  login  login  login  login  403    403    ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
+    "admin:prescribers_licence_change": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
+    "admin:prescribers_licence_history": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
+    "admin:prescribers_licence_simple_history": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin:prescribers_licence_delete": (
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin/prescribers/licence/<path:object_id>/": (
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     "admin:prescribers_prescriber_changelist": (
         "login  login  login  login  login  login  login  403    ok     ok     login  ok",
         "login  login  login  login  login  login  login  403    ok     ok     login  ok"),

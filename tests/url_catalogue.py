@@ -228,7 +228,8 @@ def build_world() -> World:
             IngredientFactory(), draft,
             IngredientLotFactory(status=LotStatus.QUARANTINE, received_by=technician),
             in_progress, dispense, Delivery.objects.get(order=order_a_on_hold), print_job,
-            recall, clinic_a, prescriber_a, patient_a, order_a_verified.prescription,
+            recall, clinic_a, prescriber_a, prescriber_a.licences.first(),
+            patient_a, order_a_verified.prescription,
             order_a_verified, staff_device(technician), *_sign_in_records(),
             _access_event(pharmacist, patient_a),
         ]

@@ -25,4 +25,13 @@ def test_tasks_are_autodiscovered():
         "pharmacy.tasks.render_label",
         "pharmacy.tasks.sweep_deliveries",
         "pharmacy.tasks.render_print_job",
+        "pharmacy.tasks.send_licence_expiry_notices",
     }
+
+
+def test_beat_sends_the_licence_expiry_notices_once_a_day(settings):
+    assert settings.CELERY_BEAT_SCHEDULE["licence-expiry-notices"] == {
+        "task": "pharmacy.tasks.send_licence_expiry_notices",
+        "schedule": 86400,
+    }
+    assert "pharmacy.tasks.send_licence_expiry_notices" in app.tasks
