@@ -1,0 +1,122 @@
+"""Every page of the portal, as each person who uses it sees it, in Chromium at 390 x 844 (and
+360 px): no sideways scrolling, and no WCAG 2.1 AA violation under axe-core (served locally, the
+Content-Security-Policy enforced). The list of pages is checked against the URL resolver, so a
+page added to the portal is either visited here or named as one without a page of its own."""
+
+import datetime
+
+import pytest
+from django.urls import get_resolver
+from playwright.sync_api import Page, expect
+
+from orders.models import Order, OrderStatus
+from orders.services import order_start_review, order_submit
+from pharmacy.fulfilment import order_hold
+from prescribers.models import MembershipRole
+from tests.e2e.test_ordering import sign_in
+from tests.e2e.test_prescriber_pages_on_a_phone import fits_and_passes_axe
+from tests.factories import (
+    TITRATION,
+    MembershipFactory,
+    PatientFactory,
+    PrescriberFactory,
+    StaffFactory,
+    clinic_of,
+    submit_order,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+# Portal URLs without a page of their own: answers to a form's POST (they redirect to a page
+# visited here), JSON for the order form's checks, a PDF, the health check.
+NOT_PAGES = {
+    "logout", "clinic_switch", "order_cancel", "order_answer", "membership_end", "dose_check",
+    "medication_screen", "order_label", "health", "password_reset_confirm", "account_activate",
+    "password_change_done", "password_reset_complete",
+}  # fmt: skip
+
+
+def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
+    prescriber = PrescriberFactory(first_name="Rhea", last_name="Signer")
+    clinic = clinic_of(prescriber)
+    nurse = MembershipFactory(clinic=clinic, role=MembershipRole.STAFF).user
+    patient = PatientFactory(clinic=clinic, date_of_birth=datetime.date(1970, 5, 5))
+    submitted = submit_order(prescriber, patient, TITRATION)
+    other = PatientFactory(
+        clinic=clinic, last_name="Second", date_of_birth=datetime.date(1975, 1, 1)
+    )
+    pharmacist = StaffFactory(group="Pharmacist")
+    second = submit_order(prescriber, other, TITRATION)
+    reviewed = order_start_review(order=second, actor=pharmacist)
+    held = order_hold(order=reviewed, actor=pharmacist, question="Has the patient stopped opioids?")
+    third = PatientFactory(
+        clinic=clinic, last_name="Third", date_of_birth=datetime.date(1980, 2, 2)
+    )
+    draft = order_submit(
+        actor=nurse, patient=third, regimen=TITRATION, diagnosis_codes=["M79.7"],
+        reason_for_compounding="Strength not available commercially", ship_to="clinic",
+        needed_by=None, acknowledged=[], idempotency_key=None, signer=prescriber,
+    )  # fmt: skip
+    assert draft.status == OrderStatus.DRAFT
+    base = live_server.url
+    visited: set[str] = set()
+
+    def check(name: str, path: str, what: str = "") -> None:
+        page.set_viewport_size({"width": 390, "height": 844})
+        response = page.goto(base + path)
+        assert response is not None and response.status < 500, (name, response)
+        expect(page.locator("main")).to_be_visible()
+        fits_and_passes_axe(page, what or name)
+        visited.add(name)
+
+    # Before signing in.
+    for name, path in [
+        ("login", "/accounts/login/"), ("password_reset", "/accounts/password_reset/"),
+        ("password_reset_done", "/accounts/password_reset/done/"),
+        ("prescriber_apply", "/apply/"), ("prescriber_apply_done", "/apply/received/"),
+    ]:  # fmt: skip
+        check(name, path)
+    page.goto(base + "/apply/")
+    page.locator("form button[type=submit]").last.click()  # every field empty: refused
+    expect(page.locator(".invalid-feedback").first).to_be_visible()
+    fits_and_passes_axe(page, "application, refused")
+
+    # The prescriber.
+    sign_in(page, base, prescriber.user.email)
+    for name, path in [
+        ("home", "/"), ("patient_list", "/patients/"), ("patient_create", "/patients/new/"),
+        ("patient_detail", f"/patients/{patient.pk}/"),
+        ("patient_update", f"/patients/{patient.pk}/edit/"),
+        ("order_create", f"/patients/{patient.pk}/orders/new/"),
+        ("order_list", "/orders/"), ("order_detail", f"/orders/{submitted.pk}/"),
+        ("order_amend", f"/orders/{held.pk}/amend/"),
+        ("prescription_refill", f"/prescriptions/{submitted.prescription_id}/refill/"),
+        ("order_sign", "/orders/to-sign/"), ("clinic_team", "/clinic/team/"),
+        ("password_change", "/accounts/password_change/"),
+    ]:  # fmt: skip
+        check(name, path)
+    check("order_detail", f"/orders/{held.pk}/", "order on hold, with the question")
+    check("order_detail", f"/orders/{draft.pk}/", "draft awaiting the signature")
+    check("order_list", "/orders/?status=draft&q=Third", "order list, filtered")
+    check("patient_list", "/patients/?q=nobody-matches", "patient list, nothing found")
+    check("404", f"/orders/{Order.objects.order_by('-pk').first().pk + 1000}/", "not found")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
+    page.goto(base + "/clinic/team/")
+    page.get_by_role("button", name="Send the invitation").click()  # empty: refused
+    expect(page.locator(".invalid-feedback").first).to_be_visible()
+    fits_and_passes_axe(page, "team page, refused invitation")
+    page.get_by_role("button", name="Menu").click()  # on a phone, the menu holds "Sign out"
+    page.get_by_role("button", name="Sign out").click()
+
+    # The clinic's nurse: their dashboard, order form and the pages a nurse may not open.
+    sign_in(page, base, nurse.email)
+    check("home", "/", "the nurse's dashboard")
+    check("order_create", f"/patients/{patient.pk}/orders/new/", "the nurse's order form")
+    check("403", "/orders/to-sign/", "forbidden")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "This page is not available to your account"
+    )
+
+    named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
+    portal = {name for name in named if not name.startswith("admin")}
+    assert portal - NOT_PAGES <= visited, sorted(portal - NOT_PAGES - visited)
