@@ -405,7 +405,11 @@ CELERY_BEAT_SCHEDULE = {
 # --- Second factor for staff (pharmacy/second_factor.py) --------------------------------------
 # Every admin page but sign-in, sign-out and the second-factor pages needs a code from the staff
 # member's authenticator app (TOTP, django-otp). Prescribers are not asked.
-INSTALLED_APPS += ["django_otp", "core.apps.SecondFactorDevicesConfig"]  # otp_totp
+INSTALLED_APPS += [
+    "django_otp",
+    "core.apps.SecondFactorDevicesConfig",  # otp_totp
+    "core.apps.RecoveryCodesConfig",  # otp_static: one-time recovery codes
+]
 # After AuthenticationMiddleware: request.user.is_verified(), from the user's own query.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,

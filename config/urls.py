@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from core import portal_second_factor
 from core.forms import LoginForm, PortalPasswordResetForm
 from orders import order_views as order_pages
 from orders import signing_views
@@ -29,6 +30,9 @@ urlpatterns = [
         prescriber_views.AccountActivateView.as_view(),
         name="account_activate",
     ),
+    path("accounts/verify/", portal_second_factor.verify, name="second_factor_verify"),
+    path("accounts/security/", portal_second_factor.security, name="security"),
+    path("accounts/security/app/", portal_second_factor.security_app, name="security_app"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("apply/", prescriber_views.apply, name="prescriber_apply"),
     path("apply/received/", prescriber_views.apply_done, name="prescriber_apply_done"),

@@ -12,12 +12,14 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
-from .forms import AuthenticatorCodeForm
+from .forms import AuthenticatorCodeForm, SecondFactorCodeForm
 from .second_factor import (
     CodeCheck,
     base32_secret,
     is_verified,
     qr_code_svg,
+    recovery_code_check,
+    recovery_codes_issue,
     totp_code_check,
     totp_device_enrol,
     totp_device_pk,
@@ -31,11 +33,13 @@ def verify(request, *, site):
     device_pk = totp_device_pk(request.user)
     if device_pk is None:
         return site.second_factor_redirect(request, next_url)  # to enrolment
-    form = AuthenticatorCodeForm(request.POST if request.method == "POST" else None)
+    form = SecondFactorCodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        check = totp_code_check(
-            actor=request.user, device_pk=device_pk, code=form.cleaned_data["code"]
-        )
+        code = form.cleaned_data["code"]
+        if form.is_recovery_code:  # the phone is lost: one of the codes shown at enrolment
+            check = recovery_code_check(actor=request.user, code=code)
+        else:
+            check = totp_code_check(actor=request.user, device_pk=device_pk, code=code)
         if check.accepted:
             return _verified(request, check, next_url)
         form.add_error("code", refusal(check))
@@ -53,7 +57,11 @@ def enrol(request, *, site):
             actor=request.user, device_pk=device.pk, code=form.cleaned_data["code"], enrolling=True
         )
         if check.accepted:
-            return _verified(request, check, next_url)
+            _verified(request, check, next_url)
+            # Shown once: each signs in once instead of the app's code (a lost phone).
+            codes = recovery_codes_issue(actor=request.user)
+            return _page(request, site, "recovery_codes", "Your recovery codes", None, next_url,
+                         codes=codes)  # fmt: skip
         form.add_error("code", refusal(check))
     return _page(
         request, site, "enrol", "Set up your authenticator app", form, next_url,

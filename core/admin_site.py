@@ -22,8 +22,18 @@ class PortalAdminSite(admin.AdminSite):
     site_header = f"{settings.PHARMACY_NAME}: pharmacy"
     site_title = "LDN pharmacy admin"
 
+    # Models a library registers that this site leaves out: recovery codes are secrets shown
+    # once to their owner (a lost set: an administrator deletes the person's TOTP device, and
+    # setting up the app again issues new codes).
+    NOT_SHOWN = frozenset({"otp_static.staticdevice"})
+
     def register(self, model_or_iterable, admin_class=None, **options):
         """Every list of this site, the libraries' included, with a bounded search."""
+        models = [model_or_iterable] if isinstance(model_or_iterable, type) else model_or_iterable
+        models = [m for m in models if m._meta.label_lower not in self.NOT_SHOWN]
+        if not models:
+            return
+        model_or_iterable = models
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, BoundedSearchMixin):
             admin_class = type(admin_class.__name__, (BoundedSearchMixin, admin_class), {})

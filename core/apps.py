@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django_otp.plugins.otp_static.apps import DefaultConfig as StaticConfig
 from django_otp.plugins.otp_totp.apps import DefaultConfig as TOTPConfig
 
 
@@ -19,3 +20,9 @@ class SecondFactorDevicesConfig(TOTPConfig):
     """django-otp's TOTP devices, under a name the admin's index can show."""
 
     verbose_name = "Second factor (authenticator apps)"
+
+
+class RecoveryCodesConfig(StaticConfig):
+    """django-otp's static devices: each person's one-time recovery codes."""
+
+    verbose_name = "Second factor (recovery codes)"

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import PasswordResetRequest, User, normalize_email_address
+from .second_factor import RECOVERY_CODE_LENGTH
 
 # Requests older than this are of no use to the hourly limit and are deleted.
 RESET_REQUESTS_KEPT = datetime.timedelta(days=1)
@@ -83,6 +84,32 @@ class AuthenticatorCodeForm(forms.Form):
                 "Enter the 6 digits your authenticator app shows.", code="invalid"
             )
         return code
+
+
+class SecondFactorCodeForm(forms.Form):
+    """After the password: the authenticator app's six digits, or one of the recovery codes
+    (eight letters and digits, each accepted once) when the phone is not at hand."""
+
+    code = forms.CharField(
+        label="Code from your authenticator app, or a recovery code",
+        max_length=20,
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "one-time-code"}),
+    )
+
+    def clean_code(self):
+        code = "".join(self.cleaned_data["code"].split()).lower()
+        if code.isascii() and code.isdigit() and len(code) == 6:
+            return code
+        if code.isascii() and code.isalnum() and len(code) == RECOVERY_CODE_LENGTH:
+            return code
+        raise forms.ValidationError(
+            "Enter the 6 digits your authenticator app shows, or one of your recovery codes.",
+            code="invalid",
+        )
+
+    @property
+    def is_recovery_code(self) -> bool:
+        return len(self.cleaned_data["code"]) == RECOVERY_CODE_LENGTH
 
 
 class DateField(forms.DateField):

@@ -19,8 +19,14 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils.functional import SimpleLazyObject
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+# One-time recovery codes (django-otp's static device): how many, and how long each is
+# (StaticToken.random_token: 8 characters of base32, 40 bits, each tried under throttling).
+RECOVERY_CODES = 10
+RECOVERY_CODE_LENGTH = 8
+RECOVERY_DEVICE_NAME = "Recovery codes"
 # The annotation on users loaded by PortalBackend.get_user: the pk of the confirmed device.
 TOTP_DEVICE_PK = "totp_device_pk"
 DEVICE_NAME = "Authenticator app"
@@ -142,3 +148,54 @@ def qr_code_svg(device: TOTPDevice) -> str:
     return segno.make(device.config_url, error="m").svg_inline(
         scale=5, title="QR code for your authenticator app"
     )
+
+
+def recovery_codes_issue(*, actor) -> list[str]:
+    """New one-time recovery codes for a person with an authenticator app: each one signs in
+    once instead of the app's code, so a lost phone needs no administrator. The codes issued
+    before stop working. They are shown once; django-otp keeps them to compare."""
+    if not TOTPDevice.objects.filter(user=actor, confirmed=True).exists():
+        raise ValueError("Recovery codes are for an account with an authenticator app.")
+    with transaction.atomic():
+        device, _ = StaticDevice.objects.select_for_update().get_or_create(
+            user=actor, name=RECOVERY_DEVICE_NAME, defaults={"confirmed": True}
+        )
+        device.token_set.all().delete()
+        codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
+        StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+    return codes
+
+
+def recovery_codes_left(user) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def recovery_code_check(*, actor, code: str) -> CodeCheck:
+    """A recovery code instead of the app's: used up once accepted. Wrong codes are throttled
+    as the app's are. An accepted code verifies the session as the app would (its device is
+    the one the session then names), so the person can then set up a new phone."""
+    with transaction.atomic():
+        device = (
+            StaticDevice.objects.select_for_update()
+            .filter(user=actor, confirmed=True)
+            .order_by("pk")
+            .first()
+        )
+        app_pk = totp_device_pk(actor)
+        if device is None or app_pk is None:
+            return CodeCheck()
+        allowed, refusal = device.verify_is_allowed()
+        if not allowed:
+            return CodeCheck(retry_at=refusal["locked_until"], throttled=True)
+        if not device.verify_token(code):
+            _, refusal = device.verify_is_allowed()
+            return CodeCheck(retry_at=(refusal or {}).get("locked_until"))
+    return CodeCheck(device=TOTPDevice.objects.get(pk=app_pk))
+
+
+def second_factor_remove(*, actor) -> None:
+    """Turn the second factor off: the authenticator app and the recovery codes are forgotten
+    (the person confirmed with their password first)."""
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=actor).delete()
+        StaticDevice.objects.filter(user=actor).delete()

@@ -4,6 +4,8 @@ staff), acting for one of their clinics at a time (chosen on the page, remembere
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 
+from core.portal_second_factor import second_factor_pending, verify_redirect
+
 from .models import MembershipRole
 from .selectors import acting_membership, portal_memberships
 
@@ -20,6 +22,8 @@ class ClinicMemberRequiredMixin(LoginRequiredMixin):
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
+        if second_factor_pending(request):  # the authenticator app's code, after the password
+            return verify_redirect(request)
         memberships = portal_memberships(request.user)
         membership = acting_membership(memberships, request.session.get(ACTING_CLINIC))
         if membership is None:

@@ -102,6 +102,16 @@ ACCESS: dict[str, tuple[str, str]] = {
         "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
         "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
 
+    # The portal's second factor: a person's own (pharmacy staff are sent to the admin's).
+    "second_factor_verify": (
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok",
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok"),
+    "security": (
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok",
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok"),
+    "security_app": (
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok",
+        "login  ok     ok     ok     ok     ok     login  ok     ok     ok     ok     ok"),
     # A prescriber of several clinics chooses the one they act for (an empty choice is refused).
     "clinic_switch": (
         "login  405    405    405    405    405    login  403    403    403    403    403",

@@ -37,9 +37,12 @@ from django.test.utils import _TestState
 from django.urls import get_resolver, reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_encode
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
+from core.second_factor import recovery_codes_issue, totp_device_enrol
 from orders.dosing import DosageForm, Regimen, Step
 from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
@@ -51,11 +54,13 @@ from tests.factories import (
     MembershipFactory,
     PatientFactory,
     PrescriberFactory,
+    TOTPDeviceFactory,
     application_form,
     clinic_of,
     order_form,
     submit_order,
 )
+from tests.signing_in import totp_code
 
 pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 
@@ -454,6 +459,39 @@ def clinic_team_form(request):
     return Form(signed_in(prescriber.user), reverse("clinic_team"), nurse)
 
 
+def _with_app(user) -> TOTPDevice:
+    return TOTPDeviceFactory(user=user)
+
+
+def second_factor_verify_form(request):
+    """After the password: a recovery code instead of the app's (a code that is not time's)."""
+    user = request.getfixturevalue("prescriber").user
+    _with_app(user)
+    codes = recovery_codes_issue(actor=user)
+    return Form(signed_in(user), reverse("second_factor_verify"),
+                {"code": codes[0], "next": "/patients/"})  # fmt: skip
+
+
+def security_form(request):
+    user = request.getfixturevalue("prescriber").user
+    device = _with_app(user)
+    recovery_codes_issue(actor=user)
+    client = signed_in(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id  # this session gave the app's code
+    session.save()
+    return Form(client, reverse("security"), {"password": TEST_PASSWORD, "action": "turn_off"})
+
+
+def security_app_form(request):
+    user = request.getfixturevalue("prescriber").user
+    client = signed_in(user)
+    device = totp_device_enrol(actor=user)
+    # Accepted, it shows the recovery codes (once: on the page, never in a redirect's session).
+    return Form(client, reverse("security_app"), {"code": totp_code(device)},
+                finds="Your recovery codes")  # fmt: skip
+
+
 FORMS: dict[str, Callable] = {
     maker.__name__: maker
     for maker in (
@@ -462,6 +500,7 @@ FORMS: dict[str, Callable] = {
         patient_edit_form, order_create_form, order_amend_form, order_answer_form,
         order_cancel_form, prescription_refill_form, patient_search_form, order_search_form,
         clinic_switch_form, staff_order_create_form, order_sign_form, clinic_team_form,
+        second_factor_verify_form, security_form, security_app_form,
     )
 }  # fmt: skip
 
@@ -481,7 +520,7 @@ def test_every_form_of_the_portal_is_fuzzed():
         "password_change", "prescriber_apply", "patient_create", "patient_update",
         "patient_list", "order_create", "order_amend", "order_answer", "order_cancel",
         "prescription_refill", "order_list", "dose_check", "medication_screen", "clinic_switch",
-        "order_sign", "clinic_team",
+        "order_sign", "clinic_team", "second_factor_verify", "security", "security_app",
     }  # fmt: skip
     without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",

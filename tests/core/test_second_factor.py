@@ -174,8 +174,7 @@ def test_a_malformed_code_is_refused_on_the_form_and_not_counted(client, pharmac
     assert response.status_code == 200
     assert code_errors(response) in (
         ["This field is required."],
-        ["Enter the 6 digits your authenticator app shows."],
-        ["Ensure this value has at most 7 characters (it has 8)."],
+        ["Enter the 6 digits your authenticator app shows, or one of your recovery codes."],
     )
     device.refresh_from_db()
     assert device.throttling_failure_count == 0
@@ -297,7 +296,11 @@ def test_enrolment_on_first_sign_in(client, technician):
 
     pass_the_wait(device)
     response = client.post(ENROL, {"code": totp_code(device), "next": INDEX})
-    assert response["Location"] == INDEX
+    # Set up: the recovery codes, shown once, then on to where they were going.
+    codes = response.context["codes"]
+    assert len(codes) == 10 and len(set(codes)) == 10
+    assert all(re.fullmatch(r"[a-z2-7]{8}", code) for code in codes)
+    assert f'href="{INDEX}"' in response.content.decode()
     device.refresh_from_db()
     assert device.confirmed is True
     assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
@@ -307,6 +310,15 @@ def test_enrolment_on_first_sign_in(client, technician):
     client.logout()
     password_login(client, technician)
     assert where_sent(client, INDEX) == to(VERIFY, INDEX)
+
+    # The phone is lost: a recovery code signs in once, then never again.
+    assert client.post(VERIFY, {"code": codes[3].upper(), "next": INDEX})["Location"] == INDEX
+    assert verified(client)
+    client.logout()
+    password_login(client, technician)
+    again = client.post(VERIFY, {"code": codes[3], "next": INDEX})
+    assert code_errors(again) == [f"{NOT_CORRECT} Wait 1 second before the next try."]
+    assert not verified(client)
 
 
 def test_enrolment_is_refused_once_a_device_is_confirmed(client, pharmacist):

@@ -9,6 +9,7 @@ import pytest
 from django.urls import get_resolver
 from playwright.sync_api import Page, expect
 
+from core.second_factor import recovery_codes_issue
 from orders.models import Order, OrderStatus
 from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
@@ -16,11 +17,13 @@ from prescribers.models import MembershipRole
 from tests.e2e.test_ordering import sign_in
 from tests.e2e.test_prescriber_pages_on_a_phone import fits_and_passes_axe
 from tests.factories import (
+    TEST_PASSWORD,
     TITRATION,
     MembershipFactory,
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
+    TOTPDeviceFactory,
     clinic_of,
     submit_order,
 )
@@ -93,6 +96,7 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
         ("prescription_refill", f"/prescriptions/{submitted.prescription_id}/refill/"),
         ("order_sign", "/orders/to-sign/"), ("clinic_team", "/clinic/team/"),
         ("password_change", "/accounts/password_change/"),
+        ("security", "/accounts/security/"), ("security_app", "/accounts/security/app/"),
     ]:  # fmt: skip
         check(name, path)
     check("order_detail", f"/orders/{held.pk}/", "order on hold, with the question")
@@ -108,9 +112,26 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     page.get_by_role("button", name="Menu").click()  # on a phone, the menu holds "Sign out"
     page.get_by_role("button", name="Sign out").click()
 
-    # The clinic's nurse: their dashboard, order form and the pages a nurse may not open.
+    # The clinic's nurse, who turned on an authenticator app: its code after the password (the
+    # recovery codes' page, as shown once, too), their dashboard, order form and the pages a
+    # nurse may not open.
+    TOTPDeviceFactory(user=nurse)
+    codes = recovery_codes_issue(actor=nurse)
     sign_in(page, base, nurse.email)
+    expect(page).to_have_url(f"{base}/accounts/verify/?next=%2F")
+    fits_and_passes_axe(page, "second factor")
+    visited.add("second_factor_verify")
+    page.get_by_label("Code from your authenticator app, or a recovery code").fill(codes[0])
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator(".alert-warning").first).to_contain_text("recovery code; 9 left")
+    page.goto(base + "/accounts/security/")
+    page.get_by_label("Your password").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Show new recovery codes").click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    fits_and_passes_axe(page, "new recovery codes")
+
     check("home", "/", "the nurse's dashboard")
+    expect(page.locator("main")).not_to_contain_text("Awaiting your signature")
     check("order_create", f"/patients/{patient.pk}/orders/new/", "the nurse's order form")
     check("403", "/orders/to-sign/", "forbidden")
     expect(page.get_by_role("heading", level=1)).to_have_text(

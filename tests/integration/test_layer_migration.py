@@ -48,6 +48,8 @@ NEW_MODELS = {
     ("prescribers", "historicalmembership"),
     ("prescribers", "licence"),
     ("prescribers", "historicallicence"),
+    ("otp_static", "staticdevice"),
+    ("otp_static", "statictoken"),
 }
 # Columns dropped since: a prescriber's one clinic became their membership of it, and their
 # one licence a licence row.
