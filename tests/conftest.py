@@ -39,7 +39,8 @@ def pytest_runtest_teardown(item, nextitem):
     in any order (xdist's worksteal), finds the database as the migrations left it."""
     result = yield
     marker = item.get_closest_marker("django_db")
-    if marker is not None and marker.kwargs.get("serialized_rollback"):
+    # After the worker's last test the test database is gone already (nextitem None).
+    if nextitem is not None and marker is not None and marker.kwargs.get("serialized_rollback"):
         with item.config.stash[blocking_manager_key].unblock():
             for connection in connections.all(initialized_only=True):
                 contents = getattr(connection, "_test_serialized_contents", None)

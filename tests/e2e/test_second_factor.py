@@ -39,6 +39,9 @@ def test_a_technician_sets_up_the_app_at_first_sign_in(live_server, page):
     page.wait_for_timeout(1100)  # the throttling wait after a wrong code
     page.locator('[name="code"]').fill(f"{totp(key):06d}")
     page.get_by_role("button", name="Confirm").click()
+    # The recovery codes, shown once, for a lost phone.
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    page.get_by_role("link", name="I have saved them").click()
     expect(page).to_have_url(f"{base}/admin/")
     expect(page.get_by_role("heading", name="Pharmacy operations")).to_be_visible()
     device = TOTPDevice.objects.get(user=technician)

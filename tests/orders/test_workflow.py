@@ -315,6 +315,8 @@ def test_work_queues_on_the_admin_index(client, pharmacist):
     assert [(q["label"], q["count"]) for q in queues] == [
         ("To review", 2), ("On hold (waiting for the prescriber)", 1),
         ("To compound and dispense", 1), ("Ready to ship", 2),
+        ("Prescribers' licences expired (their orders for that state wait)", 0),
+        ("Prescribers' licences expiring within 30 days", 0),
     ]  # fmt: skip
     listed = client.get(queues[0]["url"]).context["cl"].result_list
     assert [o.status for o in listed] == ["submitted", "in_review"]  # oldest first
