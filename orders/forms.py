@@ -17,7 +17,7 @@ from .dosing import DosageForm, Regimen, Severity
 from .fill_rules import REASON_REQUIRED
 from .icd10 import parse_codes
 from .medications import Group, Mention, mentions
-from .models import Patient, ShipTo, TimeOfDay
+from .models import FillSchedule, OrderStatus, Patient, ShipTo, TimeOfDay
 from .order_input import SCHEDULE_HELP, format_schedule, parse_schedule
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
@@ -362,7 +362,10 @@ class AmendForm(OrderForm):
             "steps": format_schedule(prescription.steps.all()),
             "doses_per_day": prescription.doses_per_day,
             "time_of_day": prescription.time_of_day,
-            "quantity": sum(line.quantity for line in prescription.lines.all()),
+            # The lines of the schedule as written (a titration also has a refill's lines).
+            "quantity": sum(
+                line.quantity for line in prescription.lines.filter(phase=FillSchedule.AS_WRITTEN)
+            ),
             "days_supply": prescription.days_supply,
             "refills": prescription.refills_authorized,
             "diagnosis_codes": ", ".join(prescription.diagnosis_codes),
@@ -405,3 +408,31 @@ class RefillForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(required=False, max_length=500)
+
+
+class OrderFilterForm(forms.Form):
+    """The order list's filters: status, patient name or order number, and submission dates."""
+
+    status = forms.ChoiceField(required=False, choices=[("", "All statuses"), *OrderStatus.choices])
+    q = forms.CharField(required=False, max_length=100, label="Patient or order number")
+    since = DateField(
+        required=False, label="Submitted from",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )  # fmt: skip
+    until = DateField(
+        required=False, label="Submitted until",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            field.widget.attrs["class"] = "form-select" if name == "status" else "form-control"
+        self.fields["q"].widget.input_type = "search"
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return data

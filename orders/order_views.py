@@ -12,6 +12,7 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.http import urlencode
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
 
@@ -31,7 +32,15 @@ from .checks import (
     finding_view,
     prescription_findings,
 )
-from .forms import AmendForm, AnswerForm, CancelForm, OrderForm, RefillForm, opioid_contradiction
+from .forms import (
+    AmendForm,
+    AnswerForm,
+    CancelForm,
+    OrderFilterForm,
+    OrderForm,
+    RefillForm,
+    opioid_contradiction,
+)
 from .medications import Group, mentions
 from .models import FillSchedule, Order, OrderEventKind, OrderStatus, Patient, Prescription
 from .order_input import InputErrors, parse_dose_check
@@ -78,6 +87,16 @@ class OrderCreateView(DraftingMixin, FormView):
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "catalogue": self.catalogue, "signers": self.signers()}
+
+    def get_initial(self):
+        """ "Order again": the prescription of one of this patient's orders, as a new one to
+        review (the rules run again on it)."""
+        source = self.request.GET.get("from", "")
+        if not (source.isascii() and source.isdigit() and len(source) <= 12):
+            return super().get_initial()
+        orders = Order.objects.of_clinic(self.clinic_id).filter(prescription__patient=self.patient)
+        order = get_object_or_404(orders.select_related("prescription"), pk=source)
+        return AmendForm.initial_from(order.prescription)
 
     def get_context_data(self, **kwargs):
         concentrations = {
@@ -298,15 +317,23 @@ class OrderListView(ClinicOrdersMixin, ListView):
 
     def get_queryset(self):
         orders = self.orders().select_related("prescription__patient")
-        self.status = self.request.GET.get("status", "")
-        if self.status in OrderStatus.values:
-            orders = orders.filter(status=self.status)
-        self.query = " ".join(self.request.GET.get("q", "").split())[:100]
-        if self.query:
-            number = Order.pk_from_number(self.query)
+        orders = orders.prefetch_related("prescription__steps")
+        self.filters = OrderFilterForm(self.request.GET)
+        if not self.filters.is_valid():  # the errors show on the filters; nothing filtered
+            return orders
+        data = self.filters.cleaned_data
+        if data["status"]:
+            orders = orders.filter(status=data["status"])
+        if data["since"]:
+            orders = orders.filter(created_at__date__gte=data["since"])
+        if data["until"]:
+            orders = orders.filter(created_at__date__lte=data["until"])
+        query = " ".join(data["q"].split())
+        if query:
+            number = Order.pk_from_number(query)
             if number is not None:
                 return orders.filter(pk=number)
-            for word in self.query.split():
+            for word in query.split():
                 orders = orders.filter(
                     Q(prescription__patient__first_name__icontains=word)
                     | Q(prescription__patient__last_name__icontains=word)
@@ -314,9 +341,11 @@ class OrderListView(ClinicOrdersMixin, ListView):
         return orders
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(
-            query=self.query, status=self.status, statuses=OrderStatus.choices, **kwargs
-        )
+        # The filters as a query string, for the pages' links.
+        kept = {
+            k: v for k, v in self.request.GET.items() if k != "page" and k in self.filters.fields
+        }
+        return super().get_context_data(filters=self.filters, kept=urlencode(kept), **kwargs)
 
 
 class OrderDetailView(ClinicOrdersMixin, RecordsAccessMixin, DetailView):

@@ -56,7 +56,13 @@ class DashboardView(ClinicPatientsMixin, TemplateView):
             drafts=drafts.select_related("prescription__patient", "signer")[:DASHBOARD_ORDERS],
             recent_patients=patients.order_by("-created_at", "-pk")[:DASHBOARD_PATIENTS],
             patient_count=patients.count(),
-            recent_orders=orders.select_related("prescription__patient")[:DASHBOARD_ORDERS],
+            recent_orders=orders.select_related("prescription__patient").prefetch_related(
+                "prescription__steps"
+            )[:DASHBOARD_ORDERS],
+            # The pharmacy's questions, waiting for the prescriber's answer.
+            questions=orders.filter(status=OrderStatus.ON_HOLD).select_related(
+                "prescription__patient"
+            )[:DASHBOARD_ORDERS],
             **kwargs,
         )
 

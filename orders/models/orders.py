@@ -148,6 +148,15 @@ class Prescription(models.Model):
         return f"Prescription {self.pk} for {self.patient}"
 
     @property
+    def dose_summary(self) -> str:
+        """'1.5 -> 4.5 mg' for a titration, '4.5 mg' for one dose (from the steps, which list
+        pages prefetch)."""
+        doses = [quantity_text(step.dose_mg) for step in self.steps.all()]
+        if not doses:
+            return ""
+        return f"{doses[0]} mg" if len(set(doses)) == 1 else f"{doses[0]} \u2192 {doses[-1]} mg"
+
+    @property
     def drug_description(self) -> str:
         if self.dosage_form == DosageForm.CAPSULE:
             return "Naltrexone HCl capsules"

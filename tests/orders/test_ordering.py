@@ -366,11 +366,12 @@ def test_order_list_filters_searches_and_keeps_its_query_count(
     assert numbers(q="zebra") == [second.number]
     assert numbers(q=first.number) == [first.number]
     assert numbers(q=str(first.pk)) == [first.number]
-    with django_assert_num_queries(5):  # session, user, clinics, count, page with patients
+    # session, user, clinics, count, page with patients, the page's schedules (drug and dose)
+    with django_assert_num_queries(6):
         prescriber_client.get(url)
     for _ in range(5):
         submit(prescriber_client, order_patient)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         prescriber_client.get(url)
 
 

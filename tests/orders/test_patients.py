@@ -227,9 +227,9 @@ def test_dashboard_shows_clinic_patients_and_orders(
 ):
     mine = PatientFactory(clinic=clinic_of(prescriber), last_name="Mineonly")
     PatientFactory(clinic=clinic_of(other_prescriber), last_name="Notmine")
-    # session, user+prescriber, their clinics, drafts to sign, licences to renew, patients,
-    # patient count, recent orders
-    with django_assert_num_queries(8):
+    # session, user+prescriber, their clinics, drafts to sign, licences to renew, the
+    # pharmacy's questions, patients, patient count, recent orders (no orders: no schedules)
+    with django_assert_num_queries(9):
         response = prescriber_client.get(reverse("home"))
     page = response.content.decode()
     assert clinic_of(prescriber).name in page
