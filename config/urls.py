@@ -39,6 +39,11 @@ urlpatterns = [
     path("clinic/", prescriber_views.ClinicSwitchView.as_view(), name="clinic_switch"),
     path("clinic/team/", prescriber_views.ClinicTeamView.as_view(), name="clinic_team"),
     path(
+        "clinic/team/<int:pk>/accept/",
+        prescriber_views.MembershipAcceptView.as_view(),
+        name="membership_accept",
+    ),
+    path(
         "clinic/team/<int:pk>/end/",
         prescriber_views.MembershipEndView.as_view(),
         name="membership_end",

@@ -47,6 +47,17 @@ def npi_in_use(npi: str) -> bool:
     return Prescriber.objects.filter(npi=npi).exists()
 
 
+def existing_clinic(clinic: Clinic) -> Clinic | None:
+    """The clinic on record that an application names: the same name (any case or spacing),
+    postal code and phone."""
+    name = " ".join(clinic.name.split())
+    return (
+        Clinic.objects.filter(name__iexact=name, postal_code=clinic.postal_code, phone=clinic.phone)
+        .order_by("pk")
+        .first()
+    )
+
+
 def prescriber_apply(
     *, prescriber: Prescriber, licence: Licence, clinic: Clinic, email: str
 ) -> Prescriber | None:
@@ -67,17 +78,21 @@ def prescriber_apply(
             user = User.objects.create_user(
                 email, first_name=prescriber.first_name, last_name=prescriber.last_name
             )
-            clinic.save()
+            # The clinic already on record (same name, postal code and phone): the applicant
+            # asks to join it, and its prescribers accept them; else it is a new clinic.
+            existing = existing_clinic(clinic)
+            if existing is None:
+                clinic.save()
             prescriber.user = user
             prescriber.status = Status.PENDING
             prescriber.save()
             licence.prescriber = prescriber
             licence.save()
-            # The clinic they registered is theirs; the pharmacy's approval of the person
-            # opens the portal.
+            # A clinic they registered is theirs; the pharmacy's approval of the person opens
+            # the portal. An existing clinic's prescribers accept them first.
             Membership.objects.create(
-                user=user, clinic=clinic, role=MembershipRole.PRESCRIBER,
-                status=MembershipStatus.ACTIVE,
+                user=user, clinic=existing or clinic, role=MembershipRole.PRESCRIBER,
+                status=MembershipStatus.ACTIVE if existing is None else MembershipStatus.PENDING,
             )  # fmt: skip
             PrescriberEvent.objects.create(
                 prescriber=prescriber,
@@ -187,10 +202,12 @@ def membership_invite_staff(
 
 
 def membership_end(*, membership: Membership, actor: User) -> Membership:
-    """A prescriber of the clinic ends a staff member's place in it: from their next request
-    they no longer see the clinic. Their drafts stay for the prescribers to sign or discard."""
+    """A prescriber of the clinic ends a staff member's place in it (from their next request
+    they no longer see the clinic; their drafts stay for the prescribers to sign or discard), or
+    declines someone who asked to join."""
     _ensure_signs_for(actor, membership.clinic_id)
-    if membership.role != MembershipRole.STAFF:
+    asked = membership.status == MembershipStatus.PENDING
+    if membership.role != MembershipRole.STAFF and not asked:
         raise ValidationError("The pharmacy manages prescribers' memberships.", code="role")
     with transaction.atomic():
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -229,3 +246,17 @@ def licence_expiry_notices_send() -> int:
             Licence.objects.filter(pk=pk).update(expiry_notice_for=licence.expires_on)
             sent += 1
     return sent
+
+
+def membership_accept(*, membership: Membership, actor: User) -> Membership:
+    """A prescriber of the clinic accepts someone who asked to join it (applying with the
+    clinic's details); a prescriber then orders for it once the pharmacy approves them."""
+    _ensure_signs_for(actor, membership.clinic_id)
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.status != MembershipStatus.PENDING:
+            raise ValidationError(f"{locked.user} has not asked to join.", code="not_pending")
+        locked.status = MembershipStatus.ACTIVE
+        locked._history_user = actor
+        locked.save(update_fields=["status"])
+    return locked

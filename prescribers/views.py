@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.views import View
@@ -11,9 +12,15 @@ from core.state_machine import refusal_text
 
 from .access import ACTING_CLINIC, ClinicMemberRequiredMixin, PrescriberRequiredMixin
 from .forms import ClinicForm, LicenceForm, PrescriberApplicationForm, StaffInviteForm
-from .models import MembershipRole
+from .models import MembershipRole, MembershipStatus
 from .selectors import clinic_members
-from .services import membership_act_for, membership_end, membership_invite_staff, prescriber_apply
+from .services import (
+    membership_accept,
+    membership_act_for,
+    membership_end,
+    membership_invite_staff,
+    prescriber_apply,
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -114,15 +121,36 @@ class ClinicTeamView(PrescriberRequiredMixin, FormView):
 
 
 class MembershipEndView(PrescriberRequiredMixin, View):
+    """Ends a staff member's place in the clinic, or declines someone who asked to join."""
+
     http_method_names = ["post"]
 
     def post(self, request, pk):
-        staff = clinic_members(self.clinic_id).filter(role=MembershipRole.STAFF)
-        membership = get_object_or_404(staff, pk=pk)
+        ending = clinic_members(self.clinic_id).filter(
+            Q(role=MembershipRole.STAFF) | Q(status=MembershipStatus.PENDING)
+        )
+        membership = get_object_or_404(ending, pk=pk)
         try:
             membership_end(membership=membership, actor=request.user)
         except ValidationError as refused:
             messages.error(request, refusal_text(refused))
         else:
-            messages.success(request, f"{membership.user} no longer works for {self.clinic}.")
+            messages.success(request, f"{membership.user} does not work for {self.clinic}.")
+        return redirect("clinic_team")
+
+
+class MembershipAcceptView(PrescriberRequiredMixin, View):
+    """A prescriber of the clinic accepts someone who asked to join it."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        asked = clinic_members(self.clinic_id).filter(status=MembershipStatus.PENDING)
+        membership = get_object_or_404(asked, pk=pk)
+        try:
+            membership_accept(membership=membership, actor=request.user)
+        except ValidationError as refused:
+            messages.error(request, refusal_text(refused))
+        else:
+            messages.success(request, f"{membership.user} now works for {self.clinic}.")
         return redirect("clinic_team")

@@ -121,6 +121,9 @@ ACCESS: dict[str, tuple[str, str]] = {
     "clinic_team": (
         "login  ok     ok     ok     403    403    login  403    403    403    403    403",
         "login  ok     ok     ok     403    403    login  403    403    403    403    403"),
+    "membership_accept": (
+        "login  405    405    405    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
     "membership_end": (
         "login  405    405    405    403    403    login  403    403    403    403    403",
         "login  ok     404    404    403    403    login  403    403    403    403    403"),

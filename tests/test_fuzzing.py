@@ -525,7 +525,7 @@ def test_every_form_of_the_portal_is_fuzzed():
     without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
         "logout", "password_change_done", "password_reset_done", "password_reset_complete",
-        "health", "membership_end",
+        "health", "membership_end", "membership_accept",
     }  # fmt: skip
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
     portal = {name for name in named if not name.startswith("admin")}

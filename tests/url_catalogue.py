@@ -42,7 +42,7 @@ from pharmacy.models import (
     Recall,
     RecallNotice,
 )
-from prescribers.models import Membership, MembershipRole, PrescriberStatus
+from prescribers.models import Membership, MembershipRole, MembershipStatus, PrescriberStatus
 from tests.factories import (
     TEST_PASSWORD,
     BatchFactory,
@@ -201,6 +201,7 @@ def build_world() -> World:
     print_job.file.save("labels-1.pdf", ContentFile(b"%PDF-1.4\n%%EOF\n"))
 
     clinic_staff_a = _clinic_staff(clinic_a)
+    MembershipFactory(clinic=clinic_a, status=MembershipStatus.PENDING)  # asked to join
     world = World(
         prescriber_a=prescriber_a,
         prescriber_b=prescriber_b,
@@ -269,6 +270,10 @@ def _named_values(world: World) -> dict[str, dict[str, Any]]:
         # clinic A's nurse: a prescriber of A may end their place there
         "membership_end": {
             "pk": Membership.objects.get(user=world.clinic_staff_a, clinic=world.clinic_a).pk
+        },
+        # someone who asked to join clinic A: its prescribers accept them
+        "membership_accept": {
+            "pk": Membership.objects.get(clinic=world.clinic_a, status="pending").pk
         },
         # the order's next move, made by a pharmacist only (a technician is refused)
         "admin:orders_order_move": {"object_id": world.order_a.pk, "to_status": "in_review"},

@@ -33,7 +33,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 # Portal URLs without a page of their own: answers to a form's POST (they redirect to a page
 # visited here), JSON for the order form's checks, a PDF, the health check.
 NOT_PAGES = {
-    "logout", "clinic_switch", "order_cancel", "order_answer", "membership_end", "dose_check",
+    "logout", "clinic_switch", "order_cancel", "order_answer", "membership_end",
+    "membership_accept", "dose_check",
     "medication_screen", "order_label", "health", "password_reset_confirm", "account_activate",
     "password_change_done", "password_reset_complete",
 }  # fmt: skip
