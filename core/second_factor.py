@@ -101,6 +101,18 @@ class CodeCheck:
         return self.device is not None
 
 
+def _refusal(device, code: str) -> CodeCheck | None:
+    """None when the (locked) device accepts the code; else why not: throttled (a wrong code
+    came too short a time ago: not checked) or wrong, with when the next try is checked."""
+    allowed, refusal = device.verify_is_allowed()
+    if not allowed:
+        return CodeCheck(retry_at=refusal["locked_until"], throttled=True)
+    if not device.verify_token(code):
+        _, refusal = device.verify_is_allowed()
+        return CodeCheck(retry_at=(refusal or {}).get("locked_until"))
+    return None
+
+
 def totp_device_enrol(*, actor) -> TOTPDevice:
     """The device the actor is enrolling (not confirmed yet): the newest one, or a new one with
     a fresh random key. Asking again shows the same key until a code confirms it."""
@@ -124,12 +136,9 @@ def totp_code_check(*, actor, device_pk: int, code: str, enrolling: bool = False
         )
         if device is None:
             return CodeCheck()
-        allowed, refusal = device.verify_is_allowed()
-        if not allowed:
-            return CodeCheck(retry_at=refusal["locked_until"], throttled=True)
-        if not device.verify_token(code):
-            _, refusal = device.verify_is_allowed()
-            return CodeCheck(retry_at=(refusal or {}).get("locked_until"))
+        refused = _refusal(device, code)
+        if refused is not None:
+            return refused
         if enrolling:
             device.confirmed = True
             device.save(update_fields=["confirmed"])
@@ -184,12 +193,9 @@ def recovery_code_check(*, actor, code: str) -> CodeCheck:
         app_pk = totp_device_pk(actor)
         if device is None or app_pk is None:
             return CodeCheck()
-        allowed, refusal = device.verify_is_allowed()
-        if not allowed:
-            return CodeCheck(retry_at=refusal["locked_until"], throttled=True)
-        if not device.verify_token(code):
-            _, refusal = device.verify_is_allowed()
-            return CodeCheck(retry_at=(refusal or {}).get("locked_until"))
+        refused = _refusal(device, code)
+        if refused is not None:
+            return refused
     return CodeCheck(device=TOTPDevice.objects.get(pk=app_pk))
 
 

@@ -120,37 +120,52 @@ class ClinicTeamView(PrescriberRequiredMixin, FormView):
         return redirect("clinic_team")
 
 
-class MembershipEndView(PrescriberRequiredMixin, View):
+class MembershipDecisionView(PrescriberRequiredMixin, View):
+    """A prescriber's decision on a member of the clinic (the members it applies to, the
+    service that makes it, and what it says when done)."""
+
+    http_method_names = ["post"]
+
+    def members(self):
+        raise NotImplementedError
+
+    def decide(self, membership, actor):
+        raise NotImplementedError
+
+    done = ""
+
+    def post(self, request, pk):
+        membership = get_object_or_404(self.members(), pk=pk)
+        try:
+            self.decide(membership, request.user)
+        except ValidationError as refused:
+            messages.error(request, refusal_text(refused))
+        else:
+            messages.success(request, self.done.format(user=membership.user, clinic=self.clinic))
+        return redirect("clinic_team")
+
+
+class MembershipEndView(MembershipDecisionView):
     """Ends a staff member's place in the clinic, or declines someone who asked to join."""
 
-    http_method_names = ["post"]
+    done = "{user} does not work for {clinic}."
 
-    def post(self, request, pk):
-        ending = clinic_members(self.clinic_id).filter(
+    def members(self):
+        return clinic_members(self.clinic_id).filter(
             Q(role=MembershipRole.STAFF) | Q(status=MembershipStatus.PENDING)
         )
-        membership = get_object_or_404(ending, pk=pk)
-        try:
-            membership_end(membership=membership, actor=request.user)
-        except ValidationError as refused:
-            messages.error(request, refusal_text(refused))
-        else:
-            messages.success(request, f"{membership.user} does not work for {self.clinic}.")
-        return redirect("clinic_team")
+
+    def decide(self, membership, actor):
+        membership_end(membership=membership, actor=actor)
 
 
-class MembershipAcceptView(PrescriberRequiredMixin, View):
-    """A prescriber of the clinic accepts someone who asked to join it."""
+class MembershipAcceptView(MembershipDecisionView):
+    """Accepts someone who asked to join the clinic."""
 
-    http_method_names = ["post"]
+    done = "{user} now works for {clinic}."
 
-    def post(self, request, pk):
-        asked = clinic_members(self.clinic_id).filter(status=MembershipStatus.PENDING)
-        membership = get_object_or_404(asked, pk=pk)
-        try:
-            membership_accept(membership=membership, actor=request.user)
-        except ValidationError as refused:
-            messages.error(request, refusal_text(refused))
-        else:
-            messages.success(request, f"{membership.user} now works for {self.clinic}.")
-        return redirect("clinic_team")
+    def members(self):
+        return clinic_members(self.clinic_id).filter(status=MembershipStatus.PENDING)
+
+    def decide(self, membership, actor):
+        membership_accept(membership=membership, actor=actor)
