@@ -3,11 +3,12 @@ staff), acting for one of their clinics at a time (chosen on the page, remembere
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import render
 
 from core.portal_second_factor import second_factor_pending, verify_redirect
 
 from .models import MembershipRole
-from .selectors import acting_membership, portal_memberships
+from .selectors import acting_membership, pending_memberships, portal_memberships
 
 # The session key of the clinic the person chose to act for.
 ACTING_CLINIC = "acting_clinic"
@@ -27,6 +28,9 @@ class ClinicMemberRequiredMixin(LoginRequiredMixin):
         memberships = portal_memberships(request.user)
         membership = acting_membership(memberships, request.session.get(ACTING_CLINIC))
         if membership is None:
+            asked = pending_memberships(request.user)
+            if asked:  # waiting for a clinic's prescribers to accept them: say so
+                return render(request, "prescribers/waiting.html", {"asked": asked}, status=403)
             raise PermissionDenied("The portal is for approved prescribers and their clinics.")
         self.membership = membership
         self.clinic = membership.clinic

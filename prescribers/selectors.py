@@ -39,6 +39,14 @@ def portal_memberships(user) -> list[Membership]:
     return cached
 
 
+def pending_memberships(user) -> list[Membership]:
+    """The clinics a person asked to join and that have not answered yet."""
+    if not user.is_authenticated or user.is_staff:
+        return []
+    pending = Membership.objects.filter(user_id=user.pk, status=MembershipStatus.PENDING)
+    return list(pending.select_related("clinic"))
+
+
 def prescriber_memberships(user) -> list[Membership]:
     """The clinics a person orders and signs for: their prescriber memberships above."""
     return [m for m in portal_memberships(user) if m.role == MembershipRole.PRESCRIBER]

@@ -55,7 +55,9 @@ def test_the_clinics_prescriber_accepts_and_the_pharmacy_approves(client, prairi
     prescriber_approve(prescriber=applicant, actor=StaffFactory(group="Pharmacist"))
     newcomer = Client()
     newcomer.force_login(applicant.user)
-    assert newcomer.get(reverse("patient_list")).status_code == 403  # not accepted yet
+    waiting = newcomer.get(reverse("patient_list"))  # not accepted yet: the page says so
+    assert waiting.status_code == 403
+    assert "You asked to join Prairie Wellness." in waiting.content.decode()
 
     client.force_login(prescriber.user)
     team = client.get(reverse("clinic_team")).content.decode()
