@@ -57,7 +57,7 @@ def enrol(request, *, site):
             actor=request.user, device_pk=device.pk, code=form.cleaned_data["code"], enrolling=True
         )
         if check.accepted:
-            _verified(request, check, next_url)
+            second_factor_login(request, check.device)
             # Shown once: each signs in once instead of the app's code (a lost phone).
             codes = recovery_codes_issue(actor=request.user)
             return _page(request, site, "recovery_codes", "Your recovery codes", None, next_url,
@@ -81,20 +81,30 @@ def refusal(check: CodeCheck) -> str:
     return f"This code is not correct.{wait}"
 
 
+def second_factor_login(request, device) -> None:
+    """The session counts as verified by the device from now on, under a new session key."""
+    request.session.cycle_key()
+    django_otp.login(request, device)
+
+
 def _verified(request, check: CodeCheck, next_url: str) -> HttpResponseRedirect:
-    request.session.cycle_key()  # a new session key for the session that now counts as verified
-    django_otp.login(request, check.device)
+    second_factor_login(request, check.device)
     return HttpResponseRedirect(next_url)
 
 
-def _next_url(request, site) -> str:
-    """Where the staff member was going; only a page of this site, else the admin's index."""
+def safe_next_url(request, fallback: str) -> str:
+    """Where the person was going ("next"): only a page of this site, else `fallback`."""
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return candidate
-    return reverse("admin:index", current_app=site.name)
+    return fallback
+
+
+def _next_url(request, site) -> str:
+    """Where the staff member was going, else the admin's index."""
+    return safe_next_url(request, reverse("admin:index", current_app=site.name))
 
 
 def _page(request, site, name, title, form, next_url, **context) -> TemplateResponse:

@@ -3,18 +3,17 @@ may turn on an authenticator app; once on, every portal page asks for its code (
 recovery code) after the password, and the recovery codes let them in when the phone is lost,
 so that they can set up a new one without an administrator."""
 
-import django_otp
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from .admin_second_factor import refusal
+from .admin_second_factor import refusal, safe_next_url, second_factor_login
 from .forms import AuthenticatorCodeForm, SecondFactorCodeForm
 from .second_factor import (
     base32_secret,
@@ -64,22 +63,13 @@ def verify_redirect(request) -> HttpResponseRedirect:
     return redirect(f"{reverse('second_factor_verify')}?{query}")
 
 
-def _next_url(request) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return reverse("home")
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def verify(request):
     """After the password: the app's code, or one recovery code."""
-    next_url = _next_url(request)
+    going_to = safe_next_url(request, reverse("home"))
     if not second_factor_pending(request):
-        return HttpResponseRedirect(next_url)
+        return HttpResponseRedirect(going_to)
     form = SecondFactorCodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         code = form.cleaned_data["code"]
@@ -89,8 +79,7 @@ def verify(request):
             device_pk = totp_device_pk(request.user)
             check = totp_code_check(actor=request.user, device_pk=device_pk, code=code)
         if check.accepted:
-            request.session.cycle_key()
-            django_otp.login(request, check.device)
+            second_factor_login(request, check.device)
             if form.is_recovery_code:
                 left = recovery_codes_left(request.user)
                 messages.warning(
@@ -98,9 +87,9 @@ def verify(request):
                     f"You signed in with a recovery code; {left} left. Lost your phone? Set up "
                     "the app again under Security.",
                 )
-            return HttpResponseRedirect(next_url)
+            return HttpResponseRedirect(going_to)
         form.add_error("code", refusal(check))
-    context = {"form": form, "next": next_url}
+    context = {"form": form, "next": going_to}
     return render(request, "registration/second_factor_verify.html", context)
 
 
@@ -145,8 +134,7 @@ def security_app(request):
         code = form.cleaned_data["code"]
         check = totp_code_check(actor=request.user, device_pk=device.pk, code=code, enrolling=True)
         if check.accepted:
-            request.session.cycle_key()
-            django_otp.login(request, check.device)
+            second_factor_login(request, check.device)
             codes = recovery_codes_issue(actor=request.user)
             return render(
                 request, "registration/recovery_codes.html", {"codes": codes, "new": True}

@@ -65,11 +65,9 @@ class DraftingMixin(ClinicMemberRequiredMixin):
         return None if self.prescriber is not None else clinic_prescribers(self.clinic_id)
 
     def drafted(self, order: Order) -> None:
-        if order.status == OrderStatus.DRAFT:
-            messages.success(
-                self.request,
-                f"Draft {order.number} saved: it waits for {order.signer}'s signature.",
-            )
+        messages.success(
+            self.request, f"Draft {order.number} saved: it waits for {order.signer}'s signature."
+        )
 
 
 class OrderCreateView(DraftingMixin, FormView):
@@ -91,8 +89,8 @@ class OrderCreateView(DraftingMixin, FormView):
     def get_initial(self):
         """ "Order again": the prescription of one of this patient's orders, as a new one to
         review (the rules run again on it)."""
-        source = self.request.GET.get("from", "")
-        if not (source.isascii() and source.isdigit() and len(source) <= 12):
+        source = Order.pk_from_number(self.request.GET.get("from", ""))
+        if source is None:
             return super().get_initial()
         orders = Order.objects.of_clinic(self.clinic_id).filter(prescription__patient=self.patient)
         order = get_object_or_404(orders.select_related("prescription"), pk=source)

@@ -20,7 +20,8 @@ SIGN_AT_ONCE = 50
 
 
 def _ids(values) -> set[int]:
-    return {int(v) for v in values if v.isascii() and v.isdigit() and len(v) <= 12}
+    """The orders chosen on the page (anything that is not an order number is dropped)."""
+    return {pk for pk in map(Order.pk_from_number, values) if pk is not None}
 
 
 class OrderSignView(PrescriberRequiredMixin, TemplateView):

@@ -1,5 +1,3 @@
-import datetime
-
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import Prefetch
@@ -12,6 +10,7 @@ from core.roles import is_pharmacist
 
 from . import services
 from .models import Clinic, Licence, Membership, MembershipStatus, Prescriber, PrescriberEvent
+from .selectors import expiry_horizon
 
 
 class MembershipInline(ReadOnlyInline):
@@ -54,8 +53,7 @@ class ExpiryFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request, queryset):
-        today = timezone.localdate()
-        horizon = today + datetime.timedelta(days=settings.LICENCE_EXPIRY_NOTICE_DAYS)
+        today, horizon = timezone.localdate(), expiry_horizon()
         return {
             "expired": queryset.filter(expires_on__lt=today),
             "soon": queryset.filter(expires_on__gte=today, expires_on__lte=horizon),

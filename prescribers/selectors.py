@@ -99,11 +99,15 @@ def clinic_members(clinic_id: int) -> QuerySet[Membership]:
     )
 
 
+def expiry_horizon() -> datetime.date:
+    """A licence expiring on or before this day is flagged (LICENCE_EXPIRY_NOTICE_DAYS)."""
+    return timezone.localdate() + datetime.timedelta(days=settings.LICENCE_EXPIRY_NOTICE_DAYS)
+
+
 def licences_to_renew(*, prescriber_ids=None) -> QuerySet[Licence]:
     """Licences that expired, or expire within LICENCE_EXPIRY_NOTICE_DAYS, soonest first
     (of these prescribers, or of every prescriber): what the dashboard and the admin flag."""
-    horizon = timezone.localdate() + datetime.timedelta(days=settings.LICENCE_EXPIRY_NOTICE_DAYS)
-    licences = Licence.objects.filter(expires_on__lte=horizon).select_related("prescriber")
+    licences = Licence.objects.filter(expires_on__lte=expiry_horizon()).select_related("prescriber")
     if prescriber_ids is not None:
         licences = licences.filter(prescriber_id__in=prescriber_ids)
     return licences.order_by("expires_on", "state", "pk")
