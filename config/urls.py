@@ -5,13 +5,13 @@ from django.urls import include, path
 from core import portal_second_factor
 from core.forms import LoginForm, PortalPasswordResetForm
 from orders import order_views as order_pages
-from orders import signing_views
+from orders import protocol_views, signing_views
 from orders import views as order_views
 from pharmacy import views as pharmacy_views
 from prescribers import views as prescriber_views
 
 urlpatterns = [
-    path("", order_views.home, name="home"),
+    path("", pharmacy_views.home, name="home"),
     path("health/", pharmacy_views.health, name="health"),
     path(
         "accounts/login/",
@@ -48,6 +48,17 @@ urlpatterns = [
         prescriber_views.MembershipEndView.as_view(),
         name="membership_end",
     ),
+    path("clinic/protocols/", protocol_views.ProtocolListView.as_view(), name="protocol_list"),
+    path(
+        "clinic/protocols/<int:pk>/",
+        protocol_views.ProtocolUpdateView.as_view(),
+        name="protocol_update",
+    ),
+    path(
+        "clinic/protocols/<int:pk>/delete/",
+        protocol_views.ProtocolDeleteView.as_view(),
+        name="protocol_delete",
+    ),
     path("patients/", order_views.PatientListView.as_view(), name="patient_list"),
     path("patients/new/", order_views.PatientCreateView.as_view(), name="patient_create"),
     path("patients/<int:pk>/", order_views.PatientDetailView.as_view(), name="patient_detail"),
@@ -74,6 +85,12 @@ urlpatterns = [
         "prescriptions/<int:pk>/refill/",
         order_pages.PrescriptionRefillView.as_view(),
         name="prescription_refill",
+    ),
+    path("recalls/", pharmacy_views.RecallNoticeListView.as_view(), name="recall_notice_list"),
+    path(
+        "recalls/<int:pk>/",
+        pharmacy_views.RecallNoticeDetailView.as_view(),
+        name="recall_notice_detail",
     ),
     path("admin/", admin.site.urls),
 ]

@@ -202,6 +202,14 @@ def _check_prescriber(history: FillHistory, today: datetime.date) -> Iterator[Fi
         yield _error("licence.expired", "prescriber", message, SOURCE_PRESCRIBER_LICENCE)
 
 
+def refill_due_on(
+    filled_on: datetime.date, days_supply: int, policy: DosingPolicy = DEFAULT_POLICY
+) -> datetime.date:
+    """The day the next fill is due: once refill_due_fraction of the supply has passed (earlier
+    is a refill too soon)."""
+    return filled_on + datetime.timedelta(days=math.ceil(days_supply * policy.refill_due_fraction))
+
+
 def _check_refill(history: FillHistory, today: datetime.date, policy) -> Iterator[Finding]:
     if not history.refill:
         return
@@ -223,8 +231,7 @@ def _check_refill(history: FillHistory, today: datetime.date, policy) -> Iterato
         yield _error("refill.already_open", "prescription", message, SOURCE_PHARMACY)
     previous = history.previous_fill
     if previous is not None:
-        due_after = math.ceil(previous.days_supply * policy.refill_due_fraction)
-        due_on = previous.filled_on + datetime.timedelta(days=due_after)
+        due_on = refill_due_on(previous.filled_on, previous.days_supply, policy)
         if today < due_on:
             share = f"{policy.refill_due_fraction * 100:.0f} %"
             message = f"Refill too soon: the previous fill ({previous.number}, "

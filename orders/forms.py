@@ -222,12 +222,7 @@ class OrderForm(forms.Form):
     def __init__(self, *args, catalogue, signers=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.catalogue = catalogue
-        self.fields["dosage_form"].choices = catalogue.dosage_forms()
-        self.fields["concentration_mg_per_ml"].choices = [("", "---------")] + [
-            (f"{c:f}", f"{c:f} mg/mL ({DosageForm(form).label.lower()})")
-            for form, _ in catalogue.dosage_forms()
-            for c in catalogue.concentrations(form)
-        ]
+        offer_catalogue(self, catalogue)
         self.fields["idempotency_key"].initial = uuid.uuid4()
         prepare_checks(self, signers)
 
@@ -370,6 +365,50 @@ class AmendForm(OrderForm):
             "refills": prescription.refills_authorized,
             "diagnosis_codes": ", ".join(prescription.diagnosis_codes),
             "reason_for_compounding": prescription.reason_for_compounding,
+        }
+
+
+def offer_catalogue(form: forms.Form, catalogue) -> None:
+    """The dosage forms and concentrations the pharmacy makes now, as the form's choices."""
+    form.fields["dosage_form"].choices = catalogue.dosage_forms()
+    form.fields["concentration_mg_per_ml"].choices = [("", "---------")] + [
+        (f"{c:f}", f"{c:f} mg/mL ({DosageForm(dosage_form).label.lower()})")
+        for dosage_form, _ in catalogue.dosage_forms()
+        for c in catalogue.concentrations(dosage_form)
+    ]
+
+
+class ProtocolForm(forms.Form):
+    """A clinic's named titration protocol: the schedule part of the order form."""
+
+    name = forms.CharField(max_length=80, help_text="e.g. “Standard 1.5 → 4.5 mg”")
+    dosage_form = OrderForm.base_fields["dosage_form"]
+    concentration_mg_per_ml = OrderForm.base_fields["concentration_mg_per_ml"]
+    steps = OrderForm.base_fields["steps"]
+    doses_per_day = OrderForm.base_fields["doses_per_day"]
+    time_of_day = OrderForm.base_fields["time_of_day"]
+    days_supply = OrderForm.base_fields["days_supply"]
+    refills = OrderForm.base_fields["refills"]
+
+    def __init__(self, *args, catalogue, **kwargs):
+        super().__init__(*args, **kwargs)
+        offer_catalogue(self, catalogue)
+
+    def clean_steps(self):
+        return format_schedule(parse_schedule(self.cleaned_data["steps"]))
+
+    @staticmethod
+    def initial_from(protocol) -> dict:
+        return {
+            name: getattr(protocol, name)
+            for name in ProtocolForm.base_fields
+            if name != "concentration_mg_per_ml"
+        } | {
+            "concentration_mg_per_ml": (
+                ""
+                if protocol.concentration_mg_per_ml is None
+                else f"{protocol.concentration_mg_per_ml:f}"
+            )
         }
 
 

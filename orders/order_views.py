@@ -38,12 +38,22 @@ from .forms import (
     CancelForm,
     OrderFilterForm,
     OrderForm,
+    ProtocolForm,
     RefillForm,
     opioid_contradiction,
 )
 from .medications import Group, mentions
-from .models import FillSchedule, Order, OrderEventKind, OrderStatus, Patient, Prescription
+from .models import (
+    FillSchedule,
+    Order,
+    OrderEventKind,
+    OrderStatus,
+    Patient,
+    Prescription,
+    TitrationProtocol,
+)
 from .order_input import InputErrors, parse_dose_check
+from .protocols import protocol_regimen
 from .services import (
     PrescriptionNotAccepted,
     SignerRefused,
@@ -86,9 +96,25 @@ class OrderCreateView(DraftingMixin, FormView):
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "catalogue": self.catalogue, "signers": self.signers()}
 
+    @cached_property
+    def protocols(self) -> list[TitrationProtocol]:
+        return list(TitrationProtocol.objects.filter(clinic_id=self.clinic_id))
+
+    @cached_property
+    def chosen_protocol(self) -> TitrationProtocol | None:
+        chosen = self.request.GET.get("protocol", "")
+        if not chosen:  # read the protocols only for a page that shows them
+            return None
+        return next((p for p in self.protocols if str(p.pk) == chosen), None)
+
     def get_initial(self):
         """ "Order again": the prescription of one of this patient's orders, as a new one to
-        review (the rules run again on it)."""
+        review; or the schedule of one of the clinic's protocols (the rules run on either)."""
+        if self.chosen_protocol is not None:
+            protocol = self.chosen_protocol
+            initial = ProtocolForm.initial_from(protocol)
+            del initial["name"]
+            return initial | {"quantity": protocol_regimen(protocol).quantity}
         source = Order.pk_from_number(self.request.GET.get("from", ""))
         if source is None:
             return super().get_initial()
@@ -102,6 +128,8 @@ class OrderCreateView(DraftingMixin, FormView):
             for form, _ in self.catalogue.dosage_forms()
         }
         return super().get_context_data(
+            protocols=self.protocols,
+            chosen_protocol=self.chosen_protocol,
             patient=self.patient,
             concentrations=concentrations,
             bud_limits=self.catalogue.bud_limits(),
@@ -155,6 +183,9 @@ class OrderAmendView(OrderCreateView):
 
     def signers(self):
         return None
+
+    protocols = []  # the prescription stands: it is changed, not started again
+    chosen_protocol = None
 
     @cached_property
     def order(self) -> Order:
@@ -212,10 +243,14 @@ class DoseCheckView(ClinicMemberRequiredMixin, View):
         if patient_id is not None:
             patient = get_object_or_404(Patient.objects.of_clinic(self.clinic_id),
                                         pk=patient_id)  # fmt: skip
+            try:
+                prescriber = self._prescriber(payload)
+            except InputErrors as bad:
+                return JsonResponse({"errors": bad.errors}, status=400)
             # The patient's record and open orders as they are now, as the submit will see them.
             findings = check_new_prescription(
                 patient=patient,
-                prescriber=self.prescriber,
+                prescriber=prescriber,
                 regimen=regimen,
                 diagnosis_codes=codes,
                 catalogue=catalogue,
@@ -249,6 +284,20 @@ class DoseCheckView(ClinicMemberRequiredMixin, View):
                 "refill_plan": _refill_plan(regimen),
             }
         )
+
+    def _prescriber(self, payload: dict):
+        """Whose prescription it is: a prescriber's own; for the clinic's staff, the prescriber
+        chosen to sign (`signer_id`, optional), so that their licence is checked as they type."""
+        signer_id = payload.get("signer_id")
+        if self.prescriber is not None or signer_id is None:
+            return self.prescriber
+        signer = None
+        if isinstance(signer_id, int) and not isinstance(signer_id, bool):
+            signer = clinic_prescribers(self.clinic_id).filter(pk=signer_id).first()
+        if signer is None:
+            message = "Choose a prescriber of this clinic to sign."
+            raise InputErrors([{"field": "signer_id", "message": message}])
+        return signer
 
 
 def _refill_plan(regimen: dosing.Regimen) -> str:

@@ -614,9 +614,10 @@ class SigningRefused(Exception):
     """Drafts that cannot be signed as they are, with the reason for each (by order id):
     nothing was signed."""
 
-    def __init__(self, problems: dict[int, str]):
+    def __init__(self, problems: dict[int, str], checks: Mapping[int, FillCheck] | None = None):
         super().__init__(" ".join(problems.values()))
         self.problems = problems
+        self.checks = dict(checks or {})  # what the rules said of each draft checked
 
 
 def _signing_problem(order: Order, check: FillCheck, prescriber, acknowledged, reason) -> str:
@@ -678,7 +679,7 @@ def order_sign(
                 problems[order.pk] = problem
             checked.append((order, check))
         if problems:
-            raise SigningRefused(problems)
+            raise SigningRefused(problems, {order.pk: check for order, check in checked})
         signed = []
         for order, check in checked:
             confirmed = check.acknowledgements(

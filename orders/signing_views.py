@@ -36,12 +36,14 @@ class OrderSignView(PrescriberRequiredMixin, TemplateView):
             .order_by("created_at", "pk")[:SIGN_AT_ONCE]
         )
 
-    def get_context_data(self, *, problems=None, password_error="", **kwargs):
+    def get_context_data(self, *, problems=None, checks=None, password_error="", **kwargs):
+        """`checks`: what a refused signature found for the drafts it checked, shown as it
+        found it instead of asking the rules again."""
         data = self.request.POST if self.request.method == "POST" else None
         chosen = _ids(data.getlist("order") if data else self.request.GET.getlist("order"))
         drafts = []
         for order in self.drafts():
-            check = order_fill_check(order)
+            check = (checks or {}).get(order.pk) or order_fill_check(order)
             warnings = [finding_view(w) for w in check.new_warnings()]
             ticked = set(data.getlist(f"ack-{order.pk}")) if data else set()
             drafts.append(
@@ -73,7 +75,7 @@ class OrderSignView(PrescriberRequiredMixin, TemplateView):
             context = self.get_context_data(password_error=refusal_text(refused))
             return self.render_to_response(context)
         except SigningRefused as refused:
-            context = self.get_context_data(problems=refused.problems)
+            context = self.get_context_data(problems=refused.problems, checks=refused.checks)
             return self.render_to_response(context)
         numbers = ", ".join(order.number for order in signed)
         count = len(signed)

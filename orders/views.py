@@ -4,7 +4,9 @@ from django.contrib import messages
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.http import urlencode
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from core.audit import RecordsAccessMixin
@@ -14,18 +16,11 @@ from prescribers.selectors import clinic_prescribers, licences_to_renew
 
 from .forms import PatientForm
 from .models import Order, OrderStatus, Patient
+from .selectors import refills_due
 from .services import patient_create, patient_update
 
 DASHBOARD_PATIENTS = 8
 DASHBOARD_ORDERS = 10
-
-
-def home(request):
-    """Prescribers land on their dashboard; staff accounts work in the admin."""
-    user = request.user
-    if user.is_authenticated and user.portal_prescriber is None and user.is_staff:
-        return redirect("admin:index")
-    return DashboardView.as_view()(request)
 
 
 class ClinicPatientsMixin(ClinicMemberRequiredMixin):
@@ -43,15 +38,22 @@ class DashboardView(ClinicPatientsMixin, TemplateView):
         # A prescriber's drafts to sign; the staff's drafts waiting for any prescriber.
         drafts = orders.filter(status=OrderStatus.DRAFT)
         # The licences to renew: a prescriber's own; the staff's, of every prescriber here.
+        today = timezone.localdate()
+        # Refills coming due likewise: a prescriber's own prescriptions, or the clinic's.
         if self.prescriber is not None:
             drafts = drafts.filter(signer=self.prescriber)
             licences = licences_to_renew(prescriber_ids=[self.prescriber.pk])
+            due = refills_due(self.clinic_id, prescriber_id=self.prescriber.pk, today=today)
         else:
             licences = licences_to_renew(
                 prescriber_ids=clinic_prescribers(self.clinic_id).values("pk")
             )
+            due = refills_due(self.clinic_id, today=today)
         return super().get_context_data(
             licences_to_renew=licences,
+            refills_due=due[:DASHBOARD_ORDERS],
+            refills_due_count=len(due),
+            today=today,
             clinic=self.clinic,
             drafts=drafts.select_related("prescription__patient", "signer")[:DASHBOARD_ORDERS],
             recent_patients=patients.order_by("-created_at", "-pk")[:DASHBOARD_PATIENTS],
@@ -94,7 +96,8 @@ class PatientListView(ClinicPatientsMixin, ListView):
         return patients
 
     def get_context_data(self, **kwargs):
-        return super().get_context_data(query=self.query, **kwargs)
+        kept = urlencode({"q": self.query}) if self.query else ""  # for the pages' links
+        return super().get_context_data(query=self.query, kept=kept, **kwargs)
 
 
 class PatientDetailView(ClinicPatientsMixin, RecordsAccessMixin, DetailView):

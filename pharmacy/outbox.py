@@ -25,7 +25,7 @@ from orders.services import order_event_record
 
 from .label_documents import label_render
 from .models import Delivery, DeliveryKind, DeliveryStatus
-from .selectors import latest_label, recall_impact
+from .selectors import latest_label, recall_notice_orders
 
 logger = logging.getLogger(__name__)
 K, S = DeliveryKind, DeliveryStatus
@@ -76,10 +76,10 @@ def _composed_message(delivery: Delivery) -> EmailMessage:
         }  # fmt: skip
     else:
         notice = delivery.recall_notice
-        impact = recall_impact(notice.recall)
         context |= {
             "recall": notice.recall,
-            "orders": [o for o in impact.orders if o.clinic_id == notice.clinic_id],
+            "orders": recall_notice_orders(notice),
+            "notice_url": _portal_url("recall_notice_detail", notice.pk),
         }
     subject = render_to_string(f"emails/{delivery.kind}_subject.txt", context)
     body = render_to_string(f"emails/{delivery.kind}.txt", context)

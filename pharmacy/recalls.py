@@ -9,11 +9,13 @@ from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils import timezone
 
 from core.models import User
 from core.roles import is_pharmacist
 from core.text import required_text
 from prescribers.models import Clinic
+from prescribers.selectors import portal_memberships
 
 from .batches import BATCH_TRANSITIONS, batch_transition, lot_transition
 from .models import (
@@ -97,3 +99,16 @@ def ingredient_lot_recall(*, lot: IngredientLot, actor: User, reason: str) -> Re
         recall = Recall.objects.create(ingredient_lot=lot, reason=reason, initiated_by=actor)
         _write_notices(recall, [batch.pk for batch in batches])
     return recall
+
+
+def recall_notice_acknowledge(*, notice: RecallNotice, actor: User) -> RecallNotice:
+    """A member of the notified clinic confirms that its patients were told: recorded with their
+    name and the time, once (a second confirmation changes nothing and says who was first)."""
+    if not any(m.clinic_id == notice.clinic_id for m in portal_memberships(actor)):
+        raise PermissionDenied("Only a member of the notified clinic may confirm its notice.")
+    with transaction.atomic():
+        notice = RecallNotice.objects.select_for_update().get(pk=notice.pk)
+        if notice.acknowledged_at is None:
+            notice.acknowledged_by, notice.acknowledged_at = actor, timezone.now()
+            notice.save(update_fields=["acknowledged_by", "acknowledged_at"])
+    return notice

@@ -141,10 +141,41 @@ def recall_impact(recall: Recall) -> RecallImpact:
     return RecallImpact(
         recall=recall,
         unreleased_batches=unreleased,
-        notices=list(recall.notices.select_related("clinic")),
+        notices=list(recall.notices.select_related("clinic", "acknowledged_by")),
         units_dispensed=sum((d.units for d in dispenses), Decimal(0)),
         counts={name: len(items) for name, items in lists.items()},
         **lists,
+    )
+
+
+def recall_notice_dispenses(notice: RecallNotice) -> list[Dispense]:
+    """What the notice tells its clinic: the dispenses the recall reaches for that clinic's own
+    orders (never another clinic's), by order and time. One query."""
+    return list(
+        Dispense.objects.filter(
+            batch__in=_batches_of(notice.recall), order__clinic_id=notice.clinic_id
+        )
+        .select_related("batch", "order__prescription__patient")
+        .order_by("order_id", "dispensed_at", "pk")
+    )
+
+
+def recall_notice_orders(notice: RecallNotice) -> list[Order]:
+    """The clinic's orders that the recall reaches, by number."""
+    return _distinct((d.order for d in recall_notice_dispenses(notice)), lambda o: (o.pk,))
+
+
+def clinic_recall_notices(clinic_id: int):
+    """The recalls the pharmacy notified the clinic of, newest first; those not yet confirmed
+    by the clinic first of all (the dashboard lists them until a member confirms)."""
+    return (
+        RecallNotice.objects.filter(clinic_id=clinic_id)
+        .select_related(
+            "recall__batch__formulation_version__formulation",
+            "recall__ingredient_lot__ingredient",
+            "acknowledged_by",
+        )
+        .order_by(models.F("acknowledged_at").desc(nulls_first=True), "-recall__initiated_at")
     )
 
 

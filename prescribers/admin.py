@@ -112,7 +112,7 @@ class PrescriberAdmin(RecordHistoryAdmin):
         "status_changed_at",
     ]
     inlines = [LicenceInline, PrescriberEventInline]
-    actions = ["approve", "decline", "suspend", "reinstate"]
+    actions = ["approve", "accept_join_requests", "decline", "suspend", "reinstate"]
 
     def has_add_permission(self, request):
         return False  # prescribers apply on the portal
@@ -162,6 +162,14 @@ class PrescriberAdmin(RecordHistoryAdmin):
     )
     def approve(self, request, queryset):
         self._decide(request, queryset, services.prescriber_approve, "prescriber(s) approved")
+
+    @admin.action(
+        description="Accept the selected prescribers into the clinics they asked to join",
+        permissions=["decide"],
+    )
+    def accept_join_requests(self, request, queryset):
+        self._decide(request, queryset, services.prescriber_join_requests_accept,
+                     "prescriber(s) accepted into their clinic")  # fmt: skip
 
     @admin.action(description="Decline selected applications", permissions=["decide"])
     def decline(self, request, queryset):

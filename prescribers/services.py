@@ -6,7 +6,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.models import User, normalize_email_address
-from core.roles import PHARMACIST, Role, may_by_role
+from core.roles import PHARMACIST, Role, is_pharmacist, may_by_role
 from core.state_machine import apply_transition
 
 from .emails import (
@@ -249,9 +249,11 @@ def licence_expiry_notices_send() -> int:
 
 
 def membership_accept(*, membership: Membership, actor: User) -> Membership:
-    """A prescriber of the clinic accepts someone who asked to join it (applying with the
+    """A prescriber of the clinic, or a pharmacist (for a clinic whose prescribers are gone,
+    or that the pharmacy knows), accepts someone who asked to join it (applying with the
     clinic's details); a prescriber then orders for it once the pharmacy approves them."""
-    _ensure_signs_for(actor, membership.clinic_id)
+    if not is_pharmacist(actor):
+        _ensure_signs_for(actor, membership.clinic_id)
     with transaction.atomic():
         locked = Membership.objects.select_for_update().get(pk=membership.pk)
         if locked.status != MembershipStatus.PENDING:
@@ -260,3 +262,15 @@ def membership_accept(*, membership: Membership, actor: User) -> Membership:
         locked._history_user = actor
         locked.save(update_fields=["status"])
     return locked
+
+
+def prescriber_join_requests_accept(*, prescriber: Prescriber, actor: User) -> list[Membership]:
+    """A pharmacist accepts every request of the prescriber to join a clinic on record."""
+    if not is_pharmacist(actor):
+        raise PermissionDenied("Only a pharmacist accepts a prescriber into a clinic.")
+    asked = Membership.objects.filter(user_id=prescriber.user_id, status=MembershipStatus.PENDING)
+    with transaction.atomic():
+        accepted = [membership_accept(membership=m, actor=actor) for m in asked.order_by("pk")]
+    if not accepted:
+        raise ValidationError(f"{prescriber} has not asked to join a clinic.", code="not_pending")
+    return accepted

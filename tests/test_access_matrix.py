@@ -132,6 +132,26 @@ ACCESS: dict[str, tuple[str, str]] = {
         "login  ok     ok     ok     403    403    login  403    403    403    403    403",
         "login  ok     ok     ok     403    403    login  403    403    403    403    403"),
 
+    # The clinic's titration protocols: everyone of the clinic reads them, its prescribers
+    # change them (A's protocol in the URL).
+    "protocol_list": (
+        "login  ok     ok     ok     ok     ok     login  403    403    403    403    403",
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403"),
+    "protocol_update": (
+        "login  ok     404    404    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+    "protocol_delete": (
+        "login  405    405    405    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+
+    # The pharmacy's recall notices to the clinic: its members read and confirm A's notice.
+    "recall_notice_list": (
+        "login  ok     ok     ok     ok     ok     login  403    403    403    403    403",
+        "login  405    405    405    405    405    login  403    403    403    403    403"),
+    "recall_notice_detail": (
+        "login  ok     404    404    ok     404    login  403    403    403    403    403",
+        "login  ok     404    404    ok     404    login  403    403    403    403    403"),
+
     # The prescriber's portal: approved prescribers only; clinic B's answers 404 for A's objects.
     "patient_list": (
         "login  ok     ok     ok     ok     ok     login  403    403    403    403    403",

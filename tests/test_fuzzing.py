@@ -44,6 +44,7 @@ from hypothesis import strategies as st
 
 from core.second_factor import recovery_codes_issue, totp_device_enrol
 from orders.dosing import DosageForm, Regimen, Step
+from orders.protocols import protocol_save
 from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
 from prescribers.emails import activation_url
@@ -459,6 +460,29 @@ def clinic_team_form(request):
     return Form(signed_in(prescriber.user), reverse("clinic_team"), nurse)
 
 
+PROTOCOL = {
+    "name": "Standard 1.5 to 4.5 mg", "dosage_form": "capsule", "concentration_mg_per_ml": "",
+    "steps": "1.5 x 14, 3 x 14, 4.5 x 30", "doses_per_day": "1", "time_of_day": "bedtime",
+    "days_supply": "58", "refills": "2",
+}  # fmt: skip
+
+
+def protocol_create_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    return Form(signed_in(prescriber.user), reverse("protocol_list"), PROTOCOL)
+
+
+def protocol_update_form(request):
+    prescriber = request.getfixturevalue("prescriber")
+    protocol = protocol_save(
+        actor=prescriber.user, clinic_id=clinic_of(prescriber).pk,
+        **{**PROTOCOL, "concentration_mg_per_ml": None, "name": "Sensitive", "doses_per_day": 1,
+           "days_supply": 58, "refills": 2},
+    )  # fmt: skip
+    return Form(signed_in(prescriber.user), reverse("protocol_update", args=[protocol.pk]),
+                PROTOCOL)  # fmt: skip
+
+
 def _with_app(user) -> TOTPDevice:
     return TOTPDeviceFactory(user=user)
 
@@ -500,7 +524,8 @@ FORMS: dict[str, Callable] = {
         patient_edit_form, order_create_form, order_amend_form, order_answer_form,
         order_cancel_form, prescription_refill_form, patient_search_form, order_search_form,
         clinic_switch_form, staff_order_create_form, order_sign_form, clinic_team_form,
-        second_factor_verify_form, security_form, security_app_form,
+        second_factor_verify_form, security_form, security_app_form, protocol_create_form,
+        protocol_update_form,
     )
 }  # fmt: skip
 
@@ -521,11 +546,13 @@ def test_every_form_of_the_portal_is_fuzzed():
         "patient_list", "order_create", "order_amend", "order_answer", "order_cancel",
         "prescription_refill", "order_list", "dose_check", "medication_screen", "clinic_switch",
         "order_sign", "clinic_team", "second_factor_verify", "security", "security_app",
+        "protocol_list", "protocol_update",
     }  # fmt: skip
     without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
         "logout", "password_change_done", "password_reset_done", "password_reset_complete",
-        "health", "membership_end", "membership_accept",
+        "health", "membership_end", "membership_accept", "recall_notice_list",
+        "recall_notice_detail", "protocol_delete",
     }  # fmt: skip
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
     portal = {name for name in named if not name.startswith("admin")}

@@ -30,6 +30,7 @@ from django.utils.regex_helper import normalize
 from core.models import AccessAction, AccessEvent
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Formulation, FormulationVersionStatus, Order, Patient
+from orders.protocols import protocol_save
 from orders.services import order_start_review, order_submit, order_verify
 from pharmacy.fulfilment import order_hold
 from pharmacy.models import (
@@ -86,6 +87,8 @@ class World:
     order_a_verified: Order  # with an Rx number, a dispense and a label
     order_b: Order
     order_a_draft: Order  # drafted by clinic A's nurse for prescriber A to sign
+    recall_notice_a: Any  # the pharmacy's notice to clinic A of a recall reaching its patient
+    protocol_a: Any  # a titration protocol of clinic A
     # One object of each model registered in the admin, for the admin's object URLs.
     admin_objects: dict[type, Any] = field(default_factory=dict)
 
@@ -193,7 +196,7 @@ def build_world() -> World:
     )  # fmt: skip
     recall = Recall.objects.create(batch=released, reason="Capsule weight out of range",
                                    initiated_by=pharmacist)  # fmt: skip
-    RecallNotice.objects.create(recall=recall, clinic=clinic_a)
+    recall_notice_a = RecallNotice.objects.create(recall=recall, clinic=clinic_a)
     label = LabelDocument(order=order_a_verified, version=1, created_by=technician)
     label.file.save(f"{order_a_verified.number}-v1.pdf", ContentFile(b"%PDF-1.4\n%%EOF\n"))
     print_job = PrintJob(created_by=technician, order_ids=[order_a_verified.pk], total=1,
@@ -202,6 +205,11 @@ def build_world() -> World:
 
     clinic_staff_a = _clinic_staff(clinic_a)
     MembershipFactory(clinic=clinic_a, status=MembershipStatus.PENDING)  # asked to join
+    protocol_a = protocol_save(
+        actor=prescriber_a.user, clinic_id=clinic_a.pk, name="Standard 1.5 to 4.5 mg",
+        dosage_form="capsule", concentration_mg_per_ml=None, steps="1.5 x 14, 3 x 14, 4.5 x 30",
+        doses_per_day=1, time_of_day="bedtime", days_supply=58, refills=2,
+    )  # fmt: skip
     world = World(
         prescriber_a=prescriber_a,
         prescriber_b=prescriber_b,
@@ -221,6 +229,8 @@ def build_world() -> World:
         order_a_verified=order_a_verified,
         order_b=_order(prescriber_b, patient_b),
         order_a_draft=_draft(clinic_staff_a, prescriber_a, _patient(clinic_a)),
+        recall_notice_a=recall_notice_a,
+        protocol_a=protocol_a,
     )
     world.admin_objects = {
         type(obj): obj
@@ -250,6 +260,9 @@ PORTAL_OBJECTS = {
     "order_label": {"pk": "order_a_verified"},
     "order_answer": {"pk": "order_a_on_hold"},
     "order_amend": {"pk": "order_a_on_hold"},
+    "recall_notice_detail": {"pk": "recall_notice_a"},
+    "protocol_update": {"pk": "protocol_a"},
+    "protocol_delete": {"pk": "protocol_a"},
 }
 
 

@@ -35,6 +35,7 @@ from .orders import (
     TimeOfDay,
     validate_date_of_birth,
 )
+from .protocols import TitrationProtocol
 
 __all__ = [
     "DISPENSABLE_STATUSES",
@@ -66,5 +67,6 @@ __all__ = [
     "Sex",
     "ShipTo",
     "TimeOfDay",
+    "TitrationProtocol",
     "validate_date_of_birth",
 ]

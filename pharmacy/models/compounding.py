@@ -191,7 +191,11 @@ class Dispense(models.Model):
         ]
 
     def __str__(self):
-        return f"{quantity_text(self.units)} from {self.batch} for {self.order}"
+        return f"{self.units_text} from {self.batch} for {self.order}"
+
+    @property
+    def units_text(self) -> str:
+        return quantity_text(self.units)
 
 
 class Recall(models.Model):
@@ -223,6 +227,14 @@ class Recall(models.Model):
     def __str__(self):
         return f"Recall of {self.batch or self.ingredient_lot}"
 
+    @property
+    def description(self) -> str:
+        """What is recalled, as the clinic reads it (select the batch's formulation or the
+        lot's ingredient with it)."""
+        if self.batch is not None:
+            return f"batch {self.batch} ({self.batch.formulation_version.formulation})"
+        return f"products made from {self.ingredient_lot}"
+
 
 class RecallNotice(models.Model):
     """A notice owed to one affected clinic; the notifications work sends it."""
@@ -235,11 +247,23 @@ class RecallNotice(models.Model):
     clinic = models.ForeignKey("prescribers.Clinic", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A member of the clinic confirms in the portal that its patients were told; until then
+    # the notice leads the clinic's dashboard.
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["recall", "clinic__name"]
         constraints = [
-            models.UniqueConstraint(fields=["recall", "clinic"], name="one_notice_per_clinic")
+            models.UniqueConstraint(fields=["recall", "clinic"], name="one_notice_per_clinic"),
+            models.CheckConstraint(
+                name="recall_notice_acknowledged_by_someone_at_a_time",
+                condition=models.Q(acknowledged_by__isnull=True, acknowledged_at__isnull=True)
+                | models.Q(acknowledged_by__isnull=False, acknowledged_at__isnull=False),
+            ),
         ]
 
     def __str__(self):

@@ -178,6 +178,9 @@
       diagnosis_codes: codes,
     };
     if (body.dosage_form !== "capsule") body.concentration_mg_per_ml = value("concentration_mg_per_ml") || null;
+    // The clinic's staff name the prescriber who signs: the rules check that prescriber.
+    const signer = field("signer");
+    if (signer && signer.value) body.signer_id = Number(signer.value);
     return body;
   }
 

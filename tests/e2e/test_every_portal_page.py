@@ -11,8 +11,10 @@ from playwright.sync_api import Page, expect
 
 from core.second_factor import recovery_codes_issue
 from orders.models import Order, OrderStatus
+from orders.protocols import protocol_save
 from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
+from pharmacy.recalls import batch_recall
 from prescribers.models import MembershipRole
 from tests.e2e.test_ordering import sign_in
 from tests.e2e.test_prescriber_pages_on_a_phone import fits_and_passes_axe
@@ -27,6 +29,7 @@ from tests.factories import (
     clinic_of,
     submit_order,
 )
+from tests.orders.test_inbox import filled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -34,7 +37,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 # visited here), JSON for the order form's checks, a PDF, the health check.
 NOT_PAGES = {
     "logout", "clinic_switch", "order_cancel", "order_answer", "membership_end",
-    "membership_accept", "dose_check",
+    "membership_accept", "dose_check", "protocol_delete",
     "medication_screen", "order_label", "health", "password_reset_confirm", "account_activate",
     "password_change_done", "password_reset_complete",
 }  # fmt: skip
@@ -62,6 +65,16 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
         needed_by=None, acknowledged=[], idempotency_key=None, signer=prescriber,
     )  # fmt: skip
     assert draft.status == OrderStatus.DRAFT
+    # A first fill dispensed 25 days ago: its refill is due, and its batch is recalled.
+    shipped = filled(prescriber, "Fourth", days_ago=25)
+    recall = batch_recall(batch=shipped.dispenses.get().batch, actor=pharmacist,
+                          reason="Capsule weight out of range.")  # fmt: skip
+    notice = recall.notices.get()
+    protocol = protocol_save(
+        actor=prescriber.user, clinic_id=clinic.pk, name="Standard 1.5 to 4.5 mg",
+        dosage_form="capsule", concentration_mg_per_ml=None, steps="1.5 x 14, 3 x 14, 4.5 x 30",
+        doses_per_day=1, time_of_day="bedtime", days_supply=58, refills=2,
+    )  # fmt: skip
     base = live_server.url
     visited: set[str] = set()
 
@@ -96,6 +109,9 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
         ("order_amend", f"/orders/{held.pk}/amend/"),
         ("prescription_refill", f"/prescriptions/{submitted.prescription_id}/refill/"),
         ("order_sign", "/orders/to-sign/"), ("clinic_team", "/clinic/team/"),
+        ("recall_notice_list", "/recalls/"), ("protocol_list", "/clinic/protocols/"),
+        ("protocol_update", f"/clinic/protocols/{protocol.pk}/"),
+        ("recall_notice_detail", f"/recalls/{notice.pk}/"),
         ("password_change", "/accounts/password_change/"),
         ("security", "/accounts/security/"), ("security_app", "/accounts/security/app/"),
     ]:  # fmt: skip
@@ -104,6 +120,18 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     check("order_detail", f"/orders/{draft.pk}/", "draft awaiting the signature")
     check("order_list", "/orders/?status=draft&q=Third", "order list, filtered")
     check("patient_list", "/patients/?q=nobody-matches", "patient list, nothing found")
+    # The dashboard leads with the recall, then the refill due; confirming clears the recall.
+    page.goto(base + "/")
+    expect(page.locator("#recall-notices")).to_contain_text("Recall of batch")
+    expect(page.locator("#refills-due")).to_contain_text("Fourth")
+    page.locator("#recall-notices a", has_text="Recall of batch").click()
+    expect(page.locator("#recalled-dispenses")).to_contain_text(shipped.number)
+    page.get_by_role("button", name="Our patients have been told").click()
+    expect(page.locator("#recall-confirmation")).to_contain_text(prescriber.user.get_full_name())
+    fits_and_passes_axe(page, "recall notice, confirmed")
+    page.goto(base + "/")
+    expect(page.locator("#refills-due")).to_be_visible()
+    expect(page.locator("#recall-notices")).to_have_count(0)
     check("404", f"/orders/{Order.objects.order_by('-pk').first().pk + 1000}/", "not found")
     expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
     page.goto(base + "/clinic/team/")
@@ -134,6 +162,9 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     check("home", "/", "the nurse's dashboard")
     expect(page.locator("main")).not_to_contain_text("Awaiting your signature")
     check("order_create", f"/patients/{patient.pk}/orders/new/", "the nurse's order form")
+    check("order_create", f"/patients/{patient.pk}/orders/new/?protocol={protocol.pk}",
+          "the nurse's order form, from a protocol")  # fmt: skip
+    check("protocol_list", "/clinic/protocols/", "the protocols, as the nurse reads them")
     check("403", "/orders/to-sign/", "forbidden")
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "This page is not available to your account"

@@ -50,6 +50,8 @@ NEW_MODELS = {
     ("prescribers", "historicallicence"),
     ("otp_static", "staticdevice"),
     ("otp_static", "statictoken"),
+    ("orders", "titrationprotocol"),
+    ("orders", "historicaltitrationprotocol"),
 }
 # Columns dropped since: a prescriber's one clinic became their membership of it, and their
 # one licence a licence row.

@@ -8,11 +8,13 @@ from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.urls import reverse
 
+from orders import signing_views
 from orders.models import Order, OrderEvent, OrderEventKind, OrderKind, OrderStatus, Prescription
 from orders.services import (
     PrescriptionNotAccepted,
     SignerRefused,
     SigningRefused,
+    order_fill_check,
     order_sign,
     order_submit,
     prescription_refill,
@@ -193,7 +195,7 @@ def test_a_prescriber_signs_two_drafts_at_once(
 
 
 def test_a_warning_is_confirmed_at_signing_or_nothing_is_signed(
-    client, clinic_staff, prescriber, staff_patient
+    client, clinic_staff, prescriber, staff_patient, monkeypatch
 ):
     plain = draft(clinic_staff, staff_patient, prescriber)
     client.force_login(prescriber.user)
@@ -218,6 +220,23 @@ def test_a_warning_is_confirmed_at_signing_or_nothing_is_signed(
         f"Order {warned.number}: Tick each warning to confirm you have reviewed it: "
     )
     assert state() == before  # one signature is never half applied
+
+    # The refusal shows what the signature's own check found: the rules do not run again for
+    # the drafts it checked (the page asks them only of a draft it did not check).
+    checked = []
+
+    def counted_check(order):
+        checked.append(order.pk)
+        return order_fill_check(order)
+
+    monkeypatch.setattr(signing_views, "order_fill_check", counted_check)
+    third = draft(clinic_staff, PatientFactory(clinic=staff_patient.clinic), prescriber)
+    again = client.post(
+        reverse("order_sign"), {"order": [plain.pk, warned.pk], "password": TEST_PASSWORD}
+    )
+    assert checked == [third.pk]
+    shown = {d["order"].pk: [w["key"] for w in d["warnings"]] for d in again.context["drafts"]}
+    assert shown == {plain.pk: [], warned.pk: [ABOVE_USUAL_KEY], third.pk: []}
 
     client.post(reverse("order_sign"), {
         "order": [plain.pk, warned.pk], "password": TEST_PASSWORD,

@@ -2,15 +2,29 @@
 filters by status, patient or number and dates; "Order again" starts a new order from a past
 prescription."""
 
+import dataclasses
 import datetime
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from orders.models import Order, OrderStatus
+from orders.dosing import DosageForm, Regimen, Step
+from orders.models import Order, OrderKind, OrderStatus, Prescription
 from orders.services import order_start_review
 from pharmacy.fulfilment import order_hold
-from tests.factories import PatientFactory, StaffFactory, clinic_of, order_form
+from pharmacy.models import Dispense
+from tests.factories import (
+    BatchFactory,
+    MembershipFactory,
+    PatientFactory,
+    PrescriberFactory,
+    StaffFactory,
+    clinic_of,
+    order_form,
+    submit_order,
+)
 from tests.orders.test_ordering import create_url, submit
 
 pytestmark = pytest.mark.django_db
@@ -98,3 +112,100 @@ def test_order_again_starts_a_new_order_from_a_past_prescription(prescriber_clie
     })  # fmt: skip
     assert again.status_code == 302
     assert Order.objects.filter(status=OrderStatus.SUBMITTED).count() == 2
+
+
+# --- Refills coming due -------------------------------------------------------------------------
+
+MONTHLY = Regimen(
+    dosage_form=DosageForm.CAPSULE, steps=(Step(Decimal("4.5"), 30),), doses_per_day=1,
+    quantity=Decimal("30"), days_supply=30, refills=2,
+)  # fmt: skip
+
+
+def filled(prescriber, last_name: str, *, days_ago: int, regimen=MONTHLY, clinic=None) -> Order:
+    """A first fill shipped to the clinic, dispensed days_ago (the clock's today)."""
+    patient = PatientFactory(clinic=clinic or clinic_of(prescriber), last_name=last_name,
+                             takes_opioids=False, current_medications="")  # fmt: skip
+    order = submit_order(prescriber, patient, regimen)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.SHIPPED)
+    dispensed(order, days_ago=days_ago)
+    return order
+
+
+def dispensed(order: Order, *, days_ago: int) -> None:
+    dispense = Dispense.objects.create(
+        order=order, line=order.prescription.lines.first(), batch=BatchFactory(),
+        units=Decimal("30"), dispensed_by=StaffFactory(group="Technician"),
+    )  # fmt: skip
+    at = timezone.now() - datetime.timedelta(days=days_ago)
+    Dispense.objects.filter(pk=dispense.pk).update(dispensed_at=at)
+
+
+def test_the_dashboard_lists_the_refills_that_are_due_until_a_month_after_running_out(
+    clock, prescriber_client, prescriber, django_assert_num_queries
+):
+    # A 30-day supply: due from day 24 (80 %), runs out on day 30, listed until day 60.
+    due = filled(prescriber, "Duesoon", days_ago=24)
+    filled(prescriber, "Ranout", days_ago=45)
+    filled(prescriber, "Tooearly", days_ago=23)
+    filled(prescriber, "Longgone", days_ago=61)
+    filled(prescriber, "Norefills", days_ago=40,
+                        regimen=dataclasses.replace(MONTHLY, refills=0))  # fmt: skip
+    expired = filled(prescriber, "Expired", days_ago=40)
+    Prescription.objects.filter(pk=expired.prescription_id).update(
+        expires_on=datetime.date(2026, 3, 1)
+    )
+    drafted = filled(prescriber, "Drafted", days_ago=40)
+    Order.objects.filter(pk=drafted.pk).update(status=OrderStatus.CANCELLED)  # not counted
+    Order.objects.create(
+        prescription=drafted.prescription, clinic=drafted.clinic, kind=OrderKind.REFILL,
+        fill_number=1, status=OrderStatus.DRAFT, signer=prescriber, ship_to="clinic",
+        created_by=prescriber.user,
+    )  # fmt: skip
+
+    # A refill shipped 25 days ago: the next is due from it, with one refill left.
+    refilled = filled(prescriber, "Refilled", days_ago=70)
+    refill = Order.objects.create(
+        prescription=refilled.prescription, clinic=refilled.clinic, kind=OrderKind.REFILL,
+        fill_number=1, status=OrderStatus.SHIPPED, ship_to="clinic", created_by=prescriber.user,
+    )  # fmt: skip
+    dispensed(refill, days_ago=25)
+
+    page = prescriber_client.get(reverse("home"))
+
+    listed = [(d.prescription.patient.last_name, d.due_on, d.runs_out_on, d.refills_left)
+              for d in page.context["refills_due"]]  # fmt: skip
+    assert listed == [
+        ("Ranout", datetime.date(2026, 2, 9), datetime.date(2026, 2, 15), 2),
+        ("Refilled", datetime.date(2026, 3, 1), datetime.date(2026, 3, 7), 1),
+        ("Duesoon", datetime.date(2026, 3, 2), datetime.date(2026, 3, 8), 2),
+    ]
+    html = page.content.decode()
+    assert "Ran out on 02/15/2026 · 2 refills left" in html
+    assert "Supply runs out on 03/07/2026 · 1 refill left" in html
+    assert "Supply runs out on 03/08/2026 · 2 refills left" in html
+    assert f'href="{reverse("prescription_refill", args=[due.prescription_id])}"' in html
+    # The eleven of an empty dashboard, and the schedules of the recent orders and of the
+    # refills due: not one more for another refill listed.
+    with django_assert_num_queries(13):
+        prescriber_client.get(reverse("home"))
+    filled(prescriber, "Another", days_ago=27)
+    with django_assert_num_queries(13):
+        assert len(prescriber_client.get(reverse("home")).context["refills_due"]) == 4
+
+
+def test_a_prescriber_sees_their_own_refills_due_and_the_staff_see_the_clinics(
+    clock, client, prescriber
+):
+    colleague = PrescriberFactory()
+    MembershipFactory(user=colleague.user, clinic=clinic_of(prescriber))
+    mine = filled(prescriber, "Mine", days_ago=25)
+    theirs = filled(colleague, "Theirs", days_ago=26, clinic=clinic_of(prescriber))
+    nurse = MembershipFactory(clinic=clinic_of(prescriber), role="staff").user
+
+    def listed(user):
+        client.force_login(user)
+        return [d.prescription.pk for d in client.get(reverse("home")).context["refills_due"]]
+
+    assert listed(prescriber.user) == [mine.prescription_id]
+    assert listed(nurse) == [theirs.prescription_id, mine.prescription_id]

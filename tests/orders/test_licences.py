@@ -24,6 +24,7 @@ from tests.factories import (
     TEST_PASSWORD,
     TITRATION,
     LicenceFactory,
+    MembershipFactory,
     PatientFactory,
     StaffFactory,
     clinic_of,
@@ -158,3 +159,30 @@ def test_an_expired_licence_refuses_refills_and_holds_verification(prescriber, p
     with pytest.raises(ValidationError, match="licence expired on"):
         order_verify(order=in_review, actor=pharmacist, password=TEST_PASSWORD)
     assert Order.objects.get(pk=order.pk).status == "in_review"
+
+
+def test_the_live_check_of_clinic_staff_checks_the_licence_of_the_prescriber_chosen_to_sign(
+    client, prescriber, other_prescriber
+):
+    """A nurse drafting for a prescriber without a Wisconsin licence learns it as they type,
+    not only on saving the draft; a prescriber of another clinic is not theirs to name."""
+    patient = patient_in(prescriber, "WI")
+    nurse = MembershipFactory(clinic=clinic_of(prescriber), role="staff").user
+    client.force_login(nurse)
+
+    def codes(**extra):
+        answer = client.post(reverse("dose_check"),
+                             {**DOSE_CHECK, "patient_id": patient.pk, **extra},
+                             content_type="application/json")  # fmt: skip
+        return answer.status_code, answer.json()
+
+    status, body = codes(signer_id=prescriber.pk)
+    assert status == 200
+    assert [f["code"] for f in body["findings"] if f["severity"] == "error"] == ["licence.missing"]
+    status, body = codes()  # not chosen yet: nothing to say about a licence
+    assert (status, [f["code"] for f in body["findings"]]) == (200, [])
+    refused = {"errors": [{"field": "signer_id",
+                           "message": "Choose a prescriber of this clinic to sign."}]}  # fmt: skip
+    assert codes(signer_id=other_prescriber.pk) == (400, refused)
+    assert codes(signer_id="1") == (400, refused)
+    assert Order.objects.count() == 0

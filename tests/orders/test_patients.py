@@ -227,9 +227,10 @@ def test_dashboard_shows_clinic_patients_and_orders(
 ):
     mine = PatientFactory(clinic=clinic_of(prescriber), last_name="Mineonly")
     PatientFactory(clinic=clinic_of(other_prescriber), last_name="Notmine")
-    # session, user+prescriber, their clinics, drafts to sign, licences to renew, the
-    # pharmacy's questions, patients, patient count, recent orders (no orders: no schedules)
-    with django_assert_num_queries(9):
+    # session, user+prescriber, their clinics, recall notices, drafts to sign, licences to
+    # renew, refills due, the pharmacy's questions, patients, patient count, recent orders (no
+    # orders: no schedules, no refill's steps)
+    with django_assert_num_queries(11):
         response = prescriber_client.get(reverse("home"))
     page = response.content.decode()
     assert clinic_of(prescriber).name in page
@@ -255,3 +256,17 @@ def test_not_found_page_is_the_portals_own(prescriber_client):
     response = prescriber_client.get(reverse("patient_detail", args=[999999]))
     assert response.status_code == 404
     assert "There is nothing here, or it belongs to another clinic." in response.content.decode()
+
+
+def test_the_next_page_of_a_search_keeps_the_search(prescriber_client, prescriber):
+    PatientFactory.create_batch(26, clinic=clinic_of(prescriber), last_name="Pagey")
+    PatientFactory(clinic=clinic_of(prescriber), last_name="Other")
+
+    page = prescriber_client.get(reverse("patient_list"), {"q": "Pagey  x"})
+    assert page.context["paginator"].count == 0  # every word must match
+    page = prescriber_client.get(reverse("patient_list"), {"q": "pagey"})
+
+    assert page.context["paginator"].count == 26
+    assert 'href="?q=pagey&amp;page=2">Next</a>' in page.content.decode()
+    second = prescriber_client.get(reverse("patient_list"), {"q": "pagey", "page": "2"})
+    assert [p.last_name for p in second.context["patients"]] == ["Pagey"]

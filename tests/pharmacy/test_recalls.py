@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import path, reverse
 
 from config import urls as portal_urls
-from core.models import User
+from core.models import AccessAction, AccessEvent, User
 from core.roles import is_pharmacist
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import FormulationVersion, FormulationVersionStatus, Order
@@ -27,6 +27,7 @@ from pharmacy.models import (
     BatchEvent,
     BatchIngredient,
     BatchStatus,
+    Delivery,
     Dispense,
     IngredientLot,
     IngredientLotEvent,
@@ -34,13 +35,15 @@ from pharmacy.models import (
     Recall,
     RecallNotice,
 )
-from pharmacy.recalls import batch_recall, ingredient_lot_recall
+from pharmacy.outbox import delivery_send
+from pharmacy.recalls import batch_recall, ingredient_lot_recall, recall_notice_acknowledge
 from pharmacy.selectors import CSV_HEADER, recall_impact, recall_impact_csv
 from tests.factories import (
     BatchFactory,
     ClinicFactory,
     FormulationVersionFactory,
     IngredientLotFactory,
+    MembershipFactory,
     PatientFactory,
     PrescriberFactory,
     clinic_of,
@@ -620,3 +623,121 @@ def test_recall_actions_are_not_offered_to_a_technician(client, technician, batc
     batch.refresh_from_db()
     assert batch.status == B.RELEASED
     assert Recall.objects.count() == 0
+
+
+# --- The clinic's side: the portal --------------------------------------------------------------
+# A recall reaches the clinic's portal: the dashboard leads with it until a member of the clinic
+# confirms that its patients were told; the notice page lists only that clinic's patients; the
+# confirmation is recorded once, with who and when, and shows on the pharmacy's recall page.
+
+
+def notice_of(recall, prescriber) -> RecallNotice:
+    return recall.notices.get(clinic=clinic_of(prescriber))
+
+
+def test_the_dashboard_leads_with_the_recall_until_the_clinic_confirms(client, recall, ann):
+    client.force_login(ann.user)
+    notice = notice_of(recall, ann)
+
+    page = client.get(reverse("home"))
+    assert list(page.context["recall_notices"]) == [notice]
+    html = page.content.decode()
+    assert f'href="{reverse("recall_notice_detail", args=[notice.pk])}"' in html
+    assert "Recall of batch NX261101-C1.5-01" in html
+
+    answer = client.post(reverse("recall_notice_detail", args=[notice.pk]))
+
+    assert answer.status_code == 302
+    notice.refresh_from_db()
+    assert (notice.acknowledged_by, notice.acknowledged_at is not None) == (ann.user, True)
+    assert list(client.get(reverse("home")).context["recall_notices"]) == []
+    listed = client.get(reverse("recall_notice_list")).content.decode()
+    assert f"confirmed by {ann.user.get_full_name()}" in listed
+
+
+def test_the_notice_page_lists_the_clinics_own_patients_only_and_is_an_access_event(
+    client, recall, ann, two_clinics
+):
+    client.force_login(ann.user)
+    notice = notice_of(recall, ann)
+
+    page = client.get(reverse("recall_notice_detail", args=[notice.pk]))
+
+    assert page.status_code == 200
+    rows = [(d.order.number, d.order.prescription.patient.last_name, str(d.units))
+            for d in page.context["dispenses"]]  # fmt: skip
+    zoe, max_, _lea = two_clinics["orders"]
+    assert rows == [(zoe.number, "Young", "20.00"), (zoe.number, "Young", "10.00"),
+                    (max_.number, "Adams", "30.00")]  # fmt: skip
+    html = page.content.decode()
+    assert "Young, Zoe" in html and "Adams, Max" in html
+    assert "Moss" not in html  # Ben's clinic's patient
+    assert REASON in html
+    event = AccessEvent.objects.get(user=ann.user)
+    assert (event.action, event.object_id) == (AccessAction.VIEWED_RECALL, recall.pk)
+
+
+def test_another_clinics_notice_is_a_404_and_changes_nothing(client, recall, ann, ben):
+    client.force_login(ann.user)
+    bens = notice_of(recall, ben)
+
+    assert client.get(reverse("recall_notice_detail", args=[bens.pk])).status_code == 404
+    assert client.post(reverse("recall_notice_detail", args=[bens.pk])).status_code == 404
+
+    bens.refresh_from_db()
+    assert (bens.acknowledged_by, bens.acknowledged_at) == (None, None)
+    assert not AccessEvent.objects.exists()
+
+
+def test_clinic_staff_may_confirm_and_a_second_confirmation_keeps_the_first(client, recall, ann):
+    notice = notice_of(recall, ann)
+    nurse = MembershipFactory(clinic=notice.clinic, role="staff").user
+    client.force_login(nurse)
+    client.post(reverse("recall_notice_detail", args=[notice.pk]))
+    notice.refresh_from_db()
+    first = (notice.acknowledged_by, notice.acknowledged_at)
+    assert first[0] == nurse
+
+    client.force_login(ann.user)
+    answer = client.post(reverse("recall_notice_detail", args=[notice.pk]), follow=True)
+
+    notice.refresh_from_db()
+    assert (notice.acknowledged_by, notice.acknowledged_at) == first
+    assert f"{nurse.get_full_name()} already confirmed this notice." in answer.content.decode()
+
+
+def test_someone_outside_the_clinic_may_not_confirm(recall, ann, ben):
+    notice = notice_of(recall, ann)
+    with pytest.raises(PermissionDenied, match="notified clinic"):
+        recall_notice_acknowledge(notice=notice, actor=ben.user)
+    notice.refresh_from_db()
+    assert (notice.acknowledged_by, notice.acknowledged_at) == (None, None)
+
+
+def test_the_pharmacys_recall_page_shows_who_confirmed(client, recall, ann, superuser):
+    recall_notice_acknowledge(notice=notice_of(recall, ann), actor=ann.user)
+    verified_staff_login(client, superuser)
+
+    page = client.get(reverse("admin:pharmacy_recall_change", args=[recall.pk]))
+
+    html = page.content.decode()
+    assert f"confirmed by {ann.user.get_full_name()}" in html
+    assert "not confirmed yet" in html  # Ben's clinic
+
+
+def test_the_notice_email_names_the_clinics_orders_and_links_the_page_to_confirm(
+    settings, recall, ann, two_clinics, mailoutbox
+):
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    notice = notice_of(recall, ann)
+    delivery = Delivery.objects.get(recall_notice=notice)
+
+    assert delivery_send(delivery_id=delivery.pk) is True
+
+    (message,) = mailoutbox
+    zoe, max_, lea = two_clinics["orders"]
+    assert message.to == [notice.clinic.label_email]
+    assert f"- {zoe.number}: Zoe Young\n- {max_.number}: Max Adams\n" in message.body
+    assert lea.number not in message.body
+    link = settings.PORTAL_BASE_URL + reverse("recall_notice_detail", args=[notice.pk])
+    assert f"(the notice stays on your dashboard until then):\n{link}\n" in message.body

@@ -2,13 +2,15 @@
 second clinic; its prescribers accept or decline on the team page."""
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.test import Client
 from django.urls import reverse
 
 from prescribers.models import Clinic, Membership, MembershipRole, MembershipStatus, Prescriber
-from prescribers.services import prescriber_approve
+from prescribers.services import prescriber_approve, prescriber_join_requests_accept
 from tests.factories import ClinicFactory, PatientFactory, PrescriberFactory, StaffFactory
 from tests.factories import application_form as application
+from tests.prescribers.test_admin import run_action
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +92,28 @@ def test_declined_or_not_this_clinics_to_accept(client, prairie):
     again = client.post(reverse("membership_accept", args=[asked.pk]))
     assert again.status_code == 404  # no longer asking
     assert Membership.objects.get(pk=asked.pk).status == MembershipStatus.ENDED
+
+
+def test_the_pharmacy_accepts_a_join_request_when_the_clinic_cannot(
+    client, prairie, pharmacist_client, technician
+):
+    """A clinic whose prescribers are gone cannot accept anyone: a pharmacist does, from the
+    prescribers' list; a technician may not, and someone who asked nothing is told so."""
+    client.post(reverse("prescriber_apply"), application())
+    applicant = Prescriber.objects.get(npi="1234567893")
+    bystander = PrescriberFactory()
+    before = memberships()
+    with pytest.raises(PermissionDenied):
+        prescriber_join_requests_accept(prescriber=applicant, actor=technician)
+    assert memberships() == before
+
+    answer = run_action(pharmacist_client, "accept_join_requests", [applicant, bystander])
+
+    assert [str(m) for m in answer.context["messages"]] == [
+        f"{bystander}: {bystander} has not asked to join a clinic.",
+        "1 prescriber(s) accepted into their clinic.",
+    ]
+    asked = Membership.objects.get(user=applicant.user)
+    assert asked.status == MembershipStatus.ACTIVE
+    assert asked.history.latest().history_user.groups.get().name == "Pharmacist"
+    assert Membership.objects.get(user=bystander.user).status == MembershipStatus.ACTIVE

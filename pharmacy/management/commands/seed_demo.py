@@ -17,8 +17,9 @@ from core.models import User
 from orders.checks import Catalogue, check_new_prescription, finding_key
 from orders.dosing import DosageForm, Regimen, quantity_needed
 from orders.forms import REASON_FOR_COMPOUNDING
-from orders.models import OrderStatus, Patient, Sex, ShipTo
+from orders.models import OrderStatus, Patient, Sex, ShipTo, TitrationProtocol
 from orders.order_input import parse_schedule
+from orders.protocols import protocol_save
 from orders.services import order_submit, patient_create
 from pharmacy.demo import (
     DEMO_TOTP_DEVICE_NAME,
@@ -110,6 +111,12 @@ ORDERS = [
     ("other", "Elsewhere", "oral_liquid", "1", "1 x 7, 2 x 21", 1, "L40.0", "ready"),
 ]
 
+PROTOCOLS = [
+    # clinic, name, schedule, days' supply, refills (capsules at bedtime, once a day)
+    ("demo", "Standard 1.5 → 4.5 mg", "1.5 x 14, 3 x 14, 4.5 x 30", 58, 2),
+    ("demo", "Sensitive 0.5 mg steps", "0.5 x 14, 1 x 14, 1.5 x 14, 2 x 14", 56, 1),
+]
+
 
 class Command(BaseCommand):
     help = "Create the demo clinics, prescribers, staff and patients (idempotent)."
@@ -157,6 +164,15 @@ class Command(BaseCommand):
             )
             for row in ORDERS:
                 self._order(*row, prescribers=prescribers, clinics=clinics, staff=staff)
+            for clinic_key, name, steps, days_supply, refills in PROTOCOLS:
+                clinic = clinics[clinic_key]
+                if not TitrationProtocol.objects.filter(clinic=clinic, name=name).exists():
+                    protocol_save(
+                        actor=prescribers[clinic_key].user, clinic_id=clinic.pk, name=name,
+                        dosage_form=DosageForm.CAPSULE, concentration_mg_per_ml=None, steps=steps,
+                        doses_per_day=1, time_of_day="bedtime", days_supply=days_supply,
+                        refills=refills,
+                    )  # fmt: skip
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready ({created} new patients, {released} new released batches)."
