@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.decorators.http import require_safe
 
 from core import portal_second_factor
 from core.forms import LoginForm, PortalPasswordResetForm
@@ -10,8 +13,17 @@ from orders import views as order_views
 from pharmacy import views as pharmacy_views
 from prescribers import views as prescriber_views
 
+
+@require_safe
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages without an icon link (the admin's, files); the
+    icon's address is read when asked (the static files' manifest names it in production)."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
+
+
 urlpatterns = [
     path("", pharmacy_views.home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("health/", pharmacy_views.health, name="health"),
     path(
         "accounts/login/",

@@ -7,6 +7,7 @@ from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as DjangoUserCreationForm
 from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from .models import User
 
@@ -59,9 +60,23 @@ class UserAdmin(DjangoUserAdmin):
         return ", ".join(group.name for group in user.groups.all())
 
 
+class ChoiceNamesHistory(HistoricalRecordContextHelper):
+    """A change of a field with choices reads as their names ("Awaiting QC -> Released"),
+    never as the stored codes."""
+
+    def prepare_delta_change_value(self, change, value):
+        field = self.model._meta.get_field(change.field)
+        if field.choices and not isinstance(value, list):
+            return dict(field.flatchoices).get(value, value)
+        return super().prepare_delta_change_value(change, value)
+
+
 class RecordHistoryAdmin(SimpleHistoryAdmin):
     """Field history shown in the admin as a record: it can be read, never posted back (the
     revert button is hidden by SIMPLE_HISTORY_REVERT_DISABLED; this refuses the request too)."""
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return ChoiceNamesHistory(self.model, historical_record)
 
     # The library's history list with its inline style moved to css/admin.css (CSP).
     object_history_template = "admin/record_history.html"

@@ -9,12 +9,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 
 from .state_machine import refusal_text
+from .text import counted
 
 CONFIRMED = "_confirmed"
 
 
-def run_for_each(model_admin, request, queryset, call: Callable, done: str) -> int:
-    """call(obj) for each selected row, in a fixed order; returns how many succeeded."""
+def run_for_each(model_admin, request, queryset, call: Callable, done: tuple[str, str]) -> int:
+    """call(obj) for each selected row, in a fixed order; returns how many succeeded. `done`:
+    what was done to one row and to several ("prescriber approved", "prescribers approved")."""
     succeeded = 0
     for obj in queryset.order_by("pk"):
         try:
@@ -24,12 +26,12 @@ def run_for_each(model_admin, request, queryset, call: Callable, done: str) -> i
         else:
             succeeded += 1
     if succeeded:
-        model_admin.message_user(request, f"{succeeded} {done}.", messages.SUCCESS)
+        model_admin.message_user(request, f"{counted(succeeded, *done)}.", messages.SUCCESS)
     return succeeded
 
 
 def with_form(model_admin, request, queryset, *, form_class: type[forms.Form], title: str,
-              call: Callable, done: str):  # fmt: skip
+              call: Callable, done: tuple[str, str]):  # fmt: skip
     """Ask for form_class first; then call(obj, cleaned_data) for each selected row."""
     form = form_class(request.POST if CONFIRMED in request.POST else None)
     if form.is_valid():
@@ -53,7 +55,7 @@ def with_form(model_admin, request, queryset, *, form_class: type[forms.Form], t
 
 
 def form_action(service: Callable, *, subject: str, form_class: type[forms.Form], title: str,
-                done: str, description: str):  # fmt: skip
+                done: tuple[str, str], description: str):  # fmt: skip
     """An admin action that asks for form_class, then calls service(<subject>=row, actor=...,
     **form data) for each selected row."""
 

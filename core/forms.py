@@ -120,3 +120,42 @@ class DateField(forms.DateField):
         if isinstance(value, str) and not value.isascii():
             raise forms.ValidationError("Enter the date in ordinary digits (0-9).", code="invalid")
         return super().to_python(value)
+
+
+class LinesField(forms.CharField):
+    """A list of short texts typed one per line (a JSON list in the database): blank lines are
+    dropped, each line is trimmed, and at most `max_lines` of at most `line_length` characters
+    are kept."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def __init__(self, *, max_lines: int, line_length: int, **kwargs):
+        self.max_lines, self.line_length = max_lines, line_length
+        kwargs.setdefault("help_text", f"One per line (at most {max_lines}).")
+        super().__init__(strip=False, **kwargs)
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value):
+        if isinstance(value, list | tuple):
+            return list(value)
+        text = super().to_python(value) or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def validate(self, value):
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        if len(value) > self.max_lines:
+            raise forms.ValidationError(
+                f"At most {self.max_lines} lines (this has {len(value)}).", code="too_many_lines"
+            )
+        for number, line in enumerate(value, start=1):
+            if len(line) > self.line_length:
+                raise forms.ValidationError(
+                    f"Line {number} is {len(line)} characters long: at most {self.line_length}.",
+                    code="line_too_long",
+                )
+
+    def has_changed(self, initial, data):
+        return self.to_python(initial or []) != self.to_python(data)

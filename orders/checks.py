@@ -211,9 +211,17 @@ class Catalogue:
         for item in self.items:
             formulation = item.formulation
             amount = formulation.strength_mg or formulation.concentration_mg_per_ml
-            text = f"{bud_limit_days(item.bud_category)} days ({item.bud_category.label})"
+            text = self.bud_limit_text(formulation.pk)
             limits.setdefault(formulation.dosage_form, {})[quantity_text(amount)] = text
         return limits
+
+    def bud_limit_text(self, formulation_id: int) -> str:
+        """ "180 days (nonaqueous solid)": the longest days' supply of the product made today;
+        "" for a product the pharmacy no longer makes."""
+        item = self._item(formulation_id)
+        if item is None:
+            return ""
+        return f"{bud_limit_days(item.bud_category)} days ({item.bud_category.label})"
 
     def check(self, regimen: Regimen) -> list[Finding]:
         if regimen.dosage_form == dosing.DosageForm.CAPSULE:

@@ -11,12 +11,13 @@ from django.db.models import (
     Exists,
     F,
     Max,
+    Min,
     OuterRef,
     Q,
     Subquery,
     prefetch_related_objects,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from .checks import current_policy
@@ -25,6 +26,7 @@ from .models import (
     OPEN_STATUSES,
     UNFILLED_STATUSES,
     Order,
+    OrderEvent,
     OrderKind,
     OrderStatus,
     Prescription,
@@ -35,14 +37,49 @@ from .models import (
 REFILL_DUE_SHOWN_AFTER_RUNNING_OUT = datetime.timedelta(days=30)
 
 
-def order_counts(groups: Mapping[str, Iterable[OrderStatus]]) -> dict[str, int]:
-    """How many orders have one of each group's statuses, every group in one query."""
-    return Order.objects.aggregate(
-        **{
-            name: Count("pk", filter=Q(status__in=list(statuses)))
-            for name, statuses in groups.items()
-        }
+def order_queue_ages(
+    groups: Mapping[str, Iterable[OrderStatus]],
+) -> dict[str, tuple[int, datetime.datetime | None]]:
+    """Each group's count of signed orders and when its longest-waiting one entered its status
+    (None for an empty group), every group in one query."""
+    aggregates = {}
+    for name, statuses in groups.items():
+        in_group = Q(status__in=list(statuses))
+        aggregates[f"{name}_count"] = Count("pk", filter=in_group)
+        aggregates[f"{name}_since"] = Min(Coalesce("status_changed_at", "created_at"),
+                                          filter=in_group)  # fmt: skip
+    row = Order.objects.signed().aggregate(**aggregates)
+    return {name: (row[f"{name}_count"], row[f"{name}_since"]) for name in groups}
+
+
+def turnarounds(since: datetime.datetime) -> list[datetime.timedelta]:
+    """For each order shipped since then: the time from its submission (or signature) to its
+    shipping. One query."""
+    submitted = (
+        OrderEvent.objects.filter(order=OuterRef("order"), to_status=OrderStatus.SUBMITTED)
+        .order_by("created_at")
+        .values("created_at")[:1]
     )
+    rows = (
+        OrderEvent.objects.filter(to_status=OrderStatus.SHIPPED, created_at__gte=since)
+        .annotate(submitted_at=Subquery(submitted))
+        .values_list("created_at", "submitted_at")
+    )
+    return [shipped - submitted for shipped, submitted in rows if submitted is not None]
+
+
+def orders_per_day(since: datetime.date) -> dict[datetime.date, int]:
+    """How many orders came in (signed or not) on each day since then, in the pharmacy's time
+    zone; days without orders are absent. One query."""
+    start = timezone.make_aware(datetime.datetime.combine(since, datetime.time.min))
+    rows = (
+        Order.objects.filter(created_at__gte=start)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(n=Count("pk"))
+        .values_list("day", "n")
+    )
+    return dict(rows)
 
 
 @dataclass(frozen=True)

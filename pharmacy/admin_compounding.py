@@ -8,9 +8,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -22,9 +22,11 @@ from core.admin import (
 )
 from core.admin_actions import form_action, run_for_each
 from core.audit import record_access_bulk
+from core.forms import LinesField
 from core.models import AccessAction
 from core.roles import STAFF, has_staff_role, is_pharmacist
 from core.state_machine import refusal_text
+from core.text import counted
 from orders.bud import BudCategory
 from orders.checks import bud_limit_days
 from orders.dosing import DosageForm, units_text
@@ -45,6 +47,7 @@ from .models import (
     PrintJob,
     QcResult,
 )
+from .worksheets import batch_worksheet_pdf
 
 
 class FormulationAdmin(RecordHistoryAdmin):
@@ -112,6 +115,15 @@ class FormulationVersionForm(forms.ModelForm):
     """A draft's change form: the BUD category must fit the dosage form and water activity,
     and the storage must not contradict the category (the same rules the services apply)."""
 
+    # Lists typed one per line, not JSON. The auxiliary labels print on every bottle's label:
+    # a few short ones, or the label runs out of room.
+    qc_checks = LinesField(
+        label="QC checks", max_lines=20, line_length=200,
+        help_text="One check per line: each batch records pass or fail.",
+    )  # fmt: skip
+    auxiliary_labels = LinesField(required=False, max_lines=formulations.AUXILIARY_LABELS_MAX,
+                                  line_length=formulations.AUXILIARY_LABEL_LENGTH)  # fmt: skip
+
     class Meta:
         model = FormulationVersion
         fields = formulations.VERSION_FIELDS
@@ -154,6 +166,18 @@ class FormulationIngredientInline(admin.TabularInline):
     formset = FormulationIngredientFormSet
     extra = 0
     autocomplete_fields = ["ingredient"]
+    fields = ["ingredient", "amount_per_unit", "unit"]
+    readonly_fields = ["unit"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("ingredient", "version__formulation")
+
+    @admin.display(description="unit")
+    def unit(self, row):
+        """The amount's unit, per capsule or mL of the product ("mg per capsule")."""
+        if row.pk is None:
+            return ""
+        return f"{row.ingredient.unit} per {row.version.formulation.unit}"
 
     def has_change_permission(self, request, obj=None):
         return obj is None or obj.status == FormulationVersionStatus.DRAFT
@@ -203,19 +227,31 @@ class FormulationVersionAdmin(RecordHistoryAdmin):
         def approve(version):
             formulations.formulation_version_approve(version=version, actor=request.user)
 
-        run_for_each(self, request, queryset, approve, "version(s) approved")
+        run_for_each(self, request, queryset, approve, ("version approved", "versions approved"))
 
     @admin.action(description="New version from this (a draft to edit)")
     def new_version(self, request, queryset):
+        """One version chosen: its new draft opens, ready to edit."""
+        made = []
+
         def copy(version):
-            formulations.formulation_version_draft(
-                formulation=version.formulation,
-                actor=request.user,
-                ingredients=[(i.ingredient, i.amount_per_unit) for i in version.ingredients.all()],
-                **{name: getattr(version, name) for name in formulations.VERSION_FIELDS},
+            made.append(
+                formulations.formulation_version_draft(
+                    formulation=version.formulation,
+                    actor=request.user,
+                    ingredients=[
+                        (i.ingredient, i.amount_per_unit) for i in version.ingredients.all()
+                    ],
+                    **{name: getattr(version, name) for name in formulations.VERSION_FIELDS},
+                )
             )
 
-        run_for_each(self, request, queryset, copy, "draft(s) made")
+        run_for_each(self, request, queryset, copy, ("draft made", "drafts made"))
+        if len(made) == 1:
+            opts = self.model._meta
+            url = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change"
+            return HttpResponseRedirect(reverse(url, args=[made[0].pk]))
+        return None
 
 
 class LotEventInline(ReadOnlyInline):
@@ -270,20 +306,28 @@ class IngredientLotAdmin(RecordHistoryAdmin):
             request,
             queryset,
             lambda lot: batches.lot_release(lot=lot, actor=request.user),
-            "lot(s) released",
+            ("lot released", "lots released"),
         )
 
     reject = form_action(
         batches.lot_reject, subject="lot", form_class=ReasonForm, title="Reject lots",
-        done="lot(s) rejected", description="Reject selected lots",
+        done=("lot rejected", "lots rejected"), description="Reject selected lots",
     )  # fmt: skip
 
 
 class BatchIngredientInline(admin.TabularInline):
     model = BatchIngredient
     extra = 1
-    fields = ["lot", "amount"]
+    fields = ["lot", "amount", "unit"]
+    readonly_fields = ["unit"]
     autocomplete_fields = ["lot"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("lot__ingredient")
+
+    @admin.display(description="unit")
+    def unit(self, row):
+        return row.lot.ingredient.unit if row.pk is not None else ""
 
     def has_change_permission(self, request, obj=None):
         return False  # a recorded use is not edited; a mistake is recorded as a deviation
@@ -360,8 +404,36 @@ class ReleaseForm(forms.Form):
 
 
 class BatchAdmin(RecordHistoryAdmin):
+    change_form_template = "admin/pharmacy/batch/change_form.html"
+
     class Media:
         css = {"all": ["css/admin.css"]}
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:object_id>/worksheet/",
+                self.admin_site.admin_view(self.worksheet_view),
+                name="pharmacy_batch_worksheet",
+            ),
+            *super().get_urls(),
+        ]
+
+    def worksheet_view(self, request, object_id):
+        """The batch's compounding record as a PDF to print (blanks for what is still to do)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        batch = get_object_or_404(
+            Batch.objects.select_related(
+                "formulation_version__formulation", "formulation_version__approved_by",
+                "compounded_by", "released_by",
+            ),
+            pk=object_id,
+        )  # fmt: skip
+        return HttpResponse(
+            batch_worksheet_pdf(batch), content_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="batch-{batch.lot_number}.pdf"'},
+        )  # fmt: skip
 
     list_display = [
         "lot_number",
@@ -453,24 +525,26 @@ class BatchAdmin(RecordHistoryAdmin):
 
     submit_for_qc = form_action(
         batches.batch_submit_for_qc, subject="batch", form_class=YieldForm, title="Send to QC",
-        done="batch(es) sent to QC", description="Record the yield and send to QC",
+        done=("batch sent to QC", "batches sent to QC"),
+        description="Record the yield and send to QC",
     )  # fmt: skip
     record_qc = form_action(
         batches.batch_record_qc, subject="batch", form_class=QcForm, title="Record QC",
-        done="QC result(s) recorded", description="Record a QC result",
+        done=("QC result recorded", "QC results recorded"), description="Record a QC result",
     )  # fmt: skip
     release = form_action(
         batches.batch_release, subject="batch", form_class=ReleaseForm, title="Release",
-        done="batch(es) released",
+        done=("batch released", "batches released"),
         description="Release selected batches (pharmacist who did not compound them)",
     )  # fmt: skip
     reject = form_action(
         batches.batch_reject, subject="batch", form_class=ReasonForm, title="Reject",
-        done="batch(es) rejected", description="Reject selected batches",
+        done=("batch rejected", "batches rejected"), description="Reject selected batches",
     )  # fmt: skip
     quarantine = form_action(
         batches.batch_quarantine, subject="batch", form_class=ReasonForm, title="Quarantine",
-        done="batch(es) quarantined", description="Quarantine selected batches",
+        done=("batch quarantined", "batches quarantined"),
+        description="Quarantine selected batches",
     )  # fmt: skip
 
     def has_recall_permission(self, request):
@@ -513,7 +587,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Retry selected failed deliveries", permissions=["change"])
     def retry(self, request, queryset):
         retried = sum(notifications.delivery_retry(delivery=d) for d in queryset.order_by("pk"))
-        self.message_user(request, f"{retried} delivery(ies) queued again.")
+        self.message_user(request, f"{counted(retried, 'email', 'emails')} queued again.")
 
 
 class PrintJobAdmin(admin.ModelAdmin):

@@ -27,6 +27,7 @@ from prescribers.models import PrescriberStatus
 
 from .admin_audit import VIEW_ACCESS_EVENTS, RecordsAccessAdmin
 from .models import Delivery, Dispense, LabelDocument
+from .selectors import order_summary
 from .workbench import (
     dispense_view,
     label_download_view,
@@ -161,7 +162,7 @@ ORDER_PAGE_ROWS = {
     # The lines this order dispenses: its prescription's lines of the order's schedule.
     "page_lines": json_rows(
         PrescriptionLine.objects.filter(phase=OuterRef("schedule")), "prescription", "id",
-        "position", "quantity", "formulation__name", "formulation__unit",
+        "position", "quantity", "formulation__id", "formulation__name", "formulation__unit",
         outer="prescription_id",
     ),
     "page_events": json_rows(
@@ -204,6 +205,9 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
         "prescription__rx_number", "dispenses__batch__lot_number",
     ]  # fmt: skip
     readonly_fields = [field.name for field in Order._meta.fields]
+    # The clinical summary and the moves lead the page (its template); the order's own fields
+    # are the record, folded away below them.
+    fieldsets = [("Record", {"classes": ["collapse"], "fields": readonly_fields})]
     ordering = ["created_at", "pk"]  # oldest first: the order they came in
     actions = [
         admin.action(description="Print labels of the selected orders (one PDF)")(print_labels)
@@ -292,6 +296,7 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
             dispenses = instances(Dispense, order.page_dispenses)
             extra_context = {
                 **(extra_context or {}),
+                "summary": order_summary(order, lines=lines),
                 "moves": allowed_moves(request.user, order),
                 "prescription": order.prescription,
                 "lines": lines,

@@ -17,6 +17,7 @@ from core.admin import ReadOnlyMixin
 from core.admin_actions import CONFIRMED, run_for_each
 from core.audit import record_access, record_when_shown
 from core.models import AccessAction
+from core.text import counted
 
 from .models import RecallNotice
 from .recalls import batch_recall, ingredient_lot_recall
@@ -54,7 +55,7 @@ class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     change_form_template = "admin/pharmacy/recall/change_form.html"
     list_display = ["initiated_at", "recalled", "initiated_by", "notice_count",
-                    "pending_notice_count"]  # fmt: skip
+                    "pending_notice_count", "unconfirmed_notice_count"]  # fmt: skip
     list_select_related = ["batch", "ingredient_lot__ingredient", "initiated_by"]
     search_fields = ["batch__lot_number", "ingredient_lot__lot_number"]
     date_hierarchy = "initiated_at"
@@ -70,6 +71,9 @@ class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 notices_pending=Count(
                     "notices", filter=Q(notices__status=RecallNotice.Status.PENDING)
                 ),
+                notices_unconfirmed=Count(
+                    "notices", filter=Q(notices__acknowledged_at__isnull=True)
+                ),
             )
         )
 
@@ -83,9 +87,13 @@ class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def notice_count(self, recall):
         return recall.notice_total
 
-    @admin.display(description="notices pending", ordering="notices_pending")
+    @admin.display(description="emails not sent yet", ordering="notices_pending")
     def pending_notice_count(self, recall):
         return recall.notices_pending
+
+    @admin.display(description="clinics yet to confirm", ordering="notices_unconfirmed")
+    def unconfirmed_notice_count(self, recall):
+        return recall.notices_unconfirmed
 
     def get_urls(self):
         return [
@@ -140,7 +148,7 @@ class RecallAdmin(ReadOnlyMixin, admin.ModelAdmin):
 # --- Actions attached by the Batch and IngredientLot admins -------------------------------------
 
 
-def _recall_selected(modeladmin, request, queryset, *, start, title: str, noun: str,
+def _recall_selected(modeladmin, request, queryset, *, start, title: str, noun: tuple[str, str],
                      describe):  # fmt: skip
     """Ask for the reason; then start(obj, reason) for each selected row. One recall started:
     open its page; several: say how many."""
@@ -164,7 +172,8 @@ def _recall_selected(modeladmin, request, queryset, *, start, title: str, noun: 
     reason = form.cleaned_data["reason"]
     run_for_each(
         modeladmin, request, queryset,
-        lambda obj: recalls.append(start(obj, request.user, reason)), f"{noun} recalled",
+        lambda obj: recalls.append(start(obj, request.user, reason)),
+        (f"{noun[0]} recalled", f"{noun[1]} recalled"),
     )  # fmt: skip
     if len(recalls) == 1 and queryset.count() == 1:
         url = reverse(f"{modeladmin.admin_site.name}:pharmacy_recall_change", args=[recalls[0].pk])
@@ -172,7 +181,9 @@ def _recall_selected(modeladmin, request, queryset, *, start, title: str, noun: 
     if recalls:
         notices = RecallNotice.objects.filter(recall__in=recalls).count()
         modeladmin.message_user(
-            request, f"{notices} clinic notice(s) are waiting to be sent.", messages.INFO
+            request,
+            f"{counted(notices, 'clinic notice is', 'clinic notices are')} waiting to be sent.",
+            messages.INFO,
         )
     return None
 
@@ -184,7 +195,8 @@ def _describe_batch(batch) -> str:
 def _describe_lot(lot) -> str:
     return (
         f"{lot.manufacturer}, expires {lot.expires_on:%Y-%m-%d}, "
-        f"{lot.get_status_display().lower()}, used in {lot.batch_count} batch(es)"
+        f"{lot.get_status_display().lower()}, "
+        f"used in {counted(lot.batch_count, 'batch', 'batches')}"
     )
 
 
@@ -194,7 +206,7 @@ def recall_batches(modeladmin, request, queryset):
     return _recall_selected(
         modeladmin, request, queryset.select_related("formulation_version__formulation"),
         start=lambda batch, actor, reason: batch_recall(batch=batch, actor=actor, reason=reason),
-        title="Recall batches", noun="batch(es)", describe=_describe_batch,
+        title="Recall batches", noun=("batch", "batches"), describe=_describe_batch,
     )  # fmt: skip
 
 
@@ -210,5 +222,6 @@ def recall_lots(modeladmin, request, queryset):
         ),
         start=lambda lot, actor, reason: ingredient_lot_recall(lot=lot, actor=actor,
                                                                reason=reason),
-        title="Recall ingredient lots", noun="ingredient lot(s)", describe=_describe_lot,
+        title="Recall ingredient lots", noun=("ingredient lot", "ingredient lots"),
+        describe=_describe_lot,
     )  # fmt: skip

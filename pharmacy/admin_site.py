@@ -1,5 +1,6 @@
 from core.admin_site import PortalAdminSite
 
+from .dashboard import dashboard
 from .workbench import licence_queues, work_queues
 
 
@@ -10,7 +11,9 @@ class PharmacyAdminSite(PortalAdminSite):
     index_template = "admin/pharmacy_index.html"
 
     def index(self, request, extra_context=None):
-        queues = work_queues() if request.user.has_perm("orders.view_order") else []
+        sees_orders = request.user.has_perm("orders.view_order")
+        queues = work_queues() if sees_orders else []
         if request.user.has_perm("prescribers.view_licence"):
             queues += licence_queues()
-        return super().index(request, {**(extra_context or {}), "work_queues": queues})
+        context = {"work_queues": queues, "dashboard": dashboard() if sees_orders else None}
+        return super().index(request, {**(extra_context or {}), **context})

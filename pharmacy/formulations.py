@@ -42,6 +42,10 @@ VERSION_FIELDS = (
 )
 
 SOURCE_LDN_TRUST = "LDN Research Trust guidance"
+# Auxiliary labels print on every bottle's label beside the required content: a few short ones
+# (the pharmacy's choice; a 4 x 2 in label has room for three such lines at the usual size).
+AUXILIARY_LABELS_MAX = 3
+AUXILIARY_LABEL_LENGTH = 60
 
 
 @dataclass(frozen=True)

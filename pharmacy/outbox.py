@@ -24,7 +24,7 @@ from orders.models import OrderEventKind
 from orders.services import order_event_record
 
 from .label_documents import label_render
-from .models import Delivery, DeliveryKind, DeliveryStatus
+from .models import Delivery, DeliveryKind, DeliveryStatus, RecallNotice
 from .selectors import latest_label, recall_notice_orders
 
 logger = logging.getLogger(__name__)
@@ -191,6 +191,10 @@ def delivery_send(*, delivery_id: int) -> bool:
                     "recipient": delivery.recipient,
                     "delivery": delivery.pk,
                 },
+            )
+        if delivery.recall_notice_id is not None:  # the recall's page shows it sent
+            RecallNotice.objects.filter(pk=delivery.recall_notice_id).update(
+                status=RecallNotice.Status.SENT
             )
     logger.info("delivery %s sent (%s)", delivery_id, delivery.kind)
     return True

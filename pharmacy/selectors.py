@@ -11,12 +11,14 @@ from typing import TypeVar
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Count, Q, Subquery, Sum
+from django.db.models import Count, Max, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.numbers import quantity_text
+from orders.checks import Catalogue
 from orders.models import Order, Patient, Prescription, PrescriptionLine
+from prescribers.models import Licence, Prescriber
 
 from .models import (
     UNRELEASED_BATCH_STATUSES,
@@ -64,6 +66,60 @@ def order_fully_dispensed(order: Order) -> bool:
     """Whether every line of the order got at least its quantity. One query."""
     rows = _lines_with_dispensed(order).values_list("quantity", "dispensed")
     return all(dispensed >= quantity for quantity, dispensed in rows)
+
+
+# --- The order at a glance ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bottle:
+    """A line the order dispenses, with the beyond-use limit of its product made today."""
+
+    line: PrescriptionLine
+    bud_limit: str  # "180 days (nonaqueous solid)"; "" for a product no longer made
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """What a pharmacist reads first on an order and beside the verification signature."""
+
+    order: Order
+    prescription: Prescription
+    patient: Patient
+    prescriber: Prescriber
+    licence: Licence | None  # the prescriber's, in the patient's state
+    licence_problem: str  # why that licence does not allow the order ("" when it does)
+    bottles: list[Bottle]
+    previous_fills: list[Order]  # of the same prescription, latest first
+
+
+def order_summary(order: Order, *, lines: Iterable[PrescriptionLine] | None = None) -> OrderSummary:
+    """The order at a glance: `lines` when the caller read them already (with their product),
+    else one query; the licence and the previous fills are one query each."""
+    prescription = order.prescription
+    patient, prescriber = prescription.patient, prescription.prescriber
+    if lines is None:
+        lines = PrescriptionLine.objects.of_order(order).select_related("formulation")
+    catalogue = Catalogue.current()
+    bottles = [Bottle(line, catalogue.bud_limit_text(line.formulation_id)) for line in lines]
+    licence = Licence.objects.filter(prescriber_id=prescriber.pk, state=patient.state).first()
+    state = patient.get_state_display()
+    if licence is None:
+        problem = f"No licence in {state} on file."
+    elif not licence.is_active(timezone.localdate()):
+        problem = f"The {state} licence expired on {licence.expires_on:%m/%d/%Y}."
+    else:
+        problem = ""
+    previous = (
+        Order.objects.signed()
+        .filter(prescription_id=prescription.pk, fill_number__lt=order.fill_number)
+        .annotate(dispensed_at=Max("dispenses__dispensed_at"))
+        .order_by("-fill_number")
+    )
+    return OrderSummary(
+        order=order, prescription=prescription, patient=patient, prescriber=prescriber,
+        licence=licence, licence_problem=problem, bottles=bottles, previous_fills=list(previous),
+    )  # fmt: skip
 
 
 # --- Labels -------------------------------------------------------------------------------------

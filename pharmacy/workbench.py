@@ -16,9 +16,10 @@ from core.audit import record_access, record_access_bulk
 from core.models import AccessAction
 from core.numbers import quantity_text
 from core.state_machine import refusal_text
+from core.text import duration_text
 from orders.checks import field_label, finding_key
 from orders.models import DISPENSABLE_STATUSES, REVIEW_STATUSES, Order, OrderStatus
-from orders.selectors import order_counts
+from orders.selectors import order_queue_ages
 from orders.services import order_fill_check
 from orders.workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, allowed_moves
 from prescribers.selectors import licences_to_renew
@@ -29,6 +30,7 @@ from .label_documents import label_render
 from .labels import render_labels_pdf
 from .models import LabelDocument
 from .notifications import print_job_start
+from .selectors import order_summary
 
 S = OrderStatus
 WORK_QUEUES = [
@@ -40,18 +42,21 @@ WORK_QUEUES = [
 ]
 
 
-def work_queues() -> list[dict]:
-    """Each queue with its count (one query) and a link to its orders, oldest first."""
-    counts = order_counts({f"queue{i}": statuses for i, (_, statuses) in enumerate(WORK_QUEUES)})
+def work_queues(now=None) -> list[dict]:
+    """Each queue with its count, how long its longest-waiting order has been in its status
+    (one query) and a link to its orders, oldest first."""
+    now = now or timezone.now()
+    ages = order_queue_ages({f"queue{i}": statuses for i, (_, statuses) in enumerate(WORK_QUEUES)})
     changelist = reverse("admin:orders_order_changelist")
-    return [
-        {
-            "label": label,
-            "count": counts[f"queue{i}"],
+    queues = []
+    for i, (label, statuses) in enumerate(WORK_QUEUES):
+        count, since = ages[f"queue{i}"]
+        queues.append({
+            "label": label, "count": count,
             "url": f"{changelist}?status__in={','.join(statuses)}",
-        }
-        for i, (label, statuses) in enumerate(WORK_QUEUES)
-    ]
+            "oldest": "" if since is None else duration_text(now - since),
+        })  # fmt: skip
+    return queues
 
 
 def licence_queues() -> list[dict]:
@@ -173,6 +178,8 @@ def move_view(model_admin, request, object_id, to_status):
             "form": form,
             "signature_meaning": SIGNATURE_MEANING if move.needs == Needs.SIGNATURE else "",
             "check": check,
+            # The order at a glance, beside the signature that vouches for it.
+            "summary": order_summary(order) if move.needs == Needs.SIGNATURE else None,
             "findings": [
                 {"finding": finding, "label": field_label(finding.field)}
                 for finding in (check.findings if check else [])

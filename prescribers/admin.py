@@ -161,7 +161,12 @@ class PrescriberAdmin(RecordHistoryAdmin):
         permissions=["decide"],
     )
     def approve(self, request, queryset):
-        self._decide(request, queryset, services.prescriber_approve, "prescriber(s) approved")
+        self._decide(
+            request,
+            queryset,
+            services.prescriber_approve,
+            ("prescriber approved", "prescribers approved"),
+        )
 
     @admin.action(
         description="Accept the selected prescribers into the clinics they asked to join",
@@ -169,7 +174,8 @@ class PrescriberAdmin(RecordHistoryAdmin):
     )
     def accept_join_requests(self, request, queryset):
         self._decide(request, queryset, services.prescriber_join_requests_accept,
-                     "prescriber(s) accepted into their clinic")  # fmt: skip
+                     ("prescriber accepted into their clinic",
+                      "prescribers accepted into their clinics"))  # fmt: skip
 
     @admin.action(description="Decline selected applications", permissions=["decide"])
     def decline(self, request, queryset):
@@ -177,7 +183,7 @@ class PrescriberAdmin(RecordHistoryAdmin):
             request,
             queryset,
             services.prescriber_decline,
-            "prescriber(s) declined",
+            ("prescriber declined", "prescribers declined"),
             "Decline applications",
         )
 
@@ -187,13 +193,18 @@ class PrescriberAdmin(RecordHistoryAdmin):
             request,
             queryset,
             services.prescriber_suspend,
-            "prescriber(s) suspended",
+            ("prescriber suspended", "prescribers suspended"),
             "Suspend prescribers",
         )
 
     @admin.action(description="Reinstate selected suspended prescribers", permissions=["decide"])
     def reinstate(self, request, queryset):
-        self._decide(request, queryset, services.prescriber_reinstate, "prescriber(s) reinstated")
+        self._decide(
+            request,
+            queryset,
+            services.prescriber_reinstate,
+            ("prescriber reinstated", "prescribers reinstated"),
+        )
 
     def has_decide_permission(self, request):
         return is_pharmacist(request.user)

@@ -67,6 +67,10 @@ ACCESS: dict[str, tuple[str, str]] = {
     "login": (
         "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
         "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok"),
+    # The browser's icon, for everyone.
+    "favicon": (
+        "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",
+        "405    405    405    405    405    405    405    405    405    405    405    405"),
     # The health check: counts of waiting and failed work, nothing about anyone.
     "health": (
         "ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok     ok",

@@ -68,7 +68,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
 FUZZ = settings(
     # On PostgreSQL too (the postgresql suite), with fewer examples: it refuses what SQLite
     # accepts (a NUL in text), and each request costs more there.
-    max_examples=1000 if connection.vendor == "sqlite" else 100,
+    max_examples=500 if connection.vendor == "sqlite" else 100,
     deadline=None,
     database=None,  # no .hypothesis/ example files
     phases=[Phase.explicit, Phase.generate],
@@ -552,7 +552,7 @@ def test_every_form_of_the_portal_is_fuzzed():
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
         "logout", "password_change_done", "password_reset_done", "password_reset_complete",
         "health", "membership_end", "membership_accept", "recall_notice_list",
-        "recall_notice_detail", "protocol_delete",
+        "recall_notice_detail", "protocol_delete", "favicon",
     }  # fmt: skip
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
     portal = {name for name in named if not name.startswith("admin")}

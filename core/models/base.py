@@ -79,7 +79,9 @@ class StatusEvent(models.Model):
 
     def __str__(self):
         subject = getattr(self, self.subject_field)
-        return f"{subject}: {self.from_status or 'new'} -> {self.to_status}"
+        # Status names as people read them, never the stored codes.
+        before = self.get_from_status_display() if self.from_status else "new"
+        return f"{subject}: {before} → {self.get_to_status_display()}"
 
     @classmethod
     def record(cls, subject, *, actor, from_status: str, to_status: str, note: str = "", **fields):

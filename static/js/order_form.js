@@ -12,6 +12,9 @@
   const budLimits = JSON.parse(document.getElementById("bud-limits").textContent);
   let timer = null;
   let sequence = 0;
+  // A schedule changed and the quantity was cleared: the answer to the latest check fills it
+  // (a check that a newer one overtook is dropped, and the newer one fills instead).
+  let filling = false;
 
   function parseSteps(text) {
     const parts = text.split(/[,;\n]+/).map((part) => part.trim()).filter(Boolean);
@@ -191,6 +194,7 @@
     if (fillQuantity) {
       field("days_supply").value = steps.reduce((sum, step) => sum + step.days, 0);
       field("quantity").value = "";
+      filling = true; // until a check's answer fills it, even a later check's
     }
     const mine = ++sequence;
     let response;
@@ -213,10 +217,12 @@
       })));
       return;
     }
-    if (fillQuantity && data.quantity_needed !== null) {
+    if (filling && data.quantity_needed !== null) {
+      filling = false;
       field("quantity").value = data.quantity_needed;
       return check(false); // check again with the quantity filled in
     }
+    filling = false;
     document.getElementById("directions").textContent = data.directions;
     document.getElementById("capsule-lines").textContent = data.capsule_lines.length > 1
       ? "Dispensed as " + data.capsule_lines.map((line) => `${line.quantity} × ${line.strength_mg} mg`).join(", ") + " capsules."

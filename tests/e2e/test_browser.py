@@ -85,7 +85,7 @@ def test_prescriber_applies_is_approved_and_adds_a_patient(
     admin_page.locator(f'input[name="_selected_action"][value="{applicant.pk}"]').check()
     admin_page.locator('select[name="action"]').select_option(label=APPROVE_ACTION)
     admin_page.get_by_role("button", name="Go", exact=True).click()
-    expect(admin_page.locator(".messagelist .success")).to_have_text("1 prescriber(s) approved.")
+    expect(admin_page.locator(".messagelist .success")).to_have_text("1 prescriber approved.")
 
     applicant.refresh_from_db()
     assert applicant.status == PrescriberStatus.APPROVED

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 # visited here), JSON for the order form's checks, a PDF, the health check.
 NOT_PAGES = {
     "logout", "clinic_switch", "order_cancel", "order_answer", "membership_end",
-    "membership_accept", "dose_check", "protocol_delete",
+    "membership_accept", "dose_check", "protocol_delete", "favicon",
     "medication_screen", "order_label", "health", "password_reset_confirm", "account_activate",
     "password_change_done", "password_reset_complete",
 }  # fmt: skip

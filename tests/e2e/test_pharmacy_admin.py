@@ -69,8 +69,8 @@ def admin_order_url(order: Order) -> re.Pattern:
 
 
 def move_link(page: Page, label: str) -> Locator:
-    """The object tool of the order's admin page that opens a move."""
-    return page.locator("ul.object-tools").get_by_role("link", name=label, exact=True)
+    """The button of the order's admin page, under its summary, that opens a move."""
+    return page.locator("#order-moves").get_by_role("link", name=label, exact=True)
 
 
 def make_move(page: Page, order: Order, label: str, fields: dict[str, str] | None = None) -> None:
@@ -139,6 +139,14 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
     # 2. The pharmacist signs: a wrong password first, which verifies nothing.
     move_link(pharmacist, "Verify").click()
     expect(pharmacist.get_by_text(SIGNATURE_MEANING, exact=True)).to_be_visible()
+    # The summary of what is signed, beside the signature: side by side on a wide screen.
+    summary = pharmacist.locator("#order-summary").bounding_box()
+    signing = pharmacist.locator("#what-you-sign").bounding_box()
+    assert summary["x"] + summary["width"] <= signing["x"], (summary, signing)
+    expect(pharmacist.locator("#summary-patient")).to_contain_text(
+        f"{prescription.patient.first_name} {prescription.patient.last_name}"
+    )
+    expect(pharmacist.locator("#what-you-sign")).to_contain_text(f"order {order.number} for")
     pharmacist.locator('[name="password"]').fill(WRONG_PASSWORD)
     pharmacist.locator('input[type="submit"][value="Verify"]').click()
     expect(pharmacist.locator(".errorlist.nonfield")).to_have_text(BAD_SIGNATURE)  # once
@@ -168,8 +176,8 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
     expect(admin_timeline.filter(has_text="verified prescription")).to_contain_text(
         f"Pat Pharmacist <{PHARMACIST}>: verified prescription"
     )
-    expect(pharmacist.locator(".form-row", has_text="Rx number:")).to_contain_text(
-        f"Rx number: {prescription.rx_number}"
+    expect(pharmacist.locator("#summary-prescription h2")).to_contain_text(
+        f"Prescription Rx {prescription.rx_number}: original fill"
     )
 
     # 3. The technician dispenses every line from stock; the order is being compounded.
@@ -220,7 +228,7 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
     assert (order.carrier, order.tracking_number) == (CARRIER, TRACKING_NUMBER)
     make_move(technician, order, "Mark delivered")
     expect_moved(technician, order, OrderStatus.DELIVERED)
-    expect(technician.locator("ul.object-tools a.order-move")).to_have_count(0)
+    expect(technician.locator("#order-moves a")).to_have_count(0)
 
     timeline = list(order.events.order_by("created_at", "pk"))
     events = [e for e in timeline if e.kind not in STATUS_KEPT_KINDS]  # the moves

@@ -233,7 +233,7 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
     # content types and permissions of their own: rows added, none changed.)
     changed = {
         "django_content_type", "django_migrations", "orders_orderevent", "auth_permission",
-        "auth_group_permissions",
+        "auth_group_permissions", "pharmacy_recallnotice",
     }  # fmt: skip
     assert set(before) <= set(after)
     # The groups keep every permission row they had (the new ones are checked below).
@@ -245,6 +245,20 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
         columns = [c for c in before[name]["columns"] if c not in DROPPED.get(name, ())]
         assert set(columns) <= set(after[name]["columns"]), name
         assert rows_of(after[name], columns) == rows_of(before[name], columns), name
+    # A recall notice whose email was sent reads "sent" (its status now follows its email);
+    # nothing else of it changes, and nobody has confirmed it yet.
+    notice_columns = before["pharmacy_recallnotice"]["columns"]
+    sent = {row[0] for row in rows_of(before["pharmacy_delivery"], ["recall_notice_id", "status"])
+            if row[1] == "sent"}  # fmt: skip
+    status_at = notice_columns.index("status")
+    expected_notices = [
+        tuple("sent" if i == status_at and row[0] in sent else value
+              for i, value in enumerate(row))
+        for row in rows_of(before["pharmacy_recallnotice"], notice_columns)
+    ]  # fmt: skip
+    assert notice_columns[0] == "id" and sent
+    assert rows_of(after["pharmacy_recallnotice"], notice_columns) == expected_notices
+    assert set(rows_of(after["pharmacy_recallnotice"], ["acknowledged_at"])) == {(None,)}
     # Each prescriber's clinic is their active prescriber membership, dated when they applied.
     clinics = rows_of(before["prescribers_prescriber"], ["user_id", "clinic_id", "applied_at"])
     memberships = ["user_id", "clinic_id", "created_at", "role", "status"]

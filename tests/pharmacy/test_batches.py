@@ -324,7 +324,7 @@ def test_batches_are_recorded_and_released_from_the_admin(client, version, lots,
 
     verified_staff_login(client, pharmacist)
     response = act("release", bud_shortened_to="")
-    assert [str(m) for m in response.context["messages"]] == ["1 batch(es) released."]
+    assert [str(m) for m in response.context["messages"]] == ["1 batch released."]
     batch.refresh_from_db()
     assert batch.status == B.RELEASED
 

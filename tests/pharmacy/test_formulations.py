@@ -2,6 +2,7 @@
 that does not fit the dosage form, storage that contradicts the category, and calcium carbonate
 or slow-release excipients in a capsule; when drafted, when approved and in the admin."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -503,14 +504,64 @@ def test_new_version_from_this_copies_the_evidence(pharmacist_client, approved_a
     )
     FormulationVersion.objects.filter(pk=approved.pk).update(water_activity=Decimal("0.95"))
 
-    pharmacist_client.post(
+    answer = pharmacist_client.post(
         reverse("admin:orders_formulationversion_changelist"),
         {"action": "new_version", "_selected_action": [approved.pk]},
     )
 
     copy = approved.formulation.versions.get(version=3)
+    assert answer["Location"] == change_url(copy)  # the new draft opens, to edit
     assert (copy.status, copy.water_activity, copy.antimicrobial_preservative) == (
         "draft",
         Decimal("0.95"),
         True,
     )
+
+
+@pytest.mark.django_db
+def test_the_admin_edits_qc_checks_and_auxiliary_labels_one_per_line(
+    pharmacist_client, draft_capsule
+):
+    page = pharmacist_client.get(change_url(draft_capsule))
+    data = admin_form_data(page)
+    assert data["qc_checks"] == "\n".join(draft_capsule.qc_checks)  # lines, never JSON
+    assert "[&quot;" not in page.content.decode()
+
+    response = pharmacist_client.post(change_url(draft_capsule), {
+        **data, "qc_checks": "  Weight variation \n\n Appearance\n",
+        "auxiliary_labels": "Take at bedtime\nMay cause vivid dreams",
+    })  # fmt: skip
+
+    assert response.status_code == 302
+    draft_capsule.refresh_from_db()
+    assert draft_capsule.qc_checks == ["Weight variation", "Appearance"]
+    assert draft_capsule.auxiliary_labels == ["Take at bedtime", "May cause vivid dreams"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("One\nTwo\nThree\nFour", "At most 3 lines (this has 4)."),
+        ("Fine\n" + "x" * 61, "Line 2 is 61 characters long: at most 60."),
+    ],
+)
+def test_too_many_or_too_long_auxiliary_labels_are_refused_on_the_field(
+    pharmacist_client, draft_capsule, typed, message
+):
+    before = draft_capsule.auxiliary_labels
+    data = admin_form_data(pharmacist_client.get(change_url(draft_capsule)))
+
+    response = pharmacist_client.post(change_url(draft_capsule),
+                                      {**data, "auxiliary_labels": typed})  # fmt: skip
+
+    assert response.context["adminform"].form.errors == {"auxiliary_labels": [message]}
+    draft_capsule.refresh_from_db()
+    assert draft_capsule.auxiliary_labels == before
+
+
+@pytest.mark.django_db
+def test_ingredient_amounts_show_their_units(pharmacist_client, draft_capsule):
+    page = pharmacist_client.get(change_url(draft_capsule)).content.decode()
+    units = re.findall(r'<td class="field-unit">\s*<p>([^<]*)</p>', page)
+    assert units == ["mg per capsule", "mg per capsule", ""]  # and the empty row to add one

@@ -705,8 +705,10 @@ def test_fetcher_serves_the_static_label_files():
     prefix = labels.static_prefix()
     assert prefix == "https://labels.invalid/static/"
     css = labels.url_fetcher().fetch(prefix + "labels/label.css")
+    fonts = labels.url_fetcher().fetch(prefix + "labels/fonts.css")
     font = labels.url_fetcher().fetch(prefix + "fonts/lato/Lato-Bold.ttf")
-    assert css.content_type == "text/css" and b"@font-face" in css.read()
+    assert css.content_type == "text/css" and b'@import url("fonts.css");' in css.read()
+    assert fonts.content_type == "text/css" and b"@font-face" in fonts.read()
     assert font.read()[:4] == b"\x00\x01\x00\x00"  # a TrueType font
 
 
@@ -802,6 +804,7 @@ def test_fonts_and_stylesheets_are_built_once(liquid_order, fetched_urls):
     assert sorted(fetched_by_first) == [
         prefix + "fonts/lato/Lato-Bold.ttf",
         prefix + "fonts/lato/Lato-Regular.ttf",
+        prefix + "labels/fonts.css",
         prefix + "labels/label.css",
     ]
     assert fetched_urls == fetched_by_first  # the second render fetched nothing

@@ -521,18 +521,29 @@ def test_recall_page_shows_the_impact_and_cannot_be_changed(client, pharmacist, 
     assert Recall.objects.get().reason == REASON
 
 
-def test_recall_list_counts_notices(client, pharmacist, recall):
+def test_recall_list_counts_notices_as_their_emails_are_sent_and_clinics_confirm(
+    client, settings, pharmacist, recall, ben
+):
+    """A notice is sent when its email is (as Deliveries shows it), and confirmed when the
+    clinic says its patients were told."""
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     verified_staff_login(client, grant(pharmacist, "view_recall"))
-    RecallNotice.objects.filter(clinic__name="Alder Family Clinic").update(
-        status=RecallNotice.Status.SENT
-    )
+    alder = RecallNotice.objects.get(clinic__name="Alder Family Clinic")
+    assert delivery_send(delivery_id=Delivery.objects.get(recall_notice=alder).pk) is True
+    recall_notice_acknowledge(notice=notice_of(recall, ben), actor=ben.user)
 
     page = client.get(reverse("admin:pharmacy_recall_changelist"))
 
     assert page.status_code == 200
     [row] = page.context["cl"].result_list
-    assert (row.notice_total, row.notices_pending) == (2, 1)
+    assert (row.notice_total, row.notices_pending, row.notices_unconfirmed) == (2, 1, 1)
+    alder.refresh_from_db()
+    assert alder.status == RecallNotice.Status.SENT
     assert "batch NX261101-C1.5-01" in page.content.decode()
+    detail = client.get(reverse("admin:pharmacy_recall_change", args=[recall.pk]))
+    html = detail.content.decode()
+    assert "<td>Alder Family Clinic</td><td>Sent</td>" in html
+    assert "<td>Birch Pain Center</td><td>Pending</td>" in html
 
 
 # --- Admin actions (on the stand-in Batch and IngredientLot admins) ------------------------------
@@ -589,8 +600,8 @@ def test_recall_action_reports_refusals_and_recalls_the_rest(client, pharmacist_
     messages = [str(m) for m in client.get(response["Location"]).context["messages"]]
     assert messages == [
         "NX261102-C1.5-01: A batch that is in progress cannot be recalled.",
-        "1 batch(es) recalled.",
-        "0 clinic notice(s) are waiting to be sent.",
+        "1 batch recalled.",
+        "0 clinic notices are waiting to be sent.",
     ]
     assert list(Recall.objects.values_list("batch__lot_number", flat=True)) == [batch.lot_number]
 
@@ -599,7 +610,7 @@ def test_lot_recall_action(client, pharmacist_with_rights, lot_with_batch, batch
     verified_staff_login(client, pharmacist_with_rights)
 
     page = run_action(client, "ingredientlot", "recall_lots", [lot_with_batch])
-    assert "used in 1 batch(es)" in page.content.decode()
+    assert "used in 1 batch" in page.content.decode()
     done = run_action(client, "ingredientlot", "recall_lots", [lot_with_batch], _confirmed="1",
                       reason=REASON)  # fmt: skip
 

@@ -30,7 +30,7 @@ def test_pharmacist_approves_from_the_changelist(
     with django_capture_on_commit_callbacks(execute=True):
         response = run_action(pharmacist_client, "approve", applicants)
 
-    assert [str(m) for m in response.context["messages"]] == ["2 prescriber(s) approved."]
+    assert [str(m) for m in response.context["messages"]] == ["2 prescribers approved."]
     for applicant in applicants:
         applicant.refresh_from_db()
         assert applicant.status == PrescriberStatus.APPROVED

@@ -111,7 +111,7 @@ def test_the_pharmacy_accepts_a_join_request_when_the_clinic_cannot(
 
     assert [str(m) for m in answer.context["messages"]] == [
         f"{bystander}: {bystander} has not asked to join a clinic.",
-        "1 prescriber(s) accepted into their clinic.",
+        "1 prescriber accepted into their clinic.",
     ]
     asked = Membership.objects.get(user=applicant.user)
     assert asked.status == MembershipStatus.ACTIVE
