@@ -506,6 +506,10 @@ ACCESS: dict[str, tuple[str, str]] = {
     "admin/pharmacy/delivery/<path:object_id>/": (
         "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
         "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
+    # A batch's compounding record: for staff who see batches (no patient data in it).
+    "admin:pharmacy_batch_worksheet": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
     "admin:pharmacy_printjob_download": (
         "login  login  login  login  login  login  login  403    ok     ok     login  ok",
         "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
