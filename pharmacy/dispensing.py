@@ -6,6 +6,7 @@ primary-key order, and takes units with a conditional F() update, so many people
 once can neither deadlock nor take more units than a batch holds."""
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -160,6 +161,7 @@ def dispense_from_batch(
     units: Decimal,
     actor: User,
     rules_checked: bool = False,
+    scanned: str = "",
 ) -> Dispense:
     """Give `units` of `batch` to `line` of `order`, or raise ValidationError saying why not.
 
@@ -230,7 +232,7 @@ def dispense_from_batch(
         locked_batch.units_remaining -= units
         return Dispense.objects.create(
             order=locked_order, line=stored_line, batch=locked_batch, units=units,
-            dispensed_by=actor,
+            dispensed_by=actor, scanned_code=scanned,
         )  # fmt: skip
 
 
@@ -238,6 +240,18 @@ def dispense_from_batch(
 class _LineNeed:
     line: PrescriptionLine
     units: Decimal
+
+
+def line_needs(order: Order) -> list[_LineNeed]:
+    """The lines of the order not yet fully dispensed, with the units each still needs."""
+    dispensed = units_dispensed(order)
+    needs = []
+    lines = PrescriptionLine.objects.of_order(order).select_related("formulation")
+    for line in lines.order_by("position"):
+        missing = line.quantity - dispensed.get(line.pk, Decimal("0"))
+        if missing > 0:
+            needs.append(_LineNeed(line=line, units=missing))
+    return needs
 
 
 def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
@@ -252,13 +266,7 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
     with transaction.atomic():
         locked_order = _locked_order(order)
         prescription = locked_order.prescription
-        dispensed = units_dispensed(locked_order)
-        needs = []
-        lines = PrescriptionLine.objects.of_order(locked_order).select_related("formulation")
-        for line in lines.order_by("position"):
-            missing = line.quantity - dispensed.get(line.pk, Decimal("0"))
-            if missing > 0:
-                needs.append(_LineNeed(line=line, units=missing))
+        needs = line_needs(locked_order)
         if not needs:
             return DispenseResult(
                 dispenses=[], notes=[f"Order {locked_order.number} is already fully dispensed."]
@@ -324,5 +332,119 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
                 order=locked_order, line=line, batch=b, units=units, actor=actor, rules_checked=True
             )
             for line, b, units in plan
+        ]
+    return DispenseResult(dispenses=dispenses, notes=notes)
+
+
+# --- Dispensing what was scanned ------------------------------------------------------------------
+
+
+class ScansRefused(Exception):
+    """Scanned lots that do not fit their lines, with what each line expected (by line id):
+    nothing was dispensed."""
+
+    def __init__(self, problems: dict[int, str]):
+        super().__init__(" ".join(problems.values()))
+        self.problems = problems
+
+
+def scan_text(code: str | None) -> str:
+    """What a keyboard-wedge scanner typed, without the spaces and line ends around it."""
+    return " ".join((code or "").split())
+
+
+def expected_lots(order: Order, needs: list[_LineNeed]) -> dict[int, list[Batch]]:
+    """For each line still to dispense, the lots that could fill it now (released, in date,
+    their BUD covering the days' supply, enough units), earliest BUD first: what the
+    technician is asked to scan."""
+    today = timezone.localdate()
+    supply_end = _supply_end(order, today)
+    batches = (
+        Batch.objects.filter(
+            status=BatchStatus.RELEASED,
+            formulation_version__formulation_id__in={need.line.formulation_id for need in needs},
+            beyond_use_date__gte=supply_end,
+        )
+        .select_related("formulation_version")
+        .order_by("beyond_use_date", "pk")
+    )
+    return {
+        need.line.pk: [
+            batch for batch in batches
+            if batch.formulation_version.formulation_id == need.line.formulation_id
+            and batch.units_remaining >= need.units
+        ]
+        for need in needs
+    }  # fmt: skip
+
+
+def _scan_problem(code: str, need: _LineNeed, order: Order, today) -> tuple[str, Batch | None]:
+    """Why the scanned lot cannot fill the line ("" when it can), and its batch."""
+    product = need.line.formulation
+    if not code:
+        return f"Scan the lot on the bottle of {product}.", None
+    batch = (
+        Batch.objects.filter(lot_number__iexact=code)
+        .select_related("formulation_version__formulation")
+        .first()
+    )
+    if batch is None:
+        return f"Lot {code} is not a batch of this pharmacy: scan a bottle of {product}.", None
+    if batch.formulation_version.formulation_id != product.pk:
+        scanned = batch.formulation_version.formulation
+        return (
+            f"Lot {batch.lot_number} is {scanned}, not {product}: scan a bottle of {product}.",
+            None,
+        )
+    try:
+        _refuse_unusable_batch(batch, today=today)
+        _refuse_short_bud(batch, order, today=today)
+    except ValidationError as refused:
+        return " ".join(refused.messages), None
+    if batch.units_remaining < need.units:
+        return (
+            f"Lot {batch.lot_number} has {quantity_text(batch.units_remaining)} left and "
+            f"{product} needs {quantity_text(need.units)}: scan a bottle with enough."
+        ), None
+    return "", batch
+
+
+def dispense_scanned(*, order: Order, actor: User, scans: Mapping[int, str]) -> DispenseResult:
+    """Dispense each line still to fill from the batch whose lot the technician scanned on its
+    bottle (`scans`: line id -> what the scanner read). A missing scan, a lot of another product
+    or strength, or a lot that cannot be dispensed refuses them all (ScansRefused says what each
+    line expected); each dispense keeps what was scanned."""
+    _ensure_may_dispense(actor)
+    with transaction.atomic():
+        locked_order = _locked_order(order)
+        needs = line_needs(locked_order)
+        if not needs:
+            return DispenseResult(
+                dispenses=[], notes=[f"Order {locked_order.number} is already fully dispensed."]
+            )
+        _refuse_unfillable(locked_order)
+        today = timezone.localdate()
+        problems, picks = {}, []
+        for need in needs:
+            code = scan_text(scans.get(need.line.pk))
+            problem, batch = _scan_problem(code, need, locked_order, today)
+            if problem:
+                problems[need.line.pk] = problem
+            else:
+                picks.append((need, batch, code))
+        if problems:
+            raise ScansRefused(problems)
+        notes = [DISPENSING_STARTED] if locked_order.status == OrderStatus.VERIFIED else []
+        dispenses = [
+            dispense_from_batch(
+                order=locked_order,
+                line=need.line,
+                batch=batch,
+                units=need.units,
+                actor=actor,
+                rules_checked=True,
+                scanned=code,
+            )
+            for need, batch, code in picks
         ]
     return DispenseResult(dispenses=dispenses, notes=notes)

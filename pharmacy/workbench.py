@@ -24,7 +24,7 @@ from orders.services import order_fill_check
 from orders.workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, allowed_moves
 from prescribers.selectors import licences_to_renew
 
-from .dispensing import dispense_allocate
+from .dispensing import ScansRefused, dispense_scanned, expected_lots, line_needs, scan_text
 from .fulfilment import order_move
 from .label_documents import label_render
 from .labels import render_labels_pdf
@@ -190,13 +190,21 @@ def move_view(model_admin, request, object_id, to_status):
 
 
 def dispense_view(model_admin, request, object_id):
-    """GET: what dispensing will do; POST: allocate every line from stock, earliest BUD first."""
+    """GET: each line still to dispense, the lots that could fill it, and a field for the lot
+    scanned on its bottle (a keyboard-wedge scanner types it and Enter); POST: dispense the
+    scanned lots, or show on each line what was expected."""
     order = _order_or_refuse(model_admin, request, object_id)
+    problems: dict[int, str] = {}
     if request.method == "POST":
+        scans = {int(k.removeprefix("scan-")): v for k, v in request.POST.items()
+                 if k.startswith("scan-") and k.removeprefix("scan-").isdigit()}  # fmt: skip
         try:
-            result = dispense_allocate(order=order, actor=request.user)
+            result = dispense_scanned(order=order, actor=request.user, scans=scans)
+        except ScansRefused as refused:
+            problems = refused.problems
         except (ValidationError, PermissionDenied) as refused:
             messages.error(request, refusal_text(refused))
+            return redirect("admin:orders_order_change", order.pk)
         else:
             for note in result.notes:
                 messages.info(request, note)
@@ -205,7 +213,18 @@ def dispense_view(model_admin, request, object_id):
                     f"{quantity_text(d.units)} from {d.batch}" for d in result.dispenses
                 )
                 messages.success(request, f"Order {order.number} dispensed: {used}.")
-        return redirect("admin:orders_order_change", order.pk)
+            return redirect("admin:orders_order_change", order.pk)
+    needs = line_needs(order)
+    expected = expected_lots(order, needs)
+    rows = [
+        {
+            "line": need.line, "units": quantity_text(need.units),
+            "expected": expected[need.line.pk],
+            "problem": problems.get(need.line.pk, ""),
+            "scanned": scan_text(request.POST.get(f"scan-{need.line.pk}")) if problems else "",
+        }
+        for need in needs
+    ]  # fmt: skip
     return TemplateResponse(
         request,
         "admin/orders/order/dispense.html",
@@ -213,7 +232,7 @@ def dispense_view(model_admin, request, object_id):
             **model_admin.admin_site.each_context(request),
             "title": f"Dispense order {order.number}",
             "order": order,
-            "lines": order.prescription.lines.select_related("formulation"),
+            "rows": rows,
             "opts": Order._meta,
         },
     )

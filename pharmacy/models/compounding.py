@@ -183,6 +183,8 @@ class Dispense(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     dispensed_at = models.DateTimeField(auto_now_add=True)
+    # What the technician's scanner read on the bottle (the batch's lot), when it was scanned.
+    scanned_code = models.CharField(max_length=60, blank=True)
 
     class Meta:
         ordering = ["order", "pk"]

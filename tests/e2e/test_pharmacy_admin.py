@@ -13,6 +13,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from orders.models import STATUS_KEPT_KINDS, Order, OrderEventKind, OrderStatus
 from orders.workflow import SIGNATURE_MEANING
+from pharmacy.dispensing import expected_lots, line_needs
 from pharmacy.models import (
     Batch,
     BatchStatus,
@@ -180,12 +181,26 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
         f"Prescription Rx {prescription.rx_number}: original fill"
     )
 
-    # 3. The technician dispenses every line from stock; the order is being compounded.
+    # 3. The technician scans each bottle's lot as a keyboard-wedge scanner does (the code,
+    # then Enter): a bottle of the wrong strength first, refused on its line with nothing
+    # dispensed; then the right one. The order is being compounded.
     technician.reload()
     expect(move_link(technician, "Verify")).to_have_count(0)
     move_link(technician, "Dispense from stock").click()
     expect(technician.get_by_role("heading", name=f"Dispense order {order.number}")).to_be_visible()
-    technician.locator('input[type="submit"][value="Dispense from stock"]').click()
+    expected = expected_lots(order, line_needs(order))
+    lots = [expected[line.pk][0].lot_number for line in order.lines().order_by("position")]
+    for code in [lots[1], *lots[1:]]:  # the first bottle scanned is the second strength's
+        technician.keyboard.type(code)
+        technician.keyboard.press("Enter")
+    expect(technician.locator(".scan-problem")).to_have_count(1)
+    expect(technician.locator(".scan-problem")).to_contain_text(f"Lot {lots[1]} is ")
+    assert not Dispense.objects.filter(order=order).exists()
+    first = technician.locator("input[data-scan]").first
+    first.fill("")
+    first.focus()
+    technician.keyboard.type(lots[0])
+    technician.keyboard.press("Enter")
     expect(technician).to_have_url(admin_order_url(order))
     dispenses = list(
         Dispense.objects.filter(order=order).select_related("batch", "line").order_by("pk")

@@ -28,6 +28,7 @@ from tests.factories import (
     application_form,
     clinic_of,
 )
+from tests.pharmacy.test_scanning import scanned_form
 from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
@@ -153,7 +154,7 @@ def test_a_whole_order_puts_no_patient_data_in_logs_urls_or_subjects(
     move(pharmacist, OrderStatus.VERIFIED, password=TEST_PASSWORD)
     released_capsules("1.5", compounder=technician, pharmacist=pharmacist)
     verified_staff_login(staff, technician)
-    staff.post(reverse("admin:orders_order_dispense", args=[order.pk]))
+    staff.post(reverse("admin:orders_order_dispense", args=[order.pk]), scanned_form(order))
     with django_capture_on_commit_callbacks(execute=True):
         move(pharmacist, OrderStatus.READY)
 

@@ -24,6 +24,7 @@ from tests.factories import (
     clinic_of,
     submit_order,
 )
+from tests.pharmacy.test_scanning import scanned_form
 from tests.signing_in import verified_staff_login
 
 pytestmark = pytest.mark.django_db
@@ -255,7 +256,7 @@ def test_admin_takes_an_order_from_submitted_to_delivered(
     move(pharmacist, S.VERIFIED, password=TEST_PASSWORD)
     stock_for(order)
     verified_staff_login(client, technician)
-    client.post(reverse("admin:orders_order_dispense", args=[order.pk]))
+    client.post(reverse("admin:orders_order_dispense", args=[order.pk]), scanned_form(order))
     order.refresh_from_db()
     assert order.status == S.COMPOUNDING  # dispensing started it
     assert [int(d.units) for d in order.dispenses.all()] == [14, 30]
