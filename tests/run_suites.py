@@ -29,6 +29,13 @@ TEST_DATABASE_URL = os.environ.get(
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+# Test modules that use no database at all (no django_db mark, no client, no factory): the
+# postgresql suite leaves them to the unit suite.
+WITHOUT_DATABASE = (
+    "tests/orders/test_dosing.py", "tests/orders/test_fill_rules.py", "tests/orders/test_bud.py",
+    "tests/orders/test_icd10.py", "tests/orders/test_medications.py", "tests/test_architecture.py",
+    "tests/config/test_settings.py",
+)  # fmt: skip
 # The embedded default: no service URLs leak in from the caller's shell.
 SERVICE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "EMAIL_URL", "DJANGO_DEBUG")
 
@@ -61,8 +68,19 @@ def suites():
     yield (
         "postgresql",
         # The fuzzing runs here too, with fewer examples (tests/test_fuzzing.py). On every core:
-        # each worker has a test database and a Redis database of its own.
-        ["-m", "not e2e", "--create-db", "-n", "auto", "--dist", "worksteal"],
+        # each worker has a test database and a Redis database of its own. The tests that never
+        # touch a database (the pure rules, the layers, the settings' fresh interpreters) ran
+        # in the unit suite: here they would only repeat themselves.
+        [
+            "-m",
+            "not e2e",
+            "--create-db",
+            "-n",
+            "auto",
+            "--dist",
+            "worksteal",
+            *(f"--ignore={path}" for path in WITHOUT_DATABASE),
+        ],
         {**base_env, "DATABASE_URL": TEST_DATABASE_URL},
         reachable(TEST_DATABASE_URL),
     )
