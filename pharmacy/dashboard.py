@@ -129,6 +129,7 @@ def dashboard(*, now: datetime.datetime | None = None) -> dict:
     now = now or timezone.now()
     today = timezone.localdate(now)
     waits = turnarounds(now - datetime.timedelta(days=TURNAROUND_DAYS))
+    p50, p90 = percentile(waits, 0.5), percentile(waits, 0.9)
     lots = (
         IngredientLot.objects.filter(
             status__in=[LotStatus.QUARANTINE, LotStatus.RELEASED],
@@ -143,10 +144,10 @@ def dashboard(*, now: datetime.datetime | None = None) -> dict:
         "turnaround": {
             "days": TURNAROUND_DAYS,
             "shipped": len(waits),
-            "p50": percentile(waits, 0.5),
-            "p90": percentile(waits, 0.9),
-            "p50_text": _duration(percentile(waits, 0.5)),
-            "p90_text": _duration(percentile(waits, 0.9)),
+            "p50": p50,
+            "p90": p90,
+            "p50_text": _duration(p50),
+            "p90_text": _duration(p90),
         },
         "orders_chart": chart,
         "orders_chart_days": ORDERS_CHART_DAYS,

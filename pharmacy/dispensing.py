@@ -242,6 +242,20 @@ class _LineNeed:
     units: Decimal
 
 
+def _locked_needs(order: Order) -> tuple[Order, list[_LineNeed]]:
+    """The order locked for dispensing and what its lines still need; when something is
+    needed, every rule has run again on the order (refused with the reason)."""
+    locked_order = _locked_order(order)
+    needs = line_needs(locked_order)
+    if needs:
+        _refuse_unfillable(locked_order)
+    return locked_order, needs
+
+
+def _already_dispensed(order: Order) -> DispenseResult:
+    return DispenseResult(dispenses=[], notes=[f"Order {order.number} is already fully dispensed."])
+
+
 def line_needs(order: Order) -> list[_LineNeed]:
     """The lines of the order not yet fully dispensed, with the units each still needs."""
     dispensed = units_dispensed(order)
@@ -264,14 +278,10 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
     dispensed (ValidationError), and the order keeps its status."""
     _ensure_may_dispense(actor)
     with transaction.atomic():
-        locked_order = _locked_order(order)
-        prescription = locked_order.prescription
-        needs = line_needs(locked_order)
+        locked_order, needs = _locked_needs(order)
         if not needs:
-            return DispenseResult(
-                dispenses=[], notes=[f"Order {locked_order.number} is already fully dispensed."]
-            )
-        _refuse_unfillable(locked_order)
+            return _already_dispensed(locked_order)
+        prescription = locked_order.prescription
 
         today = timezone.localdate()
         supply_end = _supply_end(locked_order, today)
@@ -416,13 +426,9 @@ def dispense_scanned(*, order: Order, actor: User, scans: Mapping[int, str]) -> 
     line expected); each dispense keeps what was scanned."""
     _ensure_may_dispense(actor)
     with transaction.atomic():
-        locked_order = _locked_order(order)
-        needs = line_needs(locked_order)
+        locked_order, needs = _locked_needs(order)
         if not needs:
-            return DispenseResult(
-                dispenses=[], notes=[f"Order {locked_order.number} is already fully dispensed."]
-            )
-        _refuse_unfillable(locked_order)
+            return _already_dispensed(locked_order)
         today = timezone.localdate()
         problems, picks = {}, []
         for need in needs:
