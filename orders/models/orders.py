@@ -254,6 +254,10 @@ class OrderStatus(models.TextChoices):
 class OrderKind(models.TextChoices):
     NEW = "new", "New prescription"
     REFILL = "refill", "Refill"
+    # Parts of a fill that follow another order (Order.follows) with the same fill number: they
+    # use no refill of their own.
+    REMAINDER = "remainder", "Rest of a partial fill"
+    REPLACEMENT = "replacement", "Replacement of a recalled fill"
 
 
 class ShipTo(models.TextChoices):
@@ -311,7 +315,12 @@ class Order(models.Model):
     prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="orders")
     # Copied from the patient so that a clinic's order list needs no join.
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="orders")
-    kind = models.CharField(max_length=10, choices=OrderKind.choices)
+    kind = models.CharField(max_length=12, choices=OrderKind.choices)
+    # The order this one completes (the rest of a partial fill) or replaces (a fill of a
+    # recalled batch): the same prescription and fill number.
+    follows = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="followed_by"
+    )
     fill_number = models.PositiveSmallIntegerField(help_text="0 for the first fill, then 1, 2, ...")
     ship_to = models.CharField(max_length=10, choices=ShipTo.choices)
     needed_by = models.DateField(null=True, blank=True)
@@ -401,6 +410,28 @@ class Order(models.Model):
         return PrescriptionLine.objects.of_order(self)
 
 
+class OrderQuantity(models.Model):
+    """What an order dispenses of a line when that is not the line's whole quantity: the part
+    a partial fill gave, the rest that follows it, or what a replacement gives again. A line of
+    the order without a row dispenses its whole quantity; a row of 0 units leaves the line to
+    another order of the fill."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="quantities")
+    line = models.ForeignKey(PrescriptionLine, on_delete=models.PROTECT, related_name="+")
+    units = models.DecimalField(max_digits=8, decimal_places=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "line"], name="one_quantity_per_order_line"),
+            models.CheckConstraint(
+                condition=models.Q(units__gte=0), name="order_quantity_not_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.order}: {quantity_text(self.units)} of line {self.line_id}"
+
+
 class OrderEventKind(models.TextChoices):
     """What an event of an order's timeline records. A move of the status is one of the first
     kinds (its from and to say which); the last ones leave the status as it is."""
@@ -416,10 +447,19 @@ class OrderEventKind(models.TextChoices):
     SHIPPED = "shipped", "Shipped"
     LABEL_RENDERED = "label_rendered", "Label rendered"
     EMAIL_SENT = "email_sent", "Email sent"
+    PARTIAL_FILL = "partial_fill", "Partial fill"
+    REPLACEMENT = "replacement", "Replacement ordered"
 
 
 # The kinds that leave the order's status as it is (from_status and to_status are that status).
-STATUS_KEPT_KINDS = frozenset({OrderEventKind.LABEL_RENDERED, OrderEventKind.EMAIL_SENT})
+STATUS_KEPT_KINDS = frozenset(
+    {
+        OrderEventKind.LABEL_RENDERED,
+        OrderEventKind.EMAIL_SENT,
+        OrderEventKind.PARTIAL_FILL,
+        OrderEventKind.REPLACEMENT,
+    }
+)
 
 
 class OrderEvent(StatusEvent):
