@@ -38,6 +38,9 @@ ACTIVITY_STEPS = 60
 ACTIVITY_RESOLUTION = 60
 # The session row and cookie outlive the absolute limit by this (seconds), see above.
 EXPIRY_GRACE = 5 * 60
+# Sent by a page's own requests in the background (the recall page following its notices):
+# they are not the person's activity, so a page left open does not keep the session open.
+BACKGROUND_REQUEST_HEADER = "X-Background-Poll"
 
 
 def idle_timeout(role: str) -> int:
@@ -106,6 +109,8 @@ class SessionTimeoutMiddleware:
                 if request.method == "GET":
                     return redirect_to_login(request.get_full_path())
                 return redirect(settings.LOGIN_URL)
-            if now - session[LAST_SEEN] >= activity_resolution(session.get(ROLE, STAFF)):
+            background = BACKGROUND_REQUEST_HEADER in request.headers
+            resolution = activity_resolution(session.get(ROLE, STAFF))
+            if now - session[LAST_SEEN] >= resolution and not background:
                 session[LAST_SEEN] = now
         return self.get_response(request)

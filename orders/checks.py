@@ -321,7 +321,11 @@ def _open_orders(
     its fills are judged by the refill rules instead."""
     orders = Order.objects.open().filter(prescription__patient_id=patient.pk)
     if excluding is not None:
-        orders = orders.exclude(pk=excluding.pk)
+        # The other orders of the same fill (a partial fill and its rest, a replacement) are
+        # parts of it, not a second order.
+        orders = orders.exclude(pk=excluding.pk).exclude(
+            prescription_id=excluding.prescription_id, fill_number=excluding.fill_number
+        )
     if prescription is not None:
         orders = orders.exclude(prescription_id=prescription.pk)
     rows = orders.order_by("created_at", "pk").values(

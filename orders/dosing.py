@@ -327,6 +327,37 @@ def label_directions(regimen: Regimen, strength_mg: Decimal | None = None) -> tu
     return tuple(phrases)
 
 
+def days_in_use(
+    regimen: Regimen, strength_mg: Decimal | None, *, before: Decimal, units: Decimal
+) -> tuple[int, int]:
+    """The days of a fill (day 1 is its first) on which `units` of a bottle are taken, when
+    `before` units of the same bottle were taken first: (first day, last day). A capsule bottle
+    of `strength_mg` serves only its own steps; a liquid, drops or cream bottle (None) every
+    step. What the schedule does not use up is counted as used on its last day.
+
+    A partial fill's BUD must cover its last day, and the rest that follows is taken from the
+    day after (USP <795>: the patient must not hold units past their BUD)."""
+    first = 0
+    taken, day = Decimal(0), 0
+    end = before + units
+    for step in regimen.steps:
+        if strength_mg is not None and _plain(step.dose_mg) != _plain(strength_mg):
+            day += step.days
+            continue
+        per_dose = units_per_dose(step.dose_mg, regimen) or Decimal(0)
+        per_day = per_dose * regimen.doses_per_day
+        for _ in range(step.days):
+            day += 1
+            if per_day <= 0:
+                continue
+            taken += per_day
+            if not first and taken > before:
+                first = day
+            if taken >= end:
+                return first, day
+    return first or day, day
+
+
 def maintenance_regimen(regimen: Regimen) -> Regimen:
     """A refill of a titration: the last (maintenance) step for the whole days' supply, so a
     refill continues the regimen instead of repeating the ramp-up (LDN Research Trust)."""

@@ -36,6 +36,7 @@ from .models import (
     OrderEvent,
     OrderEventKind,
     OrderKind,
+    OrderQuantity,
     OrderStatus,
     Patient,
     Prescription,
@@ -377,11 +378,11 @@ def _order_create(
     event: OrderEventKind,
     parameters: dict,
     draft_for: Prescriber | None = None,
+    status: OrderStatus = OrderStatus.SUBMITTED,
     **fields,
 ) -> Order:
-    """The order row and its first event: submitted, or a draft awaiting `draft_for`'s
-    signature (the event says who drafted it for whom)."""
-    status = OrderStatus.SUBMITTED
+    """The order row and its first event: submitted (or `status`), or a draft awaiting
+    `draft_for`'s signature (the event says who drafted it for whom)."""
     if draft_for is not None:
         status, event = OrderStatus.DRAFT, OrderEventKind.DRAFTED
         note = f"{note.removesuffix('.')}: drafted for {draft_for} to sign."
@@ -515,7 +516,12 @@ def order_transition(
 
 
 def order_event_record(
-    *, order: Order, kind: OrderEventKind, parameters: dict, actor: User | None = None
+    *,
+    order: Order,
+    kind: OrderEventKind,
+    parameters: dict,
+    actor: User | None = None,
+    note: str = "",
 ) -> OrderEvent:
     """An event that leaves the order's status as it is (a label rendered, an email sent), for
     the timeline: the pharmacy's work calls down to record it."""
@@ -529,7 +535,101 @@ def order_event_record(
         from_status=status,
         to_status=status,
         parameters=parameters,
+        note=note,
     )
+
+
+# --- Orders that follow another of the same fill ------------------------------------------------
+
+
+def _units_said(lines: list[PrescriptionLine], units: Mapping[int, Decimal]) -> str:
+    """'30 capsules of Naltrexone HCl 4.5 mg capsule; ...' for the lines with units."""
+    return "; ".join(
+        f"{dosing.units_text(units[line.pk], line.formulation.unit)} of {line.formulation.name}"
+        for line in lines
+        if units.get(line.pk)
+    )
+
+
+def _order_follow(
+    *, order: Order, kind: OrderKind, units: Mapping[int, Decimal], actor: User, note: str,
+    event: OrderEventKind, parameters: dict,
+) -> Order:  # fmt: skip
+    """A new order of the same fill that follows `order` and dispenses `units` (line id ->
+    units; a line not named is left to the other orders of the fill). It starts verified: the
+    pharmacist's verification of the fill covers it, and every rule runs again when it is
+    dispensed. The caller holds the lock on `order`."""
+    follower = _order_create(
+        prescription=order.prescription, kind=kind, fill_number=order.fill_number,
+        ship_to=order.ship_to, needed_by=order.needed_by, actor=actor, idempotency_key=None,
+        note=note, event=event, parameters=parameters, status=OrderStatus.VERIFIED,
+        follows=order, schedule=order.schedule, findings=order.findings,
+        acknowledged_warnings=order.acknowledged_warnings,
+    )  # fmt: skip
+    lines = PrescriptionLine.objects.of_order(order)
+    OrderQuantity.objects.bulk_create(
+        OrderQuantity(order=follower, line_id=line.pk, units=units.get(line.pk, Decimal(0)))
+        for line in lines
+    )
+    return follower
+
+
+def order_partial_fill(
+    *, order: Order, filled: Mapping[int, Decimal], actor: User, reason: str
+) -> Order:
+    """Close `order` as a partial fill: it keeps the units `filled` (line id -> units
+    dispensed to it), and the rest of each line becomes a new order of the same fill, returned,
+    which the pharmacy dispenses when stock, or a batch whose BUD covers it, is there. Both
+    orders' timelines, which the prescriber sees, say so. The caller (dispensing) holds the
+    lock on `order` and has dispensed `filled`."""
+    reason = required_text(reason, "reason for the partial fill")
+    lines = list(PrescriptionLine.objects.of_order(order).select_related("formulation"))
+    rest = {line.pk: line.units - filled.get(line.pk, Decimal(0)) for line in lines}
+    if not any(filled.values()) or not any(rest.values()):
+        raise ValidationError(
+            f"A partial fill of order {order.number} dispenses part of it now and the rest "
+            "later: some units now, and fewer than the whole.",
+            code="not_partial",
+        )
+    for line in lines:
+        OrderQuantity.objects.update_or_create(
+            order=order, line_id=line.pk, defaults={"units": filled.get(line.pk, Decimal(0))}
+        )
+    said_rest = _units_said(lines, rest)
+    follower = _order_follow(
+        order=order, kind=OrderKind.REMAINDER, units=rest, actor=actor,
+        note=f"The rest of partial fill {order.number} ({reason}): {said_rest}.",
+        event=OrderEventKind.PARTIAL_FILL,
+        parameters={"follows": order.number, "reason": reason, "units": said_rest},
+    )  # fmt: skip
+    order_event_record(
+        order=order, kind=OrderEventKind.PARTIAL_FILL, actor=actor,
+        note=f"Partly filled ({reason}): {_units_said(lines, filled)} now; the rest "
+        f"({said_rest}) follows as order {follower.number}.",
+        parameters={"rest": follower.number, "reason": reason, "units": said_rest},
+    )  # fmt: skip
+    return follower
+
+
+def order_replace(*, order: Order, units: Mapping[int, Decimal], actor: User, why: str) -> Order:
+    """A replacement of units the patient must not take (a recalled batch): a new order of the
+    same fill that dispenses `units` again (line id -> units), verified, without using a
+    refill. Both timelines say so; the caller holds the lock on `order`."""
+    lines = list(PrescriptionLine.objects.of_order(order).select_related("formulation"))
+    said = _units_said(lines, units)
+    if not said:
+        raise ValidationError(f"Order {order.number}: nothing to replace.", code="nothing")
+    follower = _order_follow(
+        order=order, kind=OrderKind.REPLACEMENT, units=units, actor=actor,
+        note=f"Replaces {said} of order {order.number}: {why}", event=OrderEventKind.REPLACEMENT,
+        parameters={"follows": order.number, "why": why, "units": said},
+    )  # fmt: skip
+    order_event_record(
+        order=order, kind=OrderEventKind.REPLACEMENT, actor=actor,
+        note=f"Replacement ordered as {follower.number} ({said}): {why}",
+        parameters={"replacement": follower.number, "why": why, "units": said},
+    )  # fmt: skip
+    return follower
 
 
 def order_cancel(*, order: Order, actor: User, reason: str = "") -> Order:

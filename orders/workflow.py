@@ -21,6 +21,9 @@ class Needs(StrEnum):
     ANSWER = "answer"  # the prescriber's answer
     SHIPPING = "shipping"  # carrier and tracking number
     FINAL_CHECK = "final_check"  # every line dispensed
+    # Made by the recall that pulled the order's recalled units back (pharmacy/recalls.py):
+    # never a button of its own.
+    RECALL = "recall"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,12 @@ TRANSITIONS: dict[tuple[S, S], Move] = {
     (S.COMPOUNDING, S.READY): Move(
         "Final check: ready", frozenset({PHARMACIST}), Needs.FINAL_CHECK
     ),
+    # A recall pulls the units of a recalled batch back from a checked order that has not
+    # shipped: the order is dispensed again from another batch and checked again. Only the
+    # pharmacist's recall makes this move (Needs.RECALL).
+    (S.READY, S.COMPOUNDING): Move(
+        "Back to dispensing (recalled units pulled back)", frozenset({PHARMACIST}), Needs.RECALL
+    ),
     (S.READY, S.SHIPPED): Move("Ship", STAFF, Needs.SHIPPING),
     (S.SHIPPED, S.DELIVERED): Move("Mark delivered", STAFF),
     (S.SUBMITTED, S.CANCELLED): Move("Cancel", frozenset({PRESCRIBER, PHARMACIST})),
@@ -75,11 +84,15 @@ def may_move(actor, order: Order, move: Move) -> bool:
     return bool(roles_of(actor, order) & move.roles)
 
 
+# Moves that a service makes as a part of its work, never offered as a button.
+SERVICE_MOVES = frozenset({Needs.RECALL})
+
+
 def allowed_moves(actor, order: Order) -> list[tuple[S, Move]]:
     """The moves this actor may make on the order now (buttons on pages), in table order."""
     roles = roles_of(actor, order)
     return [
         (to, move)
         for (frm, to), move in TRANSITIONS.items()
-        if frm == order.status and roles & move.roles
+        if frm == order.status and roles & move.roles and move.needs not in SERVICE_MOVES
     ]

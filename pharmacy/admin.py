@@ -17,10 +17,11 @@ from .admin_compounding import (
     IngredientAdmin,
     IngredientLotAdmin,
     PrintJobAdmin,
+    PrintStationAdmin,
 )
 from .admin_orders import OrderAdmin, PatientAdmin, PrescriptionAdmin
 from .admin_recalls import RecallAdmin
-from .models import Batch, Delivery, Dispense, IngredientLot, PrintJob, Recall
+from .models import Batch, Delivery, Dispense, IngredientLot, PrintJob, PrintStation, Recall
 
 REGISTRY = (
     (Patient, PatientAdmin),
@@ -34,6 +35,7 @@ REGISTRY = (
     (Dispense, DispenseAdmin),
     (Recall, RecallAdmin),
     (Delivery, DeliveryAdmin),
+    (PrintStation, PrintStationAdmin),
     (PrintJob, PrintJobAdmin),
     (AccessEvent, AccessEventAdmin),
 )

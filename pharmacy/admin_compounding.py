@@ -45,9 +45,11 @@ from .models import (
     IngredientLot,
     IngredientLotEvent,
     PrintJob,
+    PrintStation,
     QcResult,
 )
 from .worksheets import batch_worksheet_pdf
+from .zpl import CONTENT_TYPE as ZPL_CONTENT_TYPE
 
 
 class FormulationAdmin(RecordHistoryAdmin):
@@ -590,12 +592,46 @@ class DeliveryAdmin(admin.ModelAdmin):
         self.message_user(request, f"{counted(retried, 'email', 'emails')} queued again.")
 
 
+class PrintStationAdmin(admin.ModelAdmin):
+    """The printers labels are printed on: pharmacists add and change them, technicians see
+    them. A station is retired by making it inactive, never deleted: its print jobs keep it."""
+
+    list_display = ["name", "output_format", "resolution", "is_active"]
+    list_filter = ["output_format", "is_active"]
+    search_fields = ["name"]
+    fields = ["name", "output_format", "dpi", "is_active"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="resolution", ordering="dpi")
+    def resolution(self, station):
+        if station.output_format == PrintStation.OutputFormat.ZPL:
+            return f"{station.dpi} dpi"
+        return "-"
+
+
+# What a print job's file is, by its extension (the station may have changed since).
+PRINT_FILE_TYPES = {"pdf": "application/pdf", "zpl": ZPL_CONTENT_TYPE}
+
+
 class PrintJobAdmin(admin.ModelAdmin):
-    """Large label prints: their progress (the page refreshes itself) and the PDF when done."""
+    """Label prints: their progress (the page refreshes itself) and the file when done, a PDF
+    or ZPL II for the job's print station."""
 
     change_form_template = "admin/pharmacy/printjob/change_form.html"
-    list_display = ["created_at", "created_by", "total", "done", "status"]
-    readonly_fields = ["created_by", "created_at", "total", "done", "status", "file", "error"]
+    list_display = ["created_at", "created_by", "station", "total", "done", "status"]
+    list_select_related = ["created_by", "station"]
+    readonly_fields = [
+        "created_by",
+        "created_at",
+        "station",
+        "total",
+        "done",
+        "status",
+        "file",
+        "error",
+    ]
     fields = readonly_fields
 
     def has_add_permission(self, request):
@@ -610,7 +646,7 @@ class PrintJobAdmin(admin.ModelAdmin):
     def get_urls(self):
         return [
             path(
-                "<int:object_id>/pdf/",
+                "<int:object_id>/download/",
                 self.admin_site.admin_view(self.download_view),
                 name="pharmacy_printjob_download",
             ),
@@ -618,16 +654,20 @@ class PrintJobAdmin(admin.ModelAdmin):
         ]
 
     def download_view(self, request, object_id):
-        """The PDF of a finished print job; each of its orders' labels counts as seen."""
+        """The file of a finished print job (.pdf or .zpl); each of its orders' labels counts
+        as seen."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(PrintJob, pk=object_id)
         if not job.file:
             raise Http404("The labels are not rendered yet.")
+        extension = job.file_extension
         response = FileResponse(
-            job.file.open("rb"), as_attachment=True, content_type="application/pdf",
-            filename=f"labels-{job.total}-orders.pdf",
-        )  # fmt: skip
+            job.file.open("rb"),
+            as_attachment=True,
+            content_type=PRINT_FILE_TYPES.get(extension, "application/octet-stream"),
+            filename=f"labels-{job.total}-orders.{extension}",
+        )
         # The order numbers are their ids: no query to name them.
         orders = [Order(pk=order_id) for order_id in job.order_ids]
         record_access_bulk(request, AccessAction.DOWNLOADED_LABEL_PRINT, orders)

@@ -17,6 +17,7 @@ from orders.models import (
     DISPENSABLE_STATUSES,
     Order,
     OrderEvent,
+    OrderQuantity,
     Patient,
     Prescription,
     PrescriptionLine,
@@ -26,7 +27,7 @@ from orders.workflow import allowed_moves
 from prescribers.models import PrescriberStatus
 
 from .admin_audit import VIEW_ACCESS_EVENTS, RecordsAccessAdmin
-from .models import Delivery, Dispense, LabelDocument
+from .models import Delivery, DeliveryKind, DeliveryStatus, Dispense, LabelDocument
 from .selectors import order_summary
 from .workbench import (
     dispense_view,
@@ -38,11 +39,11 @@ from .workbench import (
 
 
 def _fully_dispensed(lines, dispenses) -> bool:
-    """Whether every line got its quantity (from the rows the page read anyway)."""
+    """Whether every line got its units (from the rows the page read anyway)."""
     given: dict[int, Decimal] = {}
     for dispense in dispenses:
         given[dispense.line_id] = given.get(dispense.line_id, Decimal(0)) + dispense.units
-    return all(given.get(line.pk, Decimal(0)) >= line.quantity for line in lines)
+    return all(given.get(line.pk, Decimal(0)) >= line.units for line in lines)
 
 
 class PatientAdminForm(forms.ModelForm):
@@ -165,6 +166,9 @@ ORDER_PAGE_ROWS = {
         "position", "quantity", "formulation__id", "formulation__name", "formulation__unit",
         outer="prescription_id",
     ),
+    # What this order dispenses of a line when that is not its whole quantity (a part of a
+    # fill): PrescriptionLine.objects.of_order.
+    "page_quantities": json_rows(OrderQuantity.objects, "order", "line", "units"),
     "page_events": json_rows(
         OrderEvent.objects, "order", "id", "created_at", "kind", "from_status", "to_status",
         "note", "signed_by", "signature_meaning", "parameters",
@@ -181,6 +185,19 @@ ORDER_PAGE_ROWS = {
         "created_at", "last_error",
     ),
 }  # fmt: skip
+
+
+def order_lines(order) -> list[PrescriptionLine]:
+    """The order page's lines (read in its one query), each with `units`: what this order
+    dispenses of it; a line left to another order of the fill is not shown."""
+    own = {row["line"]: Decimal(row["units"]) for row in order.page_quantities}
+    lines = instances(PrescriptionLine, order.page_lines, ("position", "pk"))
+    for line in lines:
+        line.units = own.get(line.pk, line.quantity)
+    return [line for line in lines if line.units]
+
+
+UNSENT = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 
 
 class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
@@ -209,9 +226,7 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
     # are the record, folded away below them.
     fieldsets = [("Record", {"classes": ["collapse"], "fields": readonly_fields})]
     ordering = ["created_at", "pk"]  # oldest first: the order they came in
-    actions = [
-        admin.action(description="Print labels of the selected orders (one PDF)")(print_labels)
-    ]
+    actions = [admin.action(description="Print labels of the selected orders")(print_labels)]
 
     def get_queryset(self, request):
         # A draft is the clinic's until its prescriber signs it: the pharmacy never sees one.
@@ -292,7 +307,7 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
             )
         if order is not None:
             request._order_page = order
-            lines = instances(PrescriptionLine, order.page_lines, ("position", "pk"))
+            lines = order_lines(order)
             dispenses = instances(Dispense, order.page_dispenses)
             extra_context = {
                 **(extra_context or {}),
@@ -313,4 +328,10 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
                 "prescriber_suspended": order.prescription.prescriber.status
                 == PrescriberStatus.SUSPENDED,
             }
+            # After the final check the worker renders the label and emails it: the page
+            # answers at once and follows it (it refreshes itself until the label is there).
+            extra_context["label_pending"] = not extra_context["labels"] and any(
+                d.kind == DeliveryKind.LABEL_READY and d.status in UNSENT
+                for d in extra_context["deliveries"]
+            )
         return super().change_view(request, object_id, form_url, extra_context)

@@ -98,6 +98,7 @@ def _stock(today: datetime.date, now: datetime.datetime) -> list[Stock]:
     )
     demand = dict(
         Dispense.objects.filter(dispensed_at__gte=now - datetime.timedelta(days=DEMAND_DAYS))
+        .order_by()  # the default order, by order, would join every dispense's order
         .values("line__formulation")
         .annotate(units=Sum("units"))
         .values_list("line__formulation", "units")
@@ -111,7 +112,9 @@ def _stock(today: datetime.date, now: datetime.datetime) -> list[Stock]:
 def _failed_and_stuck_emails(now: datetime.datetime) -> dict:
     pending_before = now - datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER)
     sending_before = now - datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER)
-    counts = Delivery.objects.aggregate(
+    # Only the rows in these statuses (by the index on status), never the sent history.
+    in_trouble = [DeliveryStatus.FAILED, DeliveryStatus.PENDING, DeliveryStatus.SENDING]
+    counts = Delivery.objects.filter(status__in=in_trouble).aggregate(
         failed=Count("pk", filter=Q(status=DeliveryStatus.FAILED)),
         stuck=Count("pk", filter=Q(status=DeliveryStatus.PENDING, created_at__lt=pending_before)
                     | Q(status=DeliveryStatus.SENDING, claimed_at__lt=sending_before)),

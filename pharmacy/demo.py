@@ -19,7 +19,8 @@ from orders.services import order_cancel, order_start_review
 from . import batches, formulations
 from .dispensing import dispense_allocate
 from .fulfilment import order_hold, order_move
-from .models import IngredientLot
+from .labels import label_barcodes
+from .models import IngredientLot, PrintStation
 
 NALTREXONE = "naltrexone HCl"
 FILLER = "microcrystalline cellulose"
@@ -136,6 +137,14 @@ PRODUCTS = [
 ]
 
 
+# The pharmacy's printers: a thermal label printer at the dispensing bench, and the office
+# printer for sheets of labels.
+PRINT_STATIONS = (
+    ("Dispensing bench (thermal, ZPL)", PrintStation.OutputFormat.ZPL, 203),
+    ("Office printer (PDF label sheets)", PrintStation.OutputFormat.PDF, 300),
+)
+
+
 def seed_compounding(*, pharmacist, technician, author) -> int:
     """Create the records once; returns how many batches it released (0 when already there)."""
     if IngredientLot.objects.filter(lot_number=LOTS[0][2]).exists():  # seeded before
@@ -157,6 +166,10 @@ def seed_compounding(*, pharmacist, technician, author) -> int:
             actor=technician,
         )
         lots[name] = batches.lot_release(lot=lot, actor=pharmacist)
+    for name, output_format, dpi in PRINT_STATIONS:
+        PrintStation.objects.get_or_create(
+            name=name, defaults={"output_format": output_format, "dpi": dpi}
+        )
     released = 0
     for product in PRODUCTS:
         version = formulations.formulation_version_draft(
@@ -227,7 +240,8 @@ def advance_order(*, order, to: str, prescriber, pharmacist, technician, passwor
     order = order_move(order=order, to_status=S.VERIFIED, actor=pharmacist,
                        inputs={"password": password})  # fmt: skip
     dispense_allocate(order=order, actor=technician)
-    order = order_move(order=order, to_status=S.READY, actor=pharmacist, inputs={})
+    order = order_move(order=order, to_status=S.READY, actor=pharmacist,
+                       inputs={"labels": "\n".join(label_barcodes(order))})  # fmt: skip
     if to == "shipped":
         order_move(order=order, to_status=S.SHIPPED, actor=technician,
                    inputs={"carrier": "UPS", "tracking_number": "1Z999AA10123456784"})  # fmt: skip

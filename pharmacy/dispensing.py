@@ -12,14 +12,24 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Min, Sum
 from django.utils import timezone
 
 from core.models import User
 from core.numbers import quantity_text
 from core.roles import is_pharmacist, is_technician
-from orders.models import DISPENSABLE_STATUSES, Order, OrderStatus, PrescriptionLine
-from orders.services import order_fill_check, order_transition
+from core.text import required_text
+from orders.checks import prescription_regimen
+from orders.dosing import DosageForm, days_in_use
+from orders.models import (
+    DISPENSABLE_STATUSES,
+    UNFILLED_STATUSES,
+    Order,
+    OrderKind,
+    OrderStatus,
+    PrescriptionLine,
+)
+from orders.services import order_fill_check, order_partial_fill, order_transition
 
 from .models import Batch, BatchStatus, Dispense
 from .selectors import units_dispensed
@@ -105,16 +115,58 @@ def _supply_end(order: Order, today: datetime.date) -> datetime.date:
     return today + datetime.timedelta(days=order.prescription.days_supply)
 
 
-def _refuse_short_bud(batch: Batch, order: Order, *, today: datetime.date) -> None:
+def use_end(order: Order, line: PrescriptionLine, units: Decimal, today: datetime.date):
+    """The day by which the patient has taken `units` of the line given today as a part of its
+    fill (a partial fill, or the rest that follows one): the fill's schedule says on which days
+    they are taken, after the units of the line the fill gave before (orders.dosing.days_in_use).
+    Counted from the fill's first dispense, or from today when the patient ran out earlier."""
+    fill = Dispense.objects.filter(
+        line_id=line.pk,
+        order__prescription_id=order.prescription_id,
+        order__fill_number=order.fill_number,
+        order__kind__in=(OrderKind.NEW, OrderKind.REFILL, OrderKind.REMAINDER),
+    ).exclude(order__status__in=UNFILLED_STATUSES)
+    given = fill.aggregate(before=Sum("units"), started=Min("dispensed_at"))
+    started = timezone.localdate(given["started"]) if given["started"] else today
+    formulation = line.formulation
+    strength = formulation.strength_mg if formulation.dosage_form == DosageForm.CAPSULE else None
+    regimen = prescription_regimen(order.prescription, order.schedule)
+    first, last = days_in_use(regimen, strength, before=given["before"] or Decimal(0), units=units)
+    return max(
+        started + datetime.timedelta(days=last), today + datetime.timedelta(days=last - first + 1)
+    )
+
+
+def _part_end(order: Order, need: "_LineNeed", units: Decimal, today) -> datetime.date | None:
+    """When `units` of the line's need are a part of its fill: the day they are used up (the
+    BUD must reach it); None when the whole days' supply is the rule (_supply_end)."""
+    if units < need.units or order.kind == OrderKind.REMAINDER:
+        return use_end(order, need.line, units, today)
+    return None
+
+
+def _refuse_short_bud(
+    batch: Batch, order: Order, *, today: datetime.date, part_end: datetime.date | None = None
+) -> None:
     """USP <795>: the patient must not hold units past their BUD, so the batch's BUD must
-    cover the whole days' supply (the same rule as automatic allocation)."""
+    cover the whole days' supply (the same rule as automatic allocation), or, for a part of a
+    fill, the day its units are used up (`part_end`)."""
+    if part_end is not None:
+        if batch.beyond_use_date < part_end:
+            raise ValidationError(
+                f"Batch {batch.lot_number}'s BUD {batch.beyond_use_date:%Y-%m-%d} is before "
+                f"{part_end:%Y-%m-%d}, when these units are used up: choose a batch with a "
+                "later BUD, or dispense fewer.",
+                code="batch_bud_too_short",
+            )
+        return
     supply_end = _supply_end(order, today)
     if batch.beyond_use_date < supply_end:
         days = order.prescription.days_supply
         raise ValidationError(
             f"Batch {batch.lot_number}'s BUD {batch.beyond_use_date:%Y-%m-%d} is before the end "
             f"of the {days}-day supply ({supply_end:%Y-%m-%d}): choose a batch with a later "
-            "BUD.",
+            "BUD, or dispense a partial fill.",
             code="batch_bud_too_short",
         )
 
@@ -162,6 +214,7 @@ def dispense_from_batch(
     actor: User,
     rules_checked: bool = False,
     scanned: str = "",
+    bud_checked: bool = False,
 ) -> Dispense:
     """Give `units` of `batch` to `line` of `order`, or raise ValidationError saying why not.
 
@@ -192,7 +245,11 @@ def dispense_from_batch(
             raise ValidationError("That batch does not exist.", code="batch_missing")
         today = timezone.localdate()
         _refuse_unusable_batch(locked_batch, today=today)
-        _refuse_short_bud(locked_batch, locked_order, today=today)
+        if not bud_checked:  # dispensing a part of a fill checked it against the part's end
+            part_end = None
+            if locked_order.kind == OrderKind.REMAINDER:
+                part_end = use_end(locked_order, stored_line, units, today)
+            _refuse_short_bud(locked_batch, locked_order, today=today, part_end=part_end)
         formulation = stored_line.formulation
         if locked_batch.formulation_version.formulation_id != stored_line.formulation_id:
             raise ValidationError(
@@ -209,10 +266,11 @@ def dispense_from_batch(
             )
         # Never more than prescribed: the order row lock keeps this sum current.
         dispensed = _dispensed_for_line(locked_order, stored_line)
-        if dispensed + units > stored_line.quantity:
+        if dispensed + units > stored_line.units:
             raise ValidationError(
                 f"{formulation} for order {locked_order.number}: "
-                f"{quantity_text(stored_line.quantity)} prescribed, "
+                f"{quantity_text(stored_line.units)} "
+                f"{'prescribed' if stored_line.units == stored_line.quantity else 'on it'}, "
                 f"{quantity_text(dispensed)} already dispensed; {quantity_text(units)} more would "
                 "be too many.",
                 code="more_than_prescribed",
@@ -256,13 +314,21 @@ def _already_dispensed(order: Order) -> DispenseResult:
     return DispenseResult(dispenses=[], notes=[f"Order {order.number} is already fully dispensed."])
 
 
+def _needs_end(order: Order, needs: list[_LineNeed], today) -> datetime.date:
+    """The day a batch's BUD must reach to fill these needs: the end of the days' supply, or
+    for the rest of a partial fill the day its last units are used up."""
+    if order.kind != OrderKind.REMAINDER:
+        return _supply_end(order, today)
+    return max(use_end(order, need.line, need.units, today) for need in needs)
+
+
 def line_needs(order: Order) -> list[_LineNeed]:
     """The lines of the order not yet fully dispensed, with the units each still needs."""
     dispensed = units_dispensed(order)
     needs = []
     lines = PrescriptionLine.objects.of_order(order).select_related("formulation")
     for line in lines.order_by("position"):
-        missing = line.quantity - dispensed.get(line.pk, Decimal("0"))
+        missing = line.units - dispensed.get(line.pk, Decimal("0"))
         if missing > 0:
             needs.append(_LineNeed(line=line, units=missing))
     return needs
@@ -284,7 +350,7 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
         prescription = locked_order.prescription
 
         today = timezone.localdate()
-        supply_end = _supply_end(locked_order, today)
+        supply_end = _needs_end(locked_order, needs, today)
         formulation_ids = {need.line.formulation_id for need in needs}
         candidates = _locked_batches(
             Batch.objects.filter(
@@ -298,10 +364,12 @@ def dispense_allocate(*, order: Order, actor: User) -> DispenseResult:
         usable: list[Batch] = []
         for batch in sorted(candidates, key=lambda b: (b.beyond_use_date, b.pk)):
             if batch.beyond_use_date < supply_end:
+                end = f"the end of the {prescription.days_supply}-day supply"
+                if locked_order.kind == OrderKind.REMAINDER:
+                    end = "the day the rest of the fill is used up"
                 notes.append(
                     f"Skipped batch {batch.lot_number}: its BUD {batch.beyond_use_date:%Y-%m-%d} "
-                    f"is before the end of the {prescription.days_supply}-day supply "
-                    f"({supply_end:%Y-%m-%d})."
+                    f"is before {end} ({supply_end:%Y-%m-%d})."
                 )
             else:
                 usable.append(batch)
@@ -367,13 +435,14 @@ def expected_lots(order: Order, needs: list[_LineNeed]) -> dict[int, list[Batch]
     """For each line still to dispense, the lots that could fill it now (released, in date,
     their BUD covering the days' supply, enough units), earliest BUD first: what the
     technician is asked to scan."""
+    if not needs:
+        return {}
     today = timezone.localdate()
-    supply_end = _supply_end(order, today)
     batches = (
         Batch.objects.filter(
             status=BatchStatus.RELEASED,
             formulation_version__formulation_id__in={need.line.formulation_id for need in needs},
-            beyond_use_date__gte=supply_end,
+            beyond_use_date__gte=_needs_end(order, needs, today),
         )
         .select_related("formulation_version")
         .order_by("beyond_use_date", "pk")
@@ -388,8 +457,34 @@ def expected_lots(order: Order, needs: list[_LineNeed]) -> dict[int, list[Batch]
     }  # fmt: skip
 
 
-def _scan_problem(code: str, need: _LineNeed, order: Order, today) -> tuple[str, Batch | None]:
-    """Why the scanned lot cannot fill the line ("" when it can), and its batch."""
+def lots_in_stock(needs: list[_LineNeed]) -> dict[int, list[Batch]]:
+    """For each line still to dispense, the released, in-date lots of its product with units
+    left, earliest BUD first: what a partial fill could give now (one query)."""
+    if not needs:
+        return {}
+    batches = list(
+        Batch.objects.filter(
+            status=BatchStatus.RELEASED,
+            formulation_version__formulation_id__in={need.line.formulation_id for need in needs},
+            beyond_use_date__gte=timezone.localdate(),
+            units_remaining__gt=0,
+        )
+        .select_related("formulation_version")
+        .order_by("beyond_use_date", "pk")
+    )
+    return {
+        need.line.pk: [
+            b for b in batches if b.formulation_version.formulation_id == need.line.formulation_id
+        ]
+        for need in needs
+    }
+
+
+def _scan_problem(
+    code: str, need: _LineNeed, order: Order, today, part_end: datetime.date | None = None
+) -> tuple[str, Batch | None]:
+    """Why the scanned lot cannot fill the line's need ("" when it can), and its batch;
+    `part_end`: the day the units are used up when they are a part of the fill."""
     product = need.line.formulation
     if not code:
         return f"Scan the lot on the bottle of {product}.", None
@@ -408,7 +503,7 @@ def _scan_problem(code: str, need: _LineNeed, order: Order, today) -> tuple[str,
         )
     try:
         _refuse_unusable_batch(batch, today=today)
-        _refuse_short_bud(batch, order, today=today)
+        _refuse_short_bud(batch, order, today=today, part_end=part_end)
     except ValidationError as refused:
         return " ".join(refused.messages), None
     if batch.units_remaining < need.units:
@@ -433,7 +528,8 @@ def dispense_scanned(*, order: Order, actor: User, scans: Mapping[int, str]) -> 
         problems, picks = {}, []
         for need in needs:
             code = scan_text(scans.get(need.line.pk))
-            problem, batch = _scan_problem(code, need, locked_order, today)
+            part_end = _part_end(locked_order, need, need.units, today)
+            problem, batch = _scan_problem(code, need, locked_order, today, part_end)
             if problem:
                 problems[need.line.pk] = problem
             else:
@@ -450,7 +546,86 @@ def dispense_scanned(*, order: Order, actor: User, scans: Mapping[int, str]) -> 
                 actor=actor,
                 rules_checked=True,
                 scanned=code,
+                bud_checked=True,
             )
             for need, batch, code in picks
         ]
     return DispenseResult(dispenses=dispenses, notes=notes)
+
+
+class PartialRefused(ScansRefused):
+    """A partial fill refused line by line (units or scans): nothing was dispensed."""
+
+
+def _units_problem(text: str | None, need: _LineNeed) -> tuple[str, Decimal]:
+    """The units typed for a line of a partial fill (blank: all it needs), or why not."""
+    text = (text or "").strip()
+    if not text:
+        return "", need.units
+    try:
+        units = Decimal(text)
+    except ArithmeticError:
+        return f"“{text}” is not a number of units.", Decimal(0)
+    most = quantity_text(need.units)
+    if not units.is_finite() or units < 0 or units > need.units:
+        return f"Dispense between 0 and {most} {need.line.formulation.unit} now.", Decimal(0)
+    if units != units.quantize(UNITS_PLACES):
+        return f"Units are counted to 2 decimal places; {text} has more.", Decimal(0)
+    return "", units
+
+
+def dispense_partial(
+    *,
+    order: Order,
+    actor: User,
+    scans: Mapping[int, str],
+    units: Mapping[int, str],
+    reason: str,
+) -> tuple[DispenseResult, Order]:
+    """A partial fill, when stock or the BUD of the batches there covers only part of the
+    days' supply: each line gives the units typed for it now (`units`: line id -> text; blank
+    means all it needs, 0 none) from the lot scanned on its bottle, whose BUD must reach the
+    day those units are used up; the rest of every line becomes the next order of the same
+    fill (returned), with its own label and BUD, which the prescriber sees on both timelines.
+    A refused line (PartialRefused says why, per line) dispenses nothing."""
+    _ensure_may_dispense(actor)
+    reason = required_text(reason, "reason for the partial fill")
+    with transaction.atomic():
+        locked_order, needs = _locked_needs(order)
+        if not needs:
+            raise ValidationError(
+                f"Order {locked_order.number} is already fully dispensed.", code="dispensed"
+            )
+        today = timezone.localdate()
+        problems, picks = {}, []
+        for need in needs:
+            problem, amount = _units_problem(units.get(need.line.pk), need)
+            if not problem and amount > 0:
+                code = scan_text(scans.get(need.line.pk))
+                part = _LineNeed(line=need.line, units=amount)
+                part_end = _part_end(locked_order, need, amount, today)
+                problem, batch = _scan_problem(code, part, locked_order, today, part_end)
+                picks.append((part, batch, code))
+            if problem:
+                problems[need.line.pk] = problem
+        if problems:
+            raise PartialRefused(problems)
+        if not picks or sum(p.units for p, _, _ in picks) == sum(n.units for n in needs):
+            raise ValidationError(
+                "A partial fill gives some units now and fewer than the whole: set the units "
+                "to give now on at least one line, below what it needs.",
+                code="not_partial",
+            )
+        notes = [DISPENSING_STARTED] if locked_order.status == OrderStatus.VERIFIED else []
+        dispenses = [
+            dispense_from_batch(
+                order=locked_order, line=part.line, batch=batch, units=part.units, actor=actor,
+                rules_checked=True, scanned=code, bud_checked=True,
+            )
+            for part, batch, code in picks
+        ]  # fmt: skip
+        rest = order_partial_fill(
+            order=locked_order, filled=units_dispensed(locked_order), actor=actor, reason=reason
+        )
+    notes.append(f"The rest follows as order {rest.number}.")
+    return DispenseResult(dispenses=dispenses, notes=notes), rest

@@ -3,12 +3,14 @@
 is told). Each move and its email are one transaction: the email is an outbox row, sent after
 commit. order_move is the one entry for the admin's move buttons."""
 
+from collections.abc import Sequence
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core.models import User
 from core.text import required_text
-from orders.models import Order, OrderEventKind, OrderStatus
+from orders.models import Order, OrderEvent, OrderEventKind, OrderStatus
 from orders.services import (
     order_answer,
     order_cancel,
@@ -18,6 +20,8 @@ from orders.services import (
 )
 from orders.workflow import TRANSITIONS, Needs
 
+from .dispensing import scan_text
+from .labels import LabelRefused, label_pages
 from .models import DeliveryKind
 from .notifications import delivery_enqueue
 from .selectors import order_fully_dispensed
@@ -27,7 +31,9 @@ from .selectors import order_fully_dispensed
 TO_PRESCRIBER = frozenset({DeliveryKind.ON_HOLD, DeliveryKind.REJECTED})
 
 
-def _transition_and_mail(*, order: Order, mail: DeliveryKind, **transition) -> Order:
+def _transition_and_mail(
+    *, order: Order, mail: DeliveryKind, occasion: str = "", **transition
+) -> Order:
     """A move and the email it causes, in one transaction (the email is sent after commit)."""
     with transaction.atomic():
         order = order_transition(order=order, **transition)
@@ -35,7 +41,7 @@ def _transition_and_mail(*, order: Order, mail: DeliveryKind, **transition) -> O
             recipient = order.prescription.prescriber.user.email
         else:
             recipient = order.clinic.label_email
-        delivery_enqueue(kind=mail, order=order, recipient=recipient)
+        delivery_enqueue(kind=mail, order=order, recipient=recipient, occasion=occasion)
     return order
 
 
@@ -108,21 +114,72 @@ def order_move(*, order: Order, to_status: OrderStatus, actor: User, inputs: dic
     if to_status == OrderStatus.CANCELLED:
         return order_cancel(order=order, actor=actor, reason=inputs.get("text", ""))
     if needs == Needs.FINAL_CHECK:
-        return order_final_check(order=order, actor=actor, note=inputs.get("text", ""))
+        return order_final_check(
+            order=order, actor=actor, note=inputs.get("text", ""),
+            scans=inputs.get("labels", "").splitlines(),
+        )  # fmt: skip
     return order_transition(
         order=order, to_status=to_status, actor=actor, note=inputs.get("text", "")
     )
 
 
-def order_final_check(*, order: Order, actor: User, note: str = "") -> Order:
-    """The pharmacist's final check: only an order whose every line is dispensed is ready."""
+def order_final_check(*, order: Order, actor: User, scans: Sequence[str], note: str = "") -> Order:
+    """The pharmacist's final check: every line dispensed, and the barcode of each bottle's
+    printed label scanned (`scans`, what the scanner read, in any order): a label of another
+    order, fill or lot, or a bottle whose label was not scanned, refuses it with what was
+    expected. The scans are kept on the check's event."""
     if not order_fully_dispensed(order):
         raise ValidationError(
             f"Order {order.number} is not fully dispensed yet: dispense every line first.",
             code="not_dispensed",
         )
+    scanned = label_scans_check(order, scans)
+    # Checked before (a recall pulled units back since): the clinic gets the new label too.
+    checked = OrderEvent.objects.filter(
+        order=order, from_status=OrderStatus.COMPOUNDING, to_status=OrderStatus.READY
+    ).count()
     return _transition_and_mail(
         order=order, to_status=OrderStatus.READY, actor=actor,
         note=note or "Final check done.", satisfies=Needs.FINAL_CHECK,
-        mail=DeliveryKind.LABEL_READY,
+        mail=DeliveryKind.LABEL_READY, occasion=f"check-{checked + 1}" if checked else "",
+        event_fields={"parameters": {"scanned_labels": scanned}},
     )  # fmt: skip
+
+
+def label_scans_check(order: Order, scans: Sequence[str]) -> list[str]:
+    """The scanned label barcodes, checked against the order's labels (labels.label_pages):
+    each bottle's once, and nothing else; ValidationError lists every problem."""
+    try:
+        pages = _first_pages(label_pages(order))
+    except LabelRefused as refused:
+        raise ValidationError(str(refused), code="label_refused") from refused
+    read = [scan_text(scan) for scan in scans if scan_text(scan)]
+    expected = {page.barcode_payload: page for page in pages}
+    problems = [
+        f"The label scanned as “{code}” is not a label of this order: "
+        f"{_said(code)}. Put it aside and scan this order's labels."
+        for code in read
+        if code not in expected
+    ]
+    problems += [
+        f"Scan the label of the bottle of {page.drug} (lot {', '.join(page.lot_numbers)})."
+        for code, page in expected.items()
+        if code not in read
+    ]
+    if problems:
+        raise ValidationError([ValidationError(problem, code="label_scan") for problem in problems])
+    return list(expected)
+
+
+def _first_pages(pages: list) -> list:
+    """One label per bottle: a bottle's continuation label carries the same barcode."""
+    return [page for page in pages if not page.continuation]
+
+
+def _said(code: str) -> str:
+    """What a label's barcode (Rx number|fill number|lot) names, in words."""
+    parts = code.split("|")
+    if len(parts) != 3:
+        return "it is not a prescription label of this pharmacy"
+    rx, fill, lot = parts
+    return f"it is Rx {rx}, fill {fill}, lot {lot}"

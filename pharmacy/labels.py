@@ -5,6 +5,9 @@ a Django template (autoescaped) lays it out and WeasyPrint prints it with the la
 stylesheet. The font configuration and the stylesheets are built once per process (WeasyPrint
 docs, "Improve rendering speed and memory use"), and WeasyPrint may load nothing but
 the portal's own static files.
+
+pharmacy/zpl.py prints the same values as ZPL II for thermal printers, and fits a label whose
+text does not fit the same way (fitted_label).
 """
 
 import dataclasses
@@ -14,7 +17,7 @@ import mimetypes
 import posixpath
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +27,7 @@ from barcode.codex import Code128
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.exceptions import SuspiciousFileOperation
-from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models import Count, Exists, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce, Concat
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -40,9 +43,11 @@ from orders.bud import BudCategory, label_storage
 from orders.checks import fill_regimen
 from orders.dosing import DosageForm
 from orders.models import (
+    UNFILLED_STATUSES,
     Order,
     OrderEvent,
     OrderKind,
+    OrderQuantity,
     OrderStatus,
     Prescription,
     PrescriptionLine,
@@ -57,6 +62,8 @@ SHAKE_WELL = "Shake well"
 REFRIGERATE = "Refrigerate"
 EXTERNAL_USE = "For external use only"
 CONTINUED = "continued on the next label"
+# What the fill line of a label adds for an order that follows another of the same fill.
+FILL_PARTS = {OrderKind.REMAINDER: "rest of a partial fill", OrderKind.REPLACEMENT: "replacement"}
 TEMPLATE = "labels/label.html"
 STYLESHEET = "labels/label.css"  # a static file
 
@@ -154,6 +161,12 @@ def label_pages(order: Order) -> list[LabelPage]:
     return labels_of_orders([order])[0]
 
 
+def label_barcodes(order: Order) -> list[str]:
+    """What a scanner reads off the order's printed labels: each bottle's barcode once (a
+    continuation label repeats its bottle's)."""
+    return [page.barcode_payload for page in label_pages(order) if not page.continuation]
+
+
 def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:
     """label_pages() of each order, read with two queries for all of them together."""
     # Each dispense with its line, batch, order and prescription: the order and prescription
@@ -169,7 +182,7 @@ def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:
         .only(*_DISPENSE_FIELDS)
         .annotate(
             refills_used=_REFILLS_USED, line_count=_LINE_COUNT, verified_by=_VERIFIED_BY,
-            schedule=_SCHEDULE,
+            schedule=_SCHEDULE, partial=_PARTIAL,
         )
         .order_by("order_id", "line__position", "pk")
     )  # fmt: skip
@@ -211,8 +224,13 @@ def _label_pages(order: Order, dispensed: dict[int, list[Dispense]]) -> list[Lab
     patient = prescription.patient
     refills = prescription.refills_authorized
     fill = "Original fill"
-    if order.kind == OrderKind.REFILL:
+    if order.fill_number > 0:
         fill = f"Refill {first.refills_used} of {refills}"
+    # A fill given in parts, or given again: the patient learns that more follows.
+    if first.partial:
+        fill += " (partial: the rest follows)"
+    elif order.kind in FILL_PARTS:
+        fill += f" ({FILL_PARTS[order.kind]})"
     regimen = fill_regimen(prescription, _steps(first.schedule), order.schedule)
     common = {
         "pharmacy_name": settings.PHARMACY_NAME,
@@ -276,9 +294,23 @@ _REFILLS_USED = _count(
         fill_number__lte=OuterRef("order__fill_number"),
     )
 )
+# The order's lines: its prescription's lines of its schedule, but those it leaves to another
+# order of the same fill (PrescriptionLine.objects.of_order).
 _LINE_COUNT = _count(
     PrescriptionLine.objects.filter(
         prescription=OuterRef("order__prescription"), phase=OuterRef("order__schedule")
+    ).exclude(
+        Exists(
+            OrderQuantity.objects.filter(
+                order=OuterRef(OuterRef("order")), line=OuterRef("pk"), units=0
+            )
+        )
+    )
+)
+# Whether the rest of this order's fill follows as another order.
+_PARTIAL = Exists(
+    Order.objects.filter(follows=OuterRef("order"), kind=OrderKind.REMAINDER).exclude(
+        status__in=UNFILLED_STATUSES
     )
 )
 # The prescription's schedule: each bottle's label says its own steps.
@@ -287,8 +319,15 @@ _SCHEDULE = json_rows(
     outer="order__prescription",
 )  # fmt: skip
 # The pharmacist whose signature verified the order (many state boards want their initials).
+# The fill's verification covers the orders that follow it (the rest of a partial fill, a
+# replacement), which have no signature of their own.
 _VERIFIED_BY = Subquery(
-    OrderEvent.objects.filter(order=OuterRef("order"), to_status=OrderStatus.VERIFIED)
+    OrderEvent.objects.filter(
+        order__prescription=OuterRef("order__prescription"),
+        order__fill_number=OuterRef("order__fill_number"),
+        to_status=OrderStatus.VERIFIED,
+    )
+    .exclude(signed_by="")
     .order_by("-created_at", "-pk")
     .annotate(name=Concat("actor__first_name", Value(" "), "actor__last_name"))
     .values("name")[:1]
@@ -491,7 +530,7 @@ def render_pages_document(pages: list[LabelPage]):
 def fitted_labels(pages: list[LabelPage]) -> tuple[list[LabelPage], Document]:
     """The labels as printed, one per page, and their laid-out WeasyPrint document.
 
-    A label whose text runs past its page is laid out again (_fitted): its directions are
+    A label whose text runs past its page is laid out again (fitted_label): its directions are
     shared out over whole labels (who, what, lot, BUD and barcode on each, "continued on the
     next label"), and its text is set smaller when that saves labels beyond LABELS_PER_BOTTLE
     or when nothing fits otherwise (FIT_LEVELS). Text is never cut off: a label that cannot
@@ -505,7 +544,7 @@ def fitted_labels(pages: list[LabelPage]) -> tuple[list[LabelPage], Document]:
     pages = [
         part
         for i, page in enumerate(pages)
-        for part in (_fitted(page) if i in overflowing else [page])
+        for part in (fitted_label(page, fits=_fits_a_page) if i in overflowing else [page])
     ]
     document = _laid_out(pages)
     if len(document.pages) != len(pages):
@@ -536,14 +575,22 @@ def _overflowing(document, count: int) -> set[int]:
     return {i for i in range(count) if ends[i] - starts.get(i, 0) > 1}
 
 
-def _fitted(page: LabelPage) -> list[LabelPage]:
+def _fits_a_page(page: LabelPage) -> bool:
+    """Whether WeasyPrint lays the label out on one page."""
+    return len(_laid_out([page]).pages) == 1
+
+
+def fitted_label(page: LabelPage, *, fits: Callable[[LabelPage], bool]) -> list[LabelPage]:
     """The label as whole labels that each fit a page, at the largest text size that needs at
     most LABELS_PER_BOTTLE of them, or else at the largest size that needs the fewest: long
     directions at the usual size go on a continuation label, and the text shrinks when a long
-    name (or a long titration) would need more labels than that, or nothing fits at all."""
+    name (or a long titration) would need more labels than that, or nothing fits at all.
+
+    `fits(label)` says whether one label fits its page as the printer's format lays it out
+    (the PDF's WeasyPrint layout, the thermal printer's ZPL layout in pharmacy/zpl.py)."""
     best: list[LabelPage] = []
     for fit in FIT_LEVELS:
-        parts = _split(dataclasses.replace(page, fit=fit))
+        parts = split_label(dataclasses.replace(page, fit=fit), fits=fits)
         if parts and (not best or len(parts) < len(best)):
             best = parts
         if best and len(best) <= LABELS_PER_BOTTLE:
@@ -556,9 +603,9 @@ def _fitted(page: LabelPage) -> list[LabelPage]:
     return best
 
 
-def _split(page: LabelPage) -> list[LabelPage]:
-    """The label as whole labels that each fit a page, the directions shared out in order,
-    as many phrases on each as fit; none when one phrase alone does not fit."""
+def split_label(page: LabelPage, *, fits: Callable[[LabelPage], bool]) -> list[LabelPage]:
+    """The label as whole labels that each fit a page (`fits`), the directions shared out in
+    order, as many phrases on each as fit; none when one phrase alone does not fit."""
     parts, rest = [], list(page.directions)
     while rest:
         for take in range(len(rest), 0, -1):
@@ -568,7 +615,7 @@ def _split(page: LabelPage) -> list[LabelPage]:
                 continuation=bool(parts),
                 continued=take < len(rest),
             )
-            if len(_laid_out([part]).pages) == 1:
+            if fits(part):
                 break
         else:
             return []

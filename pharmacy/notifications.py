@@ -9,21 +9,34 @@ health information."""
 import uuid
 from email.utils import make_msgid
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
 
-from .models import Delivery, DeliveryKind, DeliveryStatus, PrintJob, RecallNotice
+from core.roles import STAFF, has_staff_role
+
+from .models import Delivery, DeliveryKind, DeliveryStatus, PrintJob, PrintStation, RecallNotice
 from .tasks import queue_delivery, queue_print_job
 
 K, S = DeliveryKind, DeliveryStatus
 
 
-def delivery_enqueue(*, kind: DeliveryKind, recipient: str, order=None,
-                     recall_notice: RecallNotice | None = None) -> Delivery:  # fmt: skip
+def delivery_enqueue(
+    *,
+    kind: DeliveryKind,
+    recipient: str,
+    order=None,
+    recall_notice: RecallNotice | None = None,
+    occasion: str = "",
+) -> Delivery:
     """The outbox row of one email, made once: the same (kind, subject, recipient) again
-    returns the row that exists. Call it inside the transaction of the change."""
+    returns the row that exists. `occasion` tells apart the emails of the same kind about one
+    order that are meant to go again (a second final check). Call it inside the transaction of
+    the change."""
     subject_key = f"order:{order.pk}" if order is not None else f"recall_notice:{recall_notice.pk}"
+    if occasion:
+        subject_key += f":{occasion}"
     try:
         with transaction.atomic():
             delivery = Delivery.objects.create(
@@ -49,11 +62,22 @@ def delivery_retry(*, delivery: Delivery) -> bool:
     return bool(again)
 
 
-def print_job_start(*, orders, actor) -> PrintJob:
-    """Queue the labels of many orders as one PDF; its page shows the progress."""
+def print_job_start(*, orders, station: PrintStation | None = None, actor) -> PrintJob:
+    """Queue the labels of the orders for a print station (ZPL for a thermal printer, a PDF
+    for a station taking PDFs or for none); the job renders in the background and its page
+    shows the progress, then the file. Nothing is rendered here."""
+    if not has_staff_role(actor, STAFF):
+        raise PermissionDenied("Only a pharmacist or a technician prints labels.")
+    if station is not None and not station.is_active:
+        raise ValidationError(f"The print station {station} is no longer in use.")
     ids = [order.pk for order in orders]
-    job = PrintJob.objects.create(created_by=actor, order_ids=ids, total=len(ids))
-    queue_print_job(job)
+    if not ids:
+        raise ValidationError("Choose the orders whose labels to print.")
+    with transaction.atomic():
+        job = PrintJob.objects.create(
+            created_by=actor, order_ids=ids, total=len(ids), station=station
+        )
+        queue_print_job(job)
     return job
 
 

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from core.numbers import quantity_text
 from orders.checks import Catalogue
-from orders.models import Order, Patient, Prescription, PrescriptionLine
+from orders.dosing import units_text
+from orders.models import Order, OrderStatus, Patient, Prescription, PrescriptionLine
 from prescribers.models import Licence, Prescriber
 
 from .models import (
@@ -29,13 +30,21 @@ from .models import (
     Dispense,
     LabelDocument,
     PrintJob,
+    PulledDispense,
     Recall,
+    RecallBatch,
     RecallNotice,
+    RecallReplacement,
 )
 
 # What a dispense reaches, loaded with it in one query.
-DISPENSE_REACHES = ("batch", "order__clinic", "order__prescription__patient",
-                    "order__prescription__prescriber")  # fmt: skip
+DISPENSE_REACHES = (
+    "batch",
+    "line__formulation",
+    "order__clinic",
+    "order__prescription__patient",
+    "order__prescription__prescriber",
+)
 CSV_HEADER = [
     "batch lot", "order number", "dispensed at", "units", "patient name",
     "patient date of birth", "prescriber", "prescriber NPI", "clinic", "clinic phone",
@@ -63,9 +72,10 @@ def units_dispensed(order: Order) -> dict[int, Decimal]:
 
 
 def order_fully_dispensed(order: Order) -> bool:
-    """Whether every line of the order got at least its quantity. One query."""
-    rows = _lines_with_dispensed(order).values_list("quantity", "dispensed")
-    return all(dispensed >= quantity for quantity, dispensed in rows)
+    """Whether every line of the order got at least its units (PrescriptionLine.objects.of_order).
+    One query."""
+    rows = _lines_with_dispensed(order).values_list("units", "dispensed")
+    return all(dispensed >= units for units, dispensed in rows)
 
 
 # --- The order at a glance ---------------------------------------------------------------------
@@ -233,6 +243,117 @@ def clinic_recall_notices(clinic_id: int):
         )
         .order_by(models.F("acknowledged_at").desc(nulls_first=True), "-recall__initiated_at")
     )
+
+
+def unconfirmed_recall_notices(clinic_id: int) -> list[RecallNotice]:
+    """The clinic's recall notices that no member has confirmed yet, oldest recall first, with
+    what each recall is of: the banner of every portal page (one query)."""
+    return list(
+        RecallNotice.objects.filter(clinic_id=clinic_id, acknowledged_at__isnull=True)
+        .select_related(
+            "recall__batch__formulation_version__formulation", "recall__ingredient_lot__ingredient"
+        )
+        .order_by("recall__initiated_at", "pk")
+    )
+
+
+# --- Where a recall stands ----------------------------------------------------------------------
+
+# The orders whose patient holds what was dispensed to them: a recall owes them a replacement.
+# Orders still at the pharmacy (compounding, ready) have the recalled units pulled back instead.
+PATIENT_HOLDS_STATUSES = (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+
+
+@dataclass(frozen=True)
+class AffectedOrder:
+    """An order whose patient holds units of a batch the recall recalled: what it received of
+    those batches, and its replacement for this recall (None: none yet)."""
+
+    order: Order
+    units: str  # "30 capsules of Naltrexone HCl 1.5 mg capsule (batch NX261101-C1.5-01)"
+    replacement_id: int | None
+
+    @property
+    def replacement_number(self) -> str:
+        return Order.number_of(self.replacement_id) if self.replacement_id else ""
+
+
+@dataclass(frozen=True)
+class PulledBack:
+    """Units of a recalled batch pulled back from an order that had not shipped."""
+
+    dispense: PulledDispense
+    units: str  # "30 capsules of Naltrexone HCl 1.5 mg capsule"
+
+
+@dataclass(frozen=True)
+class RecallProgress:
+    """What a recall did and what is left to do, for its page: the units each recalled batch
+    set aside, the dispenses pulled back from orders not shipped, the orders owed a replacement
+    with theirs, and each clinic's notice with its emails and its confirmation."""
+
+    quarantine: dict[int, RecallBatch]  # by batch id: only the batches this recall recalled
+    pulled: list[PulledBack]
+    affected_orders: list[AffectedOrder]
+    notices: list[RecallNotice]  # each with its deliveries (emails)
+
+    @property
+    def replacements_owed(self) -> int:
+        return sum(1 for row in self.affected_orders if row.replacement_id is None)
+
+
+def recall_notice_states(recall: Recall) -> list[RecallNotice]:
+    """The recall's notices by clinic name, each with who confirmed it and its emails
+    (`deliveries`, oldest first): two queries, whatever the number of clinics."""
+    return list(
+        recall.notices.select_related("clinic", "acknowledged_by")
+        .prefetch_related(
+            models.Prefetch("deliveries", queryset=Delivery.objects.order_by("created_at", "pk"))
+        )
+        .order_by("clinic__name", "pk")
+    )
+
+
+def recall_progress(impact: RecallImpact) -> RecallProgress:
+    """Where the traced recall stands, in five queries whatever its size (the affected orders
+    come from the impact's dispenses)."""
+    recall = impact.recall
+    quarantine = {row.batch_id: row for row in RecallBatch.objects.filter(recall=recall)}
+    pulled = [
+        PulledBack(dispense=row, units=_units_of(row.units, row.line))
+        for row in PulledDispense.objects.filter(recalled_batch__recall=recall)
+        .select_related("recalled_batch__batch", "order", "line__formulation")
+        .order_by("order_id", "pk")
+    ]
+    replacements = dict(
+        RecallReplacement.objects.filter(recall=recall).values_list("order_id", "replacement_id")
+    )
+    received: dict[int, list[Dispense]] = {}
+    for dispense in impact.dispenses:
+        if dispense.batch_id in quarantine and dispense.order.status in PATIENT_HOLDS_STATUSES:
+            received.setdefault(dispense.order_id, []).append(dispense)
+    affected = [
+        AffectedOrder(
+            order=dispenses[0].order,
+            units="; ".join(
+                f"{_units_of(d.units, d.line)} (batch {d.batch.lot_number})" for d in dispenses
+            ),
+            replacement_id=replacements.get(order_id),
+        )
+        for order_id, dispenses in sorted(received.items())
+    ]
+    return RecallProgress(
+        quarantine=quarantine,
+        pulled=pulled,
+        affected_orders=affected,
+        notices=recall_notice_states(recall),
+    )
+
+
+def _units_of(units: Decimal, line: PrescriptionLine) -> str:
+    """'30 capsules of Naltrexone HCl 1.5 mg capsule' (the line's product read with it)."""
+    formulation = line.formulation
+    return f"{units_text(units, formulation.unit)} of {formulation.name}"
 
 
 # Spreadsheet programs run a cell that starts with one of these as a formula (CSV injection,

@@ -4,19 +4,21 @@ needs (a password to sign, a question, a reason, a tracking number), and the wor
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from core.audit import record_access, record_access_bulk
+from core.admin_actions import CONFIRMED
+from core.audit import record_access
 from core.models import AccessAction
 from core.numbers import quantity_text
 from core.state_machine import refusal_text
-from core.text import duration_text
+from core.text import counted, duration_text
 from orders.checks import field_label, finding_key
 from orders.models import DISPENSABLE_STATUSES, REVIEW_STATUSES, Order, OrderStatus
 from orders.selectors import order_queue_ages
@@ -24,11 +26,19 @@ from orders.services import order_fill_check
 from orders.workflow import SIGNATURE_MEANING, TRANSITIONS, Needs, allowed_moves
 from prescribers.selectors import licences_to_renew
 
-from .dispensing import ScansRefused, dispense_scanned, expected_lots, line_needs, scan_text
+from .dispensing import (
+    ScansRefused,
+    dispense_partial,
+    dispense_scanned,
+    expected_lots,
+    line_needs,
+    lots_in_stock,
+    scan_text,
+)
 from .fulfilment import order_move
 from .label_documents import label_render
-from .labels import render_labels_pdf
-from .models import LabelDocument
+from .labels import LabelRefused, label_pages
+from .models import LabelDocument, PrintStation
 from .notifications import print_job_start
 from .selectors import order_summary
 
@@ -83,6 +93,16 @@ def licence_queues() -> list[dict]:
     ]
 
 
+# A keyboard-wedge scanner types each code and Enter: a line each.
+SCAN_FIELD = {
+    "rows": 4,
+    "cols": 40,
+    "autocomplete": "off",
+    "spellcheck": "false",
+    "autofocus": True,
+}
+
+
 class MoveForm(forms.Form):
     """The fields a move needs; the others are removed."""
 
@@ -101,6 +121,12 @@ class MoveForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
     )
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
+    labels = forms.CharField(
+        label="Scan each bottle's printed label (the scanner types its barcode and Enter: one "
+        "per line)",
+        widget=forms.Textarea(attrs=SCAN_FIELD),
+        max_length=2000,
+    )
     carrier = forms.CharField(max_length=50)
     tracking_number = forms.CharField(max_length=100)
 
@@ -112,7 +138,7 @@ class MoveForm(forms.Form):
         Needs.ANSWER: {"text": "The prescriber's answer (for example, from a phone call)"},
         Needs.SHIPPING: {"carrier": None, "tracking_number": None},
         Needs.NOTE: {"text": "Note (optional)"},
-        Needs.FINAL_CHECK: {"text": "Note (optional)"},
+        Needs.FINAL_CHECK: {"labels": None, "text": "Note (optional)"},
     }
 
     def __init__(self, *args, needs: Needs, **kwargs):
@@ -125,6 +151,8 @@ class MoveForm(forms.Form):
                 self.fields[name].label = keep[name]
         if needs in (Needs.NOTE, Needs.FINAL_CHECK):
             self.fields["text"].required = False
+        if needs == Needs.FINAL_CHECK:  # the check says which labels are missing
+            self.fields["labels"].required = False
 
 
 def _order_or_refuse(model_admin, request, object_id) -> Order:
@@ -162,7 +190,9 @@ def move_view(model_admin, request, object_id, to_status):
             order_move(
                 order=order, to_status=to_status, actor=request.user, inputs=form.cleaned_data
             )
-        except (ValidationError, PermissionDenied) as refused:
+        except ValidationError as refused:
+            form.add_error(None, refused.messages)  # each problem on a line of its own
+        except PermissionDenied as refused:
             form.add_error(None, refusal_text(refused))
         else:
             messages.success(request, f"Order {order.number}: {to_status.label.lower()}.")
@@ -180,6 +210,8 @@ def move_view(model_admin, request, object_id, to_status):
             "check": check,
             # The order at a glance, beside the signature that vouches for it.
             "summary": order_summary(order) if move.needs == Needs.SIGNATURE else None,
+            # The bottles whose labels the final check scans.
+            "bottles": bottles_to_check(order) if move.needs == Needs.FINAL_CHECK else None,
             "findings": [
                 {"finding": finding, "label": field_label(finding.field)}
                 for finding in (check.findings if check else [])
@@ -189,20 +221,65 @@ def move_view(model_admin, request, object_id, to_status):
     )
 
 
+# Why a technician fills part of an order now (the reason is kept on both orders' timelines).
+PARTIAL_REASONS = (
+    "Not enough stock",
+    "The batches in stock have a BUD that covers only part of the days' supply",
+)
+
+
+def _per_line(data, prefix: str) -> dict[int, str]:
+    """{line id: value} of the form's fields named prefix + line id."""
+    return {
+        int(key.removeprefix(prefix)): value
+        for key, value in data.items()
+        if key.startswith(prefix)
+        and key.removeprefix(prefix).isascii()
+        and key.removeprefix(prefix).isdigit()
+    }
+
+
+def bottles_to_check(order: Order) -> list[str]:
+    """What each bottle's label should say, for the final check ([] when the order has no
+    labels yet: the move refuses with the reason)."""
+    try:
+        pages = label_pages(order)
+    except LabelRefused:
+        return []
+    return [
+        f"{page.drug}, {page.quantity}, lot {', '.join(page.lot_numbers)}, BUD "
+        f"{page.beyond_use_date:%m/%d/%Y}"
+        for page in pages
+        if not page.continuation
+    ]
+
+
 def dispense_view(model_admin, request, object_id):
     """GET: each line still to dispense, the lots that could fill it, and a field for the lot
     scanned on its bottle (a keyboard-wedge scanner types it and Enter); POST: dispense the
     scanned lots, or show on each line what was expected."""
     order = _order_or_refuse(model_admin, request, object_id)
     problems: dict[int, str] = {}
+    partial = request.method == "POST" and "partial" in request.POST
+    partial_problem = ""
     if request.method == "POST":
-        scans = {int(k.removeprefix("scan-")): v for k, v in request.POST.items()
-                 if k.startswith("scan-") and k.removeprefix("scan-").isdigit()}  # fmt: skip
+        scans, units = _per_line(request.POST, "scan-"), _per_line(request.POST, "units-")
         try:
-            result = dispense_scanned(order=order, actor=request.user, scans=scans)
+            if partial:
+                result, _rest = dispense_partial(
+                    order=order, actor=request.user, scans=scans, units=units,
+                    reason=request.POST.get("partial-reason", ""),
+                )  # fmt: skip
+            else:
+                result = dispense_scanned(order=order, actor=request.user, scans=scans)
         except ScansRefused as refused:
             problems = refused.problems
-        except (ValidationError, PermissionDenied) as refused:
+        except ValidationError as refused:
+            if not partial:
+                messages.error(request, refusal_text(refused))
+                return redirect("admin:orders_order_change", order.pk)
+            partial_problem = refusal_text(refused)  # said beside the partial fill's fields
+        except PermissionDenied as refused:
             messages.error(request, refusal_text(refused))
             return redirect("admin:orders_order_change", order.pk)
         else:
@@ -216,12 +293,17 @@ def dispense_view(model_admin, request, object_id):
             return redirect("admin:orders_order_change", order.pk)
     needs = line_needs(order)
     expected = expected_lots(order, needs)
+    in_stock = lots_in_stock(needs)
     rows = [
         {
             "line": need.line, "units": quantity_text(need.units),
             "expected": expected[need.line.pk],
+            # Lots that could give part of it (a partial fill).
+            "in_stock": [b for b in in_stock[need.line.pk] if b not in expected[need.line.pk]],
             "problem": problems.get(need.line.pk, ""),
-            "scanned": scan_text(request.POST.get(f"scan-{need.line.pk}")) if problems else "",
+            # A refused form keeps what was typed and scanned, for the next try.
+            "scanned": scan_text(request.POST.get(f"scan-{need.line.pk}", ""))[:100],
+            "give": request.POST.get(f"units-{need.line.pk}", "").strip()[:20],
         }
         for need in needs
     ]  # fmt: skip
@@ -233,6 +315,9 @@ def dispense_view(model_admin, request, object_id):
             "title": f"Dispense order {order.number}",
             "order": order,
             "rows": rows,
+            "partial_problem": partial_problem,
+            "partial_reason": request.POST.get("partial-reason", "")[:200],
+            "partial_reasons": PARTIAL_REASONS,
             "opts": Order._meta,
         },
     )
@@ -266,21 +351,70 @@ def label_download_view(model_admin, request, object_id, version):
     return response
 
 
-PRINT_AT_ONCE = 25  # more orders than this are printed in the background, with progress
+# The session's last choice of print station ("" for none: a PDF), offered first next time.
+PRINT_STATION_SESSION_KEY = "print_station"
+
+
+def station_label(station: PrintStation) -> str:
+    if station.output_format == PrintStation.OutputFormat.ZPL:
+        return f"{station.name} (ZPL II, {station.dpi} dpi)"
+    return f"{station.name} (PDF)"
+
+
+class PrintStationForm(forms.Form):
+    """Where the labels go: an active print station, or none (a PDF to download). The last
+    choice is offered first; with no choice yet, the one active station, if there is one."""
+
+    station = forms.ModelChoiceField(
+        label="Print station",
+        queryset=PrintStation.objects.filter(is_active=True),
+        required=False,
+        blank=True,  # a radio button for none too
+        empty_label="None: a PDF to download",
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, remembered=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["station"]
+        field.label_from_instance = station_label
+        active = [station.pk for station in field.queryset]
+        if remembered in active or remembered == "":
+            self.initial["station"] = remembered or None
+        elif len(active) == 1:
+            self.initial["station"] = active[0]
 
 
 def print_labels(model_admin, request, queryset):
-    """The labels of the selected orders as the pages of one PDF, for the label printer."""
-    orders = list(queryset.order_by("pk"))
-    if len(orders) > PRINT_AT_ONCE:
-        job = print_job_start(orders=orders, actor=request.user)
+    """Ask for the print station, then queue the labels of the selected orders for it and open
+    the job's page, which follows the rendering and then offers the file: nothing is rendered
+    in the request, whatever the number of orders."""
+    # Their numbers are their ids: the page lists them without reading the orders.
+    orders = [Order(pk=pk) for pk in queryset.order_by("pk").values_list("pk", flat=True)]
+    form = PrintStationForm(
+        request.POST if CONFIRMED in request.POST else None,
+        remembered=request.session.get(PRINT_STATION_SESSION_KEY),
+    )
+    if form.is_valid():
+        station = form.cleaned_data["station"]
+        try:
+            job = print_job_start(orders=orders, station=station, actor=request.user)
+        except (ValidationError, PermissionDenied) as refused:
+            messages.error(request, refusal_text(refused))
+            return None
+        request.session[PRINT_STATION_SESSION_KEY] = station.pk if station else ""
         return redirect("admin:pharmacy_printjob_change", job.pk)
-    try:
-        pdf = render_labels_pdf(orders)
-    except ValueError as refused:
-        messages.error(request, str(refused))
-        return None
-    response = HttpResponse(pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="labels-{len(orders)}-orders.pdf"'
-    record_access_bulk(request, AccessAction.PRINTED_LABELS, orders)
-    return response
+    return TemplateResponse(
+        request,
+        "admin/action_form.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": f"Print the labels of {counted(len(orders), 'order', 'orders')}",
+            "form": form,
+            "objects": orders,
+            "action": request.POST["action"],
+            "opts": model_admin.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "confirmed": CONFIRMED,
+        },
+    )

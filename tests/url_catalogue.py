@@ -40,6 +40,7 @@ from pharmacy.models import (
     LabelDocument,
     LotStatus,
     PrintJob,
+    PrintStation,
     Recall,
     RecallNotice,
 )
@@ -239,6 +240,7 @@ def build_world() -> World:
             IngredientFactory(), draft,
             IngredientLotFactory(status=LotStatus.QUARANTINE, received_by=technician),
             in_progress, dispense, Delivery.objects.get(order=order_a_on_hold), print_job,
+            PrintStation.objects.create(name="Counter", output_format="zpl", dpi=203),
             recall, clinic_a, prescriber_a, prescriber_a.licences.first(),
             patient_a, order_a_verified.prescription,
             order_a_verified, staff_device(technician), *_sign_in_records(),

@@ -5,6 +5,8 @@ import datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
@@ -193,8 +195,16 @@ class FillSchedule(models.TextChoices):
 
 class PrescriptionLineQuerySet(models.QuerySet):
     def of_order(self, order: "Order"):
-        """The lines the order dispenses: its prescription's lines of the order's schedule."""
-        return self.filter(prescription_id=order.prescription_id, phase=order.schedule)
+        """The lines the order dispenses: its prescription's lines of the order's schedule,
+        each with `units`, what this order dispenses of it: the line's quantity, or the order's
+        own (OrderQuantity: a part of a partial fill, the rest that follows it, a replacement).
+        A line this order leaves to another order of the fill (0 units) is not one of its."""
+        own = OrderQuantity.objects.filter(order_id=order.pk, line_id=OuterRef("pk"))
+        return (
+            self.filter(prescription_id=order.prescription_id, phase=order.schedule)
+            .annotate(units=Coalesce(Subquery(own.values("units")[:1]), F("quantity")))
+            .exclude(units=0)
+        )
 
 
 class PrescriptionLine(models.Model):
@@ -215,7 +225,9 @@ class PrescriptionLine(models.Model):
         ordering = ["prescription", "phase", "position"]
 
     def __str__(self):
-        return f"{self.formulation}: {units_text(self.quantity, self.formulation.unit)}"
+        # An order's line (of_order) says what that order dispenses of it.
+        units = getattr(self, "units", self.quantity)
+        return f"{self.formulation}: {units_text(units, self.formulation.unit)}"
 
 
 class OrderStatus(models.TextChoices):
@@ -363,6 +375,12 @@ class Order(models.Model):
             models.Index(fields=["status", "created_at"]),
             # The admin's order list: oldest first, the order they came in.
             models.Index(fields=["created_at", "id"], name="order_arrival"),
+            # The work queues' counts and oldest times, from the open orders alone.
+            models.Index(
+                fields=["status", "status_changed_at", "created_at"],
+                name="open_order_queue",
+                condition=models.Q(status__in=OPEN_STATUSES),
+            ),
         ]
         constraints = [
             # One refill of a prescription at a time (the refill service also locks the
@@ -449,6 +467,9 @@ class OrderEventKind(models.TextChoices):
     EMAIL_SENT = "email_sent", "Email sent"
     PARTIAL_FILL = "partial_fill", "Partial fill"
     REPLACEMENT = "replacement", "Replacement ordered"
+    # A recall took units of a recalled batch back from the order before it shipped: it is
+    # dispensed again from another batch.
+    RECALL_PULLED = "recall_pulled", "Recalled units taken back"
 
 
 # The kinds that leave the order's status as it is (from_status and to_status are that status).
@@ -458,6 +479,7 @@ STATUS_KEPT_KINDS = frozenset(
         OrderEventKind.EMAIL_SENT,
         OrderEventKind.PARTIAL_FILL,
         OrderEventKind.REPLACEMENT,
+        OrderEventKind.RECALL_PULLED,
     }
 )
 
@@ -483,7 +505,12 @@ class OrderEvent(StatusEvent):
     parameters = models.JSONField(default=dict, blank=True)
 
     class Meta(StatusEvent.Meta):
-        pass
+        indexes = [
+            # The dashboard's turnaround: the orders shipped in a time window, then when each
+            # of them was submitted, both read from these indexes alone.
+            models.Index(fields=["to_status", "created_at", "order"], name="order_event_by_status"),
+            models.Index(fields=["order", "to_status", "created_at"], name="order_event_by_order"),
+        ]
 
     @property
     def detail(self) -> str:
@@ -513,4 +540,10 @@ class OrderEvent(StatusEvent):
             return f"Drafted for {self.parameters['signer']} to sign"
         if self.kind == OrderEventKind.SIGNED:
             return f"Signed by {self.parameters['signer']} and submitted"
+        if self.kind in (
+            OrderEventKind.PARTIAL_FILL,
+            OrderEventKind.REPLACEMENT,
+            OrderEventKind.RECALL_PULLED,
+        ):
+            return self.get_kind_display()
         return self.get_to_status_display()

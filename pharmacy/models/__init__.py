@@ -11,11 +11,21 @@ from .compounding import (
     IngredientLot,
     IngredientLotEvent,
     LotStatus,
+    PulledDispense,
     QcResult,
     Recall,
+    RecallBatch,
     RecallNotice,
+    RecallReplacement,
 )
-from .notifications import Delivery, DeliveryKind, DeliveryStatus, LabelDocument, PrintJob
+from .notifications import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    LabelDocument,
+    PrintJob,
+    PrintStation,
+)
 
 __all__ = [
     "UNRELEASED_BATCH_STATUSES",
@@ -32,7 +42,11 @@ __all__ = [
     "LabelDocument",
     "LotStatus",
     "PrintJob",
+    "PrintStation",
+    "PulledDispense",
     "QcResult",
     "Recall",
+    "RecallBatch",
     "RecallNotice",
+    "RecallReplacement",
 ]

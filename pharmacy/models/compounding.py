@@ -238,6 +238,80 @@ class Recall(models.Model):
         return f"products made from {self.ingredient_lot}"
 
 
+class RecallBatch(models.Model):
+    """A batch that a recall moved to recalled, and the units it set aside in quarantine: those
+    the batch still held (its count went to 0), and those pulled back from orders that had not
+    shipped. Quarantined units are kept for the investigation and never dispensed. A batch is
+    recalled once, so it has one such record."""
+
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="recalled_batches")
+    batch = models.OneToOneField(Batch, on_delete=models.PROTECT, related_name="recall_quarantine")
+    units_in_stock = models.DecimalField(max_digits=10, decimal_places=2)
+    units_pulled = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+
+    class Meta:
+        ordering = ["recall", "batch__lot_number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(units_in_stock__gte=0, units_pulled__gte=0),
+                name="recall_batch_units_not_negative",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.batch}: {quantity_text(self.units_quarantined)} quarantined"
+
+    @property
+    def units_quarantined(self):
+        return self.units_in_stock + self.units_pulled
+
+
+class PulledDispense(models.Model):
+    """Units of a recalled batch pulled back from an order that had not shipped: the dispense
+    as it was, kept for the trace (its Dispense row is gone, so the order is dispensed again
+    from another batch)."""
+
+    recalled_batch = models.ForeignKey(
+        RecallBatch, on_delete=models.PROTECT, related_name="pulled_dispenses"
+    )
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="+")
+    line = models.ForeignKey("orders.PrescriptionLine", on_delete=models.PROTECT, related_name="+")
+    units = models.DecimalField(max_digits=10, decimal_places=2)
+    dispensed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    dispensed_at = models.DateTimeField()
+    scanned_code = models.CharField(max_length=60, blank=True)
+    pulled_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recalled_batch", "order", "pk"]
+
+    def __str__(self):
+        return f"{quantity_text(self.units)} pulled back from {self.order}"
+
+
+class RecallReplacement(models.Model):
+    """The replacement order made for an order whose patient holds units of a recalled batch:
+    one per recall and affected order, whoever asks for it and however often."""
+
+    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="replacements")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="+")
+    replacement = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["recall", "order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recall", "order"], name="one_replacement_per_recall_and_order"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.replacement} replaces {self.order}"
+
+
 class RecallNotice(models.Model):
     """A notice owed to one affected clinic; the notifications work sends it."""
 

@@ -1,5 +1,5 @@
 """The outbox: every email the portal sends is first a row, written in the same transaction as
-the change that causes it, and label PDFs kept by version."""
+the change that causes it, label PDFs kept by version, and print jobs for the print stations."""
 
 from django.conf import settings
 from django.db import models
@@ -93,8 +93,38 @@ class LabelDocument(models.Model):
         return f"Label v{self.version} of order {Order.number_of(self.order_id)}"
 
 
+class PrintStation(models.Model):
+    """A printer the pharmacy prints labels on: an office printer taking PDFs, or a thermal
+    label printer taking ZPL II at its resolution. Retired stations are made inactive, not
+    deleted, so the print jobs sent to them keep their station."""
+
+    class OutputFormat(models.TextChoices):
+        PDF = "pdf", "PDF"
+        ZPL = "zpl", "ZPL II (thermal label printer)"
+
+    class Dpi(models.IntegerChoices):
+        DPI_203 = 203, "203 dpi (8 dots/mm)"
+        DPI_300 = 300, "300 dpi (12 dots/mm)"
+
+    name = models.CharField(max_length=100, unique=True)
+    output_format = models.CharField(
+        max_length=3, choices=OutputFormat.choices, default=OutputFormat.PDF
+    )
+    dpi = models.PositiveSmallIntegerField(
+        choices=Dpi.choices, default=Dpi.DPI_203, help_text="The printer's resolution, for ZPL."
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
 class PrintJob(models.Model):
-    """The labels of many orders printed as one PDF in the background, with its progress."""
+    """The labels of one or many orders rendered in the background for a print station (a PDF
+    when it has none), with its progress."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -110,6 +140,9 @@ class PrintJob(models.Model):
     total = models.PositiveIntegerField()
     done = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    station = models.ForeignKey(
+        PrintStation, on_delete=models.PROTECT, null=True, blank=True, related_name="print_jobs"
+    )
     file = models.FileField(upload_to="print-jobs/%Y/%m/", blank=True)
     error = models.TextField(blank=True)
 
@@ -122,3 +155,9 @@ class PrintJob(models.Model):
     @property
     def percent(self) -> int:
         return 100 * self.done // self.total if self.total else 100
+
+    @property
+    def file_extension(self) -> str:
+        """What the rendered file is, "pdf" or "zpl" ("" before it is rendered): said by its
+        name, as the station's format may have changed since."""
+        return self.file.name.rpartition(".")[2].lower() if self.file else ""

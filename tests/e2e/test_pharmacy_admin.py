@@ -14,6 +14,7 @@ from playwright.sync_api import Locator, Page, expect
 from orders.models import STATUS_KEPT_KINDS, Order, OrderEventKind, OrderStatus
 from orders.workflow import SIGNATURE_MEANING
 from pharmacy.dispensing import expected_lots, line_needs
+from pharmacy.labels import label_barcodes
 from pharmacy.models import (
     Batch,
     BatchStatus,
@@ -231,10 +232,61 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
         pk: released_before[pk] for pk in untouched
     }
 
-    # 4. The pharmacist's final check; the technician ships and marks it delivered.
+    # The technician prints the labels at the dispensing bench's thermal printer: the action
+    # asks for the station, and the job's page follows the rendering, then offers the file.
+    technician.goto(f"{base}/admin/orders/order/")
+    technician.locator(f'input[name="_selected_action"][value="{order.pk}"]').check()
+    technician.locator('select[name="action"]').select_option(
+        label="Print labels of the selected orders"
+    )
+    technician.get_by_role("button", name="Go", exact=True).click()
+    technician.get_by_label("Dispensing bench (thermal, ZPL)").check()
+    technician.get_by_role("button", name="Print the labels of 1 order").click()
+    expect(technician.locator("#print-progress")).to_contain_text("1 of 1 orders (100 %) · Done")
+    with technician.expect_download() as download:
+        technician.locator("#print-download").click()
+    zpl = download.value.path().read_text()
+    assert download.value.suggested_filename.endswith(".zpl")
+    assert zpl.count("^XA") == 3  # a label per bottle
+    # ... each carrying its bottle's Code 128 barcode, the one the final check scans.
+    assert [line for line in zpl.splitlines() if "^BC" in line] == [
+        line for code in label_barcodes(order) for line in zpl.splitlines()
+        if line.endswith(f"^FH_^FD>:{code}^FS")
+    ]  # fmt: skip
+    technician.goto(f"{base}/admin/orders/order/{order.pk}/change/")
+
+    # 4. The pharmacist's final check: each bottle against its printed label, whose barcode
+    # the scanner types with Enter. A label of another fill first, refused with what this
+    # order's bottles need; then the three labels. The technician ships and marks it delivered.
     pharmacist.reload()
-    make_move(pharmacist, order, "Final check: ready")
+    move_link(pharmacist, "Final check: ready").click()
+    expect(pharmacist.locator("#bottles-to-check li")).to_have_count(3)
+    barcodes = label_barcodes(order)
+    wrong = barcodes[0].replace("|0|", "|1|")  # the same bottle's label of a refill
+    checked = pharmacist.locator('[name="labels"]')
+    expect(checked).to_be_focused()
+    for code in [wrong, *barcodes[1:]]:
+        pharmacist.keyboard.type(code)
+        pharmacist.keyboard.press("Enter")
+    pharmacist.locator('input[type="submit"][value="Final check: ready"]').click()
+    expect(pharmacist.locator(".errorlist.nonfield li")).to_have_text([
+        f"The label scanned as “{wrong}” is not a label of this order: it is Rx "
+        f"{prescription.rx_number}, fill 1, lot {wrong.split('|')[2]}. Put it aside and scan "
+        "this order's labels.",
+        re.compile(r"^Scan the label of the bottle of Naltrexone HCl 1\.5 mg capsule \(lot "),
+    ])  # fmt: skip
+    order.refresh_from_db()
+    assert order.status == OrderStatus.COMPOUNDING
+    checked.fill("")
+    checked.focus()
+    for code in barcodes:
+        pharmacist.keyboard.type(code)
+        pharmacist.keyboard.press("Enter")
+    pharmacist.locator('input[type="submit"][value="Final check: ready"]').click()
+    expect(pharmacist).to_have_url(admin_order_url(order))
     expect_moved(pharmacist, order, OrderStatus.READY)
+    check = order.events.get(from_status=OrderStatus.COMPOUNDING, to_status=OrderStatus.READY)
+    assert check.parameters == {"scanned_labels": barcodes}
 
     technician.reload()
     expect(move_link(technician, "Final check: ready")).to_have_count(0)

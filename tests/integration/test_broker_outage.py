@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.admin_actions import CONFIRMED
 from pharmacy import tasks
 from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, PrintJob
-from pharmacy.workbench import PRINT_AT_ONCE
 from tests.factories import PrescriberFactory, StaffFactory
 from tests.integration.conftest import celery_publishing_to, database_url
 from tests.integration.test_outbox_worker import compounded_orders
@@ -68,12 +68,17 @@ def test_a_password_reset_while_the_broker_is_down_is_emailed_after_the_sweep(
 def test_a_label_print_while_the_broker_is_down_is_rendered_after_the_sweep(
     worker_on_own_redis, own_redis, client, settings
 ):
-    orders = compounded_orders(PRINT_AT_ONCE + 1)  # more than print at once: a print job
+    orders = compounded_orders(26)
     verified_staff_login(client, StaffFactory(group="Pharmacist"))
     own_redis.stop()
     response = client.post(
         reverse("admin:orders_order_changelist"),
-        {"action": "print_labels", "_selected_action": [order.pk for order in orders]},
+        {
+            "action": "print_labels",
+            "_selected_action": [order.pk for order in orders],
+            CONFIRMED: "1",
+            "station": "",  # none: a PDF
+        },
     )
     job = PrintJob.objects.get()
     assert response.status_code == 302

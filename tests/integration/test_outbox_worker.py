@@ -15,6 +15,7 @@ from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Formulation, Order, OrderStatus, Prescription
 from pharmacy import tasks
 from pharmacy.fulfilment import order_final_check
+from pharmacy.labels import label_barcodes
 from pharmacy.models import Delivery, DeliveryStatus, Dispense
 from tests.factories import (
     BatchFactory,
@@ -65,7 +66,9 @@ def compounded_orders(count: int) -> list[Order]:
 
 def make_ready(orders, pharmacist):
     for order in orders:
-        order_final_check(order=order, actor=pharmacist)  # each commits, then queues
+        order_final_check(
+            order=order, actor=pharmacist, scans=label_barcodes(order)
+        )  # each commits, then queues
 
 
 def labels_by_order(messages) -> dict[str, list]:

@@ -14,6 +14,7 @@ from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services import order_start_review, prescription_refill
 from pharmacy.fulfilment import order_final_check
+from pharmacy.labels import label_barcodes
 from pharmacy.models import Delivery, Dispense, LabelDocument
 from tests.factories import PatientFactory, clinic_of, submit_order
 from tests.pharmacy.test_labels import TITRATION, dispensed, stock_titration, submitted
@@ -47,7 +48,8 @@ def test_the_order_page_shows_every_dispense_label_email_and_event(
     client, titration_order, pharmacist, technician, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):  # renders the label, sends the mail
-        order = order_final_check(order=titration_order, actor=pharmacist)
+        order = order_final_check(order=titration_order, actor=pharmacist,
+                                  scans=label_barcodes(titration_order))  # fmt: skip
     verified_staff_login(client, pharmacist)
 
     html = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()

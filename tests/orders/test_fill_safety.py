@@ -546,7 +546,8 @@ def test_manual_dispensing_refuses_a_batch_whose_bud_ends_before_the_supply(
     end = timezone.localdate() + datetime.timedelta(days=30)
     assert refused.value.messages == [
         f"Batch {batch.lot_number}'s BUD {batch.beyond_use_date:%Y-%m-%d} is before the end of "
-        f"the 30-day supply ({end:%Y-%m-%d}): choose a batch with a later BUD."
+        f"the 30-day supply ({end:%Y-%m-%d}): choose a batch with a later BUD, or dispense a "
+        "partial fill."
     ]
     batch.refresh_from_db()
     assert batch.units_remaining == Decimal("100") and Dispense.objects.count() == 0

@@ -80,8 +80,9 @@ def test_the_order_list_shows_drug_and_strength_and_filters_by_date(
     assert len(refused.context["orders"]) == 2  # nothing filtered while the filters are wrong
     bad = prescriber_client.get(url, {"since": "not a date", "status": "nonsense"})
     assert set(bad.context["filters"].errors) == {"since", "status"}
-    # session, user, clinics, count, page with patients, their schedules' steps
-    with django_assert_num_queries(6):
+    # session, user, clinics, the recall banner, count, page with patients, their schedules'
+    # steps
+    with django_assert_num_queries(7):
         prescriber_client.get(url)
 
 
@@ -185,12 +186,12 @@ def test_the_dashboard_lists_the_refills_that_are_due_until_a_month_after_runnin
     assert "Supply runs out on 03/07/2026 · 1 refill left" in html
     assert "Supply runs out on 03/08/2026 · 2 refills left" in html
     assert f'href="{reverse("prescription_refill", args=[due.prescription_id])}"' in html
-    # The eleven of an empty dashboard, and the schedules of the recent orders and of the
+    # The twelve of an empty dashboard, and the schedules of the recent orders and of the
     # refills due: not one more for another refill listed.
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         prescriber_client.get(reverse("home"))
     filled(prescriber, "Another", days_ago=27)
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         assert len(prescriber_client.get(reverse("home")).context["refills_due"]) == 4
 
 

@@ -1,5 +1,6 @@
-"""Printing the labels of many orders from the admin: one PDF, in the background with its
-progress when the selection is large."""
+"""Printing the labels of many orders from the admin: the print station is chosen first, then
+one file (a PDF, or ZPL for a thermal printer) is rendered in the background with its
+progress, whatever the number of orders."""
 
 import io
 
@@ -9,11 +10,11 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from pypdf import PdfReader
 
+from core.admin_actions import CONFIRMED
 from orders.models import Order, Prescription
 from pharmacy.label_documents import label_render, print_job_render
 from pharmacy.labels import render_labels_pdf
 from pharmacy.models import PrintJob
-from pharmacy.workbench import PRINT_AT_ONCE
 from tests.factories import StaffFactory
 from tests.orders.test_workflow import S, dispense_fully, submitted_order, with_status
 from tests.signing_in import verified_staff_login
@@ -37,10 +38,24 @@ def pages(pdf: bytes) -> int:
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
-def print_action(client, orders):
+def station_page(client, orders):
+    """The print action on the order list: its page asking for the print station."""
     return client.post(
         reverse("admin:orders_order_changelist"),
         {"action": "print_labels", ACTION_CHECKBOX_NAME: [o.pk for o in orders]},
+    )
+
+
+def print_action(client, orders, station=None):
+    """The print action with the print station chosen (none: a PDF)."""
+    return client.post(
+        reverse("admin:orders_order_changelist"),
+        {
+            "action": "print_labels",
+            ACTION_CHECKBOX_NAME: [o.pk for o in orders],
+            CONFIRMED: "1",
+            "station": station.pk if station else "",
+        },
     )
 
 
@@ -54,19 +69,27 @@ def test_render_reports_progress_chunk_by_chunk(prescriber):
     assert pages(pdf) == 10
 
 
-def test_a_small_selection_prints_at_once(client, pharmacist, prescriber):
+def test_a_small_selection_is_rendered_in_the_background_too(
+    client, pharmacist, prescriber, django_capture_on_commit_callbacks
+):
     orders = printable_orders(prescriber, 2)
     verified_staff_login(client, pharmacist)
-    response = print_action(client, orders)
-    assert response["Content-Type"] == "application/pdf"
-    assert pages(response.content) == 4
-    assert PrintJob.objects.count() == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = print_action(client, orders)
+
+    job = PrintJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:pharmacy_printjob_change", args=[job.pk])
+    assert (job.status, job.done, job.total, job.station) == ("done", 2, 2, None)
+    with job.file.open("rb") as pdf:
+        assert pages(pdf.read()) == 4
 
 
 def test_a_large_selection_prints_in_the_background_with_progress(
     client, pharmacist, prescriber, django_capture_on_commit_callbacks
 ):
-    orders = printable_orders(prescriber, PRINT_AT_ONCE + 1)
+    orders = printable_orders(prescriber, 26)
     verified_staff_login(client, pharmacist)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -74,9 +97,9 @@ def test_a_large_selection_prints_in_the_background_with_progress(
 
     job = PrintJob.objects.get()
     assert response["Location"] == reverse("admin:pharmacy_printjob_change", args=[job.pk])
-    assert (job.status, job.done, job.total) == ("done", PRINT_AT_ONCE + 1, PRINT_AT_ONCE + 1)
+    assert (job.status, job.done, job.total) == ("done", 26, 26)
     with job.file.open("rb") as pdf:
-        assert pages(pdf.read()) == 2 * (PRINT_AT_ONCE + 1)
+        assert pages(pdf.read()) == 2 * 26
     page = client.get(response["Location"]).content.decode()
     assert f'<progress value="{job.total}" max="{job.total}">' in page
     assert 'id="print-download"' in page

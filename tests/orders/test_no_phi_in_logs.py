@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from orders.models import Formulation, Order, OrderStatus, Patient
 from pharmacy import batches
+from pharmacy.labels import label_barcodes
 from prescribers.models import Prescriber
 from prescribers.services import prescriber_approve
 from tests.factories import (
@@ -156,7 +157,7 @@ def test_a_whole_order_puts_no_patient_data_in_logs_urls_or_subjects(
     verified_staff_login(staff, technician)
     staff.post(reverse("admin:orders_order_dispense", args=[order.pk]), scanned_form(order))
     with django_capture_on_commit_callbacks(execute=True):
-        move(pharmacist, OrderStatus.READY)
+        move(pharmacist, OrderStatus.READY, labels="\n".join(label_barcodes(order)))
 
     order.refresh_from_db()
     assert order.status == OrderStatus.READY

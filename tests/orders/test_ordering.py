@@ -366,12 +366,13 @@ def test_order_list_filters_searches_and_keeps_its_query_count(
     assert numbers(q="zebra") == [second.number]
     assert numbers(q=first.number) == [first.number]
     assert numbers(q=str(first.pk)) == [first.number]
-    # session, user, clinics, count, page with patients, the page's schedules (drug and dose)
-    with django_assert_num_queries(6):
+    # session, user, clinics, the recall banner, count, page with patients, the page's
+    # schedules (drug and dose)
+    with django_assert_num_queries(7):
         prescriber_client.get(url)
     for _ in range(5):
         submit(prescriber_client, order_patient)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         prescriber_client.get(url)
 
 

@@ -214,11 +214,11 @@ def test_list_shows_only_own_clinic_and_searches(prescriber_client, prescriber, 
 
 def test_list_query_count_does_not_grow(prescriber_client, prescriber, django_assert_num_queries):
     PatientFactory.create_batch(3, clinic=clinic_of(prescriber))
-    # session, user (+prescriber), their clinics, count, page of patients
-    with django_assert_num_queries(5):
+    # session, user (+prescriber), their clinics, the recall banner, count, page of patients
+    with django_assert_num_queries(6):
         prescriber_client.get(reverse("patient_list"))
     PatientFactory.create_batch(20, clinic=clinic_of(prescriber))
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         prescriber_client.get(reverse("patient_list"))
 
 
@@ -229,8 +229,8 @@ def test_dashboard_shows_clinic_patients_and_orders(
     PatientFactory(clinic=clinic_of(other_prescriber), last_name="Notmine")
     # session, user+prescriber, their clinics, recall notices, drafts to sign, licences to
     # renew, refills due, the pharmacy's questions, patients, patient count, recent orders (no
-    # orders: no schedules, no refill's steps)
-    with django_assert_num_queries(11):
+    # orders: no schedules, no refill's steps), the recall banner
+    with django_assert_num_queries(12):
         response = prescriber_client.get(reverse("home"))
     page = response.content.decode()
     assert clinic_of(prescriber).name in page

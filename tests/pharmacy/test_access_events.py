@@ -264,29 +264,39 @@ def test_admin_label_downloads_refused_or_missing_record_nothing(client, order):
     assert AccessEvent.objects.count() == 0
 
 
-def test_printing_labels_records_each_order_in_one_insert(client, pharmacist, prescriber):
+def test_printing_labels_records_each_order_in_one_insert_when_the_file_is_downloaded(
+    client, pharmacist, prescriber, django_capture_on_commit_callbacks
+):
+    """The print action only queues a job (its page shows no patient); the labels are seen
+    when the job's file is downloaded."""
     orders = printable_orders(prescriber, 2)
     verified_staff_login(client, pharmacist)
+    with django_capture_on_commit_callbacks(execute=True):
+        print_action(client, orders)
+    assert AccessEvent.objects.count() == 0
+    url = reverse("admin:pharmacy_printjob_download", args=[PrintJob.objects.get().pk])
 
     with CaptureQueriesContext(connection) as captured:
-        response = print_action(client, orders)
+        response = client.get(url, **FROM)
 
-    assert pages(response.content) == 4
+    assert pages(b"".join(response.streaming_content)) == 4
     inserts = [q for q in captured if q["sql"].startswith('INSERT INTO "pharmacy_accessevent"')]
     assert len(inserts) == 1
-    events = AccessEvent.objects.order_by("object_id")
-    changelist = reverse("admin:orders_order_changelist")
-    assert [recorded(e) for e in events] == [
-        {**expected(pharmacist, A.PRINTED_LABELS, o, f"Order {o.number}", changelist),
-         "client_address": "127.0.0.1", "user_agent": ""}
-        for o in orders
-    ]  # fmt: skip
+    assert [recorded(e) for e in AccessEvent.objects.order_by("object_id")] == [
+        expected(pharmacist, A.DOWNLOADED_LABEL_PRINT, o, f"Order {o.number}", url) for o in orders
+    ]
 
 
-def test_a_print_that_fails_records_nothing(client, pharmacist, order):
+def test_a_print_that_fails_records_nothing(
+    client, pharmacist, order, django_capture_on_commit_callbacks
+):
     verified_staff_login(client, pharmacist)
-    response = print_action(client, [order])  # submitted, never verified: no label
+    with django_capture_on_commit_callbacks(execute=True):
+        response = print_action(client, [order])  # submitted, never verified: no label
     assert response.status_code == 302
+    job = PrintJob.objects.get()
+    assert job.status == PrintJob.Status.FAILED
+    assert client.get(reverse("admin:pharmacy_printjob_download", args=[job.pk])).status_code == 404
     assert AccessEvent.objects.count() == 0
 
 

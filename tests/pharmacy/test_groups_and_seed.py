@@ -45,6 +45,7 @@ def test_staff_groups_exist_with_their_permissions():
         "pharmacy.view_delivery", "pharmacy.change_delivery",  # the outbox: retry failed emails
         "prescribers.view_membership",  # who belongs to each clinic
         "prescribers.view_licence", "prescribers.add_licence", "prescribers.change_licence",
+        *compounding("view", "add", "change", models=["printstation"]),  # label printers
     }  # fmt: skip
     assert permissions("Technician") == {
         "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
@@ -56,6 +57,7 @@ def test_staff_groups_exist_with_their_permissions():
         *compounding("view", "add", "change", models=["ingredientlot", "batch",
                                                       "batchingredient", "qcresult"]),
         "pharmacy.view_delivery", "prescribers.view_membership", "prescribers.view_licence",
+        "pharmacy.view_printstation",
     }  # fmt: skip
 
 

@@ -374,6 +374,9 @@ def test_a_rejected_or_cancelled_refill_is_not_counted_on_the_next_label(
 
 
 def test_a_recalled_batch_has_no_label(titration_order, pharmacist):
+    # Shipped: the recall of an order's batch while the order is still at the pharmacy pulls its
+    # units back instead (tests/pharmacy/test_recalls.py).
+    Order.objects.filter(pk=titration_order.pk).update(status=OrderStatus.SHIPPED)
     batch = Batch.objects.get(lot_number="LDN45-A")
     batch_recall(batch=batch, actor=pharmacist, reason="Out-of-specification assay.")
 

@@ -23,6 +23,7 @@ from orders.dosing import DosageForm, Regimen, Step
 from orders.models import OrderStatus, Patient, Prescription
 from pharmacy import notifications, outbox, tasks
 from pharmacy.fulfilment import order_final_check, order_hold, order_reject, order_ship
+from pharmacy.labels import label_barcodes
 from pharmacy.models import Delivery, DeliveryKind, DeliveryStatus, Dispense, LabelDocument
 from pharmacy.recalls import batch_recall
 from pharmacy.tasks import send_delivery
@@ -238,7 +239,7 @@ def test_embedded_default_writes_the_label_email_as_an_eml_file(
     dispense_fully(order)
 
     with django_capture_on_commit_callbacks(execute=True):
-        order_final_check(order=order, actor=pharmacist)
+        order_final_check(order=order, actor=pharmacist, scans=label_barcodes(order))
 
     (eml,) = (tmp_path / "mail").glob("*.eml")
     message = message_from_bytes(eml.read_bytes(), policy=policy.default)
@@ -322,13 +323,15 @@ def test_a_message_to_two_people_is_two_rows_sent_one_each(db, django_capture_on
 def test_a_label_that_cannot_be_made_fails_its_email_once_with_the_reason(
     client, prescriber, pharmacist, django_capture_on_commit_callbacks, settings
 ):
-    # The batch is recalled after the order was made ready and before its label was rendered:
-    # no retry will make that label, so the email fails at once, visibly, and is not swept.
+    # The batch is recalled after the order was made ready and shipped, before its label was
+    # rendered: no retry will make that label, so the email fails at once, visibly, and is not
+    # swept. (Recalled while still at the pharmacy, its units would be pulled back instead.)
     order = with_status(submitted_order(prescriber), S.COMPOUNDING)
     Prescription.objects.filter(pk=order.prescription_id).update(rx_number="7000123")
     dispense_fully(order)
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        order_final_check(order=order, actor=pharmacist)
+        order_final_check(order=order, actor=pharmacist, scans=label_barcodes(order))
+    order = with_status(order, S.SHIPPED)
     batch = Dispense.objects.filter(order=order).first().batch
     batch_recall(batch=batch, actor=pharmacist, reason="Out-of-specification assay.")
     for callback in queued:
@@ -382,7 +385,7 @@ def test_a_patient_name_of_194_characters_gets_its_label_mailed_once(
     dispense_fully(order)
 
     with django_capture_on_commit_callbacks(execute=True):
-        order_final_check(order=order, actor=pharmacist)
+        order_final_check(order=order, actor=pharmacist, scans=label_barcodes(order))
 
     delivery = Delivery.objects.get(order=order)
     assert (delivery.status, delivery.attempts, delivery.last_error) == (DeliveryStatus.SENT, 1, "")

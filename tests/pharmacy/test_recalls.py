@@ -5,6 +5,7 @@ and the admin pages and actions."""
 import csv
 import datetime
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -12,31 +13,61 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import path, reverse
+from django.utils import timezone
 
 from config import urls as portal_urls
+from core import sessions
 from core.models import AccessAction, AccessEvent, User
 from core.roles import is_pharmacist
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import FormulationVersion, FormulationVersionStatus, Order
+from orders.models import (
+    FormulationVersion,
+    FormulationVersionStatus,
+    Order,
+    OrderEvent,
+    OrderEventKind,
+    OrderKind,
+    OrderQuantity,
+    OrderStatus,
+    Prescription,
+)
+from orders.services import order_transition, rx_number_for
+from orders.workflow import allowed_moves
 from pharmacy.admin_recalls import RecallAdmin, recall_batches, recall_lots
 from pharmacy.admin_site import PharmacyAdminSite
 from pharmacy.batches import batch_recalled_lots
+from pharmacy.context_processors import recall_banner
+from pharmacy.dispensing import dispense_allocate
+from pharmacy.fulfilment import order_final_check
+from pharmacy.labels import label_barcodes, label_pages
 from pharmacy.models import (
     Batch,
     BatchEvent,
     BatchIngredient,
     BatchStatus,
     Delivery,
+    DeliveryKind,
+    DeliveryStatus,
     Dispense,
     IngredientLot,
     IngredientLotEvent,
     LotStatus,
+    PulledDispense,
     Recall,
+    RecallBatch,
     RecallNotice,
+    RecallReplacement,
 )
 from pharmacy.outbox import delivery_send
-from pharmacy.recalls import batch_recall, ingredient_lot_recall, recall_notice_acknowledge
+from pharmacy.recalls import (
+    batch_recall,
+    ingredient_lot_recall,
+    recall_notice_acknowledge,
+    recall_replacements_create,
+)
 from pharmacy.selectors import CSV_HEADER, recall_impact, recall_impact_csv
 from tests.factories import (
     BatchFactory,
@@ -49,6 +80,7 @@ from tests.factories import (
     clinic_of,
     submit_order,
 )
+from tests.pharmacy.test_labels import verify
 from tests.signing_in import verified_staff_login
 
 B, L = BatchStatus, LotStatus
@@ -110,7 +142,11 @@ def order_for(prescriber, *, patient_name: tuple[str, str]) -> Order:
 def make_batch(**fields) -> Batch:
     """A batch of the one approved version of the 1.5 mg capsule (one approved at a time)."""
     version = (
-        FormulationVersion.objects.filter(status=FormulationVersionStatus.APPROVED).first()
+        FormulationVersion.objects.filter(
+            status=FormulationVersionStatus.APPROVED,
+            formulation__dosage_form="capsule",
+            formulation__strength_mg=Decimal("1.5"),
+        ).first()
         or FormulationVersionFactory()
     )
     return BatchFactory(formulation_version=version, **fields)
@@ -188,7 +224,7 @@ def test_batch_recall_owes_a_notice_to_each_clinic_that_received_units(
     assert batch.status == B.RECALLED
     event = batch.events.get()
     assert (event.actor, event.from_status, event.to_status, event.note) == (
-        pharmacist, B.RELEASED, B.RECALLED, REASON,
+        pharmacist, B.RELEASED, B.RECALLED, f"{REASON} Quarantined: 100 capsules.",
     )  # fmt: skip
     assert (recall.batch, recall.ingredient_lot, recall.reason, recall.initiated_by) == (
         batch, None, REASON, pharmacist,
@@ -300,7 +336,10 @@ def test_ingredient_lot_recall_cascades_to_released_batches_and_lists_unreleased
         "NX-2-awaiting_qc": B.AWAITING_QC, "NX-3-in_progress": B.IN_PROGRESS,
         "NX-4-rejected": B.REJECTED, "NX-unrelated": B.RELEASED,
     }  # fmt: skip
-    note = f"Made from recalled ingredient lot {lot} ({lot.manufacturer}): {REASON}"
+    note = (
+        f"Made from recalled ingredient lot {lot} ({lot.manufacturer}): {REASON} "
+        "Quarantined: 100 capsules."
+    )
     assert list(BatchEvent.objects.values_list("batch__lot_number", "from_status", "note")) == [
         ("NX-0-released", B.RELEASED, note), ("NX-1-quarantined", B.QUARANTINED, note),
     ]  # fmt: skip
@@ -541,9 +580,9 @@ def test_recall_list_counts_notices_as_their_emails_are_sent_and_clinics_confirm
     assert alder.status == RecallNotice.Status.SENT
     assert "batch NX261101-C1.5-01" in page.content.decode()
     detail = client.get(reverse("admin:pharmacy_recall_change", args=[recall.pk]))
-    html = detail.content.decode()
-    assert "<td>Alder Family Clinic</td><td>Sent</td>" in html
-    assert "<td>Birch Pain Center</td><td>Pending</td>" in html
+    rows = {state["id"]: state for _, state in detail.context["notice_rows"]}
+    assert rows[alder.pk]["email"].startswith("Sent ")
+    assert rows[notice_of(recall, ben).pk]["email"] == "Pending"
 
 
 # --- Admin actions (on the stand-in Batch and IngredientLot admins) ------------------------------
@@ -752,3 +791,561 @@ def test_the_notice_email_names_the_clinics_orders_and_links_the_page_to_confirm
     assert lea.number not in message.body
     link = settings.PORTAL_BASE_URL + reverse("recall_notice_detail", args=[notice.pk])
     assert f"(the notice stays on your dashboard until then):\n{link}\n" in message.body
+
+
+# --- Quarantine, and the orders not shipped yet -------------------------------------------------
+# A recalled batch's units are set aside: what it still holds (its count goes to 0) and what it
+# gave to orders still at the pharmacy, which are pulled back; those orders are dispensed again
+# from another batch (a checked one goes back to dispensing) and their timelines say so.
+
+
+def with_status(order: Order, status: OrderStatus) -> Order:
+    Order.objects.filter(pk=order.pk).update(status=status)
+    order.refresh_from_db()
+    return order
+
+
+def event_rows(order: Order) -> list[tuple]:
+    return list(order.events.order_by("pk").values_list("kind", "from_status", "to_status"))
+
+
+@pytest.fixture
+def at_the_pharmacy(ann, ben, technician):
+    """A batch with 40 capsules left on the shelf that gave 20 + 10 to Zoe's order (being
+    dispensed), 30 to Lea's (checked, ready) and 30 to Max's (shipped)."""
+    batch = make_batch(lot_number="NX261102-C1.5-01", units_remaining=Decimal("40"))
+    zoe = with_status(order_for(ann, patient_name=("Zoe", "Young")), OrderStatus.COMPOUNDING)
+    lea = with_status(order_for(ben, patient_name=("Lea", "Moss")), OrderStatus.READY)
+    max_ = with_status(order_for(ann, patient_name=("Max", "Adams")), OrderStatus.SHIPPED)
+    for order, units in ((zoe, "20"), (zoe, "10"), (lea, "30"), (max_, "30")):
+        dispense(order, batch, units, by=technician)
+    return batch, zoe, lea, max_
+
+
+def test_a_recall_sets_the_stock_aside_and_pulls_back_the_units_of_orders_not_shipped(
+    at_the_pharmacy, pharmacist, technician, ann
+):
+    batch, zoe, lea, max_ = at_the_pharmacy
+
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+
+    batch.refresh_from_db()
+    assert (batch.status, batch.units_remaining) == (B.RECALLED, Decimal("0"))
+    quarantine = RecallBatch.objects.get()
+    assert (
+        quarantine.recall,
+        quarantine.batch,
+        quarantine.units_in_stock,
+        quarantine.units_pulled,
+        quarantine.units_quarantined,
+    ) == (
+        recall,
+        batch,
+        Decimal("40"),
+        Decimal("60"),
+        Decimal("100"),
+    )
+    assert batch.events.get().note == (
+        f"{REASON} Quarantined: 100 capsules (40 capsules in stock, 60 capsules pulled back from "
+        f"2 orders not shipped: {zoe.number}, {lea.number})."
+    )
+    # The shipped order keeps its dispense; the others' are pulled back, kept as they were.
+    assert list(Dispense.objects.values_list("order_id", "units")) == [(max_.pk, Decimal("30"))]
+    assert list(
+        PulledDispense.objects.order_by("pk").values_list(
+            "recalled_batch", "order_id", "units", "dispensed_by"
+        )
+    ) == [
+        (quarantine.pk, zoe.pk, Decimal("20"), technician.pk),
+        (quarantine.pk, zoe.pk, Decimal("10"), technician.pk),
+        (quarantine.pk, lea.pk, Decimal("30"), technician.pk),
+    ]
+    # Only patients who hold units are told of: Lea's clinic has none left to tell.
+    assert [notice.clinic for notice in recall.notices.all()] == [clinic_of(ann)]
+
+
+def test_the_orders_not_shipped_say_so_and_a_checked_one_goes_back_to_dispensing(
+    at_the_pharmacy, pharmacist
+):
+    batch, zoe, lea, max_ = at_the_pharmacy
+    before = {order.pk: event_rows(order) for order in (zoe, lea, max_)}
+
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+
+    pulled = "recall_pulled"
+    assert event_rows(zoe) == [*before[zoe.pk], (pulled, "compounding", "compounding")]
+    assert event_rows(lea) == [
+        *before[lea.pk],
+        (pulled, "ready", "ready"),
+        ("status_changed", "ready", "compounding"),
+    ]
+    assert event_rows(max_) == before[max_.pk]
+    zoe.refresh_from_db(), lea.refresh_from_db(), max_.refresh_from_db()
+    assert (zoe.status, lea.status, max_.status) == ("compounding", "compounding", "shipped")
+    said = zoe.events.get(kind=OrderEventKind.RECALL_PULLED)
+    assert (said.actor, said.title, said.parameters) == (
+        pharmacist,
+        "Recalled units taken back",
+        {
+            "recall": recall.pk,
+            "batches": [batch.lot_number],
+            "units": f"30 capsules of Naltrexone HCl 1.5 mg capsule (batch {batch.lot_number})",
+        },
+    )
+    assert said.note == (
+        f"Recall of batch {batch.lot_number} ({REASON}): 30 capsules of Naltrexone HCl 1.5 mg "
+        f"capsule (batch {batch.lot_number}) pulled back before shipping; the order is dispensed "
+        "again from another batch."
+    )
+    moved = lea.events.get(to_status=OrderStatus.COMPOUNDING)
+    assert (moved.actor, moved.note) == (
+        pharmacist,
+        "Back to dispensing: the recalled units were pulled back; the order is dispensed, "
+        "checked and labelled again.",
+    )
+
+
+def test_the_move_back_to_dispensing_is_the_recalls_own(at_the_pharmacy, pharmacist):
+    """No button offers it, and the transition refuses it to anyone else."""
+    _batch, _zoe, lea, _max = at_the_pharmacy
+
+    assert OrderStatus.COMPOUNDING not in [to for to, _ in allowed_moves(pharmacist, lea)]
+    with pytest.raises(ValidationError, match="needs its own form"):
+        order_transition(order=lea, to_status=OrderStatus.COMPOUNDING, actor=pharmacist)
+
+    lea.refresh_from_db()
+    assert (lea.status, lea.events.count()) == (OrderStatus.READY, 1)
+
+
+def test_a_checked_order_is_dispensed_checked_and_labelled_again_from_another_batch(
+    ann, pharmacist, technician
+):
+    recalled = make_batch(lot_number="NX261103-C1.5-01")
+    order = verify(order_for(ann, patient_name=("Zoe", "Young")), pharmacist)
+    dispense_allocate(order=order, actor=technician)
+    order = order_final_check(order=order, actor=pharmacist, scans=label_barcodes(order))
+    good = make_batch(lot_number="NX261120-C1.5-01")
+
+    batch_recall(batch=recalled, actor=pharmacist, reason=REASON)
+
+    order.refresh_from_db()
+    assert (order.status, order.dispenses.count()) == (OrderStatus.COMPOUNDING, 0)
+    assert RecallBatch.objects.values_list("units_in_stock", "units_pulled").get() == (
+        Decimal("70"),
+        Decimal("30"),
+    )
+    result = dispense_allocate(order=order, actor=technician)
+    assert [(d.batch, d.units) for d in result.dispenses] == [(good, Decimal("30"))]
+    [page] = label_pages(order)
+    assert page.lot_numbers == (good.lot_number,)
+    order = order_final_check(order=order, actor=pharmacist, scans=label_barcodes(order))
+    assert order.status == OrderStatus.READY
+    good.refresh_from_db()
+    assert good.units_remaining == Decimal("70")
+    # The clinic gets the label of the second check too: a mail of its own.
+    assert list(
+        Delivery.objects.filter(order=order, kind=DeliveryKind.LABEL_READY)
+        .order_by("pk")
+        .values_list("subject_key", flat=True)
+    ) == [f"order:{order.pk}", f"order:{order.pk}:check-2"]
+
+
+def test_a_lot_recall_quarantines_each_batch_it_recalls_once(
+    at_the_pharmacy, pharmacist, technician, ann
+):
+    """A batch recalled before keeps its quarantine on its own recall."""
+    batch, zoe, _lea, _max = at_the_pharmacy
+    earlier = make_batch(lot_number="NX261104-C1.5-01", units_remaining=Decimal("5"))
+    lot = IngredientLotFactory()
+    for made in (batch, earlier):
+        BatchIngredient.objects.create(batch=made, lot=lot, amount=Decimal("150"))
+    first = batch_recall(batch=earlier, actor=pharmacist, reason="Capsule weight out of range.")
+
+    recall = ingredient_lot_recall(lot=lot, actor=pharmacist, reason=REASON)
+
+    rows = RecallBatch.objects.order_by("pk").values_list(
+        "recall", "batch__lot_number", "units_in_stock", "units_pulled"
+    )
+    assert list(rows) == [
+        (first.pk, "NX261104-C1.5-01", Decimal("5"), Decimal("0")),
+        (recall.pk, "NX261102-C1.5-01", Decimal("40"), Decimal("60")),
+    ]
+    zoe.refresh_from_db()
+    assert zoe.events.filter(kind=OrderEventKind.RECALL_PULLED).count() == 1
+
+
+def test_a_refused_recall_sets_nothing_aside(at_the_pharmacy, technician):
+    batch, _zoe, lea, _max = at_the_pharmacy
+    before = (snapshot(), list(Dispense.objects.values_list("pk", flat=True)), event_rows(lea))
+
+    with pytest.raises(PermissionDenied):
+        batch_recall(batch=batch, actor=technician, reason=REASON)
+
+    after = (snapshot(), list(Dispense.objects.values_list("pk", flat=True)), event_rows(lea))
+    assert after == before
+    assert not RecallBatch.objects.exists() and not PulledDispense.objects.exists()
+    batch.refresh_from_db()
+    assert batch.units_remaining == Decimal("40")
+
+
+# --- Replacement orders -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def holding(ann, ben, batch, technician):
+    """Patients who hold units of `batch`: Zoe (shipped, 20 + 10), Max (delivered, 30) and Lea
+    of another clinic (shipped, 20 of it and 10 of another batch); Ida's order is still being
+    dispensed (30). Each prescription has its Rx number, as verification gives it."""
+    other = make_batch(lot_number="NX261115-C1.5-02")
+    orders = {}
+    for key, prescriber, name, status in (
+        ("zoe", ann, ("Zoe", "Young"), OrderStatus.SHIPPED),
+        ("max", ann, ("Max", "Adams"), OrderStatus.DELIVERED),
+        ("lea", ben, ("Lea", "Moss"), OrderStatus.SHIPPED),
+        ("ida", ben, ("Ida", "Cole"), OrderStatus.COMPOUNDING),
+    ):
+        order = order_for(prescriber, patient_name=name)
+        Prescription.objects.filter(pk=order.prescription_id).update(
+            rx_number=rx_number_for(order.prescription_id)
+        )
+        orders[key] = with_status(order, status)
+    for key, source, units in (
+        ("zoe", batch, "20"),
+        ("zoe", batch, "10"),
+        ("max", batch, "30"),
+        ("lea", batch, "20"),
+        ("lea", other, "10"),
+        ("ida", batch, "30"),
+    ):
+        dispense(orders[key], source, units, by=technician)
+    return orders
+
+
+def written() -> dict:
+    """Everything ordering replacements writes."""
+    return {
+        "orders": Order.objects.count(),
+        "events": OrderEvent.objects.count(),
+        "quantities": OrderQuantity.objects.count(),
+        "replacements": RecallReplacement.objects.count(),
+    }
+
+
+def test_replacements_for_every_patient_holding_units_then_none_again(holding, batch, pharmacist):
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+    zoe, max_, lea = holding["zoe"], holding["max"], holding["lea"]
+
+    made = recall_replacements_create(recall=recall, actor=pharmacist)
+
+    assert [
+        (o.follows_id, o.kind, o.status, o.fill_number, o.prescription_id, o.clinic_id)
+        for o in made
+    ] == [
+        (
+            order.pk,
+            OrderKind.REPLACEMENT,
+            OrderStatus.VERIFIED,
+            0,
+            order.prescription_id,
+            order.clinic_id,
+        )
+        for order in (zoe, max_, lea)
+    ]
+    assert [
+        list(OrderQuantity.objects.filter(order=o).values_list("line_id", "units")) for o in made
+    ] == [
+        [(order.lines().get().pk, Decimal(units))]
+        for order, units in ((zoe, "30"), (max_, "30"), (lea, "20"))
+    ]
+    assert list(
+        RecallReplacement.objects.order_by("pk").values_list("recall", "order", "replacement")
+    ) == [(recall.pk, order.pk, new.pk) for order, new in zip((zoe, max_, lea), made, strict=True)]
+    said = zoe.events.get(kind=OrderEventKind.REPLACEMENT)
+    assert said.note == (
+        f"Replacement ordered as {made[0].number} (30 capsules of Naltrexone HCl 1.5 mg capsule): "
+        f"recall of batch {batch.lot_number}"
+    )
+    assert (said.actor, made[0].events.get().actor) == (pharmacist, pharmacist)
+    # Ida's order had not shipped: its units were pulled back, no replacement is owed.
+    assert not Order.objects.filter(follows=holding["ida"]).exists()
+
+    before = written()
+    assert recall_replacements_create(recall=recall, actor=pharmacist) == []
+    assert written() == before
+
+
+def test_a_replacement_is_dispensed_and_labelled_like_any_order(
+    holding, batch, pharmacist, technician
+):
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+    replacement = recall_replacements_create(recall=recall, actor=pharmacist)[1]  # Max's
+
+    result = dispense_allocate(order=replacement, actor=technician)
+
+    assert [(d.batch.lot_number, d.units) for d in result.dispenses] == [
+        ("NX261115-C1.5-02", Decimal("30"))
+    ]
+    [page] = label_pages(replacement)
+    assert (page.fill, page.quantity, page.lot_numbers) == (
+        "Original fill (replacement)",
+        "30 capsules",
+        ("NX261115-C1.5-02",),
+    )
+    assert page.rx_number == holding["max"].prescription.rx_number
+
+
+def test_replacements_are_a_pharmacists_and_a_refusal_writes_nothing(
+    client, holding, batch, pharmacist, technician
+):
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+    before = written()
+
+    with pytest.raises(PermissionDenied, match="Only a pharmacist may order replacements"):
+        recall_replacements_create(recall=recall, actor=technician)
+    verified_staff_login(client, grant(technician, "view_recall"))
+    url = reverse("admin:pharmacy_recall_replacements", args=[recall.pk])
+    assert client.post(url).status_code == 403
+
+    assert written() == before
+
+
+def test_the_button_orders_them_and_says_which_and_the_page_lists_them(
+    client, holding, batch, pharmacist
+):
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+    verified_staff_login(client, grant(pharmacist, "view_recall"))
+    page_url = reverse("admin:pharmacy_recall_change", args=[recall.pk])
+    url = reverse("admin:pharmacy_recall_replacements", args=[recall.pk])
+    page = client.get(page_url).content.decode()
+    # The button of the page's (admin's) form that posts to the replacements' address.
+    assert re.search(
+        rf'<input type="submit" class="default" value="Order replacements for the affected '
+        rf'patients" formaction="{url}" formmethod="post">',
+        page,
+    )
+    assert page.count(">none yet<") == 3
+    assert client.get(url).status_code == 405  # a POST only
+
+    answer = client.post(url, follow=True)
+
+    made = list(Order.objects.filter(kind=OrderKind.REPLACEMENT).order_by("pk"))
+    numbers = ", ".join(order.number for order in made)
+    assert [str(m) for m in answer.context["messages"]] == [
+        f"3 replacement orders made: {numbers}."
+    ]
+    html = answer.content.decode()
+    for new in made:
+        link = reverse("admin:orders_order_change", args=[new.pk])
+        assert f'<a href="{link}">{new.number}</a>' in html
+    assert ">none yet<" not in html
+    assert "Order replacements for the affected patients" not in html
+    assert "Every patient who holds recalled units has a replacement order." in html
+
+    again = client.post(url, follow=True)
+    assert [str(m) for m in again.context["messages"]] == [
+        "No replacement to make: every order whose patient holds units of the recalled batches "
+        "has its replacement."
+    ]
+    assert Order.objects.filter(kind=OrderKind.REPLACEMENT).count() == 3
+
+
+# --- The recall's page follows its notices ------------------------------------------------------
+
+
+def test_the_page_shows_each_notices_email_and_confirmation_and_follows_them(
+    client, settings, holding, batch, pharmacist, ann, ben
+):
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+    alder, birch = notice_of(recall, ann), notice_of(recall, ben)
+    assert delivery_send(delivery_id=Delivery.objects.get(recall_notice=alder).pk) is True
+    Delivery.objects.filter(recall_notice=birch).update(
+        status=DeliveryStatus.FAILED, attempts=3, last_error="SMTP 550: mailbox unavailable"
+    )
+    recall_notice_acknowledge(notice=alder, actor=ann.user)
+    verified_staff_login(client, grant(pharmacist, "view_recall"))
+    notices_url = reverse("admin:pharmacy_recall_notices", args=[recall.pk])
+
+    page = client.get(reverse("admin:pharmacy_recall_change", args=[recall.pk]))
+
+    html = page.content.decode()
+    sent_at = Delivery.objects.get(recall_notice=alder).sent_at
+    confirmed_at = RecallNotice.objects.get(pk=alder.pk).acknowledged_at
+
+    def when(moment):
+        return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+
+    alder_row = re.search(rf'<tr data-notice="{alder.pk}">.*?</tr>', html, re.S).group()
+    assert f'<td data-field="email">Sent {when(sent_at)}</td>' in alder_row
+    assert (
+        f'<td data-field="confirmation">confirmed by {ann.user.get_full_name()}, '
+        f"{when(confirmed_at)}</td>"
+    ) in alder_row
+    birch_row = re.search(rf'<tr data-notice="{birch.pk}">.*?</tr>', html, re.S).group()
+    assert '<td data-field="email">Failed: SMTP 550: mailbox unavailable</td>' in birch_row
+    assert '<td data-field="confirmation">not confirmed yet</td>' in birch_row
+    # Live: the page's script asks for the two columns while anything is left to do.
+    assert f'data-notices-url="{notices_url}"' in html
+    assert "js/recall_live.js" in html
+    assert page.context["progress"].quarantine[batch.pk].units_quarantined == Decimal("130")
+    assert '<td class="recall-quarantined">130</td>' in html
+    answer = client.get(notices_url).json()
+    assert answer == {
+        "live": True,
+        "notices": [
+            {
+                "id": alder.pk,
+                "email": f"Sent {when(sent_at)}",
+                "confirmation": f"confirmed by {ann.user.get_full_name()}, {when(confirmed_at)}",
+                "settled": True,
+            },
+            {
+                "id": birch.pk,
+                "email": "Failed: SMTP 550: mailbox unavailable",
+                "confirmation": "not confirmed yet",
+                "settled": False,
+            },
+        ],
+    }
+
+    # Once every email is sent and every clinic confirmed, the page stops asking.
+    Delivery.objects.filter(recall_notice=birch).update(
+        status=DeliveryStatus.SENT, sent_at=sent_at, last_error=""
+    )
+    recall_notice_acknowledge(notice=birch, actor=ben.user)
+    assert client.get(notices_url).json()["live"] is False
+    html = client.get(reverse("admin:pharmacy_recall_change", args=[recall.pk])).content.decode()
+    assert "data-notices-url" not in html and "js/recall_live.js" not in html
+    assert "Every notice is sent and every clinic has confirmed" in html
+
+
+def test_the_notices_are_the_pharmacists_to_follow(client, recall, technician, superuser):
+    url = reverse("admin:pharmacy_recall_notices", args=[recall.pk])
+    missing = reverse("admin:pharmacy_recall_notices", args=["999999"])
+    verified_staff_login(client, technician)
+    assert (client.get(url).status_code, client.get(missing).status_code) == (403, 403)
+    verified_staff_login(client, superuser)
+    assert (client.get(url).status_code, client.get(missing).status_code) == (200, 404)
+
+
+def test_the_pages_own_requests_do_not_keep_the_session_open(client, clock, recall, pharmacist):
+    verified_staff_login(client, grant(pharmacist, "view_recall"))
+    url = reverse("admin:pharmacy_recall_notices", args=[recall.pk])
+    seen = client.session[sessions.LAST_SEEN]
+
+    clock.shift(datetime.timedelta(minutes=10))
+    assert client.get(url, headers={"X-Background-Poll": "1"}).status_code == 200
+    assert client.session[sessions.LAST_SEEN] == seen
+    clock.shift(datetime.timedelta(minutes=6))  # 16 minutes without the person: signed out
+    assert client.get(url, headers={"X-Background-Poll": "1"}).status_code == 302
+
+
+def many_clinics(count: int, batch, technician) -> None:
+    for i in range(count):
+        prescriber = prescriber_named(f"P{i}", f"Prescriber{i}", f"Clinic {i:02d}")
+        for j in range(2):
+            order = with_status(
+                order_for(prescriber, patient_name=(f"Pat{j}", f"Patient{i}{j}")),
+                OrderStatus.SHIPPED,
+            )
+            dispense(order, batch, "10", by=technician)
+
+
+@pytest.mark.parametrize("clinics", [1, 5])
+def test_the_recall_page_query_count_does_not_grow_with_clinics_and_orders(
+    clinics, client, batch, pharmacist, technician, django_assert_num_queries
+):
+    many_clinics(clinics, batch, technician)
+    recall = batch_recall(batch=batch, actor=pharmacist, reason=REASON)
+    recall_replacements_create(recall=recall, actor=pharmacist)
+    verified_staff_login(client, grant(pharmacist, "view_recall"))
+    url = reverse("admin:pharmacy_recall_change", args=[recall.pk])
+    client.get(url)  # the session settles
+
+    # session, user, the recall, its impact (batches, dispenses, notices), where it stands
+    # (quarantine, pulled back, replacements, notices and their emails), the user's groups, the
+    # admin's own reading of the recall and of its read-only batch and initiator, and the
+    # access event
+    with django_assert_num_queries(RECALL_PAGE_QUERIES):
+        page = client.get(url)
+
+    assert len(page.context["notice_rows"]) == clinics
+    with django_assert_num_queries(NOTICES_QUERIES):
+        client.get(reverse("admin:pharmacy_recall_notices", args=[recall.pk]))
+
+
+RECALL_PAGE_QUERIES = 16
+NOTICES_QUERIES = 6
+
+
+# --- The banner on every portal page ------------------------------------------------------------
+
+
+def banner(response) -> str:
+    found = re.search(
+        r'<div class="alert alert-danger" role="alert" id="recall-banner">.*?</div>',
+        response.content.decode(),
+        re.S,
+    )
+    return found.group() if found else ""
+
+
+def test_every_portal_page_shows_the_banner_until_the_clinic_confirms(client, recall, ann):
+    notice = notice_of(recall, ann)
+    nurse = MembershipFactory(clinic=notice.clinic, role="staff").user
+    link = reverse("recall_notice_detail", args=[notice.pk])
+
+    for person in (ann.user, nurse):
+        client.force_login(person)
+        for page in ("home", "patient_list", "order_list", "recall_notice_list"):
+            shown = banner(client.get(reverse(page)))
+            assert f'href="{link}">Recall of batch NX261101-C1.5-01' in shown, (person, page)
+
+    client.post(link)  # the nurse confirms that the patients were told
+
+    for person in (ann.user, nurse):
+        client.force_login(person)
+        assert banner(client.get(reverse("patient_list"))) == ""
+
+
+def test_the_banner_is_not_shown_to_another_clinic_the_pharmacy_or_visitors(
+    client, recall, two_clinics, pharmacist
+):
+    client.force_login(two_clinics["elsewhere"].user)  # a clinic the recall did not reach
+    assert banner(client.get(reverse("patient_list"))) == ""
+    client.logout()
+    assert banner(client.get(reverse("login"))) == ""
+    verified_staff_login(client, pharmacist)
+    assert banner(client.get(reverse("password_change"))) == ""
+
+
+def test_the_banner_costs_one_query_per_request(
+    rf, recall, ann, pharmacist, django_assert_num_queries
+):
+    request = rf.get("/")
+    request.user = ann.user
+    request.portal_membership = ann.user.memberships.get()
+    context = recall_banner(request)
+    notice = notice_of(recall, ann)
+    with django_assert_num_queries(1):
+        assert len(context["recall_banner_notices"]) == 1
+        assert list(recall_banner(request)["recall_banner_notices"]) == [notice]
+    staff_request = rf.get("/")
+    staff_request.user = pharmacist
+    with django_assert_num_queries(0):
+        assert not recall_banner(staff_request)["recall_banner_notices"]
+
+
+@pytest.mark.parametrize("notified", [True, False])
+def test_a_portal_page_with_the_banner_or_without_reads_the_same(
+    notified, client, recall, ann, two_clinics, django_assert_num_queries
+):
+    person = ann.user if notified else two_clinics["elsewhere"].user
+    client.force_login(person)
+    client.get(reverse("patient_list"))
+    # session, user (+prescriber), their clinics, the banner's notices, the patient count and
+    # the page of them
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("patient_list"))
+    assert bool(banner(response)) is notified
+    assert len(queries) == 6

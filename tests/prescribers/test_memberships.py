@@ -174,6 +174,7 @@ def test_an_ended_membership_closes_that_clinic(locum, alder, birch, records):
 
 def test_the_page_reads_the_clinics_once(locum, records, django_assert_num_queries):
     client = signed_in(locum)
-    # session, user and prescriber, the person's clinics, the patient count, the page of them
-    with django_assert_num_queries(5):
+    # session, user and prescriber, the person's clinics, the recall banner, the patient count,
+    # the page of them
+    with django_assert_num_queries(6):
         client.get(reverse("patient_list"))
