@@ -8,6 +8,15 @@ Shape for N orders: N/500 clinics (at least 10), two prescribers each; N/4 patie
 prescriptions (one step, one product line), two fills of each (new and refill), one event per
 order plus one for its current status. Clinic 1 has 5 % of the orders (50,000 of 1,000,000),
 for the prescriber's order list.
+
+What the pharmacy's dashboard reads, in proportion: an approved master formulation record for
+every product of the catalogue; N/200 batches (3 of 4 of the 4.5 mg capsule the orders are for,
+released, with units left while within their beyond-use date); N/1000 ingredient lots received
+over the span, each expiring three years after it arrived less a month (the oldest expired,
+the next ones expiring within weeks); for every order past compounding one dispense from a
+batch of its time and one label email (a few failed, a few stuck in pending); and for every
+delivered order the event of its shipping, 6 to 22 hours after it came in, so that the
+turnaround panel has the last 30 days of shipped orders.
 """
 
 import datetime
@@ -30,6 +39,7 @@ LAST_NAMES = ["Abbott", "Bishop", "Carver", "Dorsey", "Ellison", "Fairbanks", "G
               "Osgood", "Pendleton", "Quimby", "Rutherford", "Stanton", "Thorne", "Underhill",
               "Vance", "Whitlock", "Yardley"]  # fmt: skip
 SPAN_DAYS = 3 * 365  # the history covers three years
+DISPENSED_STATUSES = "('ready', 'shipped', 'delivered')"  # units given, label emailed
 
 
 def sizes(orders: int) -> dict[str, int]:
@@ -40,6 +50,8 @@ def sizes(orders: int) -> dict[str, int]:
         "prescribers": 2 * clinics,
         "patients": orders // 4,
         "prescriptions": orders // 2,
+        "batches": max(orders // 200, 24),
+        "lots": max(orders // 1000, 12),
     }
 
 
@@ -52,8 +64,11 @@ def _array(values: list[str]) -> str:
     return "ARRAY[" + ", ".join(f"'{value}'" for value in values) + "]"
 
 
-def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]]:
-    """(table, INSERT ... SELECT over generate_series(lo, hi) as g, row count)."""
+def statements(
+    orders: int, now: datetime.datetime, formulations: int
+) -> list[tuple[str, str, int]]:
+    """(table, INSERT ... SELECT over generate_series(lo, hi) as g, row count); `formulations`
+    is how many products the migrations put in the catalogue."""
     n = sizes(orders)
     first, last = _array(FIRST_NAMES), _array(LAST_NAMES)
 
@@ -63,6 +78,22 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
     patient_of_prescription = f"(1 + mod(g - 1, {n['patients']}))"
     # Orders come in id order over the span: order g was created this long before now.
     order_time = f"'{now.isoformat()}'::timestamptz - ({orders} - g) * interval '{SPAN_DAYS * 86400 / orders} seconds'"  # noqa: E501
+    # Two staff accounts after the prescribers' users: a technician and a pharmacist.
+    technician, pharmacist = n["prescribers"] + 1, n["prescribers"] + 2
+    batches, lots = n["batches"], n["lots"]
+    # Batches are compounded at even intervals over the span, lots received likewise.
+    batch_day = f"(current_date - (({batches} - g + 1) * {SPAN_DAYS} / {batches})::int)"
+    lot_day = f"(current_date - (({lots} - g + 1) * {SPAN_DAYS} / {lots})::int)"
+    # Batch g is of the 4.5 mg capsule unless g is a multiple of 4 (then of every product in
+    # turn). An order dispenses from the last 4.5 mg batch made a little before it.
+    capsule_batch = f"greatest(g * {batches} / {orders} - 2, 1)"
+    capsule_batch = f"({capsule_batch} - CASE WHEN mod({capsule_batch}, 4) = 0 THEN 1 ELSE 0 END)"
+    capsule_version = """(SELECT v.id FROM pharmacy_formulationversion v
+        JOIN pharmacy_formulation f ON f.id = v.formulation_id
+        WHERE f.dosage_form = 'capsule' AND f.strength_mg = 4.5)"""
+    # The products in id order, numbered from 1 (a product's version has its number as id).
+    formulation_rank = """(SELECT f.*, row_number() OVER (ORDER BY f.id) AS rank
+        FROM pharmacy_formulation f) f"""
     return [
         (
             "pharmacy_user",
@@ -74,6 +105,98 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
                 '{now.isoformat()}'
             FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
             n["prescribers"],
+        ),
+        (
+            "pharmacy_user",
+            f"""
+            INSERT INTO pharmacy_user (id, password, is_superuser, email, first_name, last_name,
+                is_staff, is_active, date_joined)
+            SELECT {n["prescribers"]} + g, '!', false,
+                (ARRAY['technician', 'pharmacist'])[g] || '@staff.bench.invalid',
+                'Bench', (ARRAY['Technician', 'Pharmacist'])[g], true, true, '{now.isoformat()}'
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+            2,
+        ),
+        (
+            "pharmacy_ingredient",
+            """
+            INSERT INTO pharmacy_ingredient (id, name, kind, unit)
+            SELECT g, (ARRAY['naltrexone HCl', 'microcrystalline cellulose',
+                             'oral suspending vehicle (preserved)'])[g],
+                (ARRAY['active', 'excipient', 'excipient'])[g], (ARRAY['mg', 'mg', 'mL'])[g]
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+            3,
+        ),
+        (
+            "pharmacy_formulationversion",
+            f"""
+            INSERT INTO pharmacy_formulationversion (id, formulation_id, version, status,
+                bud_category, storage, container, compounding_instructions, qc_checks,
+                auxiliary_labels, created_at, approved_at, approved_by_id, author_id,
+                antimicrobial_preservative, water_activity)
+            SELECT f.rank, f.id, 1, 'approved',
+                CASE WHEN f.dosage_form = 'capsule' THEN 'nonaqueous_solid'
+                     ELSE 'aqueous_preserved' END,
+                'Store at room temperature or in a refrigerator', 'Amber vial',
+                'Weigh, mix, fill, check.', '["Appearance", "Label check"]', '[]',
+                '{now.isoformat()}', '{now.isoformat()}', {pharmacist}, {pharmacist},
+                f.dosage_form <> 'capsule', NULL
+            FROM {formulation_rank}
+            WHERE f.rank BETWEEN %(lo)s AND %(hi)s""",
+            formulations,
+        ),
+        (
+            "pharmacy_formulationingredient",
+            f"""
+            INSERT INTO pharmacy_formulationingredient (id, version_id, ingredient_id,
+                amount_per_unit)
+            SELECT g, f.rank, CASE WHEN mod(g, 2) = 1 THEN 1
+                                WHEN f.dosage_form = 'capsule' THEN 2 ELSE 3 END,
+                CASE WHEN mod(g, 2) = 1 THEN coalesce(f.strength_mg, f.concentration_mg_per_ml)
+                     WHEN f.dosage_form = 'capsule' THEN 150 - f.strength_mg ELSE 1 END
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g
+            JOIN {formulation_rank} ON f.rank = (g + 1) / 2""",
+            2 * formulations,
+        ),
+        (
+            "pharmacy_ingredientlot",
+            f"""
+            INSERT INTO pharmacy_ingredientlot (id, ingredient_id, manufacturer, lot_number,
+                expires_on, quantity_received, certificate_of_analysis, status,
+                status_changed_at, received_on, received_by_id)
+            SELECT g, 1 + mod(g, 3), 'Example Supplier ' || (1 + mod(g, 4)), 'LOT-' || g,
+                {lot_day} + {SPAN_DAYS} - 30, 50000, 'COA-' || g,
+                CASE WHEN {lot_day} > current_date - 7 THEN 'quarantine'
+                     WHEN mod(g, 25) = 0 THEN 'rejected' ELSE 'released' END,
+                {lot_day} + interval '1 day', {lot_day}, {technician}
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+            lots,
+        ),
+        (
+            "pharmacy_batch",
+            f"""
+            INSERT INTO pharmacy_batch (id, lot_number, formulation_version_id, status,
+                status_changed_at, compounded_on, compounded_by_id, planned_units,
+                actual_units, units_remaining, deviations, bud_shortened_to, beyond_use_date,
+                bud_explanation, released_by_id, released_at)
+            SELECT g, 'B' || lpad(g::text, 7, '0'), v.id, s.status,
+                {batch_day} + interval '1 day', {batch_day}, {technician}, 7000, 7000,
+                CASE WHEN s.status = 'released' AND {batch_day} + v.days >= current_date
+                     THEN 500 + mod(g * 37, 2000) ELSE 0 END,
+                '', NULL, CASE WHEN s.status = 'awaiting_qc' THEN NULL
+                               ELSE {batch_day} + v.days END,
+                '', CASE WHEN s.status = 'released' THEN {pharmacist} END,
+                CASE WHEN s.status = 'released' THEN {batch_day} + interval '1 day' END
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g
+            CROSS JOIN LATERAL (SELECT CASE WHEN g > {batches} - 2 THEN 'awaiting_qc'
+                WHEN mod(g, 40) = 0 THEN 'quarantined' ELSE 'released' END AS status) s
+            CROSS JOIN LATERAL (
+                SELECT v.id, CASE v.bud_category WHEN 'nonaqueous_solid' THEN 180 ELSE 35 END
+                    AS days
+                FROM pharmacy_formulationversion v
+                WHERE v.id = CASE WHEN mod(g, 4) = 0
+                    THEN 1 + mod(g / 4, {formulations}) ELSE {capsule_version} END) v""",
+            batches,
         ),
         (
             "prescribers_clinic",
@@ -190,6 +313,48 @@ def statements(orders: int, now: datetime.datetime) -> list[tuple[str, str, int]
             WHERE o.status <> 'submitted'""",
             orders,
         ),
+        (
+            "orders_orderevent",
+            """
+            INSERT INTO orders_orderevent (actor_id, created_at, note, order_id, kind,
+                from_status, to_status, signed_by, signature_meaning, parameters)
+            SELECT NULL, o.created_at + (6 + mod(g, 17)) * interval '1 hour', '', o.id,
+                'shipped', 'ready', 'shipped', '', '',
+                '{"carrier": "UPS", "tracking_number": "1Z999AA10123456784"}'::jsonb
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g JOIN orders_order o ON o.id = g
+            WHERE o.status = 'delivered'""",
+            orders,
+        ),
+        (
+            "pharmacy_dispense",
+            f"""
+            INSERT INTO pharmacy_dispense (order_id, line_id, batch_id, units, dispensed_by_id,
+                dispensed_at, scanned_code)
+            SELECT o.id, o.prescription_id, {capsule_batch}, 30, {technician},
+                o.created_at + interval '12 hours', ''
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g JOIN orders_order o ON o.id = g
+            WHERE o.status IN {DISPENSED_STATUSES}""",
+            orders,
+        ),
+        (
+            "pharmacy_delivery",
+            f"""
+            INSERT INTO pharmacy_delivery (kind, recipient, subject_key, order_id, status,
+                attempts, last_error, created_at, claimed_at, sent_at, message_id, message)
+            SELECT 'label_ready', 'labels' || o.clinic_id || '@bench.invalid', 'order:' || o.id,
+                o.id, s.status, CASE s.status WHEN 'sent' THEN 1 WHEN 'failed' THEN 5 ELSE 0 END,
+                CASE WHEN s.status = 'failed' THEN '451 Temporary local problem' ELSE '' END,
+                o.created_at + interval '13 hours',
+                CASE WHEN s.status <> 'pending' THEN o.created_at + interval '13 hours 1 second'
+                END,
+                CASE WHEN s.status = 'sent' THEN o.created_at + interval '13 hours 2 seconds' END,
+                '', '{{}}'::jsonb
+            FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g JOIN orders_order o ON o.id = g
+            CROSS JOIN LATERAL (SELECT CASE WHEN mod(g, 1000) = 37 THEN 'failed'
+                WHEN mod(g, 1000) = 21 THEN 'pending' ELSE 'sent' END AS status) s
+            WHERE o.status IN {DISPENSED_STATUSES}""",
+            orders,
+        ),
     ]
 
 
@@ -198,7 +363,9 @@ COMPLETE = "bench dataset complete"
 
 def build(connection, orders: int, now: datetime.datetime) -> None:
     """Fill an empty, migrated database (a psycopg connection) with the history of `orders`."""
-    work = statements(orders, now)
+    formulations = connection.execute("SELECT count(*) FROM pharmacy_formulation").fetchone()[0]
+    work = statements(orders, now, formulations)
+    tables = list(dict.fromkeys(table for table, _, _ in work))
     total = sum(count for _, _, count in work)
     with tqdm(total=total, unit="row", unit_scale=True, desc=f"{orders:,} orders") as bar:
         for table, sql, count in work:
@@ -208,7 +375,7 @@ def build(connection, orders: int, now: datetime.datetime) -> None:
                 connection.execute(sql, {"lo": lo, "hi": hi})
                 connection.commit()
                 bar.update(hi - lo + 1)
-    for table, _, _ in work:
+    for table in tables:
         connection.execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
         )
@@ -217,5 +384,5 @@ def build(connection, orders: int, now: datetime.datetime) -> None:
     connection.commit()
     # As autovacuum leaves a live table: statistics and visibility map (index-only scans).
     connection.autocommit = True
-    for table, _, _ in work:
+    for table in tables:
         connection.execute(f"VACUUM ANALYZE {table}")

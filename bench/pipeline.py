@@ -204,6 +204,7 @@ def make_ready(orders, pharmacist, *, together: bool) -> dict[int, float]:
     from django.db import transaction
 
     from pharmacy.fulfilment import order_final_check
+    from pharmacy.labels import label_barcodes
 
     committed: dict[int, float] = {}
 
@@ -215,12 +216,12 @@ def make_ready(orders, pharmacist, *, together: bool) -> dict[int, float]:
         with transaction.atomic():
             transaction.on_commit(lambda: note([order.pk for order in orders]))
             for order in orders:
-                order_final_check(order=order, actor=pharmacist)
+                order_final_check(order=order, actor=pharmacist, scans=label_barcodes(order))
     else:
         for order in orders:
             with transaction.atomic():
                 transaction.on_commit(lambda pk=order.pk: note([pk]))
-                order_final_check(order=order, actor=pharmacist)
+                order_final_check(order=order, actor=pharmacist, scans=label_barcodes(order))
     return committed
 
 

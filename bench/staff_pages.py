@@ -1,6 +1,7 @@
 """Staff pages at scale: the admin's order list (unfiltered, filtered by status, searched by
-order number), the admin's order page, and the prescriber's order list of a clinic with 5 % of
-all orders, measured on 10 thousand and on 1 million orders.
+order number), the admin's order page, the admin's index (the pharmacy's dashboard) and the
+prescriber's order list of a clinic with 5 % of all orders, measured on 10 thousand and on 1
+million orders.
 
 Budget: <= 6 queries per page and the same count at both sizes; p50 <= 100 ms; p50 at 1 M at
 most 2x p50 at 10 k. Each size is its own PostgreSQL database, built once (bench/dataset.py) and
@@ -101,6 +102,7 @@ def pages(size: str) -> dict[str, tuple[str, str]]:
         "admin order list, status filter": ("pharmacist", f"{changelist}?status__exact=on_hold"),
         "admin order list, number search": ("pharmacist", f"{changelist}?q={number}"),
         "admin order page": ("pharmacist", reverse("admin:orders_order_change", args=[middle.pk])),
+        "admin index (dashboard)": ("pharmacist", reverse("admin:index")),
         "prescriber's order list": ("prescriber", reverse("order_list")),
     }
 
@@ -127,7 +129,8 @@ def serve(size: str) -> None:
         pharmacist.groups.add(Group.objects.get(name="Pharmacist"))
     clients = {"pharmacist": Client(), "prescriber": Client()}
     verified_staff_login(clients["pharmacist"], pharmacist)  # password and second factor
-    clients["prescriber"].force_login(Prescriber.objects.filter(clinic_id=1).first().user)
+    prescriber = Prescriber.objects.filter(user__memberships__clinic_id=1).first()  # of clinic 1
+    clients["prescriber"].force_login(prescriber.user)
     urls = {page: (clients[who], url) for page, (who, url) in pages(size).items()}
     for client, url in urls.values():
         for _ in range(3):  # warm: templates compiled, content types cached, pages in memory
@@ -137,10 +140,18 @@ def serve(size: str) -> None:
         if command.strip() == "queries":
             answer = {}
             for page, (client, url) in urls.items():
-                with CaptureQueriesContext(connection) as captured:
-                    client.get(url)
-                sql = [query["sql"][:400] for query in captured.captured_queries]
-                answer[page] = {"url": url, "queries": len(captured), "sql": sql}
+                # Two requests in a row, keeping the fewer queries: the page's own. A session
+                # writes its last-seen time (BEGIN, UPDATE, COMMIT) at most once in 15 s and a
+                # process reads the catalogue again at most once in 30 s, so at most one of the
+                # two carries either.
+                captures = []
+                for _ in range(2):
+                    with CaptureQueriesContext(connection) as captured:
+                        client.get(url)
+                    captures.append(captured.captured_queries)
+                fewest = min(captures, key=len)
+                sql = [query["sql"][:400] for query in fewest]
+                answer[page] = {"url": url, "queries": len(fewest), "sql": sql}
         else:
             answer = {page: _request_times(client, url) for page, (client, url) in urls.items()}
         print(json.dumps(answer), flush=True)
@@ -157,13 +168,9 @@ def _request_times(client, url) -> list[float]:
 
 
 def main() -> None:
-    servers = {}
     for size in SIZES:
         prepare(size)
-        servers[size] = subprocess.Popen(
-            [sys.executable, "-m", "bench.staff_pages", "serve", size],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+    servers, measured = {}, {}
 
     def ask(size: str, command: str) -> dict:
         server = servers[size]
@@ -172,7 +179,14 @@ def main() -> None:
         return json.loads(server.stdout.readline())
 
     try:
-        measured = {size: ask(size, "queries") for size in SIZES}
+        # One server at a time: each collects the static files alone (two at once race on the
+        # same files) and counts its queries straight after its warm-up, like the other.
+        for size in SIZES:
+            servers[size] = subprocess.Popen(
+                [sys.executable, "-m", "bench.staff_pages", "serve", size],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            measured[size] = ask(size, "queries")
         for size in SIZES:
             for page in measured[size]:
                 measured[size][page]["times_ms"] = []
