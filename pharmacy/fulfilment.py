@@ -21,7 +21,7 @@ from orders.services import (
 from orders.workflow import TRANSITIONS, Needs
 
 from .dispensing import scan_text
-from .labels import LabelRefused, label_pages
+from .labels import LabelRefused, bottle_pages, label_pages
 from .models import DeliveryKind
 from .notifications import delivery_enqueue
 from .selectors import order_fully_dispensed
@@ -150,7 +150,7 @@ def label_scans_check(order: Order, scans: Sequence[str]) -> list[str]:
     """The scanned label barcodes, checked against the order's labels (labels.label_pages):
     each bottle's once, and nothing else; ValidationError lists every problem."""
     try:
-        pages = _first_pages(label_pages(order))
+        pages = bottle_pages(label_pages(order))
     except LabelRefused as refused:
         raise ValidationError(str(refused), code="label_refused") from refused
     read = [scan_text(scan) for scan in scans if scan_text(scan)]
@@ -169,11 +169,6 @@ def label_scans_check(order: Order, scans: Sequence[str]) -> list[str]:
     if problems:
         raise ValidationError([ValidationError(problem, code="label_scan") for problem in problems])
     return list(expected)
-
-
-def _first_pages(pages: list) -> list:
-    """One label per bottle: a bottle's continuation label carries the same barcode."""
-    return [page for page in pages if not page.continuation]
 
 
 def _said(code: str) -> str:

@@ -161,10 +161,14 @@ def label_pages(order: Order) -> list[LabelPage]:
     return labels_of_orders([order])[0]
 
 
+def bottle_pages(pages: Iterable[LabelPage]) -> list[LabelPage]:
+    """One label per bottle: a continuation label repeats its bottle's barcode and lot."""
+    return [page for page in pages if not page.continuation]
+
+
 def label_barcodes(order: Order) -> list[str]:
-    """What a scanner reads off the order's printed labels: each bottle's barcode once (a
-    continuation label repeats its bottle's)."""
-    return [page.barcode_payload for page in label_pages(order) if not page.continuation]
+    """What a scanner reads off the order's printed labels: each bottle's barcode once."""
+    return [page.barcode_payload for page in bottle_pages(label_pages(order))]
 
 
 def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:

@@ -37,7 +37,7 @@ from .dispensing import (
 )
 from .fulfilment import order_move
 from .label_documents import label_render
-from .labels import LabelRefused, label_pages
+from .labels import LabelRefused, bottle_pages, label_pages
 from .models import LabelDocument, PrintStation
 from .notifications import print_job_start
 from .selectors import order_summary
@@ -249,8 +249,7 @@ def bottles_to_check(order: Order) -> list[str]:
     return [
         f"{page.drug}, {page.quantity}, lot {', '.join(page.lot_numbers)}, BUD "
         f"{page.beyond_use_date:%m/%d/%Y}"
-        for page in pages
-        if not page.continuation
+        for page in bottle_pages(pages)
     ]
 
 
