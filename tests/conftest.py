@@ -31,6 +31,13 @@ def _fast_and_isolated(settings, tmp_path):
     settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The slow tests first (a stable sort: the rest keep their order): on several workers a
+    long test started last would run on while the other workers have nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """A transactional test ends by emptying the database; serialized_rollback brings the

@@ -1,9 +1,9 @@
 """Fuzzing every form of the portal and the live dose check through Django's test client (the
-real URL, middleware, view, form and template): 1,000 generated submissions each on SQLite,
-100 on PostgreSQL, some a valid
-submission with one or two fields spoiled, some garbage (any unicode, NULs, very long text,
-numbers out of range, impossible dates, lists where one value belongs). None may give a server
-error, and a refused one writes no row in any table of the portal's apps.
+real URL, middleware, view, form and template): 250 generated submissions each on SQLite,
+100 on PostgreSQL, some a valid submission with one or two fields spoiled, some garbage (any
+unicode, NULs, very long text, numbers out of range, impossible dates, lists where one value
+belongs). None may give a server error, and a refused one writes no row in any table of the
+portal's apps.
 
 Speed (the whole file runs in well under 3 minutes on two cores):
 - each example runs inside a savepoint that is rolled back, instead of a database flush;
@@ -63,12 +63,12 @@ from tests.factories import (
 )
 from tests.signing_in import totp_code
 
-pytestmark = [pytest.mark.django_db, pytest.mark.fuzz]
+pytestmark = [pytest.mark.django_db, pytest.mark.fuzz, pytest.mark.postgresql]
 
 FUZZ = settings(
     # On PostgreSQL too (the postgresql suite), with fewer examples: it refuses what SQLite
     # accepts (a NUL in text), and each request costs more there.
-    max_examples=500 if connection.vendor == "sqlite" else 100,
+    max_examples=250 if connection.vendor == "sqlite" else 100,
     deadline=None,
     database=None,  # no .hypothesis/ example files
     phases=[Phase.explicit, Phase.generate],

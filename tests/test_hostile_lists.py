@@ -16,7 +16,7 @@ from core.middleware import MESSAGE
 from tests.factories import StaffFactory
 from tests.signing_in import verified_staff_login
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.postgresql]
 
 PRESCRIBER_LISTS = ["patient_list", "order_list"]
 CONTROL = ["\x00", "a\x00b", "\x01", "\x1f", "\x7f", "\n"]

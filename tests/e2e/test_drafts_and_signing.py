@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from orders.models import Order, OrderEventKind, OrderKind, OrderStatus
 from prescribers.models import MembershipRole
 from tests.e2e.signing_in import admin_sign_in
-from tests.e2e.test_ordering import sign_in
+from tests.e2e.test_ordering import sign_in, sign_out
 from tests.e2e.test_prescriber_pages_on_a_phone import fits_and_passes_axe
 from tests.factories import (
     TEST_PASSWORD,
@@ -66,7 +66,7 @@ def test_staff_draft_an_order_and_a_refill_the_prescriber_signs_both(live_server
     refill = Order.objects.get(kind=OrderKind.REFILL)
     expect(page.locator(".alert-success")).to_contain_text(f"Draft {refill.number} saved")
     assert [drafted.status, refill.status] == [OrderStatus.DRAFT, OrderStatus.DRAFT]
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page, live_server.url)
 
     # The prescriber finds both on the dashboard and signs them at once.
     sign_in(page, live_server.url, prescriber.user.email)
@@ -103,7 +103,7 @@ def test_staff_draft_an_order_and_a_refill_the_prescriber_signs_both(live_server
     expect(page.locator("#timeline")).to_contain_text(
         "(signed: prescribed: signed and submitted to the pharmacy)"
     )
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page, live_server.url)
 
     # The pharmacy sees both signed orders in its queue.
     pharmacist = StaffFactory(group="Pharmacist", password=TEST_PASSWORD)

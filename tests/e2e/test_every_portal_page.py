@@ -16,7 +16,7 @@ from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
 from pharmacy.recalls import batch_recall
 from prescribers.models import MembershipRole
-from tests.e2e.test_ordering import sign_in
+from tests.e2e.test_ordering import sign_in, sign_out
 from tests.e2e.test_prescriber_pages_on_a_phone import fits_and_passes_axe
 from tests.factories import (
     TEST_PASSWORD,
@@ -43,6 +43,7 @@ NOT_PAGES = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     prescriber = PrescriberFactory(first_name="Rhea", last_name="Signer")
     clinic = clinic_of(prescriber)
@@ -138,8 +139,7 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     page.get_by_role("button", name="Send the invitation").click()  # empty: refused
     expect(page.locator(".invalid-feedback").first).to_be_visible()
     fits_and_passes_axe(page, "team page, refused invitation")
-    page.get_by_role("button", name="Menu").click()  # on a phone, the menu holds "Sign out"
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page, base, menu=True)
 
     # The clinic's nurse, who turned on an authenticator app: its code after the password (the
     # recovery codes' page, as shown once, too), their dashboard, order form and the pages a

@@ -24,6 +24,15 @@ def sign_in(page: Page, base_url: str, email: str, password: str = TEST_PASSWORD
     expect(page.get_by_role("heading", level=1)).to_be_visible()
 
 
+def sign_out(page: Page, base_url: str, *, menu: bool = False) -> None:
+    """Sign out and wait for the sign-in page: a page opened while the sign-out is still on its
+    way would find the session alive (the sign-in page sends a signed-in person home)."""
+    if menu:  # on a phone, the menu holds "Sign out"
+        page.get_by_role("button", name="Menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{base_url}/accounts/login/")
+
+
 def a_prescriber_and_patient(**patient_fields):
     prescriber = PrescriberFactory()
     patient = PatientFactory(

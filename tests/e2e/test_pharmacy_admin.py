@@ -94,6 +94,7 @@ def expect_moved(page: Page, order: Order, status: OrderStatus) -> None:
     assert order.status == status
 
 
+@pytest.mark.slow
 def test_demo_order_from_review_to_delivery(live_server, settings, page, new_context):
     settings.DEBUG = True
     call_command("seed_demo", stdout=io.StringIO())

@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from orders.models import Order, OrderStatus, TitrationProtocol
 from prescribers.models import MembershipRole
-from tests.e2e.test_ordering import a_prescriber_and_patient, sign_in
+from tests.e2e.test_ordering import a_prescriber_and_patient, sign_in, sign_out
 from tests.factories import MembershipFactory, clinic_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -31,7 +31,7 @@ def test_a_protocol_named_by_the_prescriber_starts_the_nurses_draft(live_server,
     form.get_by_label("Refills").fill("2")
     form.get_by_role("button", name="Save the protocol").click()
     expect(page.locator("#protocols")).to_contain_text("0.5 x 14, 1 x 14, 1.5 x 30")
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page, base)
 
     sign_in(page, base, nurse.email)
     page.goto(f"{base}/patients/{patient.pk}/orders/new/")

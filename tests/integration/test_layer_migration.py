@@ -204,6 +204,7 @@ def scratch_database(postgresql):
         )
 
 
+@pytest.mark.slow
 def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
     old = old_tree(tmp_path / "before")
     base = {

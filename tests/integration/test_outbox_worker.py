@@ -113,6 +113,7 @@ SCALED_OUTBOX = {
 KILLS_AT = (10, 30, 50)  # the SMTP server's nth message of 60
 
 
+@pytest.mark.slow
 def test_three_kills_mid_send_lose_no_email_and_resend_each_once_soon(
     postgresql, celery_on_redis, settings, tmp_path
 ):
@@ -219,6 +220,7 @@ def test_smtp_refusing_for_a_while_then_accepting(celery_on_redis, postgresql, s
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 4)
 
 
+@pytest.mark.slow
 def test_a_broker_outage_delays_mail_and_loses_none(own_redis, postgresql, smtp_sink, settings):
     worker = CeleryWorker({
         "DATABASE_URL": database_url(), "CELERY_BROKER_URL": own_redis.url,

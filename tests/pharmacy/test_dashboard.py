@@ -25,7 +25,7 @@ from tests.factories import (
 )
 from tests.signing_in import verified_staff_login
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.postgresql]
 DAY = datetime.timedelta(days=1)
 # The sign-in (the session, the user, its groups' permissions), the work queues, the licences to
 # chase, the turnaround, the orders per day, the stock on hand, the demand, the lots about to
