@@ -19,9 +19,10 @@ BENCH_SYSTEM_PACKAGES := $(RUN_SYSTEM_PACKAGES) wrk
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# --no-compile: Python compiles what it imports on first use, not every module of every package.
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt constraints-build.txt
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/python -m pip install --quiet --build-constraint constraints-build.txt \
+	$(BIN)/python -m pip install --quiet --no-compile --build-constraint constraints-build.txt \
 		--constraint constraints.txt --editable ".[dev]"
 	touch $@
 

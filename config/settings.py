@@ -154,6 +154,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The cache (the pharmacy's dashboard figures): each process's memory unless CACHE_URL names a
+# shared one (redis://host:6379/1), so that several web processes compute them once between them.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 AUTH_USER_MODEL = "core.User"
 # django-axes first: it refuses a locked-out sign-in before any password is checked.

@@ -1,6 +1,6 @@
 from core.admin_site import PortalAdminSite
 
-from .dashboard import dashboard
+from .dashboard import dashboard_cached
 from .workbench import licence_queues, work_queues
 
 
@@ -15,5 +15,5 @@ class PharmacyAdminSite(PortalAdminSite):
         queues = work_queues() if sees_orders else []
         if request.user.has_perm("prescribers.view_licence"):
             queues += licence_queues()
-        context = {"work_queues": queues, "dashboard": dashboard() if sees_orders else None}
+        context = {"work_queues": queues, "dashboard": dashboard_cached() if sees_orders else None}
         return super().index(request, {**(extra_context or {}), **context})

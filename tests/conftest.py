@@ -1,6 +1,7 @@
 import datetime
 
 import pytest
+from django.core.cache import cache
 from django.db import connections
 from pytest_django.plugin import blocking_manager_key
 
@@ -29,6 +30,7 @@ def _fast_and_isolated(settings, tmp_path):
     # django.core.mail.outbox (pytest-django sets EMAIL_BACKEND to locmem, the outbox puts back).
     settings.EMAIL_BACKEND = "pharmacy.notifications.OutboxEmailBackend"
     settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    cache.clear()  # the process's own memory: nothing cached by an earlier test
 
 
 @pytest.hookimpl(trylast=True)

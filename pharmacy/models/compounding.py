@@ -191,6 +191,8 @@ class Dispense(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(units__gt=0), name="dispense_units_positive")
         ]
+        # The dashboard's demand: what was dispensed in the last days, not the whole history.
+        indexes = [models.Index(fields=["dispensed_at"], name="dispense_by_time")]
 
     def __str__(self):
         return f"{self.units_text} from {self.batch} for {self.order}"

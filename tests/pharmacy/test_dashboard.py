@@ -6,13 +6,14 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Formulation, Order, OrderEvent, OrderStatus
-from pharmacy.dashboard import percentile
+from pharmacy.dashboard import CACHE_SECONDS, percentile
 from pharmacy.models import BatchStatus, Delivery, DeliveryKind, DeliveryStatus, Dispense, LotStatus
 from tests.factories import (
     TITRATION,
@@ -28,11 +29,13 @@ from tests.signing_in import verified_staff_login
 pytestmark = [pytest.mark.django_db, pytest.mark.postgresql]
 DAY = datetime.timedelta(days=1)
 # The sign-in (the session, the user, its groups' permissions), the work queues, the licences to
-# chase, the turnaround, the orders per day, the stock on hand, the demand, the lots about to
-# expire, the emails in trouble and the admin's recent actions. The catalogue adds two (its
-# records, their excipients) when it is read: in every test (inside the test's transaction), in
-# a process once every 30 seconds (the staff-pages benchmark counts 12 at 10 k and at 1 M).
-INDEX_QUERIES = 12
+# chase and the admin's recent actions: the index with the figures in the cache.
+INDEX_QUERIES = 6
+# Once a minute, the figures too: the turnaround, the orders per day, the stock on hand, the
+# demand, the lots about to expire, the emails in trouble. The catalogue adds two (its records,
+# their excipients) when it is read: in every test (inside the test's transaction), in a process
+# once every 30 seconds.
+FIGURES_QUERIES = 6
 
 
 def at(moment: datetime.datetime, order: Order, **events: datetime.timedelta) -> Order:
@@ -143,7 +146,36 @@ def test_the_index_queries_do_not_grow_with_the_records(client, pharmacist, reco
         patient = PatientFactory(clinic=clinic_of(prescriber), takes_opioids=False,
                                  current_medications="")  # fmt: skip
         at(records["now"] - 5 * DAY, submit_order(prescriber, patient, TITRATION), shipped=DAY)
+    cache.clear()
     with CaptureQueriesContext(connection) as again:
         client.get(reverse("admin:index"))
+    with CaptureQueriesContext(connection) as cached:
+        client.get(reverse("admin:index"))
     statements = "\n".join(query["sql"] for query in again.captured_queries)
-    assert len(first) == len(again) == INDEX_QUERIES + 2, statements
+    assert len(first) == len(again) == INDEX_QUERIES + FIGURES_QUERIES + 2, statements
+    assert len(cached) == INDEX_QUERIES, "\n".join(q["sql"] for q in cached.captured_queries)
+
+
+def test_the_figures_are_a_minute_old_at_most_and_the_queues_live(
+    client, pharmacist, records, time_machine
+):
+    verified_staff_login(client, pharmacist)
+    before = client.get(reverse("admin:index")).context
+    prescriber = PrescriberFactory()
+    patient = PatientFactory(clinic=clinic_of(prescriber), takes_opioids=False,
+                             current_medications="")  # fmt: skip
+    submit_order(prescriber, patient, TITRATION)
+
+    cached = client.get(reverse("admin:index"))
+    time_machine.move_to(before["dashboard"]["now"] + datetime.timedelta(seconds=CACHE_SECONDS + 1))
+    later = client.get(reverse("admin:index")).context
+
+    def to_review(context):
+        return next(q["count"] for q in context["work_queues"] if q["label"] == "To review")
+
+    assert (to_review(before), to_review(cached.context), to_review(later)) == (2, 3, 3)
+    figures = [page["dashboard"] for page in (before, cached.context, later)]
+    assert [board["orders_chart_total"] for board in figures] == [5, 5, 6]
+    assert figures[1]["now"] == figures[0]["now"] < figures[2]["now"]
+    as_of = timezone.localtime(figures[0]["now"]).strftime("%H:%M")
+    assert f"Figures as of {as_of}" in cached.content.decode()
