@@ -408,9 +408,6 @@ class ReleaseForm(forms.Form):
 class BatchAdmin(RecordHistoryAdmin):
     change_form_template = "admin/pharmacy/batch/change_form.html"
 
-    class Media:
-        css = {"all": ["css/admin.css"]}
-
     def get_urls(self):
         return [
             path(

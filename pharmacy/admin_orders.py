@@ -208,9 +208,6 @@ class OrderAdmin(RecordsAccessAdmin, RecordHistoryAdmin):
     # Half Django's 100: rendering the rows is most of the page's time.
     list_per_page = 50
 
-    class Media:
-        css = {"all": ["css/admin.css"]}
-
     list_display = ["number", "patient", "clinic", "kind", "fill_number", "status_badge",
                     "needed_by", "created_at"]  # fmt: skip
     list_filter = ["status", "kind", "ship_to"]

@@ -24,6 +24,7 @@ from pharmacy.models import (
     Dispense,
 )
 from tests.e2e.signing_in import admin_sign_in
+from tests.e2e.test_prescriber_pages_on_a_phone import fits_and_passes_axe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -54,6 +55,14 @@ TIMELINE = [
     "Emailed: order shipped",
     "Delivered",
 ]
+
+
+def workbench_page_passes_axe(page: Page, what: str) -> None:
+    """A workbench page fits a phone (a pharmacist away from the bench) and passes axe-core;
+    then the window is as wide as before."""
+    size = page.viewport_size
+    fits_and_passes_axe(page, what)
+    page.set_viewport_size(size)
 
 
 def open_order_by_number(page: Page, base_url: str, number: str) -> None:
@@ -119,6 +128,7 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
             has=pharmacist.get_by_role("link", name=label, exact=True)
         )
         expect(row.locator(".queue-count")).to_have_text(count)
+    workbench_page_passes_axe(pharmacist, "admin index: work queues and dashboard")
     queues.get_by_role("link", name="To review", exact=True).click()
     expect(pharmacist.locator("#result_list tbody tr")).to_have_count(1)
     pharmacist.get_by_role("link", name=order.number, exact=True).click()
@@ -159,11 +169,13 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
     assert not order.events.filter(to_status=OrderStatus.VERIFIED).exists()
     prescription.refresh_from_db()
     assert prescription.rx_number is None
+    workbench_page_passes_axe(pharmacist, "verify page, a wrong password refused")
 
     pharmacist.locator('[name="password"]').fill(settings.DEMO_PASSWORD)
     pharmacist.locator('input[type="submit"][value="Verify"]').click()
     expect(pharmacist).to_have_url(admin_order_url(order))
     expect_moved(pharmacist, order, OrderStatus.VERIFIED)
+    workbench_page_passes_axe(pharmacist, "order page, verified")
     prescription.refresh_from_db()
     assert prescription.rx_number == str(settings.RX_NUMBER_START + prescription.pk)
     verification = order.events.get(to_status=OrderStatus.VERIFIED)
@@ -197,6 +209,7 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
         technician.keyboard.press("Enter")
     expect(technician.locator(".scan-problem")).to_have_count(1)
     expect(technician.locator(".scan-problem")).to_contain_text(f"Lot {lots[1]} is ")
+    workbench_page_passes_axe(technician, "dispense page, a lot refused")
     assert not Dispense.objects.filter(order=order).exists()
     first = technician.locator("input[data-scan]").first
     first.fill("")
@@ -241,9 +254,11 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
         label="Print labels of the selected orders"
     )
     technician.get_by_role("button", name="Go", exact=True).click()
+    workbench_page_passes_axe(technician, "print station choice")
     technician.get_by_label("Dispensing bench (thermal, ZPL)").check()
     technician.get_by_role("button", name="Print the labels of 1 order").click()
     expect(technician.locator("#print-progress")).to_contain_text("1 of 1 orders (100 %) · Done")
+    workbench_page_passes_axe(technician, "print job, done")
     with technician.expect_download() as download:
         technician.locator("#print-download").click()
     zpl = download.value.path().read_text()
@@ -276,6 +291,7 @@ def test_demo_order_from_review_to_delivery(live_server, settings, page, new_con
         "this order's labels.",
         re.compile(r"^Scan the label of the bottle of Naltrexone HCl 1\.5 mg capsule \(lot "),
     ])  # fmt: skip
+    workbench_page_passes_axe(pharmacist, "final check, a label refused")
     order.refresh_from_db()
     assert order.status == OrderStatus.COMPOUNDING
     checked.fill("")

@@ -345,7 +345,7 @@ def test_a_label_that_cannot_be_made_fails_its_email_once_with_the_reason(
     # The order's admin page says why; its link lists that order's emails, to retry.
     verified_staff_login(client, pharmacist)
     page = client.get(reverse("admin:orders_order_change", args=[order.pk])).content.decode()
-    row = re.search(r'<tr class="errornote"><td>Label ready</td>.*?</tr>', page).group()
+    row = re.search(r'<tr class="row-problem"><td>Label ready</td>.*?</tr>', page).group()
     assert "<td>Failed</td><td>0</td>" in row and escape(delivery.last_error) in row
     link = reverse("admin:pharmacy_delivery_changelist") + f"?order__id__exact={order.pk}"
     assert escape(link) in row
