@@ -5,7 +5,7 @@ stuck. Counts and dates only, no patient data; a fixed number of queries whateve
 the tables.
 
 The figures move by the hour, not the second, so the admin's index reads them through the cache
-(`dashboard_cached`): computed at most once a minute per cache (eight queries, whose cost
+(`dashboard_cached`): computed at most once a minute per cache (six queries, whose cost
 follows the last weeks' orders, never the whole history), while the work queues beside them
 are read on every request."""
 
