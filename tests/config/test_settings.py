@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The settings alone, read without loading the apps (django.setup() takes seconds: the ICD-10-CM
+# vocabulary and WeasyPrint are loaded with them).
 SHOW = """
-import json, django
-django.setup()
+import json
 from django.conf import settings as s
 print(json.dumps({
     "debug": s.DEBUG,
@@ -166,8 +167,7 @@ def test_production_starts_with_both(tmp_path):
 
 
 SHOW_SESSION_SETTINGS = """
-import json, django
-django.setup()
+import json
 from django.conf import settings as s
 print(json.dumps({name: getattr(s, name) for name in (
     "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
