@@ -431,18 +431,20 @@ def scan_text(code: str | None) -> str:
     return " ".join((code or "").split())
 
 
-def expected_lots(order: Order, needs: list[_LineNeed]) -> dict[int, list[Batch]]:
-    """For each line still to dispense, the lots that could fill it now (released, in date,
-    their BUD covering the days' supply, enough units), earliest BUD first: what the
-    technician is asked to scan."""
+def _released_lots(
+    needs: list[_LineNeed], *, bud_from: datetime.date, enough: bool
+) -> dict[int, list[Batch]]:
+    """For each line still to dispense, the released lots of its product whose BUD is
+    `bud_from` or later and that hold units (`enough`: all the line needs), earliest BUD
+    first (one query)."""
     if not needs:
         return {}
-    today = timezone.localdate()
-    batches = (
+    batches = list(
         Batch.objects.filter(
             status=BatchStatus.RELEASED,
             formulation_version__formulation_id__in={need.line.formulation_id for need in needs},
-            beyond_use_date__gte=_needs_end(order, needs, today),
+            beyond_use_date__gte=bud_from,
+            units_remaining__gt=0,
         )
         .select_related("formulation_version")
         .order_by("beyond_use_date", "pk")
@@ -451,33 +453,26 @@ def expected_lots(order: Order, needs: list[_LineNeed]) -> dict[int, list[Batch]
         need.line.pk: [
             batch for batch in batches
             if batch.formulation_version.formulation_id == need.line.formulation_id
-            and batch.units_remaining >= need.units
+            and (not enough or batch.units_remaining >= need.units)
         ]
         for need in needs
     }  # fmt: skip
 
 
+def expected_lots(order: Order, needs: list[_LineNeed]) -> dict[int, list[Batch]]:
+    """For each line still to dispense, the lots that could fill it now (released, in date,
+    their BUD covering the days' supply, enough units), earliest BUD first: what the
+    technician is asked to scan."""
+    if not needs:
+        return {}
+    bud_from = _needs_end(order, needs, timezone.localdate())
+    return _released_lots(needs, bud_from=bud_from, enough=True)
+
+
 def lots_in_stock(needs: list[_LineNeed]) -> dict[int, list[Batch]]:
     """For each line still to dispense, the released, in-date lots of its product with units
     left, earliest BUD first: what a partial fill could give now (one query)."""
-    if not needs:
-        return {}
-    batches = list(
-        Batch.objects.filter(
-            status=BatchStatus.RELEASED,
-            formulation_version__formulation_id__in={need.line.formulation_id for need in needs},
-            beyond_use_date__gte=timezone.localdate(),
-            units_remaining__gt=0,
-        )
-        .select_related("formulation_version")
-        .order_by("beyond_use_date", "pk")
-    )
-    return {
-        need.line.pk: [
-            b for b in batches if b.formulation_version.formulation_id == need.line.formulation_id
-        ]
-        for need in needs
-    }
+    return _released_lots(needs, bud_from=timezone.localdate(), enough=False)
 
 
 def _scan_problem(

@@ -153,7 +153,7 @@ def label_scans_check(order: Order, scans: Sequence[str]) -> list[str]:
         pages = bottle_pages(label_pages(order))
     except LabelRefused as refused:
         raise ValidationError(str(refused), code="label_refused") from refused
-    read = [scan_text(scan) for scan in scans if scan_text(scan)]
+    read = [code for scan in scans if (code := scan_text(scan))]
     expected = {page.barcode_payload: page for page in pages}
     problems = [
         f"The label scanned as “{code}” is not a label of this order: "
