@@ -170,7 +170,9 @@ def new_context(
     watch = request.node.stash.setdefault(_CSP, CspWatch())
 
     def make() -> BrowserContext:
-        context = browser.new_context()
+        # Reduced motion: Bootstrap scrolls smoothly otherwise, and on a busy machine an element
+        # scrolled into view can still be moving when the click lands (on its neighbour).
+        context = browser.new_context(reduced_motion="reduce")
         context.set_default_timeout(TIMEOUT_MS)
         watch.watch(context)
         contexts.append(context)
