@@ -398,20 +398,96 @@ OUTBOX_PENDING_AFTER = _positive("OUTBOX_PENDING_AFTER", 120)
 OUTBOX_SWEEP_EVERY = _positive("OUTBOX_SWEEP_EVERY", 60)
 OUTBOX_RETRY_BASE_DELAY = env.int("OUTBOX_RETRY_BASE_DELAY", default=10)
 OUTBOX_RETRY_MAX_DELAY = env.int("OUTBOX_RETRY_MAX_DELAY", default=900)
-# Rendering and mail run on queues of their own (a render worker recycles its processes).
+# Webhooks to clinics' systems (pharmacy/webhooks.py): every message is an outbox row too, made
+# from the order's events by the publisher (beat, every WEBHOOK_PUBLISH_EVERY seconds, and the
+# outbox sweep). One HTTP operation (connect, each read) gives up after WEBHOOK_TIMEOUT; a send
+# is stopped, like an email's, after OUTBOX_SEND_TIME_LIMIT, and a row still "sending" after
+# OUTBOX_SENDING_AFTER is given back by the sweep. An endpoint whose deliveries have all failed
+# for WEBHOOK_DISABLE_AFTER is turned off (its clinic's prescribers are emailed), and a delivery
+# that has failed that long is given up. After a secret is rotated, messages carry signatures by
+# the old and the new one for WEBHOOK_SECRET_ROTATION_GRACE (the Standard Webhooks way).
+WEBHOOK_PUBLISH_EVERY = _positive("WEBHOOK_PUBLISH_EVERY", 5)
+WEBHOOK_TIMEOUT = _positive("WEBHOOK_TIMEOUT", 10)
+if not WEBHOOK_TIMEOUT < OUTBOX_SEND_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_TIMEOUT ({WEBHOOK_TIMEOUT}) must be shorter than OUTBOX_SEND_TIME_LIMIT "
+        f"({OUTBOX_SEND_TIME_LIMIT}): a live send would be taken for a dead one."
+    )
+WEBHOOK_DISABLE_AFTER = timedelta(seconds=_positive("WEBHOOK_DISABLE_AFTER", 24 * 3600))
+WEBHOOK_SECRET_ROTATION_GRACE = timedelta(
+    seconds=_positive("WEBHOOK_SECRET_ROTATION_GRACE", 24 * 3600)
+)
+# Endpoints must be HTTPS on public addresses (no server-side request forgery into the
+# pharmacy's network). Hosts named here may be private and plain HTTP: for local development
+# and tests only (e.g. 127.0.0.1,localhost).
+WEBHOOK_ALLOWED_PRIVATE_HOSTS = frozenset(
+    host.strip().lower() for host in env.list("WEBHOOK_ALLOWED_PRIVATE_HOSTS", default=[])
+)
+# Rendering and mail run on queues of their own (a render worker recycles its processes), and
+# webhooks on theirs (a slow clinic endpoint never holds up the mail).
 CELERY_TASK_ROUTES = {
     "pharmacy.tasks.render_label": {"queue": "render"},
     "pharmacy.tasks.send_delivery": {"queue": "mail"},
     "pharmacy.tasks.render_print_job": {"queue": "render"},
+    "pharmacy.tasks.send_webhook": {"queue": "webhooks"},
+    "pharmacy.tasks.publish_webhook_events": {"queue": "webhooks"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "pharmacy.tasks.sweep_deliveries", "schedule": OUTBOX_SWEEP_EVERY},
+    # The order events become webhook deliveries within seconds; a run not picked up before the
+    # next one is due is dropped (the next one does its work), so none pile up while no worker
+    # listens.
+    "publish-webhooks": {
+        "task": "pharmacy.tasks.publish_webhook_events",
+        "schedule": WEBHOOK_PUBLISH_EVERY,
+        "options": {"expires": WEBHOOK_PUBLISH_EVERY},
+    },
     # Once a day (each notice is sent once, so a missed or repeated run does no harm).
     "licence-expiry-notices": {
         "task": "pharmacy.tasks.send_licence_expiry_notices",
         "schedule": 24 * 60 * 60,
     },
 }
+
+# --- The partner API (`/api/v1/`, `/fhir/r4/`): Django REST framework -------------------------
+# Clinics' systems authenticate with an API key of the clinic (prescribers/api_auth.py); JSON
+# only (no browsable pages), errors as RFC 9457 problem details (core/api.py), the OpenAPI schema
+# by drf-spectacular and its Swagger UI served from the portal's own static files (the sidecar).
+INSTALLED_APPS += ["rest_framework", "django_filters", "drf_spectacular", "drf_spectacular_sidecar"]
+# Requests per key (or, without a key, per client address), e.g. "600/minute"; over it: 429
+# with Retry-After. The counts live in the cache (CACHE_URL): shared when it is Redis.
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["prescribers.api_auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["prescribers.api_auth.HasClinicKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["prescribers.api_auth.ApiKeyThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["core.api_parsing.SafeJsonParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "core.api_schema.PortalAutoSchema",
+    "EXCEPTION_HANDLER": "core.api.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": f"{PHARMACY_NAME}: partner API",
+    "DESCRIPTION": "Order low-dose naltrexone from a clinic's own system: patients, the live "
+    "dose check, orders with their timeline and label, refills. The same rules as the portal.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "DosageFormEnum": "orders.dosing.DOSAGE_FORM_CHOICES",
+        "TimeOfDayEnum": "orders.models.TimeOfDay",
+        "ShipToEnum": "orders.models.ShipTo",
+    },
+}
+# --- end of the partner API ------------------------------------------------------------------
 
 # --- Second factor for staff (pharmacy/second_factor.py) --------------------------------------
 # Every admin page but sign-in, sign-out and the second-factor pages needs a code from the staff

@@ -2,15 +2,25 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponsePermanentRedirect
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.decorators.http import require_safe
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.routers import SimpleRouter
 
 from core import portal_second_factor
+from core.api import ProblemTypeView
+from core.fhir_api import NoSuchRouteView
 from core.forms import LoginForm, PortalPasswordResetForm
+from orders import api as order_api
+from orders import fhir_views as order_fhir
 from orders import order_views as order_pages
 from orders import protocol_views, signing_views
 from orders import views as order_views
+from pharmacy import api as pharmacy_api
+from pharmacy import fhir_views as pharmacy_fhir
 from pharmacy import views as pharmacy_views
+from pharmacy import webhook_views
+from prescribers import api_key_views
 from prescribers import views as prescriber_views
 
 
@@ -20,6 +30,51 @@ def favicon(request):
     icon's address is read when asked (the static files' manifest names it in production)."""
     return HttpResponsePermanentRedirect(static("favicon.svg"))
 
+
+# The partner API (README, "Partner API"): keys per clinic, JSON, problem details.
+api = SimpleRouter(use_regex_path=False)
+api.register("patients", order_api.PatientViewSet, basename="api-patient")
+api.register("orders", order_api.OrderViewSet, basename="api-order")
+api_urls = [
+    path("dose-check/", order_api.DoseCheckView.as_view(), name="api-dose-check"),
+    path("orders/<int:pk>/label/", pharmacy_api.OrderLabelView.as_view(), name="api-order-label"),
+    path(
+        "prescriptions/<int:pk>/refills/",
+        order_api.RefillCreateView.as_view(),
+        name="api-prescription-refills",
+    ),
+    *api.urls,
+    path("problems/<slug:slug>/", ProblemTypeView.as_view(), name="api_problem"),
+    path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api_schema", template_name="api/swagger_ui.html"
+        ),
+        name="api_docs",
+    ),
+]
+
+# FHIR R4 for a clinic's EHR: the same keys and services, in FHIR's terms (errors are
+# OperationOutcomes, also for an address with no interaction).
+fhir_urls = [
+    path("Bundle", order_fhir.BundleView.as_view(), name="fhir-bundle"),
+    path(
+        "MedicationRequest/<str:number>",
+        order_fhir.MedicationRequestView.as_view(),
+        name="fhir-medication-request",
+    ),
+    path(
+        "MedicationDispense",
+        pharmacy_fhir.MedicationDispenseSearchView.as_view(),
+        name="fhir-medication-dispense",
+    ),
+    path("metadata", order_fhir.MetadataView.as_view(), name="fhir-metadata"),
+    re_path(r"^(?P<route>.*)$", NoSuchRouteView.as_view(), name="fhir-no-such-route"),
+]
+
+# A 404 under /api/ is a problem (JSON) too; elsewhere the portal's page.
+handler404 = "core.api.not_found"
 
 urlpatterns = [
     path("", pharmacy_views.home, name="home"),
@@ -60,6 +115,12 @@ urlpatterns = [
         prescriber_views.MembershipEndView.as_view(),
         name="membership_end",
     ),
+    path("clinic/api-keys/", api_key_views.ApiKeyListView.as_view(), name="api_key_list"),
+    path(
+        "clinic/api-keys/<int:pk>/revoke/",
+        api_key_views.ApiKeyRevokeView.as_view(),
+        name="api_key_revoke",
+    ),
     path("clinic/protocols/", protocol_views.ProtocolListView.as_view(), name="protocol_list"),
     path(
         "clinic/protocols/<int:pk>/",
@@ -70,6 +131,41 @@ urlpatterns = [
         "clinic/protocols/<int:pk>/delete/",
         protocol_views.ProtocolDeleteView.as_view(),
         name="protocol_delete",
+    ),
+    path(
+        "clinic/webhooks/",
+        webhook_views.WebhookEndpointListView.as_view(),
+        name="webhook_endpoint_list",
+    ),
+    path(
+        "clinic/webhooks/new/",
+        webhook_views.WebhookEndpointCreateView.as_view(),
+        name="webhook_endpoint_create",
+    ),
+    path(
+        "clinic/webhooks/<int:pk>/",
+        webhook_views.WebhookEndpointDetailView.as_view(),
+        name="webhook_endpoint_detail",
+    ),
+    path(
+        "clinic/webhooks/<int:pk>/edit/",
+        webhook_views.WebhookEndpointUpdateView.as_view(),
+        name="webhook_endpoint_update",
+    ),
+    path(
+        "clinic/webhooks/<int:pk>/rotate-secret/",
+        webhook_views.WebhookEndpointRotateView.as_view(),
+        name="webhook_endpoint_rotate",
+    ),
+    path(
+        "clinic/webhooks/<int:pk>/delete/",
+        webhook_views.WebhookEndpointDeleteView.as_view(),
+        name="webhook_endpoint_delete",
+    ),
+    path(
+        "clinic/webhooks/deliveries/<int:pk>/send-again/",
+        webhook_views.WebhookDeliveryResendView.as_view(),
+        name="webhook_delivery_resend",
     ),
     path("patients/", order_views.PatientListView.as_view(), name="patient_list"),
     path("patients/new/", order_views.PatientCreateView.as_view(), name="patient_create"),
@@ -104,5 +200,7 @@ urlpatterns = [
         pharmacy_views.RecallNoticeDetailView.as_view(),
         name="recall_notice_detail",
     ),
+    path("api/v1/", include(api_urls)),
+    path("fhir/r4/", include(fhir_urls)),
     path("admin/", admin.site.urls),
 ]

@@ -26,6 +26,16 @@ YES_NO = [("yes", "Yes"), ("no", "No")]
 NEEDED_BY_MAX_DAYS = 365
 
 
+def needed_by_problem(needed_by) -> str:
+    """What is wrong with a "needed by" date ("" when nothing is)."""
+    today = timezone.localdate()
+    if needed_by is not None and needed_by < today:
+        return "The date needed by cannot be in the past."
+    if needed_by is not None and (needed_by - today).days > NEEDED_BY_MAX_DAYS:
+        return f"The date needed by must be within {NEEDED_BY_MAX_DAYS} days from today."
+    return ""
+
+
 class ConditionsField(forms.CharField):
     """The patient's problem list as ICD-10-CM codes typed in one box ("E06.3, Z94.0"); each
     must exist in the code set (a category such as E06 is accepted: it is a condition, not a
@@ -234,13 +244,8 @@ class OrderForm(forms.Form):
 
     def clean_needed_by(self):
         needed_by = self.cleaned_data["needed_by"]
-        today = timezone.localdate()
-        if needed_by is not None and needed_by < today:
-            raise forms.ValidationError("The date needed by cannot be in the past.")
-        if needed_by is not None and (needed_by - today).days > NEEDED_BY_MAX_DAYS:
-            raise forms.ValidationError(
-                f"The date needed by must be within {NEEDED_BY_MAX_DAYS} days from today."
-            )
+        if problem := needed_by_problem(needed_by):
+            raise forms.ValidationError(problem)
         return needed_by
 
     def regimen(self) -> Regimen:

@@ -1,7 +1,6 @@
 """The prescriber's ordering pages: new order, live dose check, order list and detail, cancel,
 refill. Every query is limited to the prescriber's clinic (another clinic's order is a 404)."""
 
-import dataclasses
 import json
 from decimal import Decimal
 
@@ -18,20 +17,17 @@ from django.views.generic import DetailView, FormView, ListView
 
 from core.audit import RecordsAccessMixin, record_when_shown
 from core.models import AccessAction
-from core.numbers import quantity_text
 from core.pagination import EstimatedCountPaginator
+from core.problems import field_errors
 from core.state_machine import refusal_text
 from prescribers.access import ClinicMemberRequiredMixin
 from prescribers.selectors import clinic_prescribers
 
-from . import dosing
 from .checks import (
     Catalogue,
     check_fill,
-    check_new_prescription,
-    finding_view,
-    prescription_findings,
 )
+from .dose_check import dose_check_answer
 from .forms import (
     AmendForm,
     AnswerForm,
@@ -52,8 +48,8 @@ from .models import (
     Prescription,
     TitrationProtocol,
 )
-from .order_input import InputErrors, parse_dose_check
 from .protocols import protocol_regimen
+from .serializers import DoseCheckSerializer
 from .services import (
     PrescriptionNotAccepted,
     SignerRefused,
@@ -225,96 +221,58 @@ class OrderAmendView(OrderCreateView):
 
 
 class DoseCheckView(ClinicMemberRequiredMixin, View):
-    """POST JSON, get the findings of every rule, the directions and the quantity needed."""
+    """POST JSON, get the findings of every rule, the directions and the quantity needed (the
+    partner API's dose check answers the same: orders.dose_check)."""
 
     http_method_names = ["post"]
 
     def post(self, request):
         try:
             payload = json.loads(request.body, parse_float=Decimal, parse_constant=_refuse)
-            regimen, facts, patient_id, codes = parse_dose_check(payload)
         except (ValueError, UnicodeDecodeError, RecursionError):
             # RecursionError: nested deeper than the JSON parser goes ("[[[[...").
-            return JsonResponse({"errors": [{"field": "", "message": "Send valid JSON."}]},
-                                status=400)  # fmt: skip
-        except InputErrors as bad:
-            return JsonResponse({"errors": bad.errors}, status=400)
-        catalogue = Catalogue.current()
-        if patient_id is not None:
+            return _input_errors([{"field": "", "detail": "Send valid JSON."}])
+        check = DoseCheckSerializer(data=payload)
+        if not check.is_valid():
+            return _input_errors(field_errors(check.errors))
+        data = check.validated_data
+        patient = prescriber = None
+        if data.get("patient_id") is not None:
             patient = get_object_or_404(Patient.objects.of_clinic(self.clinic_id),
-                                        pk=patient_id)  # fmt: skip
-            try:
-                prescriber = self._prescriber(payload)
-            except InputErrors as bad:
-                return JsonResponse({"errors": bad.errors}, status=400)
-            # The patient's record and open orders as they are now, as the submit will see them.
-            findings = check_new_prescription(
+                                        pk=data["patient_id"])  # fmt: skip
+            prescriber = self._prescriber(payload)
+            if prescriber is False:
+                message = "Choose a prescriber of this clinic to sign."
+                return _input_errors([{"field": "signer_id", "detail": message}])
+        return JsonResponse(
+            dose_check_answer(
+                regimen=check.regimen(),
+                diagnosis_codes=data["diagnosis_codes"],
+                catalogue=Catalogue.current(),
+                today=timezone.localdate(),
                 patient=patient,
                 prescriber=prescriber,
-                regimen=regimen,
-                diagnosis_codes=codes,
-                catalogue=catalogue,
-            ).findings
-        else:
-            facts = dataclasses.replace(facts, diagnosis_codes=tuple(codes))
-            findings = prescription_findings(
-                regimen=regimen,
-                patient=facts,
-                diagnosis_codes=codes,
-                catalogue=catalogue,
-                today=timezone.localdate(),
+                facts=check.facts(),
             )
-        needed = dosing.quantity_needed(regimen)
-        products = catalogue.products_of(regimen)
-        return JsonResponse(
-            {
-                "ok": not dosing.has_errors(findings),
-                "findings": [finding_view(finding) for finding in findings],
-                "products": [
-                    {"name": p.name, "bud_days": p.bud_days, "bud_category": p.bud_label}
-                    for p in products
-                ],
-                "directions": dosing.directions(regimen),
-                "quantity_needed": None if needed is None else quantity_text(needed),
-                "days_in_schedule": sum(max(step.days, 0) for step in regimen.steps),
-                "capsule_lines": [
-                    {"strength_mg": quantity_text(strength), "quantity": count}
-                    for strength, count in dosing.capsule_lines(regimen)
-                ],
-                "refill_plan": _refill_plan(regimen),
-            }
         )
 
     def _prescriber(self, payload: dict):
         """Whose prescription it is: a prescriber's own; for the clinic's staff, the prescriber
-        chosen to sign (`signer_id`, optional), so that their licence is checked as they type."""
+        chosen to sign (`signer_id`, optional), so that their licence is checked as they type
+        (False: not a prescriber of this clinic)."""
         signer_id = payload.get("signer_id")
         if self.prescriber is not None or signer_id is None:
             return self.prescriber
         signer = None
         if isinstance(signer_id, int) and not isinstance(signer_id, bool):
             signer = clinic_prescribers(self.clinic_id).filter(pk=signer_id).first()
-        if signer is None:
-            message = "Choose a prescriber of this clinic to sign."
-            raise InputErrors([{"field": "signer_id", "message": message}])
-        return signer
+        return False if signer is None else signer
 
 
-def _refill_plan(regimen: dosing.Regimen) -> str:
-    """What each refill of a titration dispenses: the maintenance dose for the days' supply."""
-    if (
-        len(regimen.steps) < 2
-        or min(regimen.days_supply, regimen.doses_per_day, regimen.refills) < 1
-    ):
-        return ""
-    maintenance = dosing.maintenance_regimen(regimen)
-    if maintenance.quantity is None:
-        return ""
-    unit = "capsule" if regimen.dosage_form == dosing.DosageForm.CAPSULE else "mL"
-    dose = f"{quantity_text(maintenance.steps[0].dose_mg)} mg"
-    return (
-        f"Each refill continues at the maintenance dose ({dose}): "
-        f"{dosing.units_text(maintenance.quantity, unit)} for {regimen.days_supply} days."
+def _input_errors(errors: list[dict]) -> JsonResponse:
+    """The live check's 400: each problem with its field (as the page's script reads them)."""
+    return JsonResponse(
+        {"errors": [{"field": e["field"], "message": e["detail"]} for e in errors]}, status=400
     )
 
 

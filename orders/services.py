@@ -144,21 +144,30 @@ class SignerRefused(ValidationError):
 
 
 def _ordering_for(
-    actor: User, clinic_id: int, signer: Prescriber | None
+    actor: User, clinic_id: int, signer: Prescriber | None, *, draft: bool = False
 ) -> tuple[Prescriber, bool]:
     """The prescriber an order is written for, and whether it is a draft. A prescriber of the
     clinic orders in their own name and signs as they submit; the clinic's staff draft for a
-    prescriber of the clinic (`signer`), who signs it later."""
+    prescriber of the clinic (`signer`), who signs it later. A prescriber drafts too when asked
+    (`draft`: the clinic's system sent the order with a key that does not sign), for `signer`
+    or for themselves."""
     own = prescriber_of_clinic(actor, clinic_id)
-    if own is not None and (signer is None or signer.pk == own.pk):
+    if own is not None and not draft and (signer is None or signer.pk == own.pk):
         return own, False
-    if not is_staff_of_clinic(actor, clinic_id):
+    if draft and own is not None:
+        signer = signer or own
+    elif not is_staff_of_clinic(actor, clinic_id):
         raise PermissionDenied(
             "Only a prescriber of the patient's clinic, or its staff, may order."
         )
     if signer is None or not clinic_prescribers(clinic_id).filter(pk=signer.pk).exists():
         raise SignerRefused("Choose a prescriber of this clinic to sign the draft.", code="signer")
     return signer, True
+
+
+def _sent_by(via: str) -> dict[str, str]:
+    """The event's parameter naming what sent an order, when not a person on the portal."""
+    return {"via": via} if via else {}
 
 
 def _existing_order(idempotency_key: uuid.UUID | None) -> Order | None:
@@ -257,6 +266,8 @@ def order_submit(
     catalogue: Catalogue | None = None,
     reason: str = "",
     signer: Prescriber | None = None,
+    draft: bool = False,
+    via: str = "",
 ) -> Order:
     """Write the prescription and its first order, after every rule passed on the server.
 
@@ -270,8 +281,10 @@ def order_submit(
 
     The clinic's staff draft instead, for `signer` (a prescriber of the clinic): the rules run
     for that prescriber and an error refuses the draft; its warnings wait for the prescriber,
-    who confirms them when signing (order_sign). A draft never reaches the pharmacy."""
-    prescriber, drafting = _ordering_for(actor, patient.clinic_id, signer)
+    who confirms them when signing (order_sign). A draft never reaches the pharmacy. So do a
+    clinic's systems unless their key signs (`draft`); `via` names what sent the order (an API
+    key) on its first event."""
+    prescriber, drafting = _ordering_for(actor, patient.clinic_id, signer, draft=draft)
     if catalogue is None:
         catalogue = Catalogue.load()
     try:
@@ -301,7 +314,7 @@ def order_submit(
                 prescription=prescription, kind=OrderKind.NEW, fill_number=0, ship_to=ship_to,
                 needed_by=needed_by, actor=actor, idempotency_key=idempotency_key,
                 note="Prescription written and submitted.", event=OrderEventKind.SUBMITTED,
-                parameters={"directions": prescription.directions},
+                parameters={"directions": prescription.directions, **_sent_by(via)},
                 draft_for=prescriber if drafting else None,
             )  # fmt: skip
     except IntegrityError:
@@ -426,6 +439,8 @@ def prescription_refill(
     acknowledged: Iterable[str] = (),
     reason: str = "",
     signer: Prescriber | None = None,
+    draft: bool = False,
+    via: str = "",
 ) -> Order:
     """Order the next fill of a prescription (the clinic's staff draft it for `signer`, whose
     signature confirms its warnings: see order_submit). Every rule runs again against the
@@ -433,7 +448,7 @@ def prescription_refill(
     a warning new since the prescriber last confirmed it needs confirming, with a reason for an
     early refill); then the prescription must not have expired, must have refills left, must not
     have been rejected and must have no other refill open."""
-    prescriber, drafting = _ordering_for(actor, prescription.patient.clinic_id, signer)
+    prescriber, drafting = _ordering_for(actor, prescription.patient.clinic_id, signer, draft=draft)
     existing = _existing_order(idempotency_key)
     if existing is not None:
         return existing
@@ -468,6 +483,7 @@ def prescription_refill(
                 "fill_number": last_fill[0] + 1,
                 "schedule": schedule.value,
                 "retitrate": bool(retitrate),
+                **_sent_by(via),
             },
             draft_for=prescriber if drafting else None,
         )  # fmt: skip

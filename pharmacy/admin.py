@@ -21,7 +21,18 @@ from .admin_compounding import (
 )
 from .admin_orders import OrderAdmin, PatientAdmin, PrescriptionAdmin
 from .admin_recalls import RecallAdmin
-from .models import Batch, Delivery, Dispense, IngredientLot, PrintJob, PrintStation, Recall
+from .admin_webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
+from .models import (
+    Batch,
+    Delivery,
+    Dispense,
+    IngredientLot,
+    PrintJob,
+    PrintStation,
+    Recall,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 REGISTRY = (
     (Patient, PatientAdmin),
@@ -37,6 +48,8 @@ REGISTRY = (
     (Delivery, DeliveryAdmin),
     (PrintStation, PrintStationAdmin),
     (PrintJob, PrintJobAdmin),
+    (WebhookEndpoint, WebhookEndpointAdmin),
+    (WebhookDelivery, WebhookDeliveryAdmin),
     (AccessEvent, AccessEventAdmin),
 )
 

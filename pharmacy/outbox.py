@@ -74,12 +74,20 @@ def _composed_message(delivery: Delivery) -> EmailMessage:
             "note": lambda: order.events.filter(to_status=order.status)
             .values_list("note", flat=True).last(),
         }  # fmt: skip
-    else:
+    elif delivery.recall_notice_id is not None:
         notice = delivery.recall_notice
         context |= {
             "recall": notice.recall,
             "orders": recall_notice_orders(notice),
             "notice_url": _portal_url("recall_notice_detail", notice.pk),
+        }
+    else:  # a webhook endpoint turned off (pharmacy/webhooks.py); None if deleted since
+        endpoint = delivery.webhook_endpoint
+        context |= {
+            "endpoint": endpoint,
+            "endpoint_url": endpoint and _portal_url("webhook_endpoint_detail", endpoint.pk),
+            "webhooks_url": _portal_url("webhook_endpoint_list"),
+            "hours": round(settings.WEBHOOK_DISABLE_AFTER.total_seconds() / 3600),
         }
     subject = render_to_string(f"emails/{delivery.kind}_subject.txt", context)
     body = render_to_string(f"emails/{delivery.kind}.txt", context)

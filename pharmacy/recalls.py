@@ -51,6 +51,7 @@ from .models import (
 )
 from .notifications import delivery_enqueue
 from .selectors import PATIENT_HOLDS_STATUSES
+from .webhooks import webhook_recall_notices_publish
 
 # Batches that can still be recalled (moved to recalled) when their ingredient lot is: the
 # recall moves are rows of the batch table in pharmacy/batches.py.
@@ -70,19 +71,22 @@ def _check_may_recall(actor: User) -> None:
 
 
 def _write_notices(recall: Recall, batch_ids: Iterable[int]) -> None:
-    """One pending notice per clinic that received units of these batches."""
+    """One pending notice per clinic that received units of these batches, with its email and
+    its webhooks to the clinic's systems (outbox rows, sent after this transaction commits)."""
     clinic_ids = (
         Dispense.objects.filter(batch_id__in=list(batch_ids))
         .order_by("order__clinic_id")
         .values_list("order__clinic_id", flat=True)
         .distinct()
     )
-    for notice in RecallNotice.objects.bulk_create(
+    notices = RecallNotice.objects.bulk_create(
         RecallNotice(recall=recall, clinic_id=clinic_id) for clinic_id in clinic_ids
-    ):
+    )
+    for notice in notices:
         # The email of each notice goes through the outbox, after this transaction commits.
         delivery_enqueue(kind=DeliveryKind.RECALL_NOTICE, recall_notice=notice,
                          recipient=Clinic.objects.get(pk=notice.clinic_id).label_email)  # fmt: skip
+    webhook_recall_notices_publish(notices=notices)
 
 
 # --- Locks: orders first, then batches, as dispensing takes them ---------------------------------

@@ -1,10 +1,12 @@
 """Celery tasks of the pharmacy, and how the outbox queues them.
 
 The tasks are thin, idempotent wrappers of the services that do the work (pharmacy/outbox.py,
-pharmacy/label_documents.py). Every email is an outbox row sent by send_delivery, so one retry
-policy serves every email: exponential back-off with full jitter, then failed for a person to
-retry. queue_delivery is called inside the transaction that wrote the row and publishes after
-commit; a broker that cannot be reached leaves the row pending for the sweep."""
+pharmacy/label_documents.py, pharmacy/webhook_sending.py). Every email is an outbox row sent by
+send_delivery, so one retry policy serves every email: exponential back-off with full jitter,
+then failed for a person to retry. queue_delivery is called inside the transaction that wrote
+the row and publishes after commit; a broker that cannot be reached leaves the row pending for
+the sweep. Webhooks are outbox rows too, queued by webhook_dispatch when their attempt is due
+(see the end of this module)."""
 
 import datetime
 import logging
@@ -23,8 +25,17 @@ from prescribers.services import licence_expiry_notices_send
 
 from . import outbox
 from .label_documents import label_render, print_job_render
-from .models import Delivery, DeliveryKind, DeliveryStatus, PrintJob
+from .models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    PrintJob,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from .selectors import latest_label
+from .webhook_sending import webhook_delivery_send
+from .webhooks import webhook_events_publish
 
 logger = logging.getLogger(__name__)
 K, S = DeliveryKind, DeliveryStatus
@@ -159,4 +170,90 @@ def delivery_sweep(*, now: datetime.datetime | None = None) -> int:
         with transaction.atomic():
             queue_print_job(job)
         queued += 1
+    # The webhooks' outbox too (beat also runs its publisher every WEBHOOK_PUBLISH_EVERY).
+    queued += webhook_delivery_sweep(now=now)
     return queued
+
+
+# --- Webhooks: pharmacy/webhooks.py writes the rows, pharmacy/webhook_sending.py sends them ---
+# The row says when its next attempt is due (after a failure, backoff() from now), and the
+# publisher's run queues it then: no retry waits in the broker, and a lost task is only a row
+# that the sweep makes due again.
+
+# Deliveries queued per run at most: a backlog drains over the next runs.
+DISPATCH_BATCH = 1000
+# What the sweep writes of a send whose worker died: its attempt, and the row's last error.
+STOPPED = "No answer recorded: the worker stopped during the send."
+GIVEN_BACK = "Given back by the sweep: its worker stopped."
+
+
+@shared_task(
+    time_limit=settings.OUTBOX_SEND_TIME_LIMIT,
+    soft_time_limit=max(1, settings.OUTBOX_SEND_TIME_LIMIT * 4 // 5),
+)
+def send_webhook(*, delivery_id: int) -> None:
+    """One attempt of one delivery (claimed once: a task delivered twice sends once)."""
+    outcome = webhook_delivery_send(delivery_id=delivery_id, retry_delay=backoff)
+    for email in outcome.emails:  # its endpoint was turned off: its prescribers are told
+        queue_delivery(email)
+
+
+@shared_task
+def publish_webhook_events() -> int:
+    """Beat, every WEBHOOK_PUBLISH_EVERY seconds."""
+    return webhook_dispatch()
+
+
+def queue_webhook_delivery(delivery_id: int) -> None:
+    """After commit, on the webhooks queue."""
+    _after_commit(send_webhook, f"webhook delivery {delivery_id}", delivery_id=delivery_id)
+
+
+def webhook_dispatch(*, now: datetime.datetime | None = None) -> int:
+    """Publish the order events not published yet (pharmacy/webhooks.py: their deliveries are
+    made and committed), then queue, after commit, every delivery whose attempt is due and that
+    is not queued yet: the new ones, those made by a recall or sent again by a person, those
+    whose back-off has passed. Rows are taken with SKIP LOCKED and marked queued, so two runs at
+    once queue each row once. Returns how many it queued."""
+    webhook_events_publish()
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=S.PENDING, queued_at__isnull=True, next_attempt_at__lte=now)
+            .order_by("next_attempt_at", "pk")
+            .values_list("pk", flat=True)[:DISPATCH_BATCH]
+        )
+        WebhookDelivery.objects.filter(pk__in=due).update(queued_at=now)
+        for delivery_id in due:
+            queue_webhook_delivery(delivery_id)
+    return len(due)
+
+
+def webhook_delivery_sweep(*, now: datetime.datetime | None = None) -> int:
+    """What a broker outage or a killed worker left behind, as delivery_sweep does for email:
+    deliveries still sending after OUTBOX_SENDING_AFTER (their worker died: the claim is given
+    back, with an attempt that says so) and deliveries queued longer than OUTBOX_PENDING_AFTER
+    ago that no worker took (the task was lost) are due again, and webhook_dispatch queues them
+    with the rest. The message goes again with the same webhook-id. Returns how many it
+    queued."""
+    now = now or timezone.now()
+    sending_before = now - datetime.timedelta(seconds=settings.OUTBOX_SENDING_AFTER)
+    pending_before = now - datetime.timedelta(seconds=settings.OUTBOX_PENDING_AFTER)
+    with transaction.atomic():
+        stopped = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=S.SENDING, claimed_at__lt=sending_before)
+            .values_list("pk", "claimed_at")
+        )
+        WebhookAttempt.objects.bulk_create(
+            WebhookAttempt(delivery_id=delivery_id, attempted_at=claimed_at, error=STOPPED)
+            for delivery_id, claimed_at in stopped
+        )
+        WebhookDelivery.objects.filter(pk__in=[pk for pk, _ in stopped]).update(
+            status=S.PENDING, queued_at=None, next_attempt_at=now, last_error=GIVEN_BACK
+        )
+    WebhookDelivery.objects.filter(status=S.PENDING, queued_at__lt=pending_before).update(
+        queued_at=None
+    )
+    return webhook_dispatch(now=now)

@@ -122,3 +122,20 @@ class StaffInviteForm(forms.Form):
     first_name = forms.CharField(max_length=150)
     last_name = forms.CharField(max_length=150)
     email = forms.EmailField(help_text="Their sign-in: the link to set a password goes here.")
+
+
+class ApiKeyForm(forms.Form):
+    """A new API key of the clinic: its name, and whether orders sent with it are signed."""
+
+    name = forms.CharField(max_length=100, help_text='What will use it, e.g. "Clinic EHR".')
+    can_sign = forms.BooleanField(
+        label="Orders sent with this key are signed by me",
+        required=False,
+        help_text="Without it, orders arrive as drafts that a prescriber signs here. With it, "
+        "the clinic's system must have you sign each prescription there.",
+    )
+    password = forms.CharField(
+        label="Your password (to sign with the key)",
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )

@@ -196,3 +196,66 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} at {self.clinic} ({self.get_role_display()})"
+
+
+class ApiKey(models.Model):
+    """A key a clinic's own system (its EHR, a telehealth platform) uses for the partner API
+    (`/api/v1/`, `/fhir/r4/`). A prescriber of the clinic makes it and is its owner: it reaches
+    only that clinic's records, and it stops working when revoked or when its owner is no
+    longer an approved prescriber there. The key itself is shown once; only its prefix and a
+    SHA-512 hash of it are kept (djangorestframework-api-key's hasher: the key is random, so a
+    slow password hash would add nothing but time to every request)."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="api_keys")
+    owner = models.ForeignKey(Prescriber, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(max_length=100, help_text='What uses it, e.g. "Clinic EHR".')
+    prefix = models.CharField(max_length=12, unique=True, editable=False)
+    hashed_key = models.CharField(max_length=150, editable=False)
+    # The "sign" scope: orders sent with the key are signed by its owner as they arrive. Without
+    # it they are drafts that wait for a prescriber's signature in the portal.
+    can_sign = models.BooleanField("signs orders", default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    history = HistoricalRecords(excluded_fields=["last_used_at"])
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["clinic", "-created_at", "-pk"]
+        indexes = [models.Index(fields=["clinic", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}\u2026)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotentRequest(models.Model):
+    """The first answer to a request sent with an Idempotency-Key, per API key: a retry of the
+    same request gets the same answer, and a different request with the same key is refused
+    (IETF draft "The Idempotency-Key HTTP Header Field")."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the method, the path and the body: what "the same request" means.
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    location = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "key"], name="one_answer_per_idempotency_key"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.api_key.prefix}: {self.key}"

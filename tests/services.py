@@ -82,7 +82,7 @@ class CeleryWorker:
 
     command = (
         "worker", "--loglevel=INFO", "--concurrency=1", "--without-gossip", "--without-mingle",
-        "--without-heartbeat", "--queues=default,render,mail",
+        "--without-heartbeat", "--queues=default,render,mail,webhooks",
         f"--hostname=test-{os.getpid()}@%h",
     )  # fmt: skip
     ready_line = " ready."

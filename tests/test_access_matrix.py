@@ -52,7 +52,7 @@ METHODS = ("GET", "POST")
 #   no     a redirect with a warning or an error message: the view ran and refused, or the
 #          object is not there (nothing changed)
 #   400 403 404 405   that status code
-DENIED = {"login", "no", "400", "403", "404", "405"}
+DENIED = {"login", "no", "400", "401", "403", "404", "405"}
 
 # url name: (GET outcomes, POST outcomes), one per role in the order of ROLES.
 # fmt: off
@@ -131,6 +131,24 @@ ACCESS: dict[str, tuple[str, str]] = {
     "membership_end": (
         "login  405    405    405    403    403    login  403    403    403    403    403",
         "login  ok     404    404    403    403    login  403    403    403    403    403"),
+    # The clinic's API keys: its prescribers make and revoke them (A's key in the URL).
+    "api_key_list": (
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403",
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403"),
+    "api_key_revoke": (
+        "login  405    405    405    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+    # The partner API answers to keys only (tests/test_api_access_matrix.py): a session is
+    # not a key. Its schema, its documentation page and its problem types are public; so is
+    # the FHIR endpoints' CapabilityStatement.
+    **{name: ("401    " * 12, "401    " * 12) for name in (
+        "api-dose-check", "api-order-label", "api-prescription-refills", "api-patient-list",
+        "api-patient-detail", "api-order-list", "api-order-detail", "api-order-cancel",
+        "api-order-timeline", "fhir-bundle", "fhir-medication-request",
+        "fhir-medication-dispense", "fhir-no-such-route",
+    )},
+    **{name: ("ok     " * 12, "405    " * 12)
+       for name in ("api_problem", "api_schema", "api_docs", "fhir-metadata")},
     # A prescriber signs the drafts of their clinic's staff.
     "order_sign": (
         "login  ok     ok     ok     403    403    login  403    403    403    403    403",
@@ -145,6 +163,30 @@ ACCESS: dict[str, tuple[str, str]] = {
         "login  ok     404    404    403    403    login  403    403    403    403    403",
         "login  ok     404    404    403    403    login  403    403    403    403    403"),
     "protocol_delete": (
+        "login  405    405    405    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+
+    # The clinic's webhooks: its prescribers register and change endpoints and send a failed
+    # delivery again (A's endpoint and delivery in the URLs); never its staff.
+    "webhook_endpoint_list": (
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403",
+        "login  405    405    405    403    403    login  403    403    403    403    403"),
+    "webhook_endpoint_create": (
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403",
+        "login  ok     ok     ok     403    403    login  403    403    403    403    403"),
+    "webhook_endpoint_detail": (
+        "login  ok     404    404    403    403    login  403    403    403    403    403",
+        "login  405    405    405    403    403    login  403    403    403    403    403"),
+    "webhook_endpoint_update": (
+        "login  ok     404    404    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+    "webhook_endpoint_rotate": (
+        "login  405    405    405    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+    "webhook_endpoint_delete": (
+        "login  405    405    405    403    403    login  403    403    403    403    403",
+        "login  ok     404    404    403    403    login  403    403    403    403    403"),
+    "webhook_delivery_resend": (
         "login  405    405    405    403    403    login  403    403    403    403    403",
         "login  ok     404    404    403    403    login  403    403    403    403    403"),
 
@@ -512,6 +554,47 @@ ACCESS: dict[str, tuple[str, str]] = {
         "login  login  login  login  login  login  login  403    ok     ok     login  ok",
         "login  login  login  login  login  login  login  403    403    ok     login  ok"),
     "admin/pharmacy/delivery/<path:object_id>/": (
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
+    # Clinics' webhooks: staff read the endpoints (never their secrets, and nobody at the
+    # pharmacy changes them) and the deliveries; a pharmacist sends a failed one again.
+    "admin:pharmacy_webhookendpoint_simple_history": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin:pharmacy_webhookendpoint_changelist": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
+    "admin:pharmacy_webhookendpoint_add": (
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin:pharmacy_webhookendpoint_history": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
+    "admin:pharmacy_webhookendpoint_delete": (
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin:pharmacy_webhookendpoint_change": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin/pharmacy/webhookendpoint/<path:object_id>/": (
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
+        "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
+    "admin:pharmacy_webhookdelivery_changelist": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
+    "admin:pharmacy_webhookdelivery_add": (
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin:pharmacy_webhookdelivery_history": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok"),
+    "admin:pharmacy_webhookdelivery_delete": (
+        "login  login  login  login  login  login  login  403    403    403    login  403",
+        "login  login  login  login  login  login  login  403    403    403    login  403"),
+    "admin:pharmacy_webhookdelivery_change": (
+        "login  login  login  login  login  login  login  403    ok     ok     login  ok",
+        "login  login  login  login  login  login  login  403    403    ok     login  ok"),
+    "admin/pharmacy/webhookdelivery/<path:object_id>/": (
         "login  login  login  login  login  login  login  ok     ok     ok     login  ok",
         "login  login  login  login  login  login  login  ok     ok     ok     login  ok"),
     # A batch's compounding record: for staff who see batches (no patient data in it).

@@ -69,7 +69,7 @@ def test_an_upward_import_breaks_the_layers(copy_of_the_tree):
     # The prescriber's pages reaching up into the pharmacy for a label.
     plant(
         copy_of_the_tree / "orders" / "order_views.py",
-        "from . import dosing\n",
+        "from .dose_check import dose_check_answer\n",
         "from pharmacy.selectors import latest_label  # noqa: F401",
     )
     result = lint_imports(copy_of_the_tree)

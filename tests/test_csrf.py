@@ -46,9 +46,39 @@ def pages(world):
     return pages
 
 
+# The partner API authenticates by a key in a header, never by the session's cookie, so a forged
+# request from a browser carries no credential: REST framework's views are exempt from Django's
+# CSRF check, and a signed-in session is no key (401; its documents take no unsafe method: 405).
+PARTNER_API_DOCUMENTS = {"api_problem", "api_schema", "api_docs", "fhir-metadata"}
+
+
+def is_partner_api(key: str) -> bool:
+    return key.startswith(("api-", "fhir-")) or key in PARTNER_API_DOCUMENTS
+
+
 def test_no_view_of_the_catalogue_is_exempt_from_csrf_checks(pages):
     exempt = [key for key, page in pages.items() if getattr(page.view, "csrf_exempt", False)]
-    assert exempt == []
+    assert sorted(exempt) == sorted(key for key in pages if is_partner_api(key))
+
+
+def test_the_partner_api_takes_no_session_for_a_key(world, pages):
+    """Every unsafe request to the API from a signed-in browser session (cookie and token
+    alike) is a 401 (no key) or a 405, and changes nothing."""
+    client = sign_in(Client(), "prescriber_a", world)
+    baseline = database_state()
+    failures = []
+    for key, page in pages.items():
+        if not is_partner_api(key):
+            continue
+        for method in UNSAFE:
+            with transaction.atomic():
+                response = fresh_copy(client).generic(method, page.path, b"{}", "application/json")
+                changed = changed_tables(baseline, database_state())
+                transaction.set_rollback(True)
+            expected_status = 405 if key in PARTNER_API_DOCUMENTS else 401
+            if response.status_code != expected_status or changed:
+                failures.append(f"{key} {method}: {response.status_code}, changed {changed}")
+    assert not failures, "\n".join(failures)
 
 
 def test_every_url_refuses_unsafe_requests_without_a_csrf_token(world, pages):
@@ -56,6 +86,8 @@ def test_every_url_refuses_unsafe_requests_without_a_csrf_token(world, pages):
     baseline = database_state()
     failures = []
     for key, page in pages.items():
+        if is_partner_api(key):
+            continue  # no cookie is a credential there (above)
         role = the_right_role(key)
         for method in UNSAFE:
             client = fresh_copy(signed_in[role])

@@ -23,6 +23,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.regex_helper import normalize
@@ -36,6 +37,7 @@ from pharmacy.fulfilment import order_hold
 from pharmacy.models import (
     BatchStatus,
     Delivery,
+    DeliveryStatus,
     Dispense,
     LabelDocument,
     LotStatus,
@@ -43,8 +45,20 @@ from pharmacy.models import (
     PrintStation,
     Recall,
     RecallNotice,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
 )
-from prescribers.models import Membership, MembershipRole, MembershipStatus, PrescriberStatus
+from pharmacy.webhooks import endpoint_create, new_message_id, order_event_payload
+from prescribers.api_keys import api_key_create, api_key_revoke
+from prescribers.models import (
+    ApiKey,
+    Membership,
+    MembershipRole,
+    MembershipStatus,
+    PrescriberStatus,
+)
 from tests.factories import (
     TEST_PASSWORD,
     BatchFactory,
@@ -92,6 +106,10 @@ class World:
     protocol_a: Any  # a titration protocol of clinic A
     # One object of each model registered in the admin, for the admin's object URLs.
     admin_objects: dict[type, Any] = field(default_factory=dict)
+    api_keys: dict[str, str] = field(default_factory=dict)  # role -> the key itself
+    api_key_a: Any = None  # clinic A's key, for its page's revoke button
+    webhook_endpoint_a: Any = None  # clinic A's webhook endpoint
+    webhook_delivery_a: Any = None  # a failed delivery to it, which its prescribers send again
 
     @property
     def clinic_a(self):
@@ -233,6 +251,9 @@ def build_world() -> World:
         recall_notice_a=recall_notice_a,
         protocol_a=protocol_a,
     )
+    world.api_keys = _api_keys(world)
+    world.api_key_a = ApiKey.objects.get(prefix=world.api_keys["key_a"].split(".")[0])
+    world.webhook_endpoint_a, world.webhook_delivery_a = _webhook(world)
     world.admin_objects = {
         type(obj): obj
         for obj in [
@@ -244,10 +265,56 @@ def build_world() -> World:
             recall, clinic_a, prescriber_a, prescriber_a.licences.first(),
             patient_a, order_a_verified.prescription,
             order_a_verified, staff_device(technician), *_sign_in_records(),
-            _access_event(pharmacist, patient_a),
+            _access_event(pharmacist, patient_a), world.webhook_endpoint_a,
+            world.webhook_delivery_a,
         ]
     }  # fmt: skip
     return world
+
+
+def _api_keys(world: World) -> dict[str, str]:
+    """The partner API's keys: clinic A's (one that signs, one revoked) and clinic B's."""
+    a, b = world.prescriber_a, world.prescriber_b
+    keys = {
+        "key_a": api_key_create(clinic=world.clinic_a, actor=a.user, name="A's EHR")[1],
+        "key_a_signs": api_key_create(
+            clinic=world.clinic_a,
+            actor=a.user,
+            name="A's signing",
+            can_sign=True,
+            password=TEST_PASSWORD,
+        )[1],
+        "key_b": api_key_create(clinic=clinic_of(b), actor=b.user, name="B's EHR")[1],
+    }
+    revoked, keys["key_a_revoked"] = api_key_create(
+        clinic=world.clinic_a, actor=a.user, name="A's old EHR"
+    )
+    api_key_revoke(key=revoked, actor=a.user)
+    # As if each had just been used: a request does not write its time of use again (a refused
+    # request would otherwise seem to change the key's row).
+    ApiKey.objects.update(last_used_at=timezone.now() + datetime.timedelta(days=1))
+    return keys
+
+
+def _webhook(world: World) -> tuple[WebhookEndpoint, WebhookDelivery]:
+    """Clinic A's webhook endpoint (a public address: nothing is sent here), and a delivery to
+    it that failed."""
+    endpoint = endpoint_create(
+        actor=world.prescriber_a.user, clinic_id=world.clinic_a.pk,
+        url="https://93.184.215.14/hooks", events=list(WebhookEventType.values),
+    )  # fmt: skip
+    event = world.order_a.events.get()
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint, order_event=event, event_type=WebhookEventType.ORDER_STATUS_CHANGED,
+        message_id=new_message_id(), status=DeliveryStatus.FAILED, attempts=1,
+        payload=order_event_payload(event, WebhookEventType.ORDER_STATUS_CHANGED),
+        last_error="HTTP 500",
+    )  # fmt: skip
+    WebhookAttempt.objects.create(
+        delivery=delivery, attempted_at=timezone.now(), response_status=500, error="HTTP 500",
+        duration_ms=12,
+    )  # fmt: skip
+    return endpoint, delivery
 
 
 # --- What fills each parameter ------------------------------------------------------------------
@@ -265,6 +332,18 @@ PORTAL_OBJECTS = {
     "recall_notice_detail": {"pk": "recall_notice_a"},
     "protocol_update": {"pk": "protocol_a"},
     "protocol_delete": {"pk": "protocol_a"},
+    "api_key_revoke": {"pk": "api_key_a"},
+    "webhook_endpoint_detail": {"pk": "webhook_endpoint_a"},
+    "webhook_endpoint_update": {"pk": "webhook_endpoint_a"},
+    "webhook_endpoint_rotate": {"pk": "webhook_endpoint_a"},
+    "webhook_endpoint_delete": {"pk": "webhook_endpoint_a"},
+    "webhook_delivery_resend": {"pk": "webhook_delivery_a"},
+    # The partner API (a key of clinic A; tests/test_api_access_matrix.py for the keys' roles).
+    "api-patient-detail": {"pk": "patient_a"},
+    "api-order-detail": {"pk": "order_a"},
+    "api-order-cancel": {"pk": "order_a"},
+    "api-order-timeline": {"pk": "order_a"},
+    "api-order-label": {"pk": "order_a_verified"},
 }
 
 
@@ -282,6 +361,11 @@ def _named_values(world: World) -> dict[str, dict[str, Any]]:
         "account_activate": _activation_link(world),
         "password_reset_confirm": _activation_link(world),
         "prescription_refill": {"pk": world.order_a_verified.prescription_id},
+        "api-prescription-refills": {"pk": world.order_a_verified.prescription_id},
+        "api_problem": {"slug": "not-found"},
+        # FHIR reads an order by its number (its MedicationRequest's id)
+        "fhir-medication-request": {"number": world.order_a.number},
+        "fhir-no-such-route": {"route": "Patient/1"},  # any address with no interaction
         # clinic A's nurse: a prescriber of A may end their place there
         "membership_end": {
             "pk": Membership.objects.get(user=world.clinic_staff_a, clinic=world.clinic_a).pk

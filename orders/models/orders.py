@@ -503,9 +503,18 @@ class OrderEvent(StatusEvent):
     # Structured details: the warnings a pharmacist confirmed when verifying, the question of a
     # hold, the version of a label, the kind and recipient of an email, ...
     parameters = models.JSONField(default=dict, blank=True)
+    # The event table is the outbox of the clinics' webhooks: the pharmacy's publisher turns
+    # each event into its deliveries and sets this, in one transaction (pharmacy/webhooks.py).
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta(StatusEvent.Meta):
         indexes = [
+            # The publisher reads the events not published yet, and only those.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(published_at__isnull=True),
+                name="order_event_unpublished",
+            ),
             # The dashboard's turnaround: the orders shipped in a time window, then when each
             # of them was submitted, both read from these indexes alone.
             models.Index(fields=["to_status", "created_at", "order"], name="order_event_by_status"),
@@ -527,6 +536,8 @@ class OrderEvent(StatusEvent):
             return f"Shipped with {said['carrier']}, tracking {said['tracking_number']}."
         if self.kind == OrderEventKind.EMAIL_SENT:
             return f"to {said['recipient']}"
+        if "via" in said:  # sent by a clinic's system through the partner API
+            return f"{self.note} (sent with {said['via']})"
         return self.note
 
     @property

@@ -1,5 +1,5 @@
 """The pharmacy's own models: ingredient lots, compounding batches, dispensing and recalls, the
-outbox and the label documents."""
+outbox, the label documents and the webhooks to clinics' systems."""
 
 from .compounding import (
     UNRELEASED_BATCH_STATUSES,
@@ -26,6 +26,12 @@ from .notifications import (
     PrintJob,
     PrintStation,
 )
+from .webhooks import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEventType,
+)
 
 __all__ = [
     "UNRELEASED_BATCH_STATUSES",
@@ -49,4 +55,8 @@ __all__ = [
     "RecallBatch",
     "RecallNotice",
     "RecallReplacement",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEventType",
 ]

@@ -15,6 +15,8 @@ class DeliveryKind(models.TextChoices):
     RECALL_NOTICE = "recall_notice", "Recall notice"
     # Made with Django's mail API elsewhere (password resets, prescribers' decisions).
     ACCOUNT = "account", "Account email"
+    # To the clinic's prescribers: a webhook endpoint of theirs was turned off after failing.
+    WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint turned off"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -30,8 +32,8 @@ class Delivery(models.Model):
 
     kind = models.CharField(max_length=20, choices=DeliveryKind.choices)
     recipient = models.EmailField()
-    # What it is about: "order:12" or "recall_notice:5" (the foreign keys below say which), or
-    # "message:<uuid>" for an account email.
+    # What it is about: "order:12", "recall_notice:5" or "webhook_endpoint:3:<when it was turned
+    # off>" (the foreign keys below say which), or "message:<uuid>" for an account email.
     subject_key = models.CharField(max_length=50)
     order = models.ForeignKey(
         "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
@@ -40,6 +42,15 @@ class Delivery(models.Model):
         "pharmacy.RecallNotice", on_delete=models.PROTECT, null=True, blank=True,
         related_name="deliveries",
     )  # fmt: skip
+    # The endpoint an email about a turned-off webhook endpoint names (gone if it was deleted
+    # since: the email then says so).
+    webhook_endpoint = models.ForeignKey(
+        "pharmacy.WebhookEndpoint",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     status = models.CharField(
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )

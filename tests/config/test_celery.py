@@ -26,6 +26,9 @@ def test_tasks_are_autodiscovered():
         "pharmacy.tasks.sweep_deliveries",
         "pharmacy.tasks.render_print_job",
         "pharmacy.tasks.send_licence_expiry_notices",
+        # Webhooks: one attempt of a delivery; the publisher (beat, every few seconds).
+        "pharmacy.tasks.send_webhook",
+        "pharmacy.tasks.publish_webhook_events",
     }
 
 

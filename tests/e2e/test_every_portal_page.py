@@ -14,7 +14,9 @@ from orders.models import Order, OrderStatus
 from orders.protocols import protocol_save
 from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
+from pharmacy.models import WebhookAttempt, WebhookDelivery, WebhookEventType
 from pharmacy.recalls import batch_recall
+from pharmacy.webhooks import endpoint_create, webhook_events_publish
 from prescribers.models import MembershipRole
 from tests.e2e.test_ordering import sign_in, sign_out
 from tests.e2e.test_prescriber_pages_on_a_phone import fits_and_passes_axe
@@ -39,7 +41,10 @@ NOT_PAGES = {
     "logout", "clinic_switch", "order_cancel", "order_answer", "membership_end",
     "membership_accept", "dose_check", "protocol_delete", "favicon",
     "medication_screen", "order_label", "health", "password_reset_confirm", "account_activate",
-    "password_change_done", "password_reset_complete",
+    "password_change_done", "password_reset_complete", "webhook_endpoint_rotate",
+    "webhook_endpoint_delete", "webhook_delivery_resend", "api_key_revoke",
+    # The partner API's documents: JSON, and Swagger UI's page (tests/e2e/test_partner_api.py).
+    "api_problem", "api_schema", "api_docs",
 }  # fmt: skip
 
 
@@ -47,6 +52,11 @@ NOT_PAGES = {
 def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     prescriber = PrescriberFactory(first_name="Rhea", last_name="Signer")
     clinic = clinic_of(prescriber)
+    # The clinic's system hears of every order below (a public address: nothing is sent).
+    endpoint = endpoint_create(
+        actor=prescriber.user, clinic_id=clinic.pk, url="https://93.184.215.14/clinic-ehr/hooks",
+        events=list(WebhookEventType.values), description="Clinic EHR",
+    )  # fmt: skip
     nurse = MembershipFactory(clinic=clinic, role=MembershipRole.STAFF).user
     patient = PatientFactory(clinic=clinic, date_of_birth=datetime.date(1970, 5, 5))
     submitted = submit_order(prescriber, patient, TITRATION)
@@ -75,6 +85,16 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
         actor=prescriber.user, clinic_id=clinic.pk, name="Standard 1.5 to 4.5 mg",
         dosage_form="capsule", concentration_mg_per_ml=None, steps="1.5 x 14, 3 x 14, 4.5 x 30",
         doses_per_day=1, time_of_day="bedtime", days_supply=58, refills=2,
+    )  # fmt: skip
+    webhook_events_publish()
+    failed = endpoint.deliveries.order_by("pk").first()
+    WebhookDelivery.objects.filter(pk=failed.pk).update(
+        status="failed", attempts=2, last_error="HTTP 500"
+    )
+    WebhookAttempt.objects.bulk_create(
+        WebhookAttempt(delivery=failed, attempted_at=failed.created_at, response_status=status,
+                       error=error, duration_ms=41)
+        for status, error in [(500, "HTTP 500"), (None, "TimeoutError: timed out")]
     )  # fmt: skip
     base = live_server.url
     visited: set[str] = set()
@@ -113,6 +133,11 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
         ("recall_notice_list", "/recalls/"), ("protocol_list", "/clinic/protocols/"),
         ("protocol_update", f"/clinic/protocols/{protocol.pk}/"),
         ("recall_notice_detail", f"/recalls/{notice.pk}/"),
+        ("webhook_endpoint_list", "/clinic/webhooks/"),
+        ("webhook_endpoint_create", "/clinic/webhooks/new/"),
+        ("webhook_endpoint_detail", f"/clinic/webhooks/{endpoint.pk}/"),
+        ("webhook_endpoint_update", f"/clinic/webhooks/{endpoint.pk}/edit/"),
+        ("api_key_list", "/clinic/api-keys/"),
         ("password_change", "/accounts/password_change/"),
         ("security", "/accounts/security/"), ("security_app", "/accounts/security/app/"),
     ]:  # fmt: skip
@@ -171,5 +196,6 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     )
 
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
-    portal = {name for name in named if not name.startswith("admin")}
+    # The partner API's routes answer keys, not people (tests/test_api_access_matrix.py).
+    portal = {name for name in named if not name.startswith(("admin", "api-", "fhir-"))}
     assert portal - NOT_PAGES <= visited, sorted(portal - NOT_PAGES - visited)

@@ -57,6 +57,13 @@ NEW_MODELS = {
     ("pharmacy", "recallbatch"),
     ("pharmacy", "pulleddispense"),
     ("pharmacy", "recallreplacement"),
+    ("pharmacy", "webhookendpoint"),
+    ("pharmacy", "historicalwebhookendpoint"),
+    ("pharmacy", "webhookdelivery"),
+    ("pharmacy", "webhookattempt"),
+    ("prescribers", "apikey"),
+    ("prescribers", "historicalapikey"),
+    ("prescribers", "idempotentrequest"),
 }
 # Columns dropped since: a prescriber's one clinic became their membership of it, and their
 # one licence a licence row.
@@ -338,6 +345,12 @@ def test_moving_models_between_apps_moves_no_data(scratch_database, tmp_path):
         | {("Technician", "prescribers", c) for c in ("view_membership", "view_licence")}
         | {("Pharmacist", "pharmacy", f"{verb}_printstation") for verb in ("view", "add", "change")}
         | {("Technician", "pharmacy", "view_printstation")}
+        | {
+            (group, "pharmacy", f"view_{model}")
+            for group in ("Pharmacist", "Technician")
+            for model in ("webhookendpoint", "webhookdelivery", "webhookattempt")
+        }
+        | {("Pharmacist", "pharmacy", "change_webhookdelivery")}
     )
     assert group_permissions(scratch_database) == expected
     assert {group for group, _, _ in expected} == {"Pharmacist", "Technician"}

@@ -104,11 +104,11 @@ def test_fifty_orders_ready_fifty_labelled_emails(celery_worker, smtp_sink):
     assert_one_labelled_email_each(orders, messages)
 
 
-# The outbox's limits scaled down from the defaults (10, 45, 60, 120 and 60 s), in the same order,
-# so that the worker-kill test runs in real time, with the real beat, in under a minute.
+# The outbox's limits scaled down from the defaults (10, 10, 45, 60, 120 and 60 s), in the same
+# order, so that the worker-kill test runs in real time, with the real beat, in under a minute.
 SCALED_OUTBOX = {
-    "EMAIL_TIMEOUT": "2", "OUTBOX_SEND_TIME_LIMIT": "4", "OUTBOX_SENDING_AFTER": "6",
-    "OUTBOX_PENDING_AFTER": "12", "OUTBOX_SWEEP_EVERY": "2",
+    "EMAIL_TIMEOUT": "2", "WEBHOOK_TIMEOUT": "2", "OUTBOX_SEND_TIME_LIMIT": "4",
+    "OUTBOX_SENDING_AFTER": "6", "OUTBOX_PENDING_AFTER": "12", "OUTBOX_SWEEP_EVERY": "2",
 }  # fmt: skip
 KILLS_AT = (10, 30, 50)  # the SMTP server's nth message of 60
 

@@ -46,6 +46,9 @@ def test_staff_groups_exist_with_their_permissions():
         "prescribers.view_membership",  # who belongs to each clinic
         "prescribers.view_licence", "prescribers.add_licence", "prescribers.change_licence",
         *compounding("view", "add", "change", models=["printstation"]),  # label printers
+        # Clinics' webhooks: read, and a failed delivery sent again.
+        *compounding("view", models=["webhookendpoint", "webhookdelivery", "webhookattempt"]),
+        "pharmacy.change_webhookdelivery",
     }  # fmt: skip
     assert permissions("Technician") == {
         "prescribers.view_clinic", "prescribers.view_prescriber", "orders.view_patient",
@@ -58,6 +61,7 @@ def test_staff_groups_exist_with_their_permissions():
                                                       "batchingredient", "qcresult"]),
         "pharmacy.view_delivery", "prescribers.view_membership", "prescribers.view_licence",
         "pharmacy.view_printstation",
+        *compounding("view", models=["webhookendpoint", "webhookdelivery", "webhookattempt"]),
     }  # fmt: skip
 
 

@@ -1,0 +1,147 @@
+"""How the partner API knows who asks: an API key of a clinic in the Authorization header, its
+rate limit, and the Idempotency-Key of requests that create.
+
+`request.user` is the key's owner (a prescriber of the clinic) and `request.auth` the ApiKey:
+views filter every query by `request.auth.clinic_id`, as the portal's pages filter by the
+clinic acted for."""
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import status
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+
+from core.problems import Problem
+
+from .api_keys import api_key_from
+from .models import ApiKey, IdempotentRequest
+
+KEYWORD = "Api-Key"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_LENGTH = IdempotentRequest._meta.get_field("key").max_length
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Api-Key <key>` (or `Bearer <key>`)."""
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() not in (KEYWORD.lower().encode(), b"bearer"):
+            return None
+        if len(parts) != 2:
+            raise AuthenticationFailed(f"Send the key as: Authorization: {KEYWORD} <key>")
+        try:
+            raw = parts[1].decode("ascii")
+        except UnicodeDecodeError as error:
+            raise AuthenticationFailed("The API key is not valid.") from error
+        key = api_key_from(raw)
+        if key is None:
+            raise AuthenticationFailed(
+                "The API key is not valid: revoked, mistyped, or its owner no longer "
+                "prescribes for the clinic."
+            )
+        return key.owner.user, key
+
+    def authenticate_header(self, request):
+        return f'{KEYWORD} realm="api"'  # makes a missing key a 401, not a 403
+
+
+class ApiKeySchema(OpenApiAuthenticationExtension):
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": f'"{KEYWORD} <key>": a key made by a prescriber of the clinic.',
+        }
+
+
+class HasClinicKey(BasePermission):
+    def has_permission(self, request, view):
+        return isinstance(request.auth, ApiKey)
+
+
+class ApiKeyThrottle(SimpleRateThrottle):
+    """Requests per key (REST framework answers 429 with Retry-After); without a key, per
+    client address."""
+
+    scope = "api_key"
+
+    def get_rate(self):
+        return settings.API_RATE_LIMIT
+
+    def get_cache_key(self, request, view):
+        if isinstance(request.auth, ApiKey):
+            ident = f"key:{request.auth.pk}"
+        else:
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def _fingerprint(request) -> str:
+    """What makes two requests the same: method, path and the body's JSON (key order and
+    spacing aside)."""
+    body = json.dumps(request.data, sort_keys=True, default=str)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def idempotency_key(request) -> str:
+    """The request's Idempotency-Key header: required, 1 to 255 printable characters."""
+    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise Problem(
+            "idempotency-key-missing", status_code=status.HTTP_400_BAD_REQUEST,
+            detail=f"Send an {IDEMPOTENCY_HEADER} header of 1 to {IDEMPOTENCY_KEY_LENGTH} "
+            "printable characters (a UUID is best).",
+        )  # fmt: skip
+    return key
+
+
+def idempotent(request, create) -> Response:
+    """Answer a request that creates once per Idempotency-Key of the key: the first answer is
+    kept and a retry gets it again (with `Idempotent-Replayed: true`); the same key with a
+    different request is a 422; a retry while the first still runs waits for it (the row is
+    locked by its transaction) and then gets its answer. A refused request (4xx) keeps nothing,
+    so the corrected request may use the same key. `create()` returns the Response."""
+    key = idempotency_key(request)
+    fingerprint = _fingerprint(request)
+    api_key = request.auth
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotentRequest.objects.create(
+                    api_key=api_key, key=key, fingerprint=fingerprint, status_code=0, response={}
+                )
+        except IntegrityError:
+            record = IdempotentRequest.objects.get(api_key=api_key, key=key)
+            if record.fingerprint != fingerprint:
+                raise Problem(
+                    "idempotency-key-reused", status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                    detail=f"{IDEMPOTENCY_HEADER} {key!r} was first used for another request.",
+                ) from None  # fmt: skip
+            if record.status_code == 0:
+                raise Problem(
+                    "idempotency-key-in-use", status_code=status.HTTP_409_CONFLICT
+                ) from None
+            headers = {"Idempotent-Replayed": "true"}
+            if record.location:
+                headers["Location"] = record.location
+            return Response(record.response, status=record.status_code, headers=headers)
+        response = create()
+        if response.status_code >= 400:
+            transaction.set_rollback(True)
+            return response
+        record.status_code, record.response = response.status_code, response.data
+        record.location = response.headers.get("Location", "")
+        record.save(update_fields=["status_code", "response", "location"])
+        return response
