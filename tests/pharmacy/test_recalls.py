@@ -775,7 +775,7 @@ def test_the_pharmacys_recall_page_shows_who_confirmed(client, recall, ann, supe
     assert "not confirmed yet" in html  # Ben's clinic
 
 
-def test_the_notice_email_names_the_clinics_orders_and_links_the_page_to_confirm(
+def test_the_notice_email_names_the_clinics_orders_no_patient_and_links_the_page(
     settings, recall, ann, two_clinics, mailoutbox
 ):
     settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -787,8 +787,12 @@ def test_the_notice_email_names_the_clinics_orders_and_links_the_page_to_confirm
     (message,) = mailoutbox
     zoe, max_, lea = two_clinics["orders"]
     assert message.to == [notice.clinic.label_email]
-    assert f"- {zoe.number}: Zoe Young\n- {max_.number}: Max Adams\n" in message.body
+    assert f"Orders of your clinic that received it:\n- {zoe.number}\n- {max_.number}\n\n" in (
+        message.body
+    )
     assert lea.number not in message.body
+    for name in ("Zoe", "Young", "Max", "Adams"):  # health data stays behind the sign-in
+        assert name not in message.body
     link = settings.PORTAL_BASE_URL + reverse("recall_notice_detail", args=[notice.pk])
     assert f"(the notice stays on your dashboard until then):\n{link}\n" in message.body
 
