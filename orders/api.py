@@ -6,6 +6,7 @@ shows a patient's record is an access event.
 Orders sent with a key that does not sign are drafts that wait for a prescriber's signature in
 the portal; a key with the "sign" scope signs them as its owner (README, "Partner API")."""
 
+import contextlib
 import uuid
 
 import django_filters
@@ -127,14 +128,22 @@ class RecordsShownMixin:
         return Response(self.get_serializer(record).data)
 
 
-def _not_accepted(refused: PrescriptionNotAccepted) -> Problem:
-    return Problem(
-        "prescription-not-accepted",
-        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
-        detail=str(refused),
-        findings=[finding_view(f) for f in refused.findings],
-        unacknowledged=[finding_key(f) for f in refused.unacknowledged],
-    )
+@contextlib.contextmanager
+def _refusals_as_problems():
+    """An order or a refill refused: by the rules (422 with the findings), or for its signer
+    (400 on `signer_id`)."""
+    try:
+        yield
+    except PrescriptionNotAccepted as refused:
+        raise Problem(
+            "prescription-not-accepted",
+            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=str(refused),
+            findings=[finding_view(f) for f in refused.findings],
+            unacknowledged=[finding_key(f) for f in refused.unacknowledged],
+        ) from refused
+    except SignerRefused as refused:
+        raise serializers.ValidationError({"signer_id": refused.messages}) from refused
 
 
 def signing_of(key, signer_id: int | None, clinic_id: int):
@@ -307,7 +316,7 @@ class OrderViewSet(
                 {"patient_id": "No patient of this clinic has this id."}
             )
         signer, draft = signing_of(self.key, data["signer_id"], self.clinic_id)
-        try:
+        with _refusals_as_problems():
             order = order_submit(
                 actor=request.user, patient=patient, regimen=sent.regimen(),
                 diagnosis_codes=data["diagnosis_codes"],
@@ -316,10 +325,6 @@ class OrderViewSet(
                 reason=data["reason"], signer=signer, draft=draft, via=f"API key {self.key}",
                 idempotency_key=order_key(request),
             )  # fmt: skip
-        except PrescriptionNotAccepted as refused:
-            raise _not_accepted(refused) from refused
-        except SignerRefused as refused:
-            raise serializers.ValidationError({"signer_id": refused.messages}) from refused
         return _order_answer(request, order, code=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -365,15 +370,11 @@ class RefillCreateView(ClinicKeyMixin, APIView):
         sent.is_valid(raise_exception=True)
         data = sent.validated_data
         signer, draft = signing_of(self.key, data["signer_id"], self.clinic_id)
-        try:
+        with _refusals_as_problems():
             order = prescription_refill(
                 prescription=prescription, actor=request.user, ship_to=data["ship_to"],
                 needed_by=data["needed_by"], retitrate=data["retitrate"],
                 acknowledged=data["acknowledged"], reason=data["reason"], signer=signer,
                 draft=draft, via=f"API key {self.key}", idempotency_key=order_key(request),
             )  # fmt: skip
-        except PrescriptionNotAccepted as refused:
-            raise _not_accepted(refused) from refused
-        except SignerRefused as refused:
-            raise serializers.ValidationError({"signer_id": refused.messages}) from refused
         return _order_answer(request, order, code=status.HTTP_201_CREATED)

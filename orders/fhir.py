@@ -53,7 +53,7 @@ from .checks import finding_key, prescription_regimen
 from .dosing import DosageForm, Finding, Regimen, Severity, Step
 from .medications import Group, mentions
 from .models import Order, OrderStatus, Patient, Sex, ShipTo, TimeOfDay
-from .order_input import MAX_STEPS
+from .order_input import COUNT_RANGE, DOSE_DIGITS, MAX_STEPS, QUANTITY_DIGITS
 
 # --- Systems and the portal's own definitions -----------------------------------------------------
 
@@ -120,9 +120,9 @@ _NOT_TAKEN_NOW = {"stopped", "completed", "entered-in-error", "not-taken"}
 
 # Numbers within the limits the order form and the JSON API take; Django's own fields give the
 # messages ("Ensure that there are no more than 3 decimal places.").
-_DOSE = forms.DecimalField(max_digits=7, decimal_places=3)
-_QUANTITY = forms.DecimalField(max_digits=8, decimal_places=2)
-_COUNT = forms.IntegerField(min_value=-1000, max_value=10000)
+_DOSE = forms.DecimalField(**DOSE_DIGITS)
+_QUANTITY = forms.DecimalField(**QUANTITY_DIGITS)
+_COUNT = forms.IntegerField(**COUNT_RANGE)
 
 # The resources a Bundle may hold; the first three exactly once.
 _RESOURCE_MODELS: dict[str, type[FHIRAbstractModel]] = {

@@ -14,6 +14,11 @@ from core.numbers import quantity_text
 from .dosing import Step
 
 MAX_STEPS = 12
+# The numbers a prescription's input takes (the live check, the partner API, FHIR): wide enough
+# that an out-of-range dose or count reaches the dose rules, which say what is wrong with it.
+DOSE_DIGITS = {"max_digits": 7, "decimal_places": 3}  # mg
+QUANTITY_DIGITS = {"max_digits": 8, "decimal_places": 2}  # capsules or mL
+COUNT_RANGE = {"min_value": -1000, "max_value": 10000}  # days, doses a day, refills
 SCHEDULE_HELP = "Dose in mg x days for each step, e.g. 1.5 x 14, 3 x 14, 4.5 x 30"
 _STEP = re.compile(
     r"^(?P<dose>\d{1,4}(?:\.\d{1,3})?)\s*(?:mg)?\s*(?:x|\u00d7|\*|for)\s*(?P<days>\d{1,4})\s*"

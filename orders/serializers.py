@@ -30,7 +30,7 @@ from .models import (
     TimeOfDay,
     validate_date_of_birth,
 )
-from .order_input import MAX_STEPS
+from .order_input import COUNT_RANGE, DOSE_DIGITS, MAX_STEPS, QUANTITY_DIGITS
 
 ZIP_CODE = USZipCodeField()
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -90,8 +90,8 @@ class IsoDate(serializers.DateField):
 
 
 class StepSerializer(serializers.Serializer):
-    dose_mg = DecimalNumber(max_digits=7, decimal_places=3, help_text="mg per dose")
-    days = WholeNumber(min_value=-1000, max_value=10000, help_text="days at this dose")
+    dose_mg = DecimalNumber(**DOSE_DIGITS, help_text="mg per dose")
+    days = WholeNumber(**COUNT_RANGE, help_text="days at this dose")
 
 
 class RegimenSerializer(serializers.Serializer):
@@ -100,17 +100,17 @@ class RegimenSerializer(serializers.Serializer):
 
     dosage_form = serializers.ChoiceField(choices=DOSAGE_FORM_CHOICES)
     concentration_mg_per_ml = DecimalNumber(
-        max_digits=7, decimal_places=3, required=False, allow_null=True,
+        **DOSE_DIGITS, required=False, allow_null=True,
         help_text="For liquids, drops and cream; not for capsules.",
     )  # fmt: skip
     steps = StepSerializer(many=True, allow_empty=False, max_length=MAX_STEPS)
-    doses_per_day = WholeNumber(min_value=-1000, max_value=10000)
+    doses_per_day = WholeNumber(**COUNT_RANGE)
     quantity = DecimalNumber(
-        max_digits=8, decimal_places=2, required=False, allow_null=True,
+        **QUANTITY_DIGITS, required=False, allow_null=True,
         help_text="Capsules, or mL for liquids, drops and cream.",
     )  # fmt: skip
-    days_supply = WholeNumber(min_value=-1000, max_value=10000)
-    refills = WholeNumber(min_value=-1000, max_value=10000)
+    days_supply = WholeNumber(**COUNT_RANGE)
+    refills = WholeNumber(**COUNT_RANGE)
     time_of_day = serializers.ChoiceField(
         choices=TimeOfDay.choices, required=False, allow_null=True, default=TimeOfDay.BEDTIME
     )
@@ -303,7 +303,7 @@ class OrderCreateSerializer(RegimenSerializer):
 
     patient_id = WholeNumber(min_value=1)
     quantity = DecimalNumber(
-        max_digits=8, decimal_places=2, help_text="Capsules, or mL for liquids, drops and cream."
+        **QUANTITY_DIGITS, help_text="Capsules, or mL for liquids, drops and cream."
     )
     reason_for_compounding = Text(required=False, default=REASON_FOR_COMPOUNDING, max_length=2000)
     ship_to = serializers.ChoiceField(choices=ShipTo.choices, required=False, default=ShipTo.CLINIC)

@@ -169,6 +169,15 @@ TITRATION = Regimen(
     days_supply=58,
     refills=2,
 )
+# Two bottles: 14 capsules of 1.5 mg, then 30 of 3 mg.
+TWO_STRENGTHS = Regimen(
+    dosage_form=DosageForm.CAPSULE,
+    steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 30)),
+    doses_per_day=1,
+    quantity=Decimal("44"),
+    days_supply=44,
+    refills=2,
+)
 
 
 def order_form(**overrides) -> dict[str, str]:

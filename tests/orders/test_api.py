@@ -18,6 +18,7 @@ from pharmacy.models import LabelDocument
 from prescribers.api_keys import api_key_create, api_key_revoke
 from prescribers.models import IdempotentRequest
 from prescribers.services import prescriber_suspend
+from tests.api_clients import api_client
 from tests.factories import (
     TEST_PASSWORD,
     PatientFactory,
@@ -40,32 +41,6 @@ ORDER = {
     "refills": 2,
     "diagnosis_codes": ["M79.7"],
 }  # fmt: skip
-
-
-def api_client(raw_key: str | None) -> APIClient:
-    client = APIClient()
-    if raw_key is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-    return client
-
-
-@pytest.fixture
-def key(prescriber):
-    return api_key_create(clinic=clinic_of(prescriber), actor=prescriber.user, name="Clinic EHR")
-
-
-@pytest.fixture
-def api(key):
-    return api_client(key[1])
-
-
-@pytest.fixture
-def signing_api(prescriber):
-    _, raw = api_key_create(
-        clinic=clinic_of(prescriber), actor=prescriber.user, name="Signing EHR", can_sign=True,
-        password=TEST_PASSWORD,
-    )  # fmt: skip
-    return api_client(raw)
 
 
 def problem(response) -> dict:

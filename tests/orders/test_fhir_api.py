@@ -19,17 +19,15 @@ from hypothesis import strategies as st
 from core.models import AccessAction, AccessEvent
 from orders.fhir import medication_request_resource
 from orders.models import Order, OrderEvent, OrderStatus, Patient, Prescription
-from prescribers.api_keys import api_key_create
 from prescribers.models import IdempotentRequest
+from tests.api_clients import api_client
 from tests.factories import (
-    TEST_PASSWORD,
     TITRATION,
     PatientFactory,
     PrescriberFactory,
     clinic_of,
     submit_order,
 )
-from tests.orders.test_api import api_client
 from tests.orders.test_fhir import DELETE, MEDREQ, PATIENT, PORTAL, bundle_with, dose
 from tests.test_fuzzing import (
     FUZZ,
@@ -59,28 +57,6 @@ NO_PROBLEMS = {
         }
     ],
 }
-
-
-@pytest.fixture
-def key(prescriber):
-    return api_key_create(clinic=clinic_of(prescriber), actor=prescriber.user, name="Clinic EHR")
-
-
-@pytest.fixture
-def api(key):
-    return api_client(key[1])
-
-
-@pytest.fixture
-def signing_api(prescriber):
-    _, raw = api_key_create(
-        clinic=clinic_of(prescriber),
-        actor=prescriber.user,
-        name="Signing EHR",
-        can_sign=True,
-        password=TEST_PASSWORD,
-    )
-    return api_client(raw)
 
 
 def bundle_for(prescriber, *edits) -> dict:

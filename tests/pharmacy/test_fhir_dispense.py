@@ -1,54 +1,21 @@
 """An order's dispenses as FHIR R4B MedicationDispense resources (pharmacy/fhir.py): one per
 dispense, exact, valid R4B, pointing at the order's MedicationRequest, never naming the patient."""
 
-import datetime
 import json
-from decimal import Decimal
 
 import pytest
 from fhir.resources.R4B.medicationdispense import MedicationDispense
 
-from orders.dosing import DosageForm, Regimen, Step
 from orders.fhir import medication_request_resource
-from orders.models import Formulation, Order, OrderStatus
-from pharmacy.dispensing import dispense_allocate
+from orders.models import Order
 from pharmacy.fhir import medication_dispense_resources
 from pharmacy.models import Dispense
-from tests.factories import BatchFactory, FormulationVersionFactory, submit_order
+from tests.factories import TWO_STRENGTHS, submit_order
 
 pytestmark = pytest.mark.django_db
 
 PORTAL = "https://ldn-portal.example/fhir"
 UCUM = "http://unitsofmeasure.org"
-# Two bottles: 14 capsules of 1.5 mg, then 30 of 3 mg.
-TWO_STRENGTHS = Regimen(
-    dosage_form=DosageForm.CAPSULE,
-    steps=(Step(Decimal("1.5"), 14), Step(Decimal("3"), 30)),
-    doses_per_day=1,
-    quantity=Decimal("44"),
-    days_supply=44,
-    refills=2,
-)
-
-
-def capsule(strength: str) -> Formulation:
-    return Formulation.objects.get(dosage_form="capsule", strength_mg=Decimal(strength))
-
-
-@pytest.fixture
-def dispensed_order(prescriber, patient, technician, clock) -> Order:
-    """A verified order of two strengths, dispensed from one batch of each."""
-    order = submit_order(prescriber, patient, TWO_STRENGTHS)
-    Order.objects.filter(pk=order.pk).update(status=OrderStatus.VERIFIED)
-    for strength, lot in (("1.5", "LDN-15-0301"), ("3", "LDN-30-0301")):
-        BatchFactory(
-            lot_number=lot,
-            formulation_version=FormulationVersionFactory(formulation=capsule(strength)),
-            compounded_on=datetime.date(2026, 2, 20),
-            beyond_use_date=datetime.date(2026, 8, 19),
-        )
-    dispense_allocate(order=order, actor=technician)
-    return Order.objects.select_related("prescription").get(pk=order.pk)
 
 
 def dispense_of(lot: str, strength: float, units: int, order: Order, patient) -> dict:

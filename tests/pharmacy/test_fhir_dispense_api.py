@@ -3,18 +3,14 @@ the order's MedicationDispense resources for a key of the order's clinic, an emp
 other order (another clinic's finds nothing, as no order does), and an OperationOutcome for a
 search without its one `prescription` reference."""
 
-import datetime
-
 import pytest
 from django.urls import reverse
 
 from core.models import AccessAction, AccessEvent
-from orders.models import Order, OrderStatus
-from pharmacy.dispensing import dispense_allocate
 from prescribers.api_keys import api_key_create
-from tests.factories import BatchFactory, FormulationVersionFactory, clinic_of, submit_order
-from tests.orders.test_api import api_client
-from tests.pharmacy.test_fhir_dispense import TWO_STRENGTHS, capsule, dispense_of
+from tests.api_clients import api_client
+from tests.factories import TWO_STRENGTHS, clinic_of, submit_order
+from tests.pharmacy.test_fhir_dispense import dispense_of
 
 pytestmark = pytest.mark.django_db
 
@@ -31,22 +27,6 @@ def key_client(prescriber):
 @pytest.fixture
 def api(prescriber):
     return key_client(prescriber)
-
-
-@pytest.fixture
-def dispensed_order(prescriber, patient, technician, clock) -> Order:
-    """A verified order of two strengths, dispensed from one batch of each."""
-    order = submit_order(prescriber, patient, TWO_STRENGTHS)
-    Order.objects.filter(pk=order.pk).update(status=OrderStatus.VERIFIED)
-    for strength, lot in (("1.5", "LDN-15-0301"), ("3", "LDN-30-0301")):
-        BatchFactory(
-            lot_number=lot,
-            formulation_version=FormulationVersionFactory(formulation=capsule(strength)),
-            compounded_on=datetime.date(2026, 2, 20),
-            beyond_use_date=datetime.date(2026, 8, 19),
-        )
-    dispense_allocate(order=order, actor=technician)
-    return order
 
 
 def search(api, query: str):
