@@ -13,6 +13,7 @@ from pathlib import Path
 import environ
 import font_lato
 import xstatic.pkg.bootstrap
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from localflavor.us.us_states import STATES_NORMALIZED
@@ -160,8 +161,20 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 AUTH_USER_MODEL = "core.User"
 # django-axes first: it refuses a locked-out sign-in before any password is checked.
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "core.auth.PortalBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "core.auth.PortalBackend",
+    # A patient signs in by an emailed link, never a password (orders/patient_access.py).
+    "core.auth.LinkBackend",
+]
+# The patient's links (django-sesame): each works once (a sign-in changes the account's last
+# login, which the link is signed with) and for SESAME_MAX_AGE unless the page says less or more
+# (an invitation: PATIENT_INVITATION_DAYS).
+SESAME_ONE_TIME = True
+SESAME_MAX_AGE = timedelta(minutes=_positive("PATIENT_SIGN_IN_LINK_MINUTES", 30))
+PATIENT_INVITATION_DAYS = _positive("PATIENT_INVITATION_DAYS", 7)
 LOGIN_URL = "login"
+PATIENT_LOGIN_URL = "patient_sign_in"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -211,6 +224,7 @@ AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # latest SESSION_ABSOLUTE_TIMEOUT after signing in (pharmacy/sessions.py). All in seconds.
 SESSION_IDLE_TIMEOUT_STAFF = _positive("SESSION_IDLE_TIMEOUT_STAFF", 15 * 60)
 SESSION_IDLE_TIMEOUT_PRESCRIBER = _positive("SESSION_IDLE_TIMEOUT_PRESCRIBER", 30 * 60)
+SESSION_IDLE_TIMEOUT_PATIENT = _positive("SESSION_IDLE_TIMEOUT_PATIENT", 15 * 60)
 SESSION_ABSOLUTE_TIMEOUT = _positive("SESSION_ABSOLUTE_TIMEOUT", 12 * 3600)
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
 
@@ -446,6 +460,12 @@ CELERY_BEAT_SCHEDULE = {
     "licence-expiry-notices": {
         "task": "pharmacy.tasks.send_licence_expiry_notices",
         "schedule": 24 * 60 * 60,
+    },
+    # Every morning in the pharmacy's time zone (CELERY_TIMEZONE), so that a reminder comes
+    # at a sensible hour; each is sent once, so a repeated run does no harm.
+    "patient-reminders": {
+        "task": "pharmacy.tasks.send_patient_reminders",
+        "schedule": crontab(hour=8, minute=0),
     },
 }
 

@@ -11,10 +11,11 @@ from core import portal_second_factor
 from core.api import ProblemTypeView
 from core.fhir_api import NoSuchRouteView
 from core.forms import LoginForm, PortalPasswordResetForm
+from core.sessions import refuse_patients
 from orders import api as order_api
 from orders import fhir_views as order_fhir
 from orders import order_views as order_pages
-from orders import protocol_views, signing_views
+from orders import patient_views, protocol_views, signing_views
 from orders import views as order_views
 from pharmacy import api as pharmacy_api
 from pharmacy import fhir_views as pharmacy_fhir
@@ -97,9 +98,28 @@ urlpatterns = [
         prescriber_views.AccountActivateView.as_view(),
         name="account_activate",
     ),
-    path("accounts/verify/", portal_second_factor.verify, name="second_factor_verify"),
-    path("accounts/security/", portal_second_factor.security, name="security"),
-    path("accounts/security/app/", portal_second_factor.security_app, name="security_app"),
+    path(
+        "accounts/verify/",
+        refuse_patients(portal_second_factor.verify),
+        name="second_factor_verify",
+    ),
+    path("accounts/security/", refuse_patients(portal_second_factor.security), name="security"),
+    path(
+        "accounts/security/app/",
+        refuse_patients(portal_second_factor.security_app),
+        name="security_app",
+    ),
+    # Django's own, but not for a patient's session (no password: core.sessions.refuse_patients).
+    path(
+        "accounts/password_change/",
+        refuse_patients(auth_views.PasswordChangeView.as_view()),
+        name="password_change",
+    ),
+    path(
+        "accounts/password_change/done/",
+        refuse_patients(auth_views.PasswordChangeDoneView.as_view()),
+        name="password_change_done",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("apply/", prescriber_views.apply, name="prescriber_apply"),
     path("apply/received/", prescriber_views.apply_done, name="prescriber_apply_done"),
@@ -181,6 +201,34 @@ urlpatterns = [
         order_pages.OrderCreateView.as_view(),
         name="order_create",
     ),
+    path(
+        "patients/<int:pk>/access/",
+        patient_views.PatientInviteView.as_view(),
+        name="patient_invite",
+    ),
+    path(
+        "patients/<int:pk>/access/revoke/",
+        patient_views.PatientRevokeView.as_view(),
+        name="patient_revoke",
+    ),
+    # The patient's own pages (orders/patient_views.py).
+    path("my/", patient_views.PatientHomeView.as_view(), name="patient_home"),
+    path(
+        "my/invitation/",
+        patient_views.PatientLinkView.as_view(invitation=True),
+        name="patient_invitation",
+    ),
+    path("my/link/", patient_views.PatientLinkView.as_view(), name="patient_link"),
+    path("my/sign-in/", patient_views.PatientSignInView.as_view(), name="patient_sign_in"),
+    path("my/terms/", patient_views.PatientTermsView.as_view(), name="patient_terms"),
+    path("my/refill/", patient_views.PatientRefillView.as_view(), name="patient_refill"),
+    path("my/diary/new/", patient_views.DiaryEntryCreateView.as_view(), name="diary_entry_create"),
+    path(
+        "my/diary/<int:pk>/",
+        patient_views.DiaryEntryUpdateView.as_view(),
+        name="diary_entry_update",
+    ),
+    path("my/settings/", patient_views.PatientSettingsView.as_view(), name="patient_settings"),
     path("orders/", order_pages.OrderListView.as_view(), name="order_list"),
     path("orders/to-sign/", signing_views.OrderSignView.as_view(), name="order_sign"),
     path("orders/dose-check/", order_pages.DoseCheckView.as_view(), name="dose_check"),

@@ -10,6 +10,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.db.models import CharField, Q, Sum, Value
 from django.shortcuts import render
+from sesame.backends import SesameBackendMixin
 
 from .models import normalize_email_address
 from .second_factor import with_totp_device
@@ -40,6 +41,12 @@ class PortalBackend(ModelBackend):
         if user_obj.is_active and not user_obj.is_superuser and obj is None:
             load_access(user_obj)
         return super().get_all_permissions(user_obj, obj)
+
+
+class LinkBackend(SesameBackendMixin, PortalBackend):
+    """Signs in by a link emailed to the account's address (django-sesame: signed, one-time,
+    expiring), for accounts without a password (patients). Its sessions are checked on every
+    request like the portal's: an account made inactive is signed out at once."""
 
 
 def load_access(user) -> None:

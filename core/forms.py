@@ -26,6 +26,24 @@ class LoginForm(AuthenticationForm):
     }
 
 
+def within_email_limit(email: str) -> bool:
+    """Records a request for a sign-in email (a password reset, a patient's sign-in link) to an
+    address, whatever the address: the same work for an account and for none. Whether this one
+    is within PASSWORD_RESET_EMAILS_PER_HOUR of them an hour."""
+    key = PasswordResetRequest.key_of(email)
+    now = timezone.now()
+    with transaction.atomic():
+        PasswordResetRequest.objects.filter(created_at__lt=now - RESET_REQUESTS_KEPT).delete()
+        sent = PasswordResetRequest.objects.filter(
+            address_key=key,
+            within_limit=True,
+            created_at__gte=now - datetime.timedelta(hours=1),
+        ).count()
+        within = sent < settings.PASSWORD_RESET_EMAILS_PER_HOUR
+        PasswordResetRequest.objects.create(address_key=key, within_limit=within)
+    return within
+
+
 class PortalPasswordResetForm(PasswordResetForm):
     """Django's reset form, but it also serves an approved prescriber who never set a password
     (the one-time link from the approval email expired), and skips accounts that may not sign
@@ -45,18 +63,7 @@ class PortalPasswordResetForm(PasswordResetForm):
         none); at most PASSWORD_RESET_EMAILS_PER_HOUR reset emails go to one address an hour.
         The link points at the portal's address (PORTAL_BASE_URL), not at whatever host the
         request named."""
-        key = PasswordResetRequest.key_of(self.cleaned_data["email"])
-        now = timezone.now()
-        with transaction.atomic():
-            PasswordResetRequest.objects.filter(created_at__lt=now - RESET_REQUESTS_KEPT).delete()
-            sent = PasswordResetRequest.objects.filter(
-                address_key=key,
-                within_limit=True,
-                created_at__gte=now - datetime.timedelta(hours=1),
-            ).count()
-            within = sent < settings.PASSWORD_RESET_EMAILS_PER_HOUR
-            PasswordResetRequest.objects.create(address_key=key, within_limit=within)
-        if not within:
+        if not within_email_limit(self.cleaned_data["email"]):
             return
         protocol, _, domain = settings.PORTAL_BASE_URL.partition("://")
         context = {**(kwargs.get("extra_email_context") or {}), "site_name": settings.PHARMACY_NAME}

@@ -1,7 +1,8 @@
 """How long a signed-in session lasts.
 
 Staff are signed out after SESSION_IDLE_TIMEOUT_STAFF seconds without a request (the admin
-reaches every clinic's patients), prescribers after SESSION_IDLE_TIMEOUT_PRESCRIBER, and everyone
+reaches every clinic's patients), prescribers after SESSION_IDLE_TIMEOUT_PRESCRIBER, patients
+after SESSION_IDLE_TIMEOUT_PATIENT (session_role_set, by the page that signs them in), and everyone
 SESSION_ABSOLUTE_TIMEOUT after signing in, however active. The clock starts at sign-in, whichever
 way it happens (portal login page, admin login): Django's user_logged_in signal is the one place
 all of them pass, after Django has given the session a new key.
@@ -16,6 +17,7 @@ minutes after the absolute limit: long enough for the next request to be told wh
 out, and never renewed by activity.
 """
 
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -24,13 +26,14 @@ from django.contrib import messages
 from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.auth.signals import user_logged_in
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.dispatch import receiver
 from django.shortcuts import redirect
 
 SIGNED_IN_AT = "portal_signed_in_at"
 LAST_SEEN = "portal_last_seen"
 ROLE = "portal_session_role"
-STAFF, PRESCRIBER = "staff", "prescriber"
+STAFF, PRESCRIBER, PATIENT = "staff", "prescriber", "patient"
 
 # The last-request time is written when it is older than the idle limit divided by this, in
 # seconds, between 1 and ACTIVITY_RESOLUTION.
@@ -46,6 +49,8 @@ BACKGROUND_REQUEST_HEADER = "X-Background-Poll"
 def idle_timeout(role: str) -> int:
     if role == PRESCRIBER:
         return settings.SESSION_IDLE_TIMEOUT_PRESCRIBER
+    if role == PATIENT:
+        return settings.SESSION_IDLE_TIMEOUT_PATIENT
     return settings.SESSION_IDLE_TIMEOUT_STAFF
 
 
@@ -73,6 +78,25 @@ def start_session_clock(sender, request, user, **kwargs):
     # An end fixed at sign-in: the database row and the browser's cookie both expire then.
     deadline = now + settings.SESSION_ABSOLUTE_TIMEOUT + EXPIRY_GRACE
     session.set_expiry(datetime.fromtimestamp(deadline, tz=UTC))
+
+
+def session_role_set(request, role: str) -> None:
+    """After signing in: a session whose idle limit is not the one start_session_clock chose
+    from the account (a patient, signed in by their emailed link)."""
+    request.session[ROLE] = role
+
+
+def refuse_patients(view):
+    """For account pages a patient has no use for (a password, a second factor: a patient signs
+    in by an emailed link and their date of birth): 403 in a patient's session."""
+
+    @functools.wraps(view)
+    def refusing(request, *args, **kwargs):
+        if request.session.get(ROLE) == PATIENT:
+            raise PermissionDenied("Patients sign in by the emailed link: no password to change.")
+        return view(request, *args, **kwargs)
+
+    return refusing
 
 
 def expiry_message(session, now: int) -> str | None:
@@ -104,11 +128,15 @@ class SessionTimeoutMiddleware:
             now = int(time.time())
             message = expiry_message(session, now)
             if message is not None:
+                # A patient signs in again by an emailed link, on their own sign-in page.
+                login_url = settings.LOGIN_URL
+                if session.get(ROLE) == PATIENT:
+                    login_url = settings.PATIENT_LOGIN_URL
                 logout(request)
                 messages.info(request, message)
                 if request.method == "GET":
-                    return redirect_to_login(request.get_full_path())
-                return redirect(settings.LOGIN_URL)
+                    return redirect_to_login(request.get_full_path(), login_url)
+                return redirect(login_url)
             background = BACKGROUND_REQUEST_HEADER in request.headers
             resolution = activity_resolution(session.get(ROLE, STAFF))
             if now - session[LAST_SEEN] >= resolution and not background:

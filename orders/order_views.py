@@ -28,6 +28,7 @@ from .checks import (
     check_fill,
 )
 from .dose_check import dose_check_answer
+from .dosing import DosageForm, Regimen, quantity_needed
 from .forms import (
     AmendForm,
     AnswerForm,
@@ -46,8 +47,10 @@ from .models import (
     OrderStatus,
     Patient,
     Prescription,
+    TimeOfDay,
     TitrationProtocol,
 )
+from .order_input import format_schedule, parse_schedule
 from .protocols import protocol_regimen
 from .serializers import DoseCheckSerializer
 from .services import (
@@ -113,10 +116,10 @@ class OrderCreateView(DraftingMixin, FormView):
             return initial | {"quantity": protocol_regimen(protocol).quantity}
         source = Order.pk_from_number(self.request.GET.get("from", ""))
         if source is None:
-            return super().get_initial()
+            return with_suggested_changes(super().get_initial(), self.request.GET)
         orders = Order.objects.of_clinic(self.clinic_id).filter(prescription__patient=self.patient)
         order = get_object_or_404(orders.select_related("prescription"), pk=source)
-        return AmendForm.initial_from(order.prescription)
+        return with_suggested_changes(AmendForm.initial_from(order.prescription), self.request.GET)
 
     def get_context_data(self, **kwargs):
         concentrations = {
@@ -166,6 +169,42 @@ class OrderCreateView(DraftingMixin, FormView):
         else:
             messages.success(self.request, f"Order {order.number} submitted.")
         return redirect("order_detail", order.pk)
+
+
+# Room for any schedule a suggestion proposes; a longer text is not read at all.
+SUGGESTED_SCHEDULE_CHARS = 200
+
+
+def with_suggested_changes(initial: dict, query) -> dict:
+    """ "Renew with changes" from the diary's suggestions: the schedule (typed as on the form,
+    "1.5 x 30") with the days' supply and quantity it needs, and the time of day, over the
+    form's initial values. A value that is not valid is ignored; the dose rules check the whole
+    form when it is sent, as ever."""
+    initial = dict(initial)
+    if query.get("time_of_day") in TimeOfDay.values:
+        initial["time_of_day"] = query["time_of_day"]
+    typed = query.get("schedule", "")
+    if not typed or len(typed) > SUGGESTED_SCHEDULE_CHARS:
+        return initial
+    try:
+        steps = parse_schedule(typed)
+    except ValidationError:
+        return initial
+    days = sum(step.days for step in steps)
+    initial |= {"steps": format_schedule(steps), "days_supply": days}
+    if initial.get("dosage_form") in {form.value for form in DosageForm}:
+        concentration = initial.get("concentration_mg_per_ml")
+        regimen = Regimen(
+            dosage_form=DosageForm(initial["dosage_form"]),
+            steps=steps,
+            doses_per_day=initial.get("doses_per_day", 1),
+            quantity=None,
+            days_supply=days,
+            refills=0,
+            concentration_mg_per_ml=Decimal(concentration) if concentration else None,
+        )
+        initial["quantity"] = quantity_needed(regimen) or initial.get("quantity")
+    return initial
 
 
 class OrderAmendView(OrderCreateView):

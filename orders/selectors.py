@@ -15,6 +15,7 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
+    QuerySet,
     Subquery,
     prefetch_related_objects,
 )
@@ -105,20 +106,18 @@ class RefillDue:
     refills_left: int
 
 
-def refills_due(
-    clinic_id: int, *, prescriber_id: int | None = None, today: datetime.date | None = None
-) -> list[RefillDue]:
-    """The clinic's prescriptions (or one prescriber's) whose next fill is due: refills left,
-    not expired or rejected, no fill open or drafted, and the last fill dispensed long enough
-    ago (fill_rules.refill_due_on), by the day the supply runs out. Two queries."""
-    today = today or timezone.localdate()
+def refillable_prescriptions(*, today: datetime.date) -> QuerySet[Prescription]:
+    """The prescriptions whose next fill may be ordered as far as the prescription goes:
+    refills left, not expired or rejected, no fill open or drafted, and a fill dispensed;
+    annotated with the time of the last dispense (`last_dispensed_at`) and the refills used
+    (`used`). Whether the refill is due yet is fill_rules.refill_due_on's."""
     fills = Order.objects.filter(prescription=OuterRef("pk"))
     refills_used = fills.refills_used().values("prescription").annotate(n=Count("pk")).values("n")
     last_dispensed = (
         fills.values("prescription").annotate(at=Max("dispenses__dispensed_at")).values("at")
     )
-    candidates = (
-        Prescription.objects.filter(patient__clinic_id=clinic_id, expires_on__gte=today)
+    return (
+        Prescription.objects.filter(expires_on__gte=today)
         .exclude(Exists(fills.filter(status__in=OPEN_STATUSES)))
         .exclude(Exists(fills.filter(kind=OrderKind.NEW, status__in=UNFILLED_STATUSES)))
         .annotate(
@@ -126,6 +125,19 @@ def refills_due(
             last_dispensed_at=Subquery(last_dispensed),
         )
         .filter(used__lt=F("refills_authorized"), last_dispensed_at__isnull=False)
+    )
+
+
+def refills_due(
+    clinic_id: int, *, prescriber_id: int | None = None, today: datetime.date | None = None
+) -> list[RefillDue]:
+    """The clinic's prescriptions (or one prescriber's) whose next fill is due: refillable
+    (refillable_prescriptions) and the last fill dispensed long enough ago
+    (fill_rules.refill_due_on), by the day the supply runs out. Two queries."""
+    today = today or timezone.localdate()
+    candidates = (
+        refillable_prescriptions(today=today)
+        .filter(patient__clinic_id=clinic_id)
         .select_related("patient")
         .defer("findings", "acknowledged_warnings", "directions", "reason_for_compounding")
     )

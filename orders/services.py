@@ -39,6 +39,7 @@ from .models import (
     OrderQuantity,
     OrderStatus,
     Patient,
+    PatientAccess,
     Prescription,
     PrescriptionLine,
     PrescriptionStep,
@@ -163,6 +164,23 @@ def _ordering_for(
     if signer is None or not clinic_prescribers(clinic_id).filter(pk=signer.pk).exists():
         raise SignerRefused("Choose a prescriber of this clinic to sign the draft.", code="signer")
     return signer, True
+
+
+def _patient_asking(actor: User, prescription: Prescription) -> Prescriber:
+    """The prescriber who signs a refill the patient asks for: the prescription's, while they
+    may sign for the clinic."""
+    if (
+        not PatientAccess.objects.live()
+        .filter(user=actor, patient_id=prescription.patient_id)
+        .exists()
+    ):
+        raise PermissionDenied("Only the patient may ask for their own refill.")
+    clinic_id = prescription.patient.clinic_id
+    if not clinic_prescribers(clinic_id).filter(pk=prescription.prescriber_id).exists():
+        raise SignerRefused(
+            "The prescriber of this prescription no longer signs for the clinic.", code="signer"
+        )
+    return prescription.prescriber
 
 
 def _sent_by(via: str) -> dict[str, str]:
@@ -441,14 +459,23 @@ def prescription_refill(
     signer: Prescriber | None = None,
     draft: bool = False,
     via: str = "",
+    by_patient: bool = False,
 ) -> Order:
     """Order the next fill of a prescription (the clinic's staff draft it for `signer`, whose
     signature confirms its warnings: see order_submit). Every rule runs again against the
     patient record and the orders as they are now (an error refuses the refill, RefillRefused;
     a warning new since the prescriber last confirmed it needs confirming, with a reason for an
     early refill); then the prescription must not have expired, must have refills left, must not
-    have been rejected and must have no other refill open."""
-    prescriber, drafting = _ordering_for(actor, prescription.patient.clinic_id, signer, draft=draft)
+    have been rejected and must have no other refill open.
+
+    `by_patient`: the patient asked for it on the portal (orders/patient_access.py checked
+    that `actor` is this patient with a live access): always a draft, for the prescription's
+    prescriber to sign."""
+    if by_patient:
+        prescriber, drafting = _patient_asking(actor, prescription), True
+    else:
+        clinic_id = prescription.patient.clinic_id
+        prescriber, drafting = _ordering_for(actor, clinic_id, signer, draft=draft)
     existing = _existing_order(idempotency_key)
     if existing is not None:
         return existing
@@ -484,6 +511,7 @@ def prescription_refill(
                 "schedule": schedule.value,
                 "retitrate": bool(retitrate),
                 **_sent_by(via),
+                **({"by_patient": True} if by_patient else {}),
             },
             draft_for=prescriber if drafting else None,
         )  # fmt: skip

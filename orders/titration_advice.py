@@ -119,6 +119,17 @@ class DoseStep:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
+    @property
+    def dose_text(self) -> str:
+        """'1.5 mg', as people write it (the prescription's 1.500 has no trailing zeros)."""
+        return f"{quantity_text(self.dose_mg)} mg"
+
+    @property
+    def label(self) -> str:
+        """'1.5 mg at bedtime', '4.5 mg in the morning'."""
+        when = "in the morning" if self.time_of_day == "morning" else "at bedtime"
+        return f"{self.dose_text} {when}"
+
 
 @dataclass(frozen=True)
 class StepSummary:

@@ -14,10 +14,12 @@ from core.models import AccessAction
 from prescribers.access import ClinicMemberRequiredMixin
 from prescribers.selectors import clinic_prescribers, licences_to_renew
 
+from .diary_chart import PatientDiary, patient_diary
 from .forms import PatientForm
 from .models import Order, OrderStatus, Patient
 from .selectors import refills_due
 from .services import patient_create, patient_update
+from .titration_advice import Suggestion
 
 DASHBOARD_PATIENTS = 8
 DASHBOARD_ORDERS = 10
@@ -110,9 +112,30 @@ class PatientDetailView(ClinicPatientsMixin, RecordsAccessMixin, DetailView):
 
     def get_context_data(self, **kwargs):
         orders = Order.objects.of_clinic(self.clinic_id).filter(prescription__patient=self.object)
-        return super().get_context_data(
-            orders=orders.select_related("prescription__patient"), **kwargs
+        diary = patient_diary(
+            patient=self.object, clinic_id=self.clinic_id, today=timezone.localdate()
         )
+        return super().get_context_data(
+            orders=orders.select_related("prescription__patient"),
+            diary=diary,
+            diary_suggestions=diary and renew_links(self.object, diary),
+            **kwargs,
+        )
+
+
+def renew_links(patient: Patient, diary: PatientDiary) -> list[tuple[Suggestion, str]]:
+    """Each suggestion of the diary with its "Renew with changes" link: the order form filled
+    from the latest prescription with the suggested schedule or time of day (none for a review,
+    or before any order). Nothing is ordered until the prescriber sends the form."""
+    order, links = diary.latest_order, []
+    for suggestion in diary.suggestions:
+        changes = {"schedule": suggestion.schedule, "time_of_day": suggestion.time_of_day}
+        url = ""
+        if order is not None and any(changes.values()):
+            query = urlencode({"from": order.number} | {k: v for k, v in changes.items() if v})
+            url = f"{reverse('order_create', args=[patient.pk])}?{query}"
+        links.append((suggestion, url))
+    return links
 
 
 class PatientFormView(ClinicPatientsMixin, FormView):

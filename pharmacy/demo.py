@@ -8,19 +8,33 @@ from base64 import b32decode
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db.models import F
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.models import User
 from orders.bud import BudCategory
-from orders.models import Formulation, Ingredient
+from orders.models import (
+    DiaryEntry,
+    Formulation,
+    Ingredient,
+    Order,
+    OrderEvent,
+    OrderKind,
+    Patient,
+    PatientAccess,
+    Prescription,
+    TimeTaken,
+)
 from orders.models import OrderStatus as S
+from orders.reminder_rules import DiaryFrequency
 from orders.services import order_cancel, order_start_review
 
 from . import batches, formulations
 from .dispensing import dispense_allocate
 from .fulfilment import order_hold, order_move
 from .labels import label_barcodes
-from .models import IngredientLot, PrintStation
+from .models import Dispense, IngredientLot, PrintStation
 
 NALTREXONE = "naltrexone HCl"
 FILLER = "microcrystalline cellulose"
@@ -245,3 +259,102 @@ def advance_order(*, order, to: str, prescriber, pharmacist, technician, passwor
     if to == "shipped":
         order_move(order=order, to_status=S.SHIPPED, actor=technician,
                    inputs={"carrier": "UPS", "tracking_number": "1Z999AA10123456784"})  # fmt: skip
+
+
+# Three weeks of an invented diary (pain 0-10, sleep 0-10, side effects) from the first day of
+# a dispensed titration taken at bedtime: vivid dreams on most nights of the first week (so the
+# patient page suggests morning dosing), the pain easing slowly, two days without an entry
+# (None) and one dose forgotten (the day in DIARY_DOSE_FORGOTTEN).
+DIARY_DAYS = [
+    # (pain, sleep, side effects)
+    (7, 4, ["vivid_dreams"]),
+    (7, 4, ["vivid_dreams"]),
+    (8, 3, ["vivid_dreams", "insomnia"]),
+    (7, 5, ["headache"]),
+    (6, 4, ["vivid_dreams"]),
+    (7, 5, ["vivid_dreams"]),
+    (6, 6, []),
+    (6, 6, []),
+    (6, 7, []),
+    (5, 6, []),
+    None,
+    (6, 7, []),
+    (5, 7, []),
+    (5, 7, []),
+    (5, 6, ["vivid_dreams"]),
+    (4, 7, []),
+    (5, 7, []),
+    None,
+    (4, 8, []),
+    (4, 7, []),
+    (4, 8, []),
+]
+DIARY_DOSE_FORGOTTEN = 9
+
+
+# The demo patient's own account (an invented address): they sign in by an emailed link.
+DEMO_PATIENT_EMAIL = "patient@demo.test"
+
+
+def seed_patient_access(*, patient: Patient, invited_by) -> PatientAccess:
+    """The patient's access to the portal, accepted, for the address DEMO_PATIENT_EMAIL."""
+    access = PatientAccess.objects.filter(patient=patient).select_related("user").first()
+    if access is not None:
+        return access
+    user = User.objects.create_user(email=DEMO_PATIENT_EMAIL)  # no password: links only
+    now = timezone.now()
+    return PatientAccess.objects.create(
+        patient=patient, user=user, invited_by=invited_by, invited_at=now, accepted_at=now,
+        terms_accepted_at=now, diary_frequency=DiaryFrequency.DAILY.value,
+    )  # fmt: skip
+
+
+def seed_diary(*, patient: Patient) -> int:
+    """The demo diary of the patient's dispensed first fill, once (0 when the patient has
+    entries already, or no dispensed fill), written by the patient's own account. The fill was
+    dispensed as the demo was seeded: it is moved back so that the diary's three weeks fall
+    within it (placed, dispensed and its events as many days earlier). Returns the entries
+    made."""
+    order = (
+        Order.objects.filter(prescription__patient=patient, kind=OrderKind.NEW)
+        .filter(dispenses__isnull=False)
+        .select_related("prescription")
+        .first()
+    )
+    if order is None or DiaryEntry.objects.filter(patient=patient).exists():
+        return 0
+    author = seed_patient_access(patient=patient, invited_by=order.created_by).user
+    back = datetime.timedelta(days=len(DIARY_DAYS))
+    Prescription.objects.filter(pk=order.prescription_id).update(
+        created_at=F("created_at") - back,
+        written_on=F("written_on") - back,
+        expires_on=F("expires_on") - back,
+    )
+    Order.objects.filter(pk=order.pk).update(
+        created_at=F("created_at") - back, status_changed_at=F("status_changed_at") - back
+    )
+    OrderEvent.objects.filter(order=order).update(created_at=F("created_at") - back)
+    Dispense.objects.filter(order=order).update(dispensed_at=F("dispensed_at") - back)
+    first_day = timezone.localdate() - back
+    doses = [step.dose_mg for step in order.prescription.steps.all() for _ in range(step.days)]
+    entries = []
+    for n, kept in enumerate(DIARY_DAYS):
+        if kept is None:
+            continue
+        pain, sleep, side_effects = kept
+        taken = n != DIARY_DOSE_FORGOTTEN
+        entries.append(
+            DiaryEntry(
+                patient=patient,
+                day=first_day + datetime.timedelta(days=n),
+                dose_taken=taken,
+                dose_mg=doses[min(n, len(doses) - 1)] if taken else None,
+                time_taken=TimeTaken.BEDTIME if taken else "",
+                score=pain,
+                sleep_quality=sleep,
+                side_effects=side_effects,
+                created_by=author,
+            )
+        )
+    DiaryEntry.objects.bulk_create(entries)
+    return len(entries)

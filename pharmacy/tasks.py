@@ -21,6 +21,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from orders.models import Order
+from orders.patient_reminders import patient_reminders_send
 from prescribers.services import licence_expiry_notices_send
 
 from . import outbox
@@ -102,6 +103,13 @@ def sweep_deliveries() -> int:
 def send_licence_expiry_notices() -> int:
     """Daily (beat): warn prescribers whose state licence expires soon, once per expiry date."""
     return licence_expiry_notices_send()
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def send_patient_reminders() -> int:
+    """Daily (beat): the patients' refill and diary reminders due today, each sent once (a run
+    stopped half-way is finished by the next: what was sent is not sent again)."""
+    return patient_reminders_send()
 
 
 @shared_task(time_limit=600, soft_time_limit=540)

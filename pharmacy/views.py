@@ -13,6 +13,8 @@ from django.views.generic import DetailView, ListView
 
 from core.audit import record_access, record_when_shown
 from core.models import AccessAction
+from core.sessions import PATIENT
+from core.sessions import ROLE as SESSION_ROLE
 from orders.order_views import ClinicOrdersMixin
 from orders.views import DashboardView
 from prescribers.access import ClinicMemberRequiredMixin
@@ -24,10 +26,13 @@ DASHBOARD_NOTICES = 10
 
 
 def home(request):
-    """Prescribers and clinic staff land on their dashboard; the pharmacy works in the admin."""
+    """Prescribers and clinic staff land on their dashboard, patients on their own page; the
+    pharmacy works in the admin."""
     user = request.user
     if user.is_authenticated and user.portal_prescriber is None and user.is_staff:
         return redirect("admin:index")
+    if user.is_authenticated and request.session.get(SESSION_ROLE) == PATIENT:
+        return redirect("patient_home")
     return InboxView.as_view()(request)
 
 

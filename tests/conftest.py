@@ -1,4 +1,5 @@
 import datetime
+from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
@@ -6,16 +7,22 @@ from django.db import connections
 from pytest_django.plugin import blocking_manager_key
 
 from orders.checks import Catalogue
+from orders.models import Formulation, Order, OrderStatus
+from pharmacy.dispensing import dispense_allocate
 from prescribers.models import MembershipRole
 from tests.factories import (
     TEST_PASSWORD,
+    TWO_STRENGTHS,
+    BatchFactory,
     ClinicFactory,
+    FormulationVersionFactory,
     MembershipFactory,
     PatientFactory,
     PrescriberFactory,
     StaffFactory,
     approve_the_catalogue,
     clinic_of,
+    submit_order,
 )
 from tests.signing_in import verified_staff_login
 
@@ -139,3 +146,23 @@ def prescriber_client(client, prescriber):
 def pharmacist_client(client, pharmacist):
     verified_staff_login(client, pharmacist)
     return client
+
+
+def capsule(strength: str) -> Formulation:
+    return Formulation.objects.get(dosage_form="capsule", strength_mg=Decimal(strength))
+
+
+@pytest.fixture
+def dispensed_order(prescriber, patient, technician, clock) -> Order:
+    """A verified order of two strengths, dispensed from one batch of each."""
+    order = submit_order(prescriber, patient, TWO_STRENGTHS)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.VERIFIED)
+    for strength, lot in (("1.5", "LDN-15-0301"), ("3", "LDN-30-0301")):
+        BatchFactory(
+            lot_number=lot,
+            formulation_version=FormulationVersionFactory(formulation=capsule(strength)),
+            compounded_on=datetime.date(2026, 2, 20),
+            beyond_use_date=datetime.date(2026, 8, 19),
+        )
+    dispense_allocate(order=order, actor=technician)
+    return Order.objects.select_related("prescription").get(pk=order.pk)

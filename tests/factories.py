@@ -8,17 +8,20 @@ from decimal import Decimal
 import factory
 from django.contrib.auth.models import Group
 from django.db.models import Max
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.models import User
 from orders.checks import Catalogue, check_new_prescription, finding_key
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import (
+    DiaryEntry,
     Formulation,
     FormulationVersion,
     FormulationVersionStatus,
     Ingredient,
     Patient,
+    PatientAccess,
     Sex,
 )
 from orders.services import order_submit
@@ -158,6 +161,42 @@ class PatientFactory(factory.django.DjangoModelFactory):
     current_medications = ""
     takes_opioids = False
     created_by = factory.SubFactory(UserFactory)
+
+
+class DiaryEntryFactory(factory.django.DjangoModelFactory):
+    """A day of a patient's diary: the dose taken at bedtime, a middling score, no side
+    effect (entered, here, by whoever made the patient record)."""
+
+    class Meta:
+        model = DiaryEntry
+
+    patient = factory.SubFactory(PatientFactory)
+    day = factory.Sequence(lambda n: datetime.date(2026, 12, 1) + datetime.timedelta(days=n))
+    dose_taken = True
+    dose_mg = Decimal("1.5")
+    time_taken = "bedtime"
+    score = 6
+    sleep_quality = 7
+    side_effects = factory.LazyFunction(list)
+    created_by = factory.SelfAttribute("patient.created_by")
+
+
+class PatientAccessFactory(factory.django.DjangoModelFactory):
+    """A patient's access to the portal as the clinic's invitation and the patient's acceptance
+    leave it: an account of their own with no name and no password (a patient signs in by
+    emailed links), accepted when invited. accepted_at=None: invited, not accepted yet."""
+
+    class Meta:
+        model = PatientAccess
+
+    patient = factory.SubFactory(PatientFactory)
+    user = factory.SubFactory(
+        UserFactory, first_name="", last_name="", password=factory.django.Password(None)
+    )
+    invited_by = factory.SelfAttribute("patient.created_by")
+    invited_at = factory.LazyFunction(timezone.now)
+    accepted_at = factory.SelfAttribute("invited_at")
+    terms_accepted_at = factory.SelfAttribute("accepted_at")
 
 
 # The common 1.5 -> 3 -> 4.5 mg capsule titration, 58 days, two refills: every rule accepts it.

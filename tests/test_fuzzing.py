@@ -35,15 +35,24 @@ from django.template import Template
 from django.test import Client
 from django.test.utils import _TestState
 from django.urls import get_resolver, reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlencode, urlsafe_base64_encode
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
+from sesame.utils import get_query_string
 
 from core.second_factor import recovery_codes_issue, totp_device_enrol
 from orders.dosing import DosageForm, Regimen, Step
+from orders.models import PatientAccess
+from orders.patient_access import (
+    INVITATION_SCOPE,
+    SIGN_IN_SCOPE,
+    diary_entry_record,
+    patient_access_invite,
+)
 from orders.protocols import protocol_save
 from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
@@ -548,6 +557,75 @@ def security_app_form(request):
                 finds="Your recovery codes")  # fmt: skip
 
 
+# --- The patient's side ---
+
+
+def patient_invite_form(request):
+    prescriber, patient = (request.getfixturevalue(n) for n in ("prescriber", "order_patient"))
+    invitation = {"email": "wren@mail.test", "diary_frequency": "weekly", "remind_clinic": "on"}
+    return Form(signed_in(prescriber.user), reverse("patient_invite", args=[patient.pk]),
+                invitation)  # fmt: skip
+
+
+def _patient_access(request) -> PatientAccess:
+    prescriber, patient = (request.getfixturevalue(n) for n in ("prescriber", "order_patient"))
+    return patient_access_invite(patient=patient, email="wren@mail.test", actor=prescriber.user)
+
+
+def patient_invitation_form(request):
+    """The invitation's link: the date of birth and the terms (each example rolled back: the
+    link stays good)."""
+    access = _patient_access(request)
+    url = f"{reverse('patient_invitation')}{get_query_string(access.user, INVITATION_SCOPE)}"
+    answer = {"date_of_birth": access.patient.date_of_birth.isoformat(), "accept_terms": "on"}
+    return Form(Client(), url, answer)
+
+
+def patient_link_form(request):
+    access = _patient_access(request)
+    PatientAccess.objects.filter(pk=access.pk).update(accepted_at=timezone.now())
+    url = f"{reverse('patient_link')}{get_query_string(access.user, SIGN_IN_SCOPE)}"
+    return Form(Client(), url, {"date_of_birth": access.patient.date_of_birth.isoformat()})
+
+
+def patient_sign_in_form(request):
+    return Form(Client(), reverse("patient_sign_in"), {"email": "wren@mail.test"})
+
+
+def _signed_in_patient(request) -> tuple[Client, PatientAccess]:
+    access = _patient_access(request)
+    PatientAccess.objects.filter(pk=access.pk).update(accepted_at=timezone.now())
+    access.refresh_from_db()
+    client = Client()
+    client.force_login(access.user, backend="core.auth.LinkBackend")
+    return client, access
+
+
+DIARY_ENTRY = {
+    "dose_taken": "yes", "dose_mg": "1.5", "time_taken": "bedtime", "score": "6",
+    "sleep_quality": "4", "side_effects": ["vivid_dreams", "other"],
+    "other_side_effect": "dry mouth", "note": "Slept late.",
+}  # fmt: skip
+
+
+def diary_entry_create_form(request):
+    client, _ = _signed_in_patient(request)
+    entry = {**DIARY_ENTRY, "day": timezone.localdate().isoformat()}
+    return Form(client, reverse("diary_entry_create"), entry)
+
+
+def diary_entry_update_form(request):
+    client, access = _signed_in_patient(request)
+    entry = diary_entry_record(access=access, actor=access.user, day=timezone.localdate(),
+                               dose_taken=False, score=3, sleep_quality=5)  # fmt: skip
+    return Form(client, reverse("diary_entry_update", args=[entry.pk]), DIARY_ENTRY)
+
+
+def patient_settings_form(request):
+    client, _ = _signed_in_patient(request)
+    return Form(client, reverse("patient_settings"), {"diary_frequency": "daily"})
+
+
 FORMS: dict[str, Callable] = {
     maker.__name__: maker
     for maker in (
@@ -558,7 +636,9 @@ FORMS: dict[str, Callable] = {
         clinic_switch_form, staff_order_create_form, order_sign_form, clinic_team_form,
         second_factor_verify_form, security_form, security_app_form, protocol_create_form,
         protocol_update_form, api_key_form, webhook_endpoint_create_form,
-        webhook_endpoint_update_form,
+        webhook_endpoint_update_form, patient_invite_form, patient_invitation_form,
+        patient_link_form, patient_sign_in_form, diary_entry_create_form,
+        diary_entry_update_form, patient_settings_form,
     )
 }  # fmt: skip
 
@@ -580,7 +660,8 @@ def test_every_form_of_the_portal_is_fuzzed():
         "prescription_refill", "order_list", "dose_check", "medication_screen", "clinic_switch",
         "order_sign", "clinic_team", "second_factor_verify", "security", "security_app",
         "protocol_list", "protocol_update", "api_key_list", "webhook_endpoint_create",
-        "webhook_endpoint_update",
+        "webhook_endpoint_update", "patient_invite", "patient_invitation", "patient_link",
+        "patient_sign_in", "diary_entry_create", "diary_entry_update", "patient_settings",
     }  # fmt: skip
     without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
@@ -589,6 +670,8 @@ def test_every_form_of_the_portal_is_fuzzed():
         "recall_notice_detail", "protocol_delete", "favicon", "api_key_revoke",
         "webhook_endpoint_list", "webhook_endpoint_detail", "webhook_endpoint_rotate",
         "webhook_endpoint_delete", "webhook_delivery_resend",
+        # the patient's pages without input (a refill request is a button)
+        "patient_home", "patient_terms", "patient_refill", "patient_revoke",
         # the partner API's own documents (its routes: schemathesis, tests/integration)
         "api_problem", "api_schema", "api_docs",
     }  # fmt: skip

@@ -28,9 +28,17 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.regex_helper import normalize
 
-from core.models import AccessAction, AccessEvent
+from core.models import AccessAction, AccessEvent, User
 from orders.dosing import DosageForm, Regimen, Step
-from orders.models import Formulation, FormulationVersionStatus, Order, Patient
+from orders.models import (
+    DiaryEntry,
+    Formulation,
+    FormulationVersionStatus,
+    Order,
+    Patient,
+    PatientAccess,
+)
+from orders.patient_access import diary_entry_record
 from orders.protocols import protocol_save
 from orders.services import order_start_review, order_submit, order_verify
 from pharmacy.fulfilment import order_hold
@@ -110,6 +118,8 @@ class World:
     api_key_a: Any = None  # clinic A's key, for its page's revoke button
     webhook_endpoint_a: Any = None  # clinic A's webhook endpoint
     webhook_delivery_a: Any = None  # a failed delivery to it, which its prescribers send again
+    patient_access_a: Any = None  # patient A's own access to the portal (signed in by a link)
+    diary_entry_a: Any = None  # an entry of patient A's diary
 
     @property
     def clinic_a(self):
@@ -254,6 +264,7 @@ def build_world() -> World:
     world.api_keys = _api_keys(world)
     world.api_key_a = ApiKey.objects.get(prefix=world.api_keys["key_a"].split(".")[0])
     world.webhook_endpoint_a, world.webhook_delivery_a = _webhook(world)
+    world.patient_access_a, world.diary_entry_a = _patient_portal(world)
     world.admin_objects = {
         type(obj): obj
         for obj in [
@@ -296,6 +307,21 @@ def _api_keys(world: World) -> dict[str, str]:
     return keys
 
 
+def _patient_portal(world: World) -> tuple[PatientAccess, DiaryEntry]:
+    """Patient A, invited and signed in, with an entry in their diary."""
+    user = User.objects.create_user(email="patient.a@mail.test")
+    now = timezone.now()
+    access = PatientAccess.objects.create(
+        patient=world.patient_a, user=user, invited_by=world.prescriber_a.user, invited_at=now,
+        accepted_at=now, terms_accepted_at=now,
+    )  # fmt: skip
+    entry = diary_entry_record(
+        access=access, actor=user, day=timezone.localdate(), dose_taken=True,
+        dose_mg=Decimal("1.5"), time_taken="bedtime", score=5, sleep_quality=6,
+    )  # fmt: skip
+    return access, entry
+
+
 def _webhook(world: World) -> tuple[WebhookEndpoint, WebhookDelivery]:
     """Clinic A's webhook endpoint (a public address: nothing is sent here), and a delivery to
     it that failed."""
@@ -333,6 +359,9 @@ PORTAL_OBJECTS = {
     "protocol_update": {"pk": "protocol_a"},
     "protocol_delete": {"pk": "protocol_a"},
     "api_key_revoke": {"pk": "api_key_a"},
+    "patient_invite": {"pk": "patient_a"},
+    "patient_revoke": {"pk": "patient_a"},
+    "diary_entry_update": {"pk": "diary_entry_a"},
     "webhook_endpoint_detail": {"pk": "webhook_endpoint_a"},
     "webhook_endpoint_update": {"pk": "webhook_endpoint_a"},
     "webhook_endpoint_rotate": {"pk": "webhook_endpoint_a"},

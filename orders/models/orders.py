@@ -538,6 +538,8 @@ class OrderEvent(StatusEvent):
             return f"to {said['recipient']}"
         if "via" in said:  # sent by a clinic's system through the partner API
             return f"{self.note} (sent with {said['via']})"
+        if said.get("by_patient"):  # the patient's "Ask for a refill" (orders/patient_access.py)
+            return f"{self.note} (asked for by the patient on the portal)"
         return self.note
 
     @property

@@ -1,3 +1,5 @@
+from celery.schedules import crontab
+
 from config.celery import app
 
 
@@ -26,6 +28,7 @@ def test_tasks_are_autodiscovered():
         "pharmacy.tasks.sweep_deliveries",
         "pharmacy.tasks.render_print_job",
         "pharmacy.tasks.send_licence_expiry_notices",
+        "pharmacy.tasks.send_patient_reminders",
         # Webhooks: one attempt of a delivery; the publisher (beat, every few seconds).
         "pharmacy.tasks.send_webhook",
         "pharmacy.tasks.publish_webhook_events",
@@ -38,3 +41,12 @@ def test_beat_sends_the_licence_expiry_notices_once_a_day(settings):
         "schedule": 86400,
     }
     assert "pharmacy.tasks.send_licence_expiry_notices" in app.tasks
+
+
+def test_beat_sends_the_patients_reminders_every_morning(settings):
+    assert settings.CELERY_BEAT_SCHEDULE["patient-reminders"] == {
+        "task": "pharmacy.tasks.send_patient_reminders",
+        "schedule": crontab(hour=8, minute=0),
+    }
+    assert settings.CELERY_TIMEZONE == settings.TIME_ZONE  # 8 o'clock at the pharmacy
+    assert "pharmacy.tasks.send_patient_reminders" in app.tasks

@@ -57,7 +57,10 @@ def test_admin_finds_an_order_by_its_number(client, pharmacist, demo_orders):
 def test_admin_order_list_oldest_first(client, pharmacist, demo_orders):
     verified_staff_login(client, pharmacist)
     response = client.get(reverse("admin:orders_order_changelist"))
-    assert [o.pk for o in response.context["cl"].result_list] == [o.pk for o in demo_orders]
+    # The order of the demo's diary was placed three weeks before the others.
+    oldest_first = sorted(demo_orders, key=lambda order: (order.created_at, order.pk))
+    assert oldest_first[0].prescription.patient.last_name == "Otherclinic"
+    assert [o.pk for o in response.context["cl"].result_list] == [o.pk for o in oldest_first]
 
 
 def test_seed_is_idempotent_for_orders(demo_orders):

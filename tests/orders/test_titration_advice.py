@@ -139,3 +139,10 @@ def test_a_fall_of_30_percent_is_benefit_and_7_weeks_is_too_soon_to_judge():
     ]
     unchanged = [*daily(START, 7, 8, "1.5"), *daily(D(2026, 3, 9), 14, 8, "4.5")]
     assert suggestions(TITRATION, unchanged, today=D(2026, 3, 22)) == []  # 7 weeks
+
+
+def test_a_dose_step_says_its_dose_as_people_write_it():
+    assert TITRATION[0].dose_text == "1.5 mg"
+    assert DoseStep(START, START, Decimal("3.000"), "bedtime").dose_text == "3 mg"
+    assert TITRATION[0].label == "1.5 mg at bedtime"
+    assert DoseStep(START, START, Decimal("4.5"), "morning").label == "4.5 mg in the morning"

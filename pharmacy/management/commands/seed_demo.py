@@ -27,6 +27,7 @@ from pharmacy.demo import (
     advance_order,
     demo_totp_device,
     seed_compounding,
+    seed_diary,
 )
 from prescribers.models import (
     Clinic,
@@ -111,6 +112,9 @@ ORDERS = [
     ("other", "Elsewhere", "oral_liquid", "1", "1 x 7, 2 x 21", 1, "L40.0", "ready"),
 ]
 
+# The patient whose first fill (dispensed) has three weeks of diary (pharmacy.demo.seed_diary).
+DIARY = ("other", "Otherclinic")
+
 PROTOCOLS = [
     # clinic, name, schedule, days' supply, refills (capsules at bedtime, once a day)
     ("demo", "Standard 1.5 → 4.5 mg", "1.5 x 14, 3 x 14, 4.5 x 30", 58, 2),
@@ -164,6 +168,7 @@ class Command(BaseCommand):
             )
             for row in ORDERS:
                 self._order(*row, prescribers=prescribers, clinics=clinics, staff=staff)
+            seed_diary(patient=Patient.objects.get(clinic=clinics[DIARY[0]], last_name=DIARY[1]))
             for clinic_key, name, steps, days_supply, refills in PROTOCOLS:
                 clinic = clinics[clinic_key]
                 if not TitrationProtocol.objects.filter(clinic=clinic, name=name).exists():
