@@ -8,9 +8,11 @@ import datetime
 import pytest
 from django.urls import get_resolver
 from playwright.sync_api import Page, expect
+from sesame.utils import get_query_string
 
 from core.second_factor import recovery_codes_issue
-from orders.models import Order, OrderStatus
+from orders.models import DiaryEntry, Order, OrderStatus
+from orders.patient_access import INVITATION_SCOPE, patient_access_invite
 from orders.protocols import protocol_save
 from orders.services import order_start_review, order_submit
 from pharmacy.fulfilment import order_hold
@@ -43,6 +45,7 @@ NOT_PAGES = {
     "medication_screen", "order_label", "health", "password_reset_confirm", "account_activate",
     "password_change_done", "password_reset_complete", "webhook_endpoint_rotate",
     "webhook_endpoint_delete", "webhook_delivery_resend", "api_key_revoke",
+    "patient_refill", "patient_revoke",
     # The partner API's documents: JSON, and Swagger UI's page (tests/e2e/test_partner_api.py).
     "api_problem", "api_schema", "api_docs",
 }  # fmt: skip
@@ -112,6 +115,8 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
         ("login", "/accounts/login/"), ("password_reset", "/accounts/password_reset/"),
         ("password_reset_done", "/accounts/password_reset/done/"),
         ("prescriber_apply", "/apply/"), ("prescriber_apply_done", "/apply/received/"),
+        ("patient_sign_in", "/my/sign-in/"), ("patient_terms", "/my/terms/"),
+        ("patient_link", "/my/link/?sesame=expired"),
     ]:  # fmt: skip
         check(name, path)
     page.goto(base + "/apply/")
@@ -138,6 +143,7 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
         ("webhook_endpoint_detail", f"/clinic/webhooks/{endpoint.pk}/"),
         ("webhook_endpoint_update", f"/clinic/webhooks/{endpoint.pk}/edit/"),
         ("api_key_list", "/clinic/api-keys/"),
+        ("patient_invite", f"/patients/{patient.pk}/access/"),
         ("password_change", "/accounts/password_change/"),
         ("security", "/accounts/security/"), ("security_app", "/accounts/security/app/"),
     ]:  # fmt: skip
@@ -194,6 +200,35 @@ def test_every_portal_page_fits_a_phone_and_passes_axe(live_server, page: Page):
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "This page is not available to your account"
     )
+
+    sign_out(page, base, menu=True)
+
+    # The patient of the dispensed fill, invited: the invitation's page, then their own pages.
+    mine = shipped.prescription.patient
+    access = patient_access_invite(patient=mine, email="fourth@mail.test", actor=nurse)
+    check("patient_invitation",
+          f"/my/invitation/{get_query_string(access.user, INVITATION_SCOPE)}")  # fmt: skip
+    page.get_by_label("Your date of birth").fill(mine.date_of_birth.isoformat())
+    page.get_by_label("I have read and accept the terms of use").check()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("My treatment")
+    for name, path in [
+        ("patient_home", "/my/"), ("diary_entry_create", "/my/diary/new/"),
+        ("patient_settings", "/my/settings/"),
+    ]:  # fmt: skip
+        check(name, path)
+    page.goto(base + "/my/diary/new/")
+    page.locator("#id_score").get_by_text("4", exact=True).click()
+    page.locator("#id_sleep_quality").get_by_text("6", exact=True).click()
+    page.get_by_label("Other", exact=True).check()
+    page.get_by_role("button", name="Save", exact=True).click()  # which other effect? refused
+    expect(page.locator(".invalid-feedback").first).to_contain_text("other side effect")
+    fits_and_passes_axe(page, "diary entry, refused")
+    page.get_by_label("Other side effect").fill("dry mouth")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".alert-success")).to_contain_text("Diary entry saved")
+    entry = DiaryEntry.objects.get(patient=mine)
+    check("diary_entry_update", f"/my/diary/{entry.pk}/")
 
     named = {name for name in get_resolver().reverse_dict if isinstance(name, str)}
     # The partner API's routes answer keys, not people (tests/test_api_access_matrix.py).

@@ -64,6 +64,11 @@ NEW_MODELS = {
     ("prescribers", "apikey"),
     ("prescribers", "historicalapikey"),
     ("prescribers", "idempotentrequest"),
+    ("orders", "patientaccess"),
+    ("orders", "historicalpatientaccess"),
+    ("orders", "diaryentry"),
+    ("orders", "historicaldiaryentry"),
+    ("orders", "patientreminder"),
 }
 # Columns dropped since: a prescriber's one clinic became their membership of it, and their
 # one licence a licence row.
