@@ -49,13 +49,19 @@ from .views import ClinicPatientsMixin
 RECENT_ENTRIES = 14
 
 
-def _form_errors(form, refused: ValidationError) -> None:
-    """A service's refusal shown on the form: by field where it names one."""
-    if hasattr(refused, "error_dict"):
-        for field, errors in refused.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, refused)
+def _refused(form, write) -> bool:
+    """Runs a service's write; its refusal (ValidationError) is shown on the form, by field
+    where it names one. Whether it was refused."""
+    try:
+        write()
+    except ValidationError as refused:
+        if hasattr(refused, "error_dict"):
+            for field, errors in refused.error_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            form.add_error(None, refused)
+        return True
+    return False
 
 
 # --- The clinic's side: invite and revoke, from the patient's page -------------------------
@@ -80,14 +86,11 @@ class PatientInviteView(ClinicPatientsMixin, FormView):
 
     def form_valid(self, form):
         patient = self.get_patient()
-        try:
-            patient_access_invite(
-                patient=patient, email=form.cleaned_data["email"], actor=self.request.user,
-                diary_frequency=form.cleaned_data["diary_frequency"],
-                remind_clinic=form.cleaned_data["remind_clinic"],
-            )  # fmt: skip
-        except ValidationError as refused:
-            _form_errors(form, refused)
+        if _refused(form, lambda: patient_access_invite(
+            patient=patient, email=form.cleaned_data["email"], actor=self.request.user,
+            diary_frequency=form.cleaned_data["diary_frequency"],
+            remind_clinic=form.cleaned_data["remind_clinic"],
+        )):  # fmt: skip
             return self.form_invalid(form)
         messages.success(
             self.request,
@@ -145,16 +148,14 @@ class PatientLinkView(FormView):
             form.add_error(None, "Too many wrong answers: please try again later.")
             return self.form_invalid(form)
         try:
-            patient_link_accept(
+            if _refused(form, lambda: patient_link_accept(
                 self.request, token=self.token, invitation=self.invitation,
                 date_of_birth=form.cleaned_data["date_of_birth"],
                 accept_terms=form.cleaned_data.get("accept_terms", False),
-            )  # fmt: skip
+            )):  # fmt: skip
+                return self.form_invalid(form)
         except LinkRefused:
             return self.refused()
-        except ValidationError as refused:
-            _form_errors(form, refused)
-            return self.form_invalid(form)
         login(self.request, self.user, backend="core.auth.LinkBackend")
         session_role_set(self.request, PATIENT)
         return redirect("patient_home")
@@ -289,13 +290,10 @@ class DiaryEntryCreateView(PatientRequiredMixin, FormView):
         return steps[-1].dose_mg if steps else None
 
     def form_valid(self, form):
-        try:
-            diary_entry_record(
-                access=self.access, actor=self.request.user, day=form.cleaned_data["day"],
-                **form.answers(),
-            )  # fmt: skip
-        except ValidationError as refused:
-            _form_errors(form, refused)
+        if _refused(form, lambda: diary_entry_record(
+            access=self.access, actor=self.request.user, day=form.cleaned_data["day"],
+            **form.answers(),
+        )):  # fmt: skip
             return self.form_invalid(form)
         messages.success(self.request, "Diary entry saved. You can correct it for 24 hours.")
         return redirect("patient_home")
@@ -338,12 +336,9 @@ class DiaryEntryUpdateView(PatientRequiredMixin, FormView):
         # The form's instance has the answers already; the service saves them under its checks.
         answers = form.answers()
         self.entry.refresh_from_db()
-        try:
-            diary_entry_correct(
-                entry=self.entry, access=self.access, actor=self.request.user, **answers
-            )
-        except ValidationError as refused:
-            _form_errors(form, refused)
+        if _refused(form, lambda: diary_entry_correct(
+            entry=self.entry, access=self.access, actor=self.request.user, **answers
+        )):  # fmt: skip
             return self.form_invalid(form)
         messages.success(self.request, "Diary entry corrected.")
         return redirect("patient_home")
