@@ -5,10 +5,20 @@ import threading
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test import RequestFactory
+from sesame.utils import get_token
 
+from orders.patient_access import INVITATION_SCOPE, patient_access_invite, patient_link_accept
 from prescribers import services
 from prescribers.models import Clinic, Prescriber, PrescriberEvent, PrescriberStatus
-from tests.factories import ClinicFactory, LicenceFactory, PrescriberFactory, StaffFactory
+from tests.factories import (
+    ClinicFactory,
+    LicenceFactory,
+    PatientFactory,
+    PrescriberFactory,
+    StaffFactory,
+    clinic_of,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -76,3 +86,23 @@ def test_two_applications_with_one_npi_make_one_prescriber(postgresql):
     }
     assert Prescriber.objects.filter(npi="1234567893").count() == 1
     assert Clinic.objects.count() == 1  # the loser's clinic was rolled back with it
+
+
+def test_a_patients_link_confirmed_twice_at_once_signs_in_once(postgresql):
+    prescriber = PrescriberFactory()
+    patient = PatientFactory(clinic=clinic_of(prescriber), created_by=prescriber.user)
+    access = patient_access_invite(patient=patient, email="wren@mail.test", actor=prescriber.user)
+    token = get_token(access.user, scope=INVITATION_SCOPE)
+    request = RequestFactory().post("/my/invitation/")
+
+    def confirm():
+        return patient_link_accept(
+            request, token=token, invitation=True, date_of_birth=patient.date_of_birth,
+            accept_terms=True,
+        )  # fmt: skip
+
+    results = run_together(confirm, confirm)
+
+    assert sorted(type(result).__name__ for result in results) == ["LinkRefused", "PatientAccess"]
+    access.refresh_from_db()
+    assert access.status == "active"
