@@ -9,7 +9,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.models import User
-from orders.models import Patient
+from orders.models import Patient, PatientAccess
 from pharmacy.demo import DEMO_TOTP_DEVICE_NAME, DEMO_TOTP_SECRET
 from prescribers.models import Clinic, Membership, Prescriber, PrescriberStatus
 from tests.factories import clinic_of
@@ -94,9 +94,11 @@ def test_seed_demo_is_idempotent(settings, client):
 
     added = {name: first[name] - before[name] for name in first}
     assert first == counts()
+    # Seven people of the clinics and the pharmacy, and one patient's own account (the diary's).
     assert added == {
-        "users": 7, "clinics": 2, "prescribers": 3, "memberships": 5, "patients": 7,
+        "users": 8, "clinics": 2, "prescribers": 3, "memberships": 5, "patients": 7,
     }  # fmt: skip
+    assert PatientAccess.objects.live().get().user.email == "patient@demo.test"
     demo = Prescriber.objects.get(user__email="prescriber@demo.test")
     assert demo.status == PrescriberStatus.APPROVED
     assert Patient.objects.filter(clinic=clinic_of(demo), takes_opioids=True).count() == 2
