@@ -154,6 +154,12 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'd
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Behind a pooler in transaction mode (PgBouncer), consecutive transactions of one Django
+    # connection may run on different server connections, which breaks the server-side cursors
+    # of .iterator() (Django's documentation, "Transaction pooling and server-side cursors").
+    # Django's psycopg 3 backend prepares no statements by default, which such a pooler needs too.
+    if env.bool("DATABASE_POOLER", default=False):
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The cache (the pharmacy's dashboard figures): each process's memory unless CACHE_URL names a
 # shared one (redis://host:6379/1), so that several web processes compute them once between them.
@@ -257,6 +263,24 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# Label PDFs and print jobs: files under MEDIA_ROOT (one machine, or a folder every machine
+# mounts), or an S3-compatible bucket (django-storages) that every web process and worker shares
+# when MEDIA_S3_BUCKET names one. The portal streams each file through its own views (the access
+# audit sees every download), never a bucket address, so the bucket stays private; boto3 takes
+# its credentials from its own variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or the
+# machine's role, never from these settings.
+if media_bucket := env.str("MEDIA_S3_BUCKET", default=""):
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": media_bucket,
+            "endpoint_url": env.str("MEDIA_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("MEDIA_S3_REGION", default="") or None,
+            "location": env.str("MEDIA_S3_PREFIX", default=""),
+            "default_acl": None,  # the bucket's own policy: private
+            "file_overwrite": False,  # a file is never written over (label versions are kept)
+        },
+    }
 
 # In development whitenoise serves straight from the app folders (no collectstatic needed).
 WHITENOISE_USE_FINDERS = DEBUG
@@ -410,6 +434,9 @@ if not EMAIL_TIMEOUT < OUTBOX_SEND_TIME_LIMIT < OUTBOX_SENDING_AFTER:
     )
 OUTBOX_PENDING_AFTER = _positive("OUTBOX_PENDING_AFTER", 120)
 OUTBOX_SWEEP_EVERY = _positive("OUTBOX_SWEEP_EVERY", 60)
+# The staff's health detail (/health/detail/) warns when the oldest waiting email or webhook
+# delivery has waited longer than this (the sweep re-queues at OUTBOX_PENDING_AFTER).
+OUTBOX_BACKLOG_WARN_AFTER = _positive("OUTBOX_BACKLOG_WARN_AFTER", 10 * 60)
 OUTBOX_RETRY_BASE_DELAY = env.int("OUTBOX_RETRY_BASE_DELAY", default=10)
 OUTBOX_RETRY_MAX_DELAY = env.int("OUTBOX_RETRY_MAX_DELAY", default=900)
 # Webhooks to clinics' systems (pharmacy/webhooks.py): every message is an outbox row too, made
@@ -529,3 +556,16 @@ OTP_TOTP_THROTTLE_FACTOR = env.int("OTP_TOTP_THROTTLE_FACTOR", default=1)
 # The admin never shows an enrolled device's key (nor its QR code) again.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # --- end of the second factor --------------------------------------------------------------------
+
+# --- Metrics for Prometheus (/metrics, README "Health and metrics") ---------------------------
+# /metrics answers only a scraper that sends "Authorization: Bearer <METRICS_TOKEN>"; without a
+# token configured it does not exist (404). Request latencies per view come from
+# django-prometheus' two middlewares: the "before" one first, the "after" one around the views,
+# inside everything else but django-axes (which stays last, as it asks, so that its lockout
+# page is counted with its own status).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("axes.middleware.AxesMiddleware"),
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+)

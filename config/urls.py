@@ -80,7 +80,9 @@ handler404 = "core.api.not_found"
 urlpatterns = [
     path("", pharmacy_views.home, name="home"),
     path("favicon.ico", favicon, name="favicon"),
-    path("health/", pharmacy_views.health, name="health"),
+    path("health/", pharmacy_views.HealthView.as_view(), name="health"),
+    path("health/detail/", pharmacy_views.HealthDetailView.as_view(), name="health_detail"),
+    path("metrics", pharmacy_views.metrics, name="metrics"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

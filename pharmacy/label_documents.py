@@ -12,6 +12,7 @@ from orders.models import Order, OrderEventKind
 from orders.services import order_event_record
 
 from .labels import render_label_pdf, render_labels_pdf
+from .metrics import LABEL_RENDER_SECONDS
 from .models import LabelDocument, PrintJob, PrintStation
 from .zpl import render_labels_zpl
 
@@ -21,7 +22,8 @@ def label_render(*, order, actor=None) -> LabelDocument:
     (actor) must be a pharmacist or a technician; the workers render without one."""
     if actor is not None and not has_staff_role(actor, STAFF):
         raise PermissionDenied("Only a pharmacist or a technician renders labels.")
-    pdf = render_label_pdf(order)
+    with LABEL_RENDER_SECONDS.time():
+        pdf = render_label_pdf(order)
     with transaction.atomic():
         last = LabelDocument.objects.filter(order=order).aggregate(last=Max("version"))["last"]
         version = (last or 0) + 1

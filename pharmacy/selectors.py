@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Count, Max, Q, Subquery, Sum
+from django.db.models import Count, Max, Min, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -35,6 +35,7 @@ from .models import (
     RecallBatch,
     RecallNotice,
     RecallReplacement,
+    WebhookDelivery,
 )
 
 # What a dispense reaches, loaded with it in one query.
@@ -432,20 +433,40 @@ def about_patient(patient_id: int) -> Q:
     )
 
 
-# --- Health ------------------------------------------------------------------------------------
+# --- Health and metrics --------------------------------------------------------------------
 
 
-def work_health() -> dict:
-    """How much work waits and how much failed, for the health check: counts only (no names,
-    no addresses), in one query per table."""
-    deliveries = Delivery.objects.aggregate(
-        pending=Count("pk", filter=Q(status=DeliveryStatus.PENDING)),
+def _age_seconds(since, now) -> int | None:
+    return None if since is None else max(0, int((now - since).total_seconds()))
+
+
+def _outbox_backlog(model, now) -> dict:
+    """A table of the outbox's waiting, sending and failed rows, and how long the oldest waiting
+    one has waited (None when none waits), in one query: counts and an age, nothing about
+    anyone."""
+    pending = Q(status=DeliveryStatus.PENDING)
+    backlog = model.objects.aggregate(
+        pending=Count("pk", filter=pending),
         sending=Count("pk", filter=Q(status=DeliveryStatus.SENDING)),
         failed=Count("pk", filter=Q(status=DeliveryStatus.FAILED)),
+        oldest_pending=Min("created_at", filter=pending),
     )
-    print_jobs = PrintJob.objects.aggregate(
+    backlog["oldest_pending_seconds"] = _age_seconds(backlog.pop("oldest_pending"), now)
+    return backlog
+
+
+def email_backlog(*, now) -> dict:
+    return _outbox_backlog(Delivery, now)
+
+
+def webhook_backlog(*, now) -> dict:
+    return _outbox_backlog(WebhookDelivery, now)
+
+
+def print_job_backlog() -> dict:
+    """Print jobs waiting, rendering and failed, in one query."""
+    return PrintJob.objects.aggregate(
         queued=Count("pk", filter=Q(status=PrintJob.Status.QUEUED)),
         running=Count("pk", filter=Q(status=PrintJob.Status.RUNNING)),
         failed=Count("pk", filter=Q(status=PrintJob.Status.FAILED)),
     )
-    return {"emails": deliveries, "print_jobs": print_jobs}

@@ -71,25 +71,28 @@ def send_delivery(self, *, delivery_id: int) -> None:
 @shared_task(bind=True, max_retries=3)
 def render_label(self, *, order_id: int, delivery_id: int | None = None) -> None:
     """Render the order's label once (a redelivered task finds it), then queue its email."""
-    order = Order.objects.get(pk=order_id)
-    if latest_label(order) is None:
-        try:
-            label_render(order=order)
-        except ValueError as refused:
-            # The label cannot be made as the order stands (its text does not fit, a batch was
-            # recalled): a retry would fail the same way. Its email fails once, with the
-            # reason, for a person to see in the admin.
-            logger.warning("label of order %s not made: %s", order_id, refused)
-            if delivery_id is not None:
-                outbox.delivery_fail(delivery_id=delivery_id, error=outbox.label_failure(refused))
-            return
-        except Exception:
-            if not self.request.is_eager:
-                raise
-            # In-process (no broker): the page that made the order ready must not fail; the
-            # delivery stays pending and the sweep renders and sends it later.
-            logger.exception("label of order %s not rendered, left for the sweep", order_id)
-            return
+    try:
+        with transaction.atomic():
+            # The order's row is locked while its label is looked for and rendered: the same
+            # task taken by two worker processes at once (two sweeps queued it) renders once.
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if latest_label(order) is None:
+                label_render(order=order)
+    except ValueError as refused:
+        # The label cannot be made as the order stands (its text does not fit, a batch was
+        # recalled): a retry would fail the same way. Its email fails once, with the reason,
+        # for a person to see in the admin.
+        logger.warning("label of order %s not made: %s", order_id, refused)
+        if delivery_id is not None:
+            outbox.delivery_fail(delivery_id=delivery_id, error=outbox.label_failure(refused))
+        return
+    except Exception:
+        if not self.request.is_eager:
+            raise
+        # In-process (no broker): the page that made the order ready must not fail; the
+        # delivery stays pending and the sweep renders and sends it later.
+        logger.exception("label of order %s not rendered, left for the sweep", order_id)
+        return
     if delivery_id is not None:
         send_delivery.delay(delivery_id=delivery_id)  # after its label, on the mail queue
 

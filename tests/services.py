@@ -78,22 +78,43 @@ class SmtpSink:
 
 class CeleryWorker:
     """`celery -A config worker` in a subprocess, with the given environment, in a process
-    group of its own (its pool's processes with it), so that kill() can end them all."""
+    group of its own (its pool's processes with it), so that kill() can end them all. By
+    default one process takes every queue; `queues`, `concurrency` and `options` (such as
+    --max-tasks-per-child) make it one of several workers, named `name`."""
 
-    command = (
-        "worker", "--loglevel=INFO", "--concurrency=1", "--without-gossip", "--without-mingle",
-        "--without-heartbeat", "--queues=default,render,mail,webhooks",
-        f"--hostname=test-{os.getpid()}@%h",
-    )  # fmt: skip
     ready_line = " ready."
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        queues: str = "default,render,mail,webhooks",
+        concurrency: int = 1,
+        name: str = "test",
+        options: tuple[str, ...] = (),
+    ):
+        self.command = (
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            f"--queues={queues}",
+            f"--hostname={name}-{os.getpid()}@%h",
+            *options,
+        )
         self.env = {**os.environ, **env}
         self.output: list[str] = []
         self._ready = threading.Event()
         self.process = None
 
     def start(self, timeout: float = 60):
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self):
+        """Start the process without waiting for it: several start side by side."""
         self._ready.clear()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", *self.command],
@@ -105,6 +126,8 @@ class CeleryWorker:
             start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
+
+    def wait_ready(self, timeout: float = 60):
         if not self._ready.wait(timeout):
             self.stop()
             raise RuntimeError("Celery did not start:\n" + "".join(self.output))
@@ -122,12 +145,11 @@ class CeleryWorker:
         self.process.wait(timeout=30)
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()  # warm shutdown: finishes the task at hand
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_together([self])
+
+    def log_count(self, text: str) -> int:
+        """How many lines of its output so far contain the text."""
+        return sum(text in line for line in self.output)
 
     def wait_for_log(self, text: str, timeout: float = 30) -> bool:
         deadline = time.monotonic() + timeout
@@ -136,6 +158,19 @@ class CeleryWorker:
                 return True
             time.sleep(0.1)
         return False
+
+
+def stop_together(processes: list[CeleryWorker]):
+    """Warm shutdown (each worker finishes the task at hand) of several processes at once; one
+    that is not done within 20 seconds is killed."""
+    running = [each for each in processes if each.process and each.process.poll() is None]
+    for each in running:
+        each.process.terminate()
+    for each in running:
+        try:
+            each.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            each.kill()
 
 
 class CeleryBeat(CeleryWorker):

@@ -663,11 +663,12 @@ def test_every_form_of_the_portal_is_fuzzed():
         "webhook_endpoint_update", "patient_invite", "patient_invitation", "patient_link",
         "patient_sign_in", "diary_entry_create", "diary_entry_update", "patient_settings",
     }  # fmt: skip
-    without_input = {  # pages, a PDF, the health check, and logout (nothing to type)
+    without_input = {  # pages, a PDF, the health check, metrics, and logout (nothing to type)
         "home", "prescriber_apply_done", "patient_detail", "order_detail", "order_label",
         "logout", "password_change_done", "password_reset_done", "password_reset_complete",
         "health", "membership_end", "membership_accept", "recall_notice_list",
         "recall_notice_detail", "protocol_delete", "favicon", "api_key_revoke",
+        "health_detail", "metrics",
         "webhook_endpoint_list", "webhook_endpoint_detail", "webhook_endpoint_rotate",
         "webhook_endpoint_delete", "webhook_delivery_resend",
         # the patient's pages without input (a refill request is a button)

@@ -54,6 +54,11 @@ SERVICE_VARIABLES = {
     "OUTBOX_SENDING_AFTER",
     "OUTBOX_PENDING_AFTER",
     "OUTBOX_SWEEP_EVERY",
+    "DATABASE_POOLER",
+    "MEDIA_S3_BUCKET",
+    "MEDIA_S3_ENDPOINT_URL",
+    "MEDIA_S3_REGION",
+    "MEDIA_S3_PREFIX",
 }
 
 
@@ -70,8 +75,8 @@ def run(env_overrides, code=SHOW):
     )
 
 
-def show(tmp_path, **env):
-    result = run({"PHARMACY_VAR_DIR": str(tmp_path / "var"), **env})
+def show(tmp_path, code=SHOW, **env):
+    result = run({"PHARMACY_VAR_DIR": str(tmp_path / "var"), **env}, code)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -285,6 +290,88 @@ def test_outbox_limits_that_would_send_twice_are_refused(tmp_path, limits):
         "django.core.exceptions.ImproperlyConfigured: The outbox's limits must grow: "
         "EMAIL_TIMEOUT < OUTBOX_SEND_TIME_LIMIT < OUTBOX_SENDING_AFTER" in result.stderr
     )
+
+
+SHOW_SERVER_SIDE_CURSORS = """
+import json
+from django.conf import settings as s
+print(json.dumps(s.DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS", False)))
+"""
+POSTGRESQL = "postgres://portal:secret@db.internal:5432/ldn"
+
+
+@pytest.mark.parametrize(
+    ("env", "disabled"),
+    [
+        ({"DATABASE_URL": POSTGRESQL}, False),
+        ({"DATABASE_URL": POSTGRESQL, "DATABASE_POOLER": "false"}, False),
+        # PgBouncer in transaction mode: no server-side cursors (Django's documentation).
+        ({"DATABASE_URL": POSTGRESQL, "DATABASE_POOLER": "true"}, True),
+        # Django's own option in the URL's query is kept, pooler or not.
+        ({"DATABASE_URL": POSTGRESQL + "?DISABLE_SERVER_SIDE_CURSORS=True"}, True),
+    ],
+)
+def test_a_connection_pooler_turns_server_side_cursors_off(tmp_path, env, disabled):
+    shown = show(tmp_path, SHOW_SERVER_SIDE_CURSORS, DJANGO_DEBUG="true", **env)
+    assert shown is disabled
+
+
+# The default storage, which the label PDFs' and print jobs' file fields write to (they name no
+# other); no request to a bucket: django-storages connects on the first read or write.
+SHOW_MEDIA_STORAGE = """
+import json
+from django.core.files.storage import default_storage as storage
+backend = storage.__class__
+shown = {"backend": f"{backend.__module__}.{backend.__qualname__}"}
+if hasattr(storage, "bucket_name"):
+    shown |= {name: getattr(storage, name) for name in (
+        "bucket_name", "endpoint_url", "region_name", "location", "default_acl", "file_overwrite",
+        "querystring_auth",
+    )}
+else:
+    shown["location"] = storage.location
+print(json.dumps(shown))
+"""
+
+
+def test_labels_are_files_under_media_root_without_a_bucket(tmp_path):
+    assert show(tmp_path, SHOW_MEDIA_STORAGE, DJANGO_DEBUG="true") == {
+        "backend": "django.core.files.storage.filesystem.FileSystemStorage",
+        "location": str(tmp_path / "var" / "media"),
+    }
+
+
+def test_a_bucket_puts_labels_on_s3_compatible_storage(tmp_path):
+    shown = show(
+        tmp_path,
+        SHOW_MEDIA_STORAGE,
+        DJANGO_DEBUG="true",
+        MEDIA_S3_BUCKET="pharmacy-labels",
+        MEDIA_S3_ENDPOINT_URL="https://objects.example.test",
+        MEDIA_S3_REGION="us-east-2",
+        MEDIA_S3_PREFIX="portal",
+    )
+    assert shown == {
+        "backend": "storages.backends.s3.S3Storage",
+        "bucket_name": "pharmacy-labels",
+        "endpoint_url": "https://objects.example.test",
+        "region_name": "us-east-2",
+        "location": "portal",
+        "default_acl": None,  # private: the bucket's own policy
+        "file_overwrite": False,  # a label version is never written over
+        "querystring_auth": True,  # any address of a file is signed and expires
+    }
+
+
+def test_a_bucket_alone_uses_the_providers_defaults(tmp_path):
+    shown = show(
+        tmp_path, SHOW_MEDIA_STORAGE, DJANGO_DEBUG="true", MEDIA_S3_BUCKET="pharmacy-labels"
+    )
+    assert (shown["backend"], shown["bucket_name"]) == (
+        "storages.backends.s3.S3Storage",
+        "pharmacy-labels",
+    )
+    assert (shown["endpoint_url"], shown["region_name"], shown["location"]) == (None, None, "")
 
 
 def test_make_run_turns_development_mode_on_with_its_own_address():

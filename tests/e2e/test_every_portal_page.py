@@ -38,11 +38,12 @@ from tests.orders.test_inbox import filled
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 # Portal URLs without a page of their own: answers to a form's POST (they redirect to a page
-# visited here), JSON for the order form's checks, a PDF, the health check.
+# visited here), JSON for the order form's checks, a PDF, the health check and metrics.
 NOT_PAGES = {
     "logout", "clinic_switch", "order_cancel", "order_answer", "membership_end",
     "membership_accept", "dose_check", "protocol_delete", "favicon",
-    "medication_screen", "order_label", "health", "password_reset_confirm", "account_activate",
+    "medication_screen", "order_label", "health", "health_detail", "metrics",
+    "password_reset_confirm", "account_activate",
     "password_change_done", "password_reset_complete", "webhook_endpoint_rotate",
     "webhook_endpoint_delete", "webhook_delivery_resend", "api_key_revoke",
     "patient_refill", "patient_revoke",

@@ -59,16 +59,27 @@ def _reset_broker_connections():
 
 
 @contextlib.contextmanager
-def celery_publishing_to(broker_url: str):
-    """This process publishes tasks to that broker instead of running them in-process."""
-    saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager")}
+def celery_publishing_to(broker_url: str, **conf):
+    """This process publishes tasks to that broker instead of running them in-process (with
+    these other Celery settings, if any)."""
+    saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", *conf)}
     _reset_broker_connections()
-    celery_app.conf.update(broker_url=broker_url, task_always_eager=False)
+    celery_app.conf.update(broker_url=broker_url, task_always_eager=False, **conf)
     try:
         yield broker_url
     finally:
         _reset_broker_connections()
         celery_app.conf.update(saved)
+
+
+def broker_unreachable():
+    """This process publishes to an address where no broker listens, and each publication fails
+    at once (no retries): a request's view of a broker outage, fast enough for many rows."""
+    return celery_publishing_to(
+        f"redis://127.0.0.1:{free_port()}/0",
+        task_publish_retry=False,
+        broker_transport_options={"max_retries": 0},
+    )
 
 
 @pytest.fixture
