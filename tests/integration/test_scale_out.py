@@ -57,21 +57,22 @@ def test_a_backlog_is_sent_once_by_workers_per_queue_with_two_beats_at_once(
     mail = CeleryWorker(env, queues="mail,webhooks,default", concurrency=2, name="mail")
     beats = [CeleryBeat(env, tmp_path / f"beat-schedule-{n}") for n in (1, 2)]
     processes = [render, mail, *beats]
-    for process in processes:  # they start while the backlog is made (seconds each)
-        process.launch()
+    # Given: label emails written while no broker answered, older than OUTBOX_PENDING_AFTER,
+    # before any worker or beat runs (a sweep running meanwhile would take the first rows made
+    # once they are older than OUTBOX_PENDING_AFTER, however long making the rest takes).
+    orders = compounded_orders(BACKLOG)
+    with broker_unreachable():
+        make_ready(orders, StaffFactory(group="Pharmacist"))  # each commits; queuing fails
+    deliveries = Delivery.objects.filter(order__in=orders)
+    assert deliveries.filter(status=DeliveryStatus.PENDING).count() == BACKLOG
+    assert not LabelDocument.objects.exists()
+    outage_began = timezone.now() - datetime.timedelta(seconds=PENDING_AFTER + 1)
+    deliveries.update(created_at=outage_began)
+    message_ids = set(deliveries.values_list("message_id", flat=True))
     try:
-        # Given: label emails written while no broker answered, older than OUTBOX_PENDING_AFTER.
-        orders = compounded_orders(BACKLOG)
-        with broker_unreachable():
-            make_ready(orders, StaffFactory(group="Pharmacist"))  # each commits; queuing fails
-        deliveries = Delivery.objects.filter(order__in=orders)
-        assert deliveries.filter(status=DeliveryStatus.PENDING).count() == BACKLOG
-        assert not LabelDocument.objects.exists()
-        outage_began = timezone.now() - datetime.timedelta(seconds=PENDING_AFTER + 1)
-        deliveries.update(created_at=outage_began)
-        message_ids = set(deliveries.values_list("message_id", flat=True))
-
         # When: the workers, one per group of queues, and both beats run.
+        for process in processes:
+            process.launch()
         for process in processes:
             process.wait_ready()
         ready = time.monotonic()
