@@ -36,6 +36,16 @@ class PatientRegimen:
     refills_left: int
     refill_from: datetime.date  # a refill is not too soon from this day
     on_its_way: Order | None  # a later fill being prepared, drafted or asked for
+    steps: tuple[dosing.Step, ...] = ()  # the fill's schedule: as written, or the maintenance
+
+    def dose_on(self, day: datetime.date) -> Decimal | None:
+        """The dose the fill's schedule gives for `day` (its last step's after the end)."""
+        left = (day - self.started_on).days
+        for step in self.steps:
+            if left < step.days:
+                return step.dose_mg
+            left -= step.days
+        return self.steps[-1].dose_mg if self.steps else None
 
     @property
     def expired(self) -> bool:
@@ -51,8 +61,9 @@ class PatientRegimen:
         )
 
 
-def _bottles(fill: Order, started_on: datetime.date, today: datetime.date) -> list[Bottle]:
-    regimen = prescription_regimen(fill.prescription, fill.schedule)
+def _bottles(
+    fill: Order, regimen: dosing.Regimen, started_on: datetime.date, today: datetime.date
+) -> list[Bottle]:
     bottles, before = [], {}
     for line in fill.lines().select_related("formulation").order_by("position"):
         formulation = line.formulation
@@ -94,6 +105,7 @@ def patient_regimen(patient: Patient) -> PatientRegimen | None:
     prescription = fill.prescription
     today = timezone.localdate()
     started_on = timezone.localdate(fill.dispensed_at)
+    regimen = prescription_regimen(prescription, fill.schedule)
     on_its_way = (
         prescription.orders.filter(status__in=OPEN_STATUSES, created_at__gt=fill.created_at)
         .order_by("-created_at")
@@ -104,8 +116,9 @@ def patient_regimen(patient: Patient) -> PatientRegimen | None:
         fill=fill,
         started_on=started_on,
         runs_out_on=started_on + datetime.timedelta(days=prescription.days_supply),
-        bottles=_bottles(fill, started_on, today),
+        bottles=_bottles(fill, regimen, started_on, today),
         refills_left=prescription_refills_left(prescription),
         refill_from=refill_due_on(started_on, prescription.days_supply, current_policy()),
         on_its_way=on_its_way,
+        steps=regimen.steps,
     )

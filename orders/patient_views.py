@@ -267,7 +267,7 @@ class DiaryEntryCreateView(PatientRequiredMixin, FormView):
         kwargs = super().get_form_kwargs() | {"symptom": self.symptom()}
         regimen = patient_regimen(self.patient)
         kwargs["initial"] = {"dose_taken": "yes", "time_taken": self._usual_time(regimen)}
-        dose = self._dose_today(regimen)
+        dose = regimen.dose_on(timezone.localdate()) if regimen else None
         if dose is not None:
             kwargs["initial"]["dose_mg"] = dose
         return kwargs
@@ -275,19 +275,6 @@ class DiaryEntryCreateView(PatientRequiredMixin, FormView):
     @staticmethod
     def _usual_time(regimen) -> str:
         return regimen.prescription.time_of_day if regimen else ""
-
-    @staticmethod
-    def _dose_today(regimen):
-        """The dose the schedule says for today (the label's dose), to start from."""
-        if regimen is None:
-            return None
-        day = (timezone.localdate() - regimen.started_on).days
-        steps = list(regimen.prescription.steps.all())
-        for step in steps:
-            if day < step.days:
-                return step.dose_mg
-            day -= step.days
-        return steps[-1].dose_mg if steps else None
 
     def form_valid(self, form):
         if _refused(form, lambda: diary_entry_record(
