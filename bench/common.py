@@ -48,6 +48,28 @@ class Row:
         return {**asdict(self), "ratio": self.ratio}
 
 
+def ratio_row(
+    benchmark: str,
+    measure: str,
+    baseline: float,
+    ours: float,
+    *,
+    at_most: float | None = None,
+    at_least: float | None = None,
+    unit: str = "",
+) -> Row:
+    """A budget row of ours against its baseline measured in the same run: the ratio
+    ours / baseline must be at most `at_most` (a cost) or at least `at_least` (a throughput)."""
+    if (at_most is None) == (at_least is None):
+        raise ValueError("a ratio budget is either at_most or at_least")
+    ratio = ours / baseline if baseline else float("inf")
+    if at_most is not None:
+        budget, passed = f"ratio <= {at_most:g}", ratio <= at_most
+    else:
+        budget, passed = f"ratio >= {at_least:g}", ratio >= at_least
+    return Row(benchmark, measure, ours, budget, passed, baseline, unit)
+
+
 def database_url(name: str) -> str:
     return f"{POSTGRES_URL}/{name}"
 
