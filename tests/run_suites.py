@@ -11,6 +11,11 @@ Suites:
                pharmacy's time zone by each database's own date functions)
   e2e          a real browser (Debian's Chromium through Playwright) against a live server
 
+The unit suite runs first, on every core. Then the postgresql and e2e suites run at the same
+time: both mostly wait (for a Celery worker, a beat's sweep, an SMTP server, a browser's page or
+axe-core), so together they finish well before one after the other would. The e2e suite's
+output is kept in var/test-results/e2e.log and printed when it ends.
+
 A suite whose service is unreachable is skipped with the reason; with REQUIRE_SERVICES=1 a
 skipped suite, or a skipped test inside one, is a failure. Extra arguments go to every pytest.
 """
@@ -87,26 +92,43 @@ def counts(report: Path) -> dict[str, int]:
     }
 
 
+# Suites that start together, after those before them have ended; the output of those named
+# in LOGGED goes to a log of their own, printed when they end (not mixed with the other's).
+TOGETHER = {"postgresql", "e2e"}
+LOGGED = {"e2e"}
+
+
+def start(name: str, args: list[str], env: dict, extra_args: list[str]):
+    report = RESULTS / f"{name}.xml"
+    command = [sys.executable, "-m", "pytest", *args, f"--junitxml={report}", *extra_args]
+    log = RESULTS / f"{name}.log" if name in LOGGED else None
+    output = log.open("w") if log else None
+    beside = f" (beside another: its output is in {log.name})" if log else ""
+    print(f"\n==== suite {name}{beside} ====", flush=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output,
+                               stderr=subprocess.STDOUT if output else None)  # fmt: skip
+    return process, report, log, output
+
+
+def finish(name, process, report, log, output) -> tuple[int, Path]:
+    code = process.wait()
+    if output is not None:
+        output.close()
+        print(f"\n==== suite {name}: its output ====\n{log.read_text()}", flush=True)
+    return code, report
+
+
 def main(extra_args: list[str]) -> int:
     shutil.rmtree(RESULTS, ignore_errors=True)
     RESULTS.mkdir(parents=True)
     summary, problems = [], []
     totals = {"passed": 0, "failed": 0, "skipped": 0}
-    for name, args, env, unavailable in suites():
-        if unavailable:
-            line = f"SKIPPED suite {name}: {unavailable}"
-            print(f"\n{'!' * 78}\n!! {line}\n{'!' * 78}", flush=True)
-            summary.append(line)
-            if REQUIRE_SERVICES:
-                problems.append(f"suite {name} skipped while REQUIRE_SERVICES=1")
-            continue
-        print(f"\n==== suite {name} ====", flush=True)
-        report = RESULTS / f"{name}.xml"
-        command = [sys.executable, "-m", "pytest", *args, f"--junitxml={report}", *extra_args]
-        code = subprocess.call(command, cwd=ROOT, env=env)
+    running = {}
+
+    def record(name: str, code: int, report: Path) -> None:
         if code == 5 or not report.exists():  # pytest collected nothing: that is a failure here
             problems.append(f"suite {name} ran no test (pytest exit {code})")
-            continue
+            return
         result = counts(report)
         for key in totals:
             totals[key] += result[key]
@@ -118,6 +140,20 @@ def main(extra_args: list[str]) -> int:
             problems.append(f"suite {name} failed (pytest exit {code})")
         if REQUIRE_SERVICES and result["skipped"]:
             problems.append(f"suite {name} skipped {result['skipped']} test(s)")
+
+    for name, args, env, unavailable in suites():
+        if unavailable:
+            line = f"SKIPPED suite {name}: {unavailable}"
+            print(f"\n{'!' * 78}\n!! {line}\n{'!' * 78}", flush=True)
+            summary.append(line)
+            if REQUIRE_SERVICES:
+                problems.append(f"suite {name} skipped while REQUIRE_SERVICES=1")
+            continue
+        running[name] = start(name, args, env, extra_args)
+        if name not in TOGETHER:
+            record(name, *finish(name, *running.pop(name)))
+    for name, started in running.items():
+        record(name, *finish(name, *started))
     print("\n==== summary ====")
     for line in summary:
         print(line)

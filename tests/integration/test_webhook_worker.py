@@ -65,6 +65,7 @@ def wait_until(condition, *, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_delivery_loses_no_event_and_a_repeat_keeps_its_webhook_id(
     postgresql, celery_on_redis, smtp_sink, settings, tmp_path
 ):
