@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db.migrations.loader import MigrationLoader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,3 +145,9 @@ def test_migrations_depend_only_on_their_layer_and_below():
         if dependency[0] in LAYERS and LAYERS[dependency[0]] > LAYERS[key[0]]
     }
     assert upward == UPWARD_MIGRATIONS
+
+
+@pytest.mark.django_db
+def test_every_model_change_has_its_migration():
+    """`makemigrations --check` finds nothing to write: the models and their migrations agree."""
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
