@@ -14,6 +14,7 @@ import pypdfium2
 import pytest
 import zxingcpp
 from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 from django.utils.html import escape
 from pypdf import PdfReader
@@ -485,6 +486,15 @@ def test_a_page_size_that_is_not_one_is_refused(settings, fresh_stylesheets):
     settings.LABEL_PAGE_SIZE = "4in 2in; } body { display: none"
     with pytest.raises(ValueError, match="LABEL_PAGE_SIZE is not a CSS page size"):
         labels.label_stylesheets()
+
+
+def test_an_overridden_page_size_takes_effect_without_clearing_the_cached_stylesheets():
+    page = labels.LabelPage(**_a_page_fields())
+    labels.render_pages_pdf([page])  # the stylesheets of the default size are cached
+
+    with override_settings(LABEL_PAGE_SIZE="4in 3in"):
+        assert page_size(labels.render_pages_pdf([page])) == (288.0, 216.0)
+    assert page_size(labels.render_pages_pdf([page])) == (288.0, 144.0)
 
 
 def squeezed(text: str) -> str:
