@@ -3,6 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Each process writes the bytecode of what it imports and every later one reads it. An
+# environment that sets PYTHONDONTWRITEBYTECODE would make every process (each test worker,
+# Celery worker, server and manage.py the suites start) compile Django and every library again.
+unexport PYTHONDONTWRITEBYTECODE
 # `make run` and the targets it needs run in development mode, said explicitly (DEBUG is off
 # unless asked for), with the address it serves on as the portal's address in emailed links.
 DEVELOPMENT := DJANGO_DEBUG=true PORTAL_BASE_URL=http://127.0.0.1:$(PORT)
