@@ -1,6 +1,7 @@
 """The portal's settings plus what the order-submit benchmark adds: its baseline app and URLs.
 
-Used only by `python -m bench submit` (in-process and in the server it starts)."""
+Used by `python -m bench submit` and `python -m bench dose_check` (in-process and in the servers
+they start)."""
 
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS

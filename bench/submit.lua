@@ -1,12 +1,16 @@
 -- wrk script of the order-submit benchmark (bench/submit.py runs it, one connection per thread).
 --
--- wrk -t 10 -c 10 -s bench/submit.lua URL -- QUOTA KEY_PREFIX EXPECTED_LOCATION SINK SIGNIN...
---   QUOTA              requests per connection; the thread stops after that many answers
---   KEY_PREFIX         20 hex digits; each request's idempotency key is the prefix, the thread
---                      and a counter (a fresh key every request)
---   EXPECTED_LOCATION  Lua pattern of the Location of a success (the 302 of Post/Redirect/Get)
---   SINK               a loopback port that accepts connections and never reads them
---   SIGNIN             one per thread: "cookie header|form body without the key|path,path,..."
+-- wrk -t 10 -c 10 -s bench/submit.lua URL -- QUOTA KEY_PREFIX STATUS LOCATION SINK CLIENT...
+--   QUOTA       requests per connection; the thread stops after that many answers
+--   KEY_PREFIX  20 hex digits; each request's idempotency key is the prefix, the thread and a
+--               counter (a fresh key every request)
+--   STATUS      the status of a success: 302 (Post/Redirect/Get) or 201 (the API's Created)
+--   LOCATION    Lua pattern of a success's Location
+--   SINK        a loopback port that accepts connections and never reads them
+--   CLIENT      one per thread: "form|cookie header|form body without the key|path,path,..."
+--               (the order form: the key is the form's idempotency_key field), or
+--               "api|API key|JSON body with PATIENT_ID for the patient|id,id,..." (the partner
+--               API: POST /api/v1/orders/, the key in the Idempotency-Key header)
 --
 -- gunicorn's sync workers close the connection after each answer and wrk opens the next one
 -- at once, also after a thread's last answer. That connection would stay idle and hold a sync
@@ -40,7 +44,8 @@ function setup(thread)
 end
 
 -- In each thread's own Lua state.
-local quota, key_prefix, expected_location, sink, cookie, form, paths
+local API_PATH = "/api/v1/orders/"
+local quota, key_prefix, expected_status, expected_location, sink, mode, credential, body, targets
 local counter, answered, sent_at = 0, 0, nil
 ok, failures, statuses, latencies, first_failure = 0, 0, {}, {}, ""
 started_ms, finished_ms = nil, nil
@@ -48,16 +53,22 @@ started_ms, finished_ms = nil, nil
 function init(args)
   quota = tonumber(args[1])
   key_prefix = args[2]
-  expected_location = args[3]
-  sink = wrk.lookup("127.0.0.1", args[4])[1]
-  local signin = args[4 + id]
-  local first_bar = signin:find("|", 1, true)
-  local second_bar = signin:find("|", first_bar + 1, true)
-  cookie = signin:sub(1, first_bar - 1)
-  form = signin:sub(first_bar + 1, second_bar - 1)
-  paths = {}
-  for path in signin:sub(second_bar + 1):gmatch("[^,]+") do
-    table.insert(paths, path)
+  expected_status = tonumber(args[3])
+  expected_location = args[4]
+  sink = wrk.lookup("127.0.0.1", args[5])[1]
+  local client = args[5 + id]
+  local bars = {}
+  for position = 1, #client do
+    if client:sub(position, position) == "|" then
+      table.insert(bars, position)
+    end
+  end
+  mode = client:sub(1, bars[1] - 1)
+  credential = client:sub(bars[1] + 1, bars[2] - 1)
+  body = client:sub(bars[2] + 1, bars[3] - 1)
+  targets = {}
+  for target in client:sub(bars[3] + 1):gmatch("[^,]+") do
+    table.insert(targets, target)
   end
 end
 
@@ -69,13 +80,25 @@ function request()
     "%s-%s-%s-%s-%s", key_prefix:sub(1, 8), key_prefix:sub(9, 12), key_prefix:sub(13, 16),
     key_prefix:sub(17, 20), tail
   )
-  local path = paths[(counter % #paths) + 1]
-  local headers = {
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["Cookie"] = cookie,
-  }
+  local target = targets[(counter % #targets) + 1]
+  local request_text
+  if mode == "api" then
+    local headers = {
+      ["Content-Type"] = "application/json",
+      ["Authorization"] = "Api-Key " .. credential,
+      ["Idempotency-Key"] = key,
+    }
+    local json = body:gsub("PATIENT_ID", target)
+    request_text = wrk.format("POST", API_PATH, headers, json)
+  else
+    local headers = {
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+      ["Cookie"] = credential,
+    }
+    request_text = wrk.format("POST", target, headers, body .. "&idempotency_key=" .. key)
+  end
   sent_at = now_ms()
-  return wrk.format("POST", path, headers, form .. "&idempotency_key=" .. key)
+  return request_text
 end
 
 function response(status, headers, body)
@@ -86,7 +109,7 @@ function response(status, headers, body)
   table.insert(latencies, now - sent_at)
   statuses[tostring(status)] = (statuses[tostring(status)] or 0) + 1
   local location = headers["Location"] or headers["location"] or ""
-  if status == 302 and location:match(expected_location) then
+  if status == expected_status and location:match(expected_location) then
     ok = ok + 1
   else
     failures = failures + 1

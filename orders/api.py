@@ -304,9 +304,12 @@ class OrderViewSet(
         parameters=[IDEMPOTENCY_PARAMETER],
     )
     def create(self, request):
-        return idempotent(request, lambda: self._create(request))
+        # The catalogue is this process's copy, as for the order form: read before the
+        # idempotency transaction, inside which it would be read from the database every time.
+        catalogue = Catalogue.current()
+        return idempotent(request, lambda: self._create(request, catalogue))
 
-    def _create(self, request) -> Response:
+    def _create(self, request, catalogue: Catalogue) -> Response:
         sent = OrderCreateSerializer(data=request.data)
         sent.is_valid(raise_exception=True)
         data = sent.validated_data
@@ -323,7 +326,7 @@ class OrderViewSet(
                 reason_for_compounding=data["reason_for_compounding"], ship_to=data["ship_to"],
                 needed_by=data["needed_by"], acknowledged=data["acknowledged"],
                 reason=data["reason"], signer=signer, draft=draft, via=f"API key {self.key}",
-                idempotency_key=order_key(request),
+                idempotency_key=order_key(request), catalogue=catalogue,
             )  # fmt: skip
         return _order_answer(request, order, code=status.HTTP_201_CREATED)
 

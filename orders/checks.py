@@ -338,20 +338,23 @@ def _open_orders(
     wanted = None
     if regimen is not None:
         wanted = (regimen.dosage_form, dosing.directions(regimen), regimen.concentration_mg_per_ml)
-    return tuple(
-        OpenOrder(
-            number=Order.number_of(row["pk"]),
-            placed_on=timezone.localdate(row["created_at"]),
-            placed_at=timezone.localtime(row["created_at"]).strftime("%m/%d/%Y %H:%M"),
-            identical=wanted
-            == (
-                row["prescription__dosage_form"],
-                row["prescription__directions"],
-                row["prescription__concentration_mg_per_ml"],
-            ),
+    open_orders = []
+    for row in rows:
+        placed = timezone.localtime(row["created_at"])  # once per row: the date and the time
+        identical = wanted == (
+            row["prescription__dosage_form"],
+            row["prescription__directions"],
+            row["prescription__concentration_mg_per_ml"],
         )
-        for row in rows
-    )
+        open_orders.append(
+            OpenOrder(
+                number=Order.number_of(row["pk"]),
+                placed_on=placed.date(),
+                placed_at=placed.strftime("%m/%d/%Y %H:%M"),
+                identical=identical,
+            )
+        )
+    return tuple(open_orders)
 
 
 def _refill_facts(prescription: Prescription, *, excluding: Order | None) -> dict:

@@ -9,7 +9,7 @@ import datetime
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 from rest_framework_api_key.crypto import KeyGenerator
 
@@ -75,16 +75,20 @@ def api_key_from(raw: str) -> ApiKey | None:
     prefix, dot, _ = raw.partition(".")
     if not dot or not prefix:
         return None
+    # One query: the row by its indexed prefix, and whether its owner still prescribes for
+    # its clinic.
+    owner_prescribes = Exists(
+        clinic_prescribers(OuterRef("clinic_id")).filter(pk=OuterRef("owner_id")).order_by()
+    )
     key = (
         ApiKey.objects.select_related("owner__user", "clinic")
+        .annotate(owner_prescribes=owner_prescribes)
         .filter(prefix=prefix, revoked_at__isnull=True)
         .first()
     )
     if key is None or not KEYS.verify(raw, key.hashed_key):
         return None
-    if not key.owner.user.is_active or not (
-        clinic_prescribers(key.clinic_id).filter(pk=key.owner_id).exists()
-    ):
+    if not key.owner.user.is_active or not key.owner_prescribes:
         return None  # the owner was suspended or left the clinic: their keys stop with them
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:

@@ -1,8 +1,10 @@
+import json
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
@@ -38,3 +40,15 @@ def submit(request):
 def detail(request, pk):
     order = get_object_or_404(BaselineOrder, pk=pk, created_by=request.user)
     return HttpResponse(f"Baseline order {order.pk}: {order.note}", content_type="text/plain")
+
+
+@require_POST
+@login_required
+def dose_check(request):
+    """What any signed-in JSON endpoint pays, to compare the live dose check with: the same
+    middleware (session, CSRF header, authentication), the JSON body read, a small answer."""
+    try:
+        payload = json.loads(request.body)
+    except ValueError:
+        return JsonResponse({"errors": [{"field": "", "message": "Send valid JSON."}]}, status=400)
+    return JsonResponse({"ok": True, "fields": len(payload)})
