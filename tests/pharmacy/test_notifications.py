@@ -397,3 +397,45 @@ def test_a_patient_name_of_194_characters_gets_its_label_mailed_once(
     )
     assert "".join(f"{first} {last}".split()) in text
     assert first not in message.body and "Quillfeather" not in message.body
+
+
+def test_smtp_messages_back_to_back_ask_no_noop_and_one_after_a_pause_does(
+    order, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A kept connection used a moment ago, which the server has not closed, takes the next
+    message at once; one idle for longer than _SMTP_FRESH_SECONDS is asked NOOP first."""
+    noops, messages = [], []
+
+    class Server:
+        async def handle_NOOP(self, server, session, envelope, arg):  # aiosmtpd handler hook
+            noops.append(session.peer)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            messages.append(session.peer)
+            return "250 Message accepted for delivery"
+
+    port = free_port()
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    with django_capture_on_commit_callbacks(execute=False):
+        deliveries = [
+            notifications.delivery_enqueue(
+                kind=DeliveryKind.ON_HOLD, order=order, recipient=f"clinic{n}@example.test"
+            )
+            for n in range(3)
+        ]
+    server = Controller(Server(), hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        assert outbox.delivery_send(delivery_id=deliveries[0].pk)
+        assert outbox.delivery_send(delivery_id=deliveries[1].pk)
+        assert noops == []
+        monkeypatch.setattr(outbox, "_SMTP_FRESH_SECONDS", 0)  # every pause is a long one now
+        assert outbox.delivery_send(delivery_id=deliveries[2].pk)
+    finally:
+        server.stop()
+        outbox._drop_smtp()
+
+    assert len(set(messages)) == 1 and len(messages) == 3
+    assert noops == messages[:1]
