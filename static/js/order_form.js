@@ -217,11 +217,11 @@
       })));
       return;
     }
-    if (filling && data.quantity_needed !== null) {
-      filling = false;
-      field("quantity").value = data.quantity_needed;
-      return check(false); // check again with the quantity filled in
-    }
+    // The answer holds for the quantity the schedule needs too: no rule but the quantity's own
+    // reads the quantity, and it finds nothing wrong with the needed one (the server checks
+    // again on submit; tests/orders/test_dose_check.py holds the two answers equal). So the
+    // quantity is filled in from this answer, with no second request.
+    if (filling && data.quantity_needed !== null) field("quantity").value = data.quantity_needed;
     filling = false;
     document.getElementById("directions").textContent = data.directions;
     document.getElementById("capsule-lines").textContent = data.capsule_lines.length > 1

@@ -1,7 +1,7 @@
 """In a real browser: the order form's live dose check asks the server once per pause in typing,
 never once per key. static/js/order_form.js starts the check DEBOUNCE_MS after the last key; a
-change of the schedule clears the quantity, and the answer fills it in and checks once more with
-it at once: a pause in typing the schedule sends two requests, a pause in any other field one.
+change of the schedule clears the quantity, and the answer fills it in (the answer holds for that
+quantity too: tests/orders/test_dose_check.py), with no second request.
 
 The page runs on Playwright's clock, so that time moves only when the test says: the keys go in
 DEBOUNCE_MS - 1 apart and no check starts; DEBOUNCE_MS after the last key exactly one does.
@@ -50,7 +50,7 @@ class Checks:
 
     def after_the_pause(self, count: int) -> None:
         """DEBOUNCE_MS - 1 of quiet starts nothing; the last millisecond starts the pause's
-        check, and `count` requests in all (a check's follow-up goes at once, no pause)."""
+        check: `count` requests in all, and no more."""
         before = len(self.sent)
         self.page.clock.run_for(DEBOUNCE_MS - 1)
         self.none_yet(before=before)
@@ -92,19 +92,19 @@ def test_one_check_per_pause_in_typing(live_server, page):
     directions = page.locator("#directions")
 
     # The dose, typed key by key: one check of "4.5 x 30" after the pause, whose answer fills
-    # in the quantity and checks once more with it at once. None while typing.
+    # in the quantity. None while typing.
     type_slowly(page, checks, "steps", "4.5 x 30")
-    checks.after_the_pause(2)
+    checks.after_the_pause(1)
     expect(quantity).to_have_value("30")
     expect(directions).to_have_text("Take 1 capsule (4.5 mg) at bedtime for 30 days.")
-    assert checks.taken() == [([("4.5", 30)], None), ([("4.5", 30)], "30")]
+    assert checks.taken() == [([("4.5", 30)], None)]
 
-    # The dose changed again: one more check (and its follow-up), of the new schedule only.
+    # The dose changed again: one more check, of the new schedule only.
     type_slowly(page, checks, "steps", "3 x 14")
-    checks.after_the_pause(2)
+    checks.after_the_pause(1)
     expect(quantity).to_have_value("14")
     expect(directions).to_have_text("Take 1 capsule (3 mg) at bedtime for 14 days.")
-    assert checks.taken() == [([("3", 14)], None), ([("3", 14)], "14")]
+    assert checks.taken() == [([("3", 14)], None)]
 
     # A field outside the schedule keeps the quantity: one request per pause, and no more
     # however long the page then waits.

@@ -6,7 +6,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orders.models import Order, Prescription
+from orders.models import Order, Patient, Prescription
 from tests.factories import PatientFactory, clinic_of
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +195,52 @@ def test_any_json_gets_200_or_400_never_a_server_error(prescriber_client, change
     response = check(prescriber_client, {**EXAMPLE, **changes})
     assert response.status_code in (200, 400, 404)
     assert Order.objects.count() == 0
+
+
+CONCENTRATIONS = st.sampled_from(["0.5", "1", "2.5"])
+
+
+def liquid(concentration: str) -> dict:
+    return {"dosage_form": "oral_liquid", "concentration_mg_per_ml": concentration}
+
+
+step = st.fixed_dictionaries({
+    "dose_mg": st.sampled_from(["0.5", "1", "1.5", "2.25", "3", "4.5", "6", "9"]),
+    "days": st.integers(min_value=1, max_value=60),
+})  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(step, min_size=1, max_size=4),
+    form=st.just({"dosage_form": "capsule"}) | CONCENTRATIONS.map(liquid),
+    doses_per_day=st.integers(min_value=1, max_value=3),
+    refills=st.integers(min_value=0, max_value=12),
+    days_supply=st.integers(min_value=1, max_value=120),
+    with_record=st.booleans(),
+)
+def test_the_answer_without_a_quantity_holds_for_the_quantity_it_needs(
+    prescriber_client, prescriber, steps, form, doses_per_day, refills, days_supply, with_record
+):
+    """The order form fills the quantity in from the answer to a schedule without one, and
+    shows that answer's findings, with no second request (static/js/order_form.js): so the
+    answer must be the same as the one for the schedule with that quantity."""
+    body = {**EXAMPLE, **form, "steps": steps, "doses_per_day": doses_per_day,
+            "refills": refills, "days_supply": days_supply}  # fmt: skip
+    if with_record:
+        del body["patient"]
+        body["patient_id"] = _a_patient_of(prescriber).pk
+    answer = check(prescriber_client, {**body, "quantity": None})
+    assert answer.status_code == 200
+    without = answer.json()
+    assert without["quantity_needed"] is not None  # every schedule drawn here is complete
+    filled = check(prescriber_client, {**body, "quantity": without["quantity_needed"]})
+    assert filled.json() == without
+
+
+def _a_patient_of(prescriber):
+    """The same patient for every example (each example does not roll back its own rows)."""
+    found = Patient.objects.filter(clinic=clinic_of(prescriber)).first()
+    return found or PatientFactory(clinic=clinic_of(prescriber), takes_opioids=False)
