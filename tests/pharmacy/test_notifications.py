@@ -262,16 +262,7 @@ def test_smtp_mail_goes_over_one_kept_connection_and_a_closed_one_is_replaced(
             connections_of_messages.append(session.peer)  # the client's address and port
             return "250 Message accepted for delivery"
 
-    port = free_port()
-    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    with django_capture_on_commit_callbacks(execute=False):
-        deliveries = [
-            notifications.delivery_enqueue(
-                kind=DeliveryKind.ON_HOLD, order=order, recipient=f"clinic{n}@example.test"
-            )
-            for n in range(3)
-        ]
+    port, deliveries = _by_smtp(order, settings, django_capture_on_commit_callbacks)
     server = Controller(Server(), hostname="127.0.0.1", port=port)
     server.start()
     try:
@@ -288,6 +279,21 @@ def test_smtp_mail_goes_over_one_kept_connection_and_a_closed_one_is_replaced(
     first, second, third = connections_of_messages
     assert first == second != third
     assert set(Delivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SENT, 1)}
+
+
+def _by_smtp(order, settings, capture_on_commit) -> tuple[int, list]:
+    """The outbox sends over SMTP to a port of loopback, and three emails wait in it."""
+    port = free_port()
+    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    with capture_on_commit(execute=False):
+        deliveries = [
+            notifications.delivery_enqueue(
+                kind=DeliveryKind.ON_HOLD, order=order, recipient=f"clinic{n}@example.test"
+            )
+            for n in range(3)
+        ]
+    return port, deliveries
 
 
 def test_the_outbox_takes_no_attachment_nor_copies_and_writes_nothing(db):
@@ -415,16 +421,7 @@ def test_smtp_messages_back_to_back_ask_no_noop_and_one_after_a_pause_does(
             messages.append(session.peer)
             return "250 Message accepted for delivery"
 
-    port = free_port()
-    settings.OUTBOX_EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    with django_capture_on_commit_callbacks(execute=False):
-        deliveries = [
-            notifications.delivery_enqueue(
-                kind=DeliveryKind.ON_HOLD, order=order, recipient=f"clinic{n}@example.test"
-            )
-            for n in range(3)
-        ]
+    port, deliveries = _by_smtp(order, settings, django_capture_on_commit_callbacks)
     server = Controller(Server(), hostname="127.0.0.1", port=port)
     server.start()
     try:
