@@ -50,14 +50,12 @@ from .common import (
     write_results,
 )
 from .submit import (
-    CONNECTIONS,
     Prescriber,
     SignedIn,
     gunicorn,
     prepare,
-    run_wrk,
     sign_in,
-    sink,
+    wrk_requests,
 )
 
 NAME = "dose_check"
@@ -67,7 +65,6 @@ REQUESTS = 1000  # per measured run
 ROUNDS = 6
 WARMUP = 300  # per side, before the measured runs
 P95_RATIO_BUDGET = 2.0
-WRK_LIMIT_S = 120  # a run not done by then stops the benchmark with an error
 PROFILE_CHECKS = 300
 PATIENTS_CHECKED = 10  # per prescriber: the first ones of bench.submit's patients
 LUA_SCRIPT = ROOT / "bench" / "dose_check.lua"
@@ -198,46 +195,13 @@ def drive(
         "|".join([s.cookie, s.csrf_token, "\n".join(own)])
         for s, own in zip(signed_in, bodies, strict=True)
     ]
-    with sink() as sink_port:
-        command = [
-            shutil.which("wrk") or "wrk",
-            "--threads",
-            str(CONNECTIONS),
-            "--connections",
-            str(CONNECTIONS),
-            "--duration",
-            f"{WRK_LIMIT_S}s",
-            "--timeout",
-            "10s",
-            "--script",
-            str(LUA_SCRIPT),
-            f"http://127.0.0.1:{port}",
-            "--",
-            str(requests // CONNECTIONS),
-            BASELINE_PATH if baseline else OURS_PATH,
-            BASELINE_BODY if baseline else OURS_BODY,
-            str(sink_port),
-            *per_thread,
-        ]
-        finished, out, said = run_wrk(command)
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"wrk printed no result:\n{out}\n{''.join(said)}")
-    result = json.loads(lines[-1])
-    if finished != CONNECTIONS:
-        raise RuntimeError(
-            f"wrk did not get its {requests} answers within {WRK_LIMIT_S} s "
-            f"({result['requests']} answered)"
-        )
-    # A request without an answer (a socket error) is a failure too.
-    result["failures"] = requests - result["ok"] + result["socket_errors"]
-    if result["failures"]:
-        say(
-            f"{'baseline' if baseline else 'ours'}: {result['failures']} failures, statuses "
-            f"{result['statuses']}, socket errors {result['socket_errors']}, first: "
-            f"{result['first_failure'][:300]!r}"
-        )
-    return result
+    return wrk_requests(
+        port, LUA_SCRIPT, requests, "baseline" if baseline else "ours",
+        lambda sink_port: [
+            BASELINE_PATH if baseline else OURS_PATH, BASELINE_BODY if baseline else OURS_BODY,
+            str(sink_port), *per_thread,
+        ],
+    )  # fmt: skip
 
 
 def measure() -> tuple[list[Row], dict]:

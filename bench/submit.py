@@ -335,13 +335,23 @@ EXPECTED = {  # a success: its status and the Location it answers with
 def drive(port: int, clients: list[str], *, side: str, requests: int) -> dict:
     """One wrk run of `requests` submits at concurrency 10; the JSON its done() prints."""
     status, location = EXPECTED[side]
+    return wrk_requests(
+        port, LUA_SCRIPT, requests, side,
+        lambda sink_port: [uuid.uuid4().hex[:20], str(status), location, str(sink_port), *clients],
+    )  # fmt: skip
+
+
+def wrk_requests(port: int, script: Path, requests: int, side: str, arguments) -> dict:
+    """wrk with `script`, one connection per thread (CONNECTIONS of them), each sending its
+    share of `requests` and then pointed at a sink; the script's arguments are the requests per
+    connection and `arguments(sink_port)`. Returns the JSON the script's done() prints, with
+    "failures": every answer not a success and every request without an answer."""
     with sink() as sink_port:
         command = [
             shutil.which("wrk") or "wrk", "--threads", str(CONNECTIONS),
             "--connections", str(CONNECTIONS), "--duration", f"{WRK_LIMIT_S}s",
-            "--timeout", "10s", "--script", str(LUA_SCRIPT), f"http://127.0.0.1:{port}", "--",
-            str(requests // CONNECTIONS), uuid.uuid4().hex[:20], str(status), location,
-            str(sink_port), *clients,
+            "--timeout", "10s", "--script", str(script), f"http://127.0.0.1:{port}", "--",
+            str(requests // CONNECTIONS), *arguments(sink_port),
         ]  # fmt: skip
         finished, out, said = run_wrk(command)
     lines = [line for line in out.splitlines() if line.startswith("{")]
