@@ -36,7 +36,6 @@ import json
 import pstats
 import shutil
 import sys
-from dataclasses import dataclass, field
 
 from .common import (
     ROOT,
@@ -51,6 +50,7 @@ from .common import (
 )
 from .submit import (
     Prescriber,
+    Side,
     SignedIn,
     gunicorn,
     prepare,
@@ -164,29 +164,6 @@ def profile(prescriber: Prescriber) -> None:
     stats.sort_stats("tottime").print_stats(25)
 
 
-@dataclass
-class Side:
-    """The measured runs of ours or of the baseline, together."""
-
-    requests: int = 0
-    failures: int = 0
-    elapsed_ms: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-
-    def add(self, result: dict) -> None:
-        self.requests += result["requests"]
-        self.failures += result["failures"]
-        self.elapsed_ms += result["elapsed_ms"]
-        self.latencies += result["latencies_ms"]
-
-    @property
-    def throughput(self) -> float:
-        return self.requests / (self.elapsed_ms / 1000) if self.elapsed_ms else 0.0
-
-    def p(self, q: float) -> float:
-        return percentile(self.latencies, q)
-
-
 def drive(
     port: int, signed_in: list[SignedIn], bodies: list[list[str]], *, baseline: bool, requests: int
 ) -> dict:
@@ -225,7 +202,7 @@ def measure() -> tuple[list[Row], dict]:
             p95 = {}
             for is_baseline in (True, False) if round_ % 2 == 0 else (False, True):
                 result = drive(port, signed_in, bodies, baseline=is_baseline, requests=REQUESTS)
-                (baseline if is_baseline else ours).add(result)
+                (baseline if is_baseline else ours).add(result, REQUESTS)
                 side = "baseline" if is_baseline else "ours"
                 p95[side] = percentile(result["latencies_ms"], 95)
                 say(
