@@ -75,6 +75,7 @@ def test_staff_draft_an_order_and_a_refill_the_prescriber_signs_both(live_server
     expect(drafts).to_contain_text(drafted.number)
     expect(drafts).to_contain_text(refill.number)
     page.get_by_role("link", name="Review and sign").click()
+    expect(page.get_by_label(f"Sign {drafted.number}")).to_be_visible()  # the signing page
     fits_and_passes_axe(page, "the signing page")
     page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_label(f"Sign {drafted.number}").check()
