@@ -156,10 +156,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Behind a pooler in transaction mode (PgBouncer), consecutive transactions of one Django
     # connection may run on different server connections, which breaks the server-side cursors
-    # of .iterator() (Django's documentation, "Transaction pooling and server-side cursors").
-    # Django's psycopg 3 backend prepares no statements by default, which such a pooler needs too.
-    if env.bool("DATABASE_POOLER", default=False):
+    # of .iterator() (Django's documentation, "Transaction pooling and server-side cursors") and
+    # statements prepared on another server connection.
+    pooled = env.bool("DATABASE_POOLER", default=False)
+    if pooled:
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    # Parameters travel apart from the SQL (server-side binding), so that psycopg prepares a
+    # statement once the connection has run it 5 times: PostgreSQL then parses and plans it once
+    # per connection instead of on every request (the order form's and the live dose check's
+    # rule reads, the label's read: the same few statements all day). Not behind a pooler unless
+    # it keeps prepared statements (PgBouncer 1.21+ with max_prepared_statements): then set
+    # DATABASE_PREPARE_THRESHOLD=5 there.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True,
+        prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=None if pooled else 5),
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The cache (the pharmacy's dashboard figures): each process's memory unless CACHE_URL names a
 # shared one (redis://host:6379/1), so that several web processes compute them once between them.
