@@ -167,9 +167,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # rule reads, the label's read: the same few statements all day). Not behind a pooler unless
     # it keeps prepared statements (PgBouncer 1.21+ with max_prepared_statements): then set
     # DATABASE_PREPARE_THRESHOLD=5 there.
+    prepare_after = env.str("DATABASE_PREPARE_THRESHOLD", default="" if pooled else "5")
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True,
-        prepare_threshold=env.int("DATABASE_PREPARE_THRESHOLD", default=None if pooled else 5),
+        server_side_binding=True, prepare_threshold=int(prepare_after) if prepare_after else None
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The cache (the pharmacy's dashboard figures): each process's memory unless CACHE_URL names a

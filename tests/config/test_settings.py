@@ -55,6 +55,7 @@ SERVICE_VARIABLES = {
     "OUTBOX_PENDING_AFTER",
     "OUTBOX_SWEEP_EVERY",
     "DATABASE_POOLER",
+    "DATABASE_PREPARE_THRESHOLD",
     "MEDIA_S3_BUCKET",
     "MEDIA_S3_ENDPOINT_URL",
     "MEDIA_S3_REGION",
@@ -314,6 +315,36 @@ POSTGRESQL = "postgres://portal:secret@db.internal:5432/ldn"
 def test_a_connection_pooler_turns_server_side_cursors_off(tmp_path, env, disabled):
     shown = show(tmp_path, SHOW_SERVER_SIDE_CURSORS, DJANGO_DEBUG="true", **env)
     assert shown is disabled
+
+
+SHOW_PREPARED_STATEMENTS = """
+import json
+from django.conf import settings as s
+options = s.DATABASES["default"].get("OPTIONS", {})
+print(json.dumps([options.get("server_side_binding"), options.get("prepare_threshold", "-")]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "binding_and_threshold"),
+    [
+        # PostgreSQL parses and plans a statement once per connection after its fifth run.
+        ({"DATABASE_URL": POSTGRESQL}, [True, 5]),
+        ({"DATABASE_URL": POSTGRESQL, "DATABASE_PREPARE_THRESHOLD": "0"}, [True, 0]),
+        ({"DATABASE_URL": POSTGRESQL, "DATABASE_PREPARE_THRESHOLD": ""}, [True, None]),
+        # Transaction pooling: statements prepared on one server connection are not on the next.
+        ({"DATABASE_URL": POSTGRESQL, "DATABASE_POOLER": "true"}, [True, None]),
+        # ... unless the pooler keeps them (PgBouncer 1.21+, max_prepared_statements).
+        ({"DATABASE_URL": POSTGRESQL, "DATABASE_POOLER": "true", "DATABASE_PREPARE_THRESHOLD": "5"},
+         [True, 5]),
+        ({}, [None, "-"]),  # SQLite: neither
+    ],
+)  # fmt: skip
+def test_statements_are_prepared_unless_a_pooler_would_lose_them(
+    tmp_path, env, binding_and_threshold
+):
+    shown = show(tmp_path, SHOW_PREPARED_STATEMENTS, DJANGO_DEBUG="true", **env)
+    assert shown == binding_and_threshold
 
 
 # The default storage, which the label PDFs' and print jobs' file fields write to (they name no
