@@ -83,8 +83,9 @@ def test_admin_javascript_works_under_the_policy(live_server, settings, page):
     popup.locator("#id_name").fill("Lactose monohydrate")
     popup.locator("#id_kind").select_option("excipient")
     popup.locator("#id_unit").fill("mg")
-    popup.get_by_role("button", name="Save", exact=True).click()
-    popup.wait_for_event("close")
+    # Listening before the click: the popup may save, answer and close before click() returns.
+    with popup.expect_event("close"):
+        popup.get_by_role("button", name="Save", exact=True).click()
     lactose = Ingredient.objects.get(name="Lactose monohydrate")
     expect(page.locator("#id_ingredient")).to_have_value(str(lactose.pk))
     expect(page.locator("#select2-id_ingredient-container")).to_have_text("Lactose monohydrate")
