@@ -255,30 +255,40 @@ def test_smtp_mail_goes_over_one_kept_connection_and_a_closed_one_is_replaced(
     """A worker keeps its SMTP connection open between messages; when the server has closed it
     meanwhile (it does not answer NOOP), the next message goes over a new one."""
 
-    connections_of_messages = []
-
-    class Server:
-        async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
-            connections_of_messages.append(session.peer)  # the client's address and port
-            return "250 Message accepted for delivery"
-
+    recorder = _PeerRecorder()
     port, deliveries = _by_smtp(order, settings, django_capture_on_commit_callbacks)
-    server = Controller(Server(), hostname="127.0.0.1", port=port)
+    server = Controller(recorder, hostname="127.0.0.1", port=port)
     server.start()
     try:
         assert outbox.delivery_send(delivery_id=deliveries[0].pk)
         assert outbox.delivery_send(delivery_id=deliveries[1].pk)
         server.stop()  # the server goes away, and the kept connection with it
-        server = Controller(Server(), hostname="127.0.0.1", port=port)
+        server = Controller(recorder, hostname="127.0.0.1", port=port)
         server.start()
         assert outbox.delivery_send(delivery_id=deliveries[2].pk)
     finally:
         server.stop()
         outbox._drop_smtp()
 
-    first, second, third = connections_of_messages
+    first, second, third = recorder.messages
     assert first == second != third
     assert set(Delivery.objects.values_list("status", "attempts")) == {(DeliveryStatus.SENT, 1)}
+
+
+class _PeerRecorder:
+    """An aiosmtpd handler that accepts every message and answers NOOP (as aiosmtpd does), and
+    records the client's address and port of each: which connection carried what."""
+
+    def __init__(self):
+        self.messages, self.noops = [], []
+
+    async def handle_NOOP(self, server, session, envelope, arg):  # aiosmtpd handler hook
+        self.noops.append(session.peer)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(session.peer)
+        return "250 Message accepted for delivery"
 
 
 def _by_smtp(order, settings, capture_on_commit) -> tuple[int, list]:
@@ -410,19 +420,10 @@ def test_smtp_messages_back_to_back_ask_no_noop_and_one_after_a_pause_does(
 ):
     """A kept connection used a moment ago, which the server has not closed, takes the next
     message at once; one idle for longer than _SMTP_FRESH_SECONDS is asked NOOP first."""
-    noops, messages = [], []
-
-    class Server:
-        async def handle_NOOP(self, server, session, envelope, arg):  # aiosmtpd handler hook
-            noops.append(session.peer)
-            return "250 OK"
-
-        async def handle_DATA(self, server, session, envelope):
-            messages.append(session.peer)
-            return "250 Message accepted for delivery"
-
+    recorder = _PeerRecorder()
+    noops, messages = recorder.noops, recorder.messages
     port, deliveries = _by_smtp(order, settings, django_capture_on_commit_callbacks)
-    server = Controller(Server(), hostname="127.0.0.1", port=port)
+    server = Controller(recorder, hostname="127.0.0.1", port=port)
     server.start()
     try:
         assert outbox.delivery_send(delivery_id=deliveries[0].pk)
