@@ -1,0 +1,90 @@
+import pytest
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Value
+from django.db.models.sql.compiler import SQLCompiler
+from django.test.utils import CaptureQueriesContext
+
+from core.compiled_reads import CompiledRead
+from prescribers.models import Licence, Prescriber
+from tests.factories import LicenceFactory, PrescriberFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _read_of(queryset) -> CompiledRead:
+    return CompiledRead(queryset, "pk")
+
+
+def _prescribers():
+    return Prescriber.objects.select_related("user").annotate(
+        licensed=Exists(Licence.objects.filter(prescriber=OuterRef("pk"), state="WI")),
+        licence_count=Count("licences"),
+    )
+
+
+def _seen(prescribers) -> list[tuple]:
+    return sorted(
+        (p.pk, p.user.email, p.last_name, p.licensed, p.licence_count) for p in prescribers
+    )
+
+
+def test_a_compiled_read_gives_what_the_queryset_gives_with_its_related_rows_in_one_query():
+    first, second, third = PrescriberFactory.create_batch(3)
+    LicenceFactory(prescriber=second, state="WI")
+    read = _read_of(_prescribers())
+
+    with CaptureQueriesContext(connection) as queries:
+        found = read([third.pk, first.pk])
+        seen = _seen(found)  # the users come with them
+
+    assert len(queries) == 1
+    assert seen == _seen(_prescribers().filter(pk__in=[first.pk, third.pk]))
+    assert seen == sorted(
+        [(first.pk, first.user.email, first.last_name, False, 1),
+         (third.pk, third.user.email, third.last_name, False, 1)]
+    )  # fmt: skip
+    assert _seen(read([second.pk])) == [(second.pk, second.user.email, second.last_name, True, 2)]
+
+
+def test_it_compiles_once_per_number_of_keys_and_puts_each_call_s_keys_in(monkeypatch):
+    prescribers = PrescriberFactory.create_batch(4)
+    read = _read_of(_prescribers())
+    compiled = []
+    as_sql = SQLCompiler.as_sql
+
+    def counting(compiler, *args, **kwargs):
+        compiled.append(compiler.query.model)
+        return as_sql(compiler, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+    a, b, c, d = (p.pk for p in prescribers)
+
+    assert [p.pk for p in read([a])] == [a]
+    assert [p.pk for p in read([b])] == [b]
+    assert sorted(p.pk for p in read([c, d])) == sorted([c, d])
+    assert sorted(p.pk for p in read([a, b])) == sorted([a, b])
+    assert sorted(p.pk for p in read([a, b, d])) == sorted([a, b, d])
+
+    # One compile for one key, one for two, one for three: the calls after reuse them.
+    assert compiled.count(Prescriber) == 3
+
+
+def test_no_keys_read_nothing_and_keys_must_be_whole_positive_numbers():
+    prescriber = PrescriberFactory()
+    read = _read_of(_prescribers())
+
+    with CaptureQueriesContext(connection) as queries:
+        assert read([]) == []
+    assert len(queries) == 0
+    for keys in ([0], [-1], [prescriber.pk, "7"], [1.5]):
+        with pytest.raises(ValueError, match="whole positive numbers"):
+            read(keys)
+    assert [p.pk for p in read([prescriber.pk, 10**9])] == [prescriber.pk]
+
+
+def test_a_read_whose_other_values_could_be_taken_for_a_key_is_refused():
+    PrescriberFactory()
+    read = _read_of(Prescriber.objects.annotate(minus_one=Value(-1)).filter(id__gt=-1))
+
+    with pytest.raises(ValueError, match="cannot say where its keys go"):
+        read([1])
