@@ -35,6 +35,7 @@ from prescribers.selectors import clinic_prescribers
 from .checks import Catalogue, finding_key, finding_view
 from .dose_check import dose_check_answer
 from .models import Order, OrderKind, OrderStatus, Patient, Prescription
+from .selectors import clinic_patient
 from .serializers import (
     CancelSerializer,
     DoseCheckResultSerializer,
@@ -313,7 +314,7 @@ class OrderViewSet(
         sent = OrderCreateSerializer(data=request.data)
         sent.is_valid(raise_exception=True)
         data = sent.validated_data
-        patient = Patient.objects.of_clinic(self.clinic_id).filter(pk=data["patient_id"]).first()
+        patient = clinic_patient(self.clinic_id, data["patient_id"])
         if patient is None:
             raise serializers.ValidationError(
                 {"patient_id": "No patient of this clinic has this id."}

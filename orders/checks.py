@@ -19,6 +19,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from core.compiled_reads import CompiledRead
 from core.models import state_name
 from core.numbers import quantity_text
 from prescribers.models import PrescriberStatus
@@ -314,27 +315,35 @@ def _suspended(prescriber) -> str | None:
     return None
 
 
+# A patient's open orders, read for every order and dose check: compiled once (CompiledRead).
+_OPEN_ORDERS = CompiledRead(
+    Order.objects.open()
+    .order_by("created_at", "pk")
+    .values(
+        "pk", "created_at", "prescription_id", "fill_number", "prescription__dosage_form",
+        "prescription__directions", "prescription__concentration_mg_per_ml",
+    ),
+    "prescription__patient_id",
+)  # fmt: skip
+
+
 def _open_orders(
     patient, *, excluding: Order | None, prescription: Prescription | None, regimen: Regimen | None
 ) -> tuple[OpenOrder, ...]:
     """The patient's other open orders (one query). A refill's own prescription is left out:
     its fills are judged by the refill rules instead."""
-    orders = Order.objects.open().filter(prescription__patient_id=patient.pk)
+    rows = _OPEN_ORDERS(prescription__patient_id=[patient.pk])
     if excluding is not None:
         # The other orders of the same fill (a partial fill and its rest, a replacement) are
         # parts of it, not a second order.
-        orders = orders.exclude(pk=excluding.pk).exclude(
-            prescription_id=excluding.prescription_id, fill_number=excluding.fill_number
-        )
+        same_fill = (excluding.prescription_id, excluding.fill_number)
+        rows = [
+            row for row in rows
+            if row["pk"] != excluding.pk
+            and (row["prescription_id"], row["fill_number"]) != same_fill
+        ]  # fmt: skip
     if prescription is not None:
-        orders = orders.exclude(prescription_id=prescription.pk)
-    rows = orders.order_by("created_at", "pk").values(
-        "pk",
-        "created_at",
-        "prescription__dosage_form",
-        "prescription__directions",
-        "prescription__concentration_mg_per_ml",
-    )
+        rows = [row for row in rows if row["prescription_id"] != prescription.pk]
     wanted = None
     if regimen is not None:
         wanted = (regimen.dosage_form, dosing.directions(regimen), regimen.concentration_mg_per_ml)

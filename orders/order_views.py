@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -52,6 +52,7 @@ from .models import (
 )
 from .order_input import format_schedule, parse_schedule
 from .protocols import protocol_regimen
+from .selectors import clinic_patient
 from .serializers import DoseCheckSerializer
 from .services import (
     PrescriptionNotAccepted,
@@ -85,8 +86,7 @@ class OrderCreateView(DraftingMixin, FormView):
 
     @cached_property
     def patient(self) -> Patient:
-        clinic_patients = Patient.objects.of_clinic(self.clinic_id)
-        return get_object_or_404(clinic_patients, pk=self.kwargs["patient_pk"])
+        return _found(clinic_patient(self.clinic_id, self.kwargs["patient_pk"]))
 
     @cached_property
     def catalogue(self) -> Catalogue:
@@ -277,8 +277,7 @@ class DoseCheckView(ClinicMemberRequiredMixin, View):
         data = check.validated_data
         patient = prescriber = None
         if data.get("patient_id") is not None:
-            patient = get_object_or_404(Patient.objects.of_clinic(self.clinic_id),
-                                        pk=data["patient_id"])  # fmt: skip
+            patient = _found(clinic_patient(self.clinic_id, data["patient_id"]))
             prescriber = self._prescriber(payload)
             if prescriber is False:
                 message = "Choose a prescriber of this clinic to sign."
@@ -306,6 +305,12 @@ class DoseCheckView(ClinicMemberRequiredMixin, View):
         if isinstance(signer_id, int) and not isinstance(signer_id, bool):
             signer = clinic_prescribers(self.clinic_id).filter(pk=signer_id).first()
         return False if signer is None else signer
+
+
+def _found(patient: Patient | None) -> Patient:
+    if patient is None:
+        raise Http404("No patient of this clinic has this id.")
+    return patient
 
 
 def _input_errors(errors: list[dict]) -> JsonResponse:

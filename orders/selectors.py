@@ -22,6 +22,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from core.compiled_reads import CompiledRead
+
 from .checks import current_policy
 from .fill_rules import refill_due_on
 from .models import (
@@ -31,12 +33,21 @@ from .models import (
     OrderEvent,
     OrderKind,
     OrderStatus,
+    Patient,
     Prescription,
 )
+
+# The patient an order or a dose check is for, read on each of them: compiled once.
+_CLINIC_PATIENTS = CompiledRead(Patient.objects.all(), "pk", "clinic_id")
 
 # A refill stays on the dashboard this long after the last supply ran out; after that the
 # patient has probably stopped, and the prescription's page still offers the refill.
 REFILL_DUE_SHOWN_AFTER_RUNNING_OUT = datetime.timedelta(days=30)
+
+
+def clinic_patient(clinic_id: int, pk: int) -> Patient | None:
+    """The clinic's patient with this id, or None (another clinic's patients are not found)."""
+    return next(iter(_CLINIC_PATIENTS(pk=[pk], clinic_id=[clinic_id])), None)
 
 
 def order_queue_ages(

@@ -181,7 +181,7 @@ def labels_of_orders(orders: list[Order]) -> list[list[LabelPage]]:
     # in memory (and its cached prescription) does not see. Sorted here rather than by the
     # database: an ORDER BY through the line's join costs more to build than the sort.
     dispenses = sorted(
-        _LABEL_DISPENSES([order.pk for order in orders]),
+        _LABEL_DISPENSES(order_id=[order.pk for order in orders]),
         key=lambda dispense: (dispense.order_id, dispense.line.position, dispense.pk),
     )
     # order -> line -> its dispenses; lines in position order (dicts keep insertion order)

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.compiled_reads import CompiledRead
+
 from .models import (
     Licence,
     Membership,
@@ -18,6 +20,9 @@ from .models import (
 # A person's active memberships, kept on the user object of the request (or of a service's
 # actor) once read: the portal's pages and the order's moves ask several times.
 _PORTAL_MEMBERSHIPS = "_portal_memberships"
+# Read on every portal page and every order and dose check: compiled once (CompiledRead).
+_ACTIVE_MEMBERSHIPS = CompiledRead(Membership.objects.active().select_related("clinic"), "user_id")
+_LICENCES = CompiledRead(Licence.objects.all(), "prescriber_id", "state")
 
 
 def portal_memberships(user) -> list[Membership]:
@@ -32,7 +37,7 @@ def portal_memberships(user) -> list[Membership]:
         approved = prescriber is not None and prescriber.is_approved
         cached = [
             m
-            for m in Membership.objects.active().filter(user_id=user.pk).select_related("clinic")
+            for m in _ACTIVE_MEMBERSHIPS(user_id=[user.pk])
             if m.role == MembershipRole.STAFF or approved
         ]
         user.__dict__[_PORTAL_MEMBERSHIPS] = cached
@@ -114,5 +119,6 @@ def licences_to_renew(*, prescriber_ids=None) -> QuerySet[Licence]:
 
 
 def licence_in(prescriber: Prescriber, state: str) -> Licence | None:
-    """The prescriber's licence in that state (two letters), or None."""
-    return Licence.objects.filter(prescriber_id=prescriber.pk, state=state).first()
+    """The prescriber's licence in that state (two letters), or None (one at most:
+    one_licence_per_state)."""
+    return next(iter(_LICENCES(prescriber_id=[prescriber.pk], state=[state])), None)
