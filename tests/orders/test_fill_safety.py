@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.checks import fill_history
 from orders.dosing import Regimen, Step
 from orders.models import (
     FillSchedule,
@@ -21,6 +22,7 @@ from orders.models import (
     FormulationVersionStatus,
     Order,
     OrderEvent,
+    OrderKind,
     OrderStatus,
 )
 from orders.services import (
@@ -649,3 +651,38 @@ def test_the_medication_screen_names_the_opioids(prescriber_client):
         "The current medications name an opioid (Percocet10/325: oxycodone; bupe 8mg: "
         "buprenorphine)"
     )
+
+
+def test_the_other_open_orders_leave_out_the_orders_of_the_fill_being_checked(
+    prescriber, patient, order
+):
+    """Duplicate therapy counts the patient's other open orders: not the order being checked,
+    not the other orders of its fill (the rest of a partial fill), and for a refill not its own
+    prescription's fills; a closed order is none of them."""
+    rest = Order.objects.create(
+        prescription=order.prescription, clinic_id=order.clinic_id, kind=OrderKind.REMAINDER,
+        follows=order, fill_number=order.fill_number, ship_to=order.ship_to,
+        created_by=prescriber.user,
+        status=OrderStatus.SUBMITTED,
+    )  # fmt: skip
+    later_fill = Order.objects.create(
+        prescription=order.prescription, clinic_id=order.clinic_id, kind=OrderKind.REFILL,
+        follows=order, fill_number=order.fill_number + 1, ship_to=order.ship_to,
+        created_by=prescriber.user,
+        status=OrderStatus.SUBMITTED,
+    )  # fmt: skip
+    other = submit_order(prescriber, patient, TITRATION)
+    closed = submit_order(prescriber, patient, TITRATION)
+    Order.objects.filter(pk=closed.pk).update(status=OrderStatus.CANCELLED)
+
+    def open_numbers(**kwargs) -> list[str]:
+        history = fill_history(patient=patient, prescriber=prescriber, **kwargs)
+        return [open_order.number for open_order in history.open_orders]
+
+    assert open_numbers() == [order.number, rest.number, later_fill.number, other.number]
+    assert open_numbers(order=order) == [later_fill.number, other.number]
+    assert open_numbers(order=rest) == [later_fill.number, other.number]
+    assert open_numbers(order=later_fill, prescription=order.prescription, refill=True) == [
+        other.number
+    ]
+    assert open_numbers(order=other) == [order.number, rest.number, later_fill.number]
