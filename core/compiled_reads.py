@@ -26,6 +26,9 @@ from django.db import connections
 from django.db.models import QuerySet
 
 _LARGEST_KEY = 2**63 - 1  # a bigint column's largest value
+# Each number of keys is a statement of its own: a read of more keys than this is compiled for
+# that call alone, so that a read of ever new sizes cannot fill the memory.
+MOST_KEYS_KEPT = 100
 
 
 class CompiledRead:
@@ -53,12 +56,13 @@ class CompiledRead:
         shape = tuple((field, len(values), kinds[field]) for field, values in keys.items())
         queryset = self._queryset.all()
         connection = connections[queryset.db]
+        cache_key = (queryset.db, connection.vendor, shape)
         with self._lock:
-            compiled = self._compiled.get((queryset.db, connection.vendor, shape))
+            compiled = self._compiled.get(cache_key)
             if compiled is None:
-                compiled = self._compiled[queryset.db, connection.vendor, shape] = self._compile(
-                    queryset.db, shape
-                )
+                compiled = self._compile(queryset.db, shape)
+                if all(count <= MOST_KEYS_KEPT for _, count, _ in shape):
+                    self._compiled[cache_key] = compiled
         template, sql, params, slots = compiled
         params = list(params)
         for field, values in keys.items():

@@ -4,7 +4,7 @@ from django.db.models import Count, Exists, OuterRef, Value
 from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 
-from core.compiled_reads import CompiledRead
+from core.compiled_reads import MOST_KEYS_KEPT, CompiledRead
 from prescribers.models import Licence, Prescriber
 from tests.factories import LicenceFactory, PrescriberFactory
 
@@ -69,6 +69,12 @@ def test_it_compiles_once_per_number_of_keys_and_puts_each_call_s_keys_in(monkey
 
     # One compile for one key, one for two, one for three: the calls after reuse them.
     assert compiled.count(Prescriber) == 3
+
+    # More keys than are kept compiled: compiled for each call, and still right.
+    many = [a, b, c, d, *range(10**9, 10**9 + MOST_KEYS_KEPT)]
+    assert sorted(p.pk for p in read(pk=many)) == sorted([a, b, c, d])
+    assert sorted(p.pk for p in read(pk=many)) == sorted([a, b, c, d])
+    assert compiled.count(Prescriber) == 5
 
 
 def test_no_keys_read_nothing_and_keys_must_be_whole_positive_numbers():
