@@ -34,8 +34,6 @@ PROBLEM_TYPES = {
         ProblemType("idempotency-key-reused", "The Idempotency-Key was used for another request.",
                     "A retry must send the same body to the same address; use a new key for a "
                     "new request."),
-        ProblemType("idempotency-key-in-use", "A request with this Idempotency-Key is running.",
-                    "Wait for the first request's answer, then retry."),
         ProblemType("conflict", "The record cannot do this in its current state.",
                     "For example an order that has shipped cannot be cancelled."),
         ProblemType("not-authenticated", "An API key is needed.",

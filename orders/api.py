@@ -167,9 +167,13 @@ def order_key(request) -> uuid.UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{request.auth.pk}:{request.path}:{sent}")
 
 
-def _order_answer(request, order: Order, *, code=status.HTTP_200_OK) -> Response:
-    """The order as it is now, with its address."""
-    order = Order.objects.select_related(*ORDER_RELATED).get(pk=order.pk)
+def _order_answer(
+    request, order: Order, *, code=status.HTTP_200_OK, read_again: bool = True
+) -> Response:
+    """The order as it is now, with its address: read again after a change (`read_again`), or
+    as the service wrote it, in this transaction, when it made the order."""
+    if read_again:
+        order = Order.objects.select_related(*ORDER_RELATED).get(pk=order.pk)
     record_access(request, AccessAction.VIEWED_ORDER, order)
     location = request.build_absolute_uri(reverse("api-order-detail", args=[order.pk]))
     return Response(OrderSerializer(order).data, status=code, headers={"Location": location})
@@ -329,7 +333,7 @@ class OrderViewSet(
                 reason=data["reason"], signer=signer, draft=draft, via=f"API key {self.key}",
                 idempotency_key=order_key(request), catalogue=catalogue,
             )  # fmt: skip
-        return _order_answer(request, order, code=status.HTTP_201_CREATED)
+        return _order_answer(request, order, code=status.HTTP_201_CREATED, read_again=False)
 
     @extend_schema(
         summary="Cancel an order", request=CancelSerializer, responses={200: OrderSerializer}

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from localflavor.us.forms import USZipCodeField
 from rest_framework import serializers
 
+from core.serializers import FieldsBuiltOnce
+
 from . import icd10
 from .dosing import DOSAGE_FORM_CHOICES, DosageForm, PatientFacts, Regimen, Step
 from .forms import REASON_FOR_COMPOUNDING, needed_by_problem, opioid_contradiction
@@ -262,13 +264,13 @@ class PatientSerializer(serializers.ModelSerializer):
         return data
 
 
-class StepOutSerializer(serializers.ModelSerializer):
+class StepOutSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = PrescriptionStep
         fields = ["dose_mg", "days"]
 
 
-class PrescriptionSerializer(serializers.ModelSerializer):
+class PrescriptionSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     steps = StepOutSerializer(many=True, read_only=True)
     refills = serializers.IntegerField(source="refills_authorized", read_only=True)
 
@@ -282,7 +284,7 @@ class PrescriptionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     number = serializers.CharField(read_only=True)
     patient_id = serializers.IntegerField(source="prescription.patient_id", read_only=True)
     prescription = PrescriptionSerializer(read_only=True)
@@ -352,7 +354,7 @@ class CancelSerializer(serializers.Serializer):
     reason = Text(required=False, allow_blank=True, default="", max_length=500)
 
 
-class OrderEventSerializer(serializers.ModelSerializer):
+class OrderEventSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     detail = serializers.CharField(read_only=True)
     by = serializers.SerializerMethodField()
 

@@ -252,12 +252,13 @@ def _write_schedule(
     if replace:
         prescription.steps.all().delete()
         prescription.lines.all().delete()
-    PrescriptionStep.objects.bulk_create(
+    steps = PrescriptionStep.objects.bulk_create(
         PrescriptionStep(
             prescription=prescription, position=i, dose_mg=step.dose_mg, days=step.days
         )
         for i, step in enumerate(regimen.steps)
     )
+    _steps_known(prescription, steps)
     phases = [(FillSchedule.AS_WRITTEN, regimen)]
     if len(regimen.steps) > 1:
         phases.append((FillSchedule.MAINTENANCE, dosing.maintenance_regimen(regimen)))
@@ -268,6 +269,17 @@ def _write_schedule(
         for phase, fill in phases
         for i, (f, q) in enumerate(_order_lines(fill, catalogue))
     )
+
+
+def _steps_known(prescription: Prescription, steps: list[PrescriptionStep]) -> None:
+    """`prescription.steps.all()` answers with the steps just written, in their order, as if
+    prefetched, instead of reading them back (the partner API's answer shows them)."""
+    known = prescription.steps.all()
+    known._result_cache, known._prefetch_done = steps, True
+    prescription._prefetched_objects_cache = {
+        **getattr(prescription, "_prefetched_objects_cache", {}),
+        "steps": known,
+    }
 
 
 def order_submit(

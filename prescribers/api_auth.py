@@ -9,7 +9,7 @@ import hashlib
 import json
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -110,33 +110,26 @@ def idempotency_key(request) -> str:
 def idempotent(request, create) -> Response:
     """Answer a request that creates once per Idempotency-Key of the key: the first answer is
     kept and a retry gets it again (with `Idempotent-Replayed: true`); the same key with a
-    different request is a 422; a retry while the first still runs waits for it (the row is
-    locked by its transaction) and then gets its answer. A refused request (4xx) keeps nothing,
-    so the corrected request may use the same key. `create()` returns the Response."""
+    different request is a 422; a retry while the first still runs waits for it and then gets
+    its answer. A refused request (4xx) keeps nothing, so the corrected request may use the same
+    key. `create()` returns the Response.
+
+    The key's row is inserted unless it exists (no savepoint, no error to recover from); an
+    insert meeting the row of a request still running waits until that one ends. So the row
+    then read and locked is either this request's own, still without an answer, or one kept
+    with its answer: a row is only ever committed with one."""
     key = idempotency_key(request)
     fingerprint = _fingerprint(request)
     api_key = request.auth
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = IdempotentRequest.objects.create(
-                    api_key=api_key, key=key, fingerprint=fingerprint, status_code=0, response={}
-                )
-        except IntegrityError:
-            record = IdempotentRequest.objects.get(api_key=api_key, key=key)
-            if record.fingerprint != fingerprint:
-                raise Problem(
-                    "idempotency-key-reused", status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
-                    detail=f"{IDEMPOTENCY_HEADER} {key!r} was first used for another request.",
-                ) from None  # fmt: skip
-            if record.status_code == 0:
-                raise Problem(
-                    "idempotency-key-in-use", status_code=status.HTTP_409_CONFLICT
-                ) from None
-            headers = {"Idempotent-Replayed": "true"}
-            if record.location:
-                headers["Location"] = record.location
-            return Response(record.response, status=record.status_code, headers=headers)
+        IdempotentRequest.objects.bulk_create(
+            [IdempotentRequest(api_key=api_key, key=key, fingerprint=fingerprint, status_code=0,
+                               response={})],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        record = IdempotentRequest.objects.select_for_update().get(api_key=api_key, key=key)
+        if record.status_code:
+            return _kept_answer(record, key, fingerprint)
         response = create()
         if response.status_code >= 400:
             transaction.set_rollback(True)
@@ -145,3 +138,15 @@ def idempotent(request, create) -> Response:
         record.location = response.headers.get("Location", "")
         record.save(update_fields=["status_code", "response", "location"])
         return response
+
+
+def _kept_answer(record: IdempotentRequest, key: str, fingerprint: str) -> Response:
+    if record.fingerprint != fingerprint:
+        raise Problem(
+            "idempotency-key-reused", status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=f"{IDEMPOTENCY_HEADER} {key!r} was first used for another request.",
+        )  # fmt: skip
+    headers = {"Idempotent-Replayed": "true"}
+    if record.location:
+        headers["Location"] = record.location
+    return Response(record.response, status=record.status_code, headers=headers)

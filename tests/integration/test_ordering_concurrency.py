@@ -7,12 +7,23 @@ from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order
 from orders.services import RefillRefused, prescription_refill
-from tests.factories import PatientFactory, PrescriberFactory, clinic_of, submit_order
+from prescribers.api_keys import api_key_create
+from prescribers.models import IdempotentRequest
+from tests.api_clients import api_client
+from tests.factories import (
+    TEST_PASSWORD,
+    PatientFactory,
+    PrescriberFactory,
+    clinic_of,
+    submit_order,
+)
 from tests.integration.test_postgres_locks import run_together
+from tests.orders.test_api import ORDER
 
 pytestmark = [
     pytest.mark.integration,
@@ -49,6 +60,53 @@ def test_the_same_form_submitted_twice_at_once_makes_one_order(prescriber_and_pa
     assert [type(r) for r in results] == [Order] * 3, results
     assert len({r.pk for r in results}) == 1
     assert Order.objects.count() == 1
+
+
+def api_order_sender(prescriber, patient):
+    """Sends the partner API's new order for the patient, with an Idempotency-Key, from a key
+    of the prescriber's clinic that signs."""
+    _, raw = api_key_create(
+        clinic=clinic_of(prescriber), actor=prescriber.user, name="Clinic EHR", can_sign=True,
+        password=TEST_PASSWORD,
+    )  # fmt: skip
+
+    def send(idempotency_key: str, **changes):
+        body = {**ORDER, "patient_id": patient.pk, **changes}
+        return api_client(raw).post(
+            reverse("api-order-list"), body, format="json", HTTP_IDEMPOTENCY_KEY=idempotency_key
+        )
+
+    return send
+
+
+def test_the_same_api_order_sent_three_times_at_once_is_made_once(prescriber_and_patient):
+    send = api_order_sender(*prescriber_and_patient)
+
+    answers = run_together(*[lambda: send("retry-me")] * 3)
+
+    assert [a.status_code for a in answers] == [201] * 3, answers
+    first = [a for a in answers if "Idempotent-Replayed" not in a]
+    assert len(first) == 1
+    for answer in answers:
+        assert answer.json() == first[0].json() and answer["Location"] == first[0]["Location"]
+    order = Order.objects.get()
+    assert first[0].json()["id"] == order.pk
+    assert list(IdempotentRequest.objects.values_list("key", "status_code")) == [("retry-me", 201)]
+
+
+def test_another_order_with_the_same_key_at_once_is_refused_whichever_comes_first(
+    prescriber_and_patient,
+):
+    send = api_order_sender(*prescriber_and_patient)
+
+    answers = run_together(lambda: send("one-key"), lambda: send("one-key", refills=1))
+
+    assert sorted(a.status_code for a in answers) == [201, 422], answers
+    made = next(a for a in answers if a.status_code == 201)
+    assert Order.objects.get().pk == made.json()["id"]
+    refused = next(a for a in answers if a.status_code == 422)
+    assert refused.json()["type"].endswith("/problems/idempotency-key-reused/")
+    assert IdempotentRequest.objects.get().status_code == 201
 
 
 def refill_of(prescriber, order):

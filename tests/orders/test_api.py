@@ -2,6 +2,7 @@
 patients, orders with an Idempotency-Key, the timeline, cancelling, refills, the label, rate
 limits, and errors as RFC 9457 problem details naming the field."""
 
+import datetime
 import json
 from decimal import Decimal
 
@@ -9,6 +10,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.models import AccessAction, AccessEvent
@@ -260,6 +262,22 @@ def test_a_key_that_signs_submits_the_order_to_the_pharmacy(signing_api, patient
     response = post_order(signing_api, {**ORDER, "patient_id": patient.pk})
     assert response.status_code == 201, response.json()
     assert Order.objects.get().status == OrderStatus.SUBMITTED
+
+
+@pytest.mark.parametrize("signs", [False, True], ids=["draft", "signed"])
+def test_the_answer_to_an_order_is_the_order_as_it_reads_afterwards(
+    api, signing_api, patient, signs
+):
+    # The answer is made from what the order's transaction wrote, not read back: it must be
+    # what reading the order gives.
+    needed_by = (timezone.localdate() + datetime.timedelta(days=10)).isoformat()
+    body = {**ORDER, "patient_id": patient.pk, "ship_to": "patient", "needed_by": needed_by}
+    client = signing_api if signs else api
+    created = post_order(client, body)
+    assert created.status_code == 201, created.json()
+    assert created.json() == client.get(created["Location"]).json()
+    assert created.json()["status"] == ("submitted" if signs else "draft")
+    assert created.json()["needed_by"] == needed_by
 
 
 def test_a_key_that_signs_needs_the_owners_password(prescriber):

@@ -13,13 +13,19 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from core.models import AccessEvent
 from orders.checks import Catalogue
 from orders.models import Order, OrderEvent
+from prescribers.api_keys import api_key_create
+from prescribers.models import IdempotentRequest
+from tests.api_clients import api_client
 from tests.factories import (  # the form the submit benchmark sends too
+    TEST_PASSWORD,
     PatientFactory,
     clinic_of,
     order_form,
 )
+from tests.orders.test_api import ORDER
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -28,6 +34,12 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 # BEGIN, the prescription and its history row, its steps, its lines (the schedule's and a
 # maintenance refill's, in one INSERT), the order and its history row, the order's event; COMMIT.
 SUBMIT_QUERIES = 15
+# The partner API's order, from a key that signs: the key; BEGIN, its Idempotency-Key's row
+# (inserted unless there, then read and locked); the patient, the memberships, the open orders,
+# the licence; a savepoint around the same seven writes as the form's; the access event of the
+# order shown; the answer kept on the key's row; COMMIT. The answer is made from what was
+# written, not read back.
+API_SUBMIT_QUERIES = 20
 
 
 def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
@@ -61,3 +73,35 @@ def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
     assert order.history.count() == 1
     statements = "\n".join(query["sql"] for query in queries.captured_queries)
     assert len(queries) == SUBMIT_QUERIES, statements
+
+
+def test_one_order_by_the_api_takes_a_pinned_number_of_queries(prescriber):
+    first_patient, patient = PatientFactory.create_batch(
+        2, clinic=clinic_of(prescriber), created_by=prescriber.user,
+        date_of_birth=datetime.date(1975, 3, 9), takes_opioids=False,
+        current_medications="Vitamin D 1000 IU daily",
+    )  # fmt: skip
+    _, raw = api_key_create(
+        clinic=clinic_of(prescriber), actor=prescriber.user, name="Clinic EHR", can_sign=True,
+        password=TEST_PASSWORD,
+    )  # fmt: skip
+    api = api_client(raw)
+    Catalogue.forget()
+
+    def send(patient):
+        return api.post(
+            reverse("api-order-list"), {**ORDER, "patient_id": patient.pk}, format="json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )  # fmt: skip
+
+    send(first_patient)  # reads the catalogue, and writes the key's last use
+    with CaptureQueriesContext(connection) as queries:
+        response = send(patient)
+
+    order = Order.objects.latest("pk")
+    assert response.status_code == 201
+    assert response.json()["id"] == order.pk and order.prescription.patient == patient
+    assert AccessEvent.objects.filter(object_id=str(order.pk)).count() == 1
+    assert IdempotentRequest.objects.get(response__id=order.pk).status_code == 201
+    statements = "\n".join(query["sql"] for query in queries.captured_queries)
+    assert len(queries) == API_SUBMIT_QUERIES, statements
