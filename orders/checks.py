@@ -20,6 +20,8 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from core.compiled_reads import CompiledRead
+from core.json_rows import instances as json_instances
+from core.json_rows import json_rows
 from core.models import state_name
 from core.numbers import quantity_text
 from prescribers.models import PrescriberStatus
@@ -40,6 +42,7 @@ from .models import (
     Order,
     OrderKind,
     OrderStatus,
+    Patient,
     Prescription,
 )
 
@@ -315,49 +318,55 @@ def _suspended(prescriber) -> str | None:
     return None
 
 
-# A patient's open orders, read for every order and dose check: compiled once (CompiledRead).
-_OPEN_ORDERS = CompiledRead(
-    Order.objects.open()
-    .order_by("created_at", "pk")
-    .values(
-        "pk", "created_at", "prescription_id", "fill_number", "prescription__dosage_form",
-        "prescription__directions", "prescription__concentration_mg_per_ml",
-    ),
-    "prescription__patient_id",
+# A patient's open orders, as the duplicate-therapy rule reads them for every order and dose
+# check: a JSON list that the patient's own read gathers (orders.selectors.clinic_patient), so
+# that the patient and their open orders are one query; read by themselves for a patient read
+# otherwise (compiled once: CompiledRead).
+PATIENT_OPEN_ORDERS = json_rows(
+    Order.objects.open(), "prescription__patient", "id", "created_at", "fill_number",
+    "prescription__id", "prescription__dosage_form", "prescription__directions",
+    "prescription__concentration_mg_per_ml",
 )  # fmt: skip
+_OPEN_ORDERS = CompiledRead(
+    Patient.objects.annotate(open_orders=PATIENT_OPEN_ORDERS).values("open_orders"), "pk"
+)
 
 
 def _open_orders(
     patient, *, excluding: Order | None, prescription: Prescription | None, regimen: Regimen | None
 ) -> tuple[OpenOrder, ...]:
-    """The patient's other open orders (one query). A refill's own prescription is left out:
-    its fills are judged by the refill rules instead."""
-    rows = _OPEN_ORDERS(prescription__patient_id=[patient.pk])
+    """The patient's other open orders, oldest first. A refill's own prescription is left out:
+    its fills are judged by the refill rules instead. The orders the patient's read gathered
+    are used once: a later check of the same patient reads them again (one query)."""
+    rows = patient.__dict__.pop("open_orders", None)
+    if rows is None:
+        rows = next(iter(_OPEN_ORDERS(pk=[patient.pk])), {"open_orders": []})["open_orders"]
+    orders = json_instances(Order, rows, order_by=("created_at", "pk"))
     if excluding is not None:
         # The other orders of the same fill (a partial fill and its rest, a replacement) are
         # parts of it, not a second order.
         same_fill = (excluding.prescription_id, excluding.fill_number)
-        rows = [
-            row for row in rows
-            if row["pk"] != excluding.pk
-            and (row["prescription_id"], row["fill_number"]) != same_fill
+        orders = [
+            order for order in orders
+            if order.pk != excluding.pk and (order.prescription_id, order.fill_number) != same_fill
         ]  # fmt: skip
     if prescription is not None:
-        rows = [row for row in rows if row["prescription_id"] != prescription.pk]
+        orders = [order for order in orders if order.prescription_id != prescription.pk]
     wanted = None
     if regimen is not None:
         wanted = (regimen.dosage_form, dosing.directions(regimen), regimen.concentration_mg_per_ml)
     open_orders = []
-    for row in rows:
-        placed = timezone.localtime(row["created_at"])  # once per row: the date and the time
+    for order in orders:
+        placed = timezone.localtime(order.created_at)  # once per order: the date and the time
+        written = order.prescription
         identical = wanted == (
-            row["prescription__dosage_form"],
-            row["prescription__directions"],
-            row["prescription__concentration_mg_per_ml"],
+            written.dosage_form,
+            written.directions,
+            written.concentration_mg_per_ml,
         )
         open_orders.append(
             OpenOrder(
-                number=Order.number_of(row["pk"]),
+                number=Order.number_of(order.pk),
                 placed_on=placed.date(),
                 placed_at=placed.strftime("%m/%d/%Y %H:%M"),
                 identical=identical,

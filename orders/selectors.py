@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from core.compiled_reads import CompiledRead
 
-from .checks import current_policy
+from .checks import PATIENT_OPEN_ORDERS, current_policy
 from .fill_rules import refill_due_on
 from .models import (
     OPEN_STATUSES,
@@ -38,7 +38,10 @@ from .models import (
 )
 
 # The patient an order or a dose check is for, read on each of them: compiled once.
-_CLINIC_PATIENTS = CompiledRead(Patient.objects.all(), "pk", "clinic_id")
+# With their open orders, which the rules of an order or a dose check for them read next.
+_CLINIC_PATIENTS = CompiledRead(
+    Patient.objects.annotate(open_orders=PATIENT_OPEN_ORDERS), "pk", "clinic_id"
+)
 
 # A refill stays on the dashboard this long after the last supply ran out; after that the
 # patient has probably stopped, and the prescription's page still offers the refill.

@@ -9,11 +9,14 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from orders import dosing
 from orders.checks import fill_history
-from orders.dosing import Regimen, Step
+from orders.dosing import DosageForm, Regimen, Step
 from orders.models import (
     FillSchedule,
     Formulation,
@@ -24,7 +27,9 @@ from orders.models import (
     OrderEvent,
     OrderKind,
     OrderStatus,
+    Prescription,
 )
+from orders.selectors import clinic_patient
 from orders.services import (
     PrescriptionNotAccepted,
     RefillRefused,
@@ -686,3 +691,44 @@ def test_the_other_open_orders_leave_out_the_orders_of_the_fill_being_checked(
         other.number
     ]
     assert open_numbers(order=other) == [order.number, rest.number, later_fill.number]
+
+
+LIQUID = Regimen(
+    dosage_form=DosageForm.ORAL_LIQUID, concentration_mg_per_ml=Decimal("2.5"),
+    steps=(Step(Decimal("4.5"), 30),), doses_per_day=1, quantity=Decimal("54"), days_supply=30,
+    refills=0,
+)  # fmt: skip
+
+
+def test_the_open_orders_read_with_the_patient_are_those_read_alone_and_used_once(
+    prescriber, patient, order
+):
+    """The order page, the live dose check and the API read the patient with their open orders
+    (clinic_patient, one query): the rules see the same orders as when they read them alone,
+    to the minute and to the concentration's last digit, and only once. A later check of the
+    same patient reads them again, so an order placed in between is not missed."""
+    liquid = submit_order(prescriber, patient, TITRATION)
+    Prescription.objects.filter(pk=liquid.prescription_id).update(
+        dosage_form=DosageForm.ORAL_LIQUID, concentration_mg_per_ml=Decimal("2.500"),
+        directions=dosing.directions(LIQUID),
+    )  # fmt: skip
+    checked = {"patient": patient, "prescriber": prescriber, "regimen": LIQUID}
+
+    with CaptureQueriesContext(connection) as alone:
+        read_alone = fill_history(**checked).open_orders
+    read_with = clinic_patient(patient.clinic_id, patient.pk)
+    with CaptureQueriesContext(connection) as gathered:
+        read_together = fill_history(**{**checked, "patient": read_with}).open_orders
+
+    assert read_together == read_alone
+    assert [(o.number, o.identical) for o in read_alone] == [
+        (order.number, False),
+        (liquid.number, True),
+    ]
+    placed = timezone.localtime(order.created_at)
+    assert read_alone[0].placed_at == placed.strftime("%m/%d/%Y %H:%M")
+    assert len(gathered) == len(alone) - 1
+
+    later = submit_order(prescriber, patient, TITRATION)
+    again = fill_history(**{**checked, "patient": read_with}).open_orders
+    assert [o.number for o in again] == [order.number, liquid.number, later.number]

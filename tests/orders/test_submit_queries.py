@@ -1,5 +1,6 @@
-"""The queries of one new-order submit, pinned: a query more per submit is a choice, not an
-accident. `python -m bench submit` prints the same count, measured the same way.
+"""The queries of one new-order submit (the form's and the partner API's) and of one live dose
+check, pinned: a query more per submit is a choice, not an accident. `python -m bench submit`
+and `python -m bench dose_check` print the same counts, measured the same way.
 
 Transactional, so that the submit runs as in production: its transaction is a real one (BEGIN
 and COMMIT, the same on SQLite and PostgreSQL), not a savepoint inside the test's, and the
@@ -21,25 +22,36 @@ from prescribers.models import IdempotentRequest
 from tests.api_clients import api_client
 from tests.factories import (  # the form the submit benchmark sends too
     TEST_PASSWORD,
+    TITRATION,
     PatientFactory,
     clinic_of,
     order_form,
+    submit_order,
 )
 from tests.orders.test_api import ORDER
+from tests.orders.test_dose_check import EXAMPLE as DOSE_CHECK
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-# The sign-in (django_session), the user, the clinics the prescriber orders for, the patient,
-# the patient's open orders (duplicate therapy), the prescriber's licence in the patient's state;
+
+@pytest.fixture(autouse=True)
+def _json_support_known():
+    """SQLite is asked once per connection whether it has JSON (a query of its own), by the
+    first read that gathers rows as JSON; PostgreSQL has it."""
+    assert connection.features.supports_json_field
+
+
+# The sign-in (django_session), the user, the clinics the prescriber orders for, the patient
+# with their open orders (duplicate therapy), the prescriber's licence in the patient's state;
 # BEGIN, the prescription and its history row, its steps, its lines (the schedule's and a
 # maintenance refill's, in one INSERT), the order and its history row, the order's event; COMMIT.
-SUBMIT_QUERIES = 15
+SUBMIT_QUERIES = 14
 # The partner API's order, from a key that signs: the key; BEGIN, its Idempotency-Key's row
-# (inserted unless there, then read and locked); the patient, the memberships, the open orders,
-# the licence; a savepoint around the same seven writes as the form's; the access event of the
-# order shown; the answer kept on the key's row; COMMIT. The answer is made from what was
-# written, not read back.
-API_SUBMIT_QUERIES = 20
+# (inserted unless there, then read and locked); the patient with their open orders, the
+# memberships, the licence; a savepoint around the same seven writes as the form's; the access
+# event of the order shown; the answer kept on the key's row; COMMIT. The answer is made from
+# what was written, not read back.
+API_SUBMIT_QUERIES = 19
 
 
 def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
@@ -105,3 +117,31 @@ def test_one_order_by_the_api_takes_a_pinned_number_of_queries(prescriber):
     assert IdempotentRequest.objects.get(response__id=order.pk).status_code == 201
     statements = "\n".join(query["sql"] for query in queries.captured_queries)
     assert len(queries) == API_SUBMIT_QUERIES, statements
+
+
+# The sign-in (django_session), the user, the clinics the prescriber orders for, the patient
+# with their open orders, the prescriber's licence in the patient's state: the order form asks
+# for a check at every pause in the prescriber's typing.
+CHECK_QUERIES = 5
+
+
+def test_one_dose_check_takes_a_pinned_number_of_queries(client, prescriber):
+    patient = PatientFactory(
+        clinic=clinic_of(prescriber), created_by=prescriber.user, takes_opioids=False
+    )
+    submit_order(prescriber, patient, TITRATION)  # an open order: a duplicate to warn of
+    client.force_login(prescriber.user)
+    Catalogue.forget()
+    body = {k: v for k, v in DOSE_CHECK.items() if k != "patient"} | {"patient_id": patient.pk}
+
+    def check():
+        return client.post(reverse("dose_check"), body, content_type="application/json")
+
+    check()  # the first of the process also reads the catalogue
+    with CaptureQueriesContext(connection) as queries:
+        response = check()
+
+    assert response.status_code == 200
+    assert "duplicate.open_order@patient.orders" in {f["key"] for f in response.json()["findings"]}
+    statements = "\n".join(query["sql"] for query in queries.captured_queries)
+    assert len(queries) == CHECK_QUERIES, statements
