@@ -37,8 +37,8 @@ from .models import (
     Prescription,
 )
 
-# The patient an order or a dose check is for, read on each of them: compiled once.
-# With their open orders, which the rules of an order or a dose check for them read next.
+# The patient an order or a dose check is for, with their open orders (which its rules read
+# next), in one query on each of them: compiled once.
 _CLINIC_PATIENTS = CompiledRead(
     Patient.objects.annotate(open_orders=PATIENT_OPEN_ORDERS), "pk", "clinic_id"
 )
