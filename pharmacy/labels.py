@@ -10,9 +10,11 @@ pharmacy/zpl.py prints the same values as ZPL II for thermal printers, and fits 
 text does not fit the same way (fitted_label).
 """
 
+import contextlib
 import dataclasses
 import datetime
 import functools
+import gc
 import mimetypes
 import posixpath
 import re
@@ -87,7 +89,7 @@ _BAR_WIDTH_REDUCTION = 0.05  # dots
 _BAR = re.compile("1+")  # a run of dark modules: one bar
 
 # The cached FontConfiguration (a Pango font map) is shared by every render, and WeasyPrint
-# promises no thread safety for that: one label document at a time per process.
+# promises no thread safety for that: one document at a time per process (rendering()).
 _RENDER_LOCK = threading.Lock()
 
 # The sizes a label's text may be set at (label.css: .fit-0 to .fit-3), largest first.
@@ -491,6 +493,35 @@ class StaticFilesOnlyFetcher(URLFetcher):
         )
 
 
+@contextlib.contextmanager
+def collector_held():
+    """Python's cycle collector held off meanwhile, then run once over the youngest generation:
+    around a document's layout and writing, which make thousands of objects (boxes, styles,
+    lines of text) that live until the PDF is written.
+
+    Left on, the collector runs every 700 new objects and goes over the survivors again and
+    again; every tenth run also goes over the documents laid out earlier, and now and then a
+    run goes over the whole process. Held off, it goes over what was made once, afterwards,
+    and frees the cyclic garbage then, so memory does not grow from one document to the next.
+    Held within a hold, it runs only when the outer hold ends."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+            gc.collect(0)
+
+
+@contextlib.contextmanager
+def rendering():
+    """WeasyPrint's turn to lay out or write a document: one at a time in this process (the
+    shared font configuration), with the cycle collector held (collector_held)."""
+    with _RENDER_LOCK, collector_held():
+        yield
+
+
 @functools.cache
 def url_fetcher() -> StaticFilesOnlyFetcher:
     return StaticFilesOnlyFetcher()
@@ -545,9 +576,10 @@ def render_labels_html(pages: Iterable[LabelPage]) -> str:
 
 def render_pages_pdf(pages: list[LabelPage]) -> bytes:
     """One PDF document with one page per label (a long label may take two)."""
-    document = render_pages_document(pages)
-    with _RENDER_LOCK:
-        return document.write_pdf()
+    with collector_held():  # over the layout and the writing together
+        document = render_pages_document(pages)
+        with rendering():
+            return document.write_pdf()
 
 
 def render_pages_document(pages: list[LabelPage]):
@@ -584,11 +616,10 @@ def fitted_labels(pages: list[LabelPage]) -> tuple[list[LabelPage], Document]:
 
 
 def _laid_out(pages: list[LabelPage]):
-    html = HTML(
-        string=render_labels_html(pages), base_url=static_prefix(), url_fetcher=url_fetcher()
-    )
-    with _RENDER_LOCK:
-        return html.render(stylesheets=label_stylesheets(), font_config=font_configuration())
+    html = render_labels_html(pages)
+    with rendering():
+        document = HTML(string=html, base_url=static_prefix(), url_fetcher=url_fetcher())
+        return document.render(stylesheets=label_stylesheets(), font_config=font_configuration())
 
 
 def _overflowing(document, count: int) -> set[int]:
@@ -663,14 +694,19 @@ def render_labels_pdf(orders: Iterable[Order], *, progress=None, chunk: int = 25
     can be reported for large selections."""
     orders = list(orders)
     documents = []
-    for start in range(0, len(orders), chunk):
-        part = orders[start : start + chunk]
-        pages = [page for pages in labels_of_orders(part) for page in pages]
-        documents.append(render_pages_document(pages))
-        if progress is not None:
-            progress(start + len(part), len(orders))
-    if not documents:
-        raise ValueError("There are no labels to print.")
-    with _RENDER_LOCK:
-        combined = documents[0].copy([page for d in documents for page in d.pages])
-        return combined.write_pdf()
+    # Held over the whole batch: the documents laid out so far are not gone over again
+    # (measured: 3-4 ms a label of 28 in a batch of 100). Each part's garbage is freed as the
+    # part is done.
+    with collector_held():
+        for start in range(0, len(orders), chunk):
+            part = orders[start : start + chunk]
+            pages = [page for pages in labels_of_orders(part) for page in pages]
+            documents.append(render_pages_document(pages))
+            gc.collect(0)
+            if progress is not None:
+                progress(start + len(part), len(orders))
+        if not documents:
+            raise ValueError("There are no labels to print.")
+        with rendering():
+            combined = documents[0].copy([page for d in documents for page in d.pages])
+            return combined.write_pdf()

@@ -12,7 +12,7 @@ from weasyprint import CSS, HTML
 
 from core.numbers import quantity_text
 
-from .labels import font_configuration, static_prefix, url_fetcher
+from .labels import font_configuration, rendering, static_prefix, url_fetcher
 from .models import Batch
 
 TEMPLATE = "labels/worksheet.html"
@@ -90,6 +90,9 @@ def worksheet_context(batch: Batch) -> dict:
 def batch_worksheet_pdf(batch: Batch) -> bytes:
     html = render_to_string(TEMPLATE, worksheet_context(batch))
     fonts = font_configuration()
-    stylesheet = CSS(url=static_prefix() + STYLESHEET, url_fetcher=url_fetcher(), font_config=fonts)
-    document = HTML(string=html, base_url=static_prefix(), url_fetcher=url_fetcher())
-    return document.write_pdf(stylesheets=[stylesheet], font_config=fonts)
+    with rendering():  # the stylesheet's fonts go into the font configuration the labels share
+        stylesheet = CSS(
+            url=static_prefix() + STYLESHEET, url_fetcher=url_fetcher(), font_config=fonts
+        )
+        document = HTML(string=html, base_url=static_prefix(), url_fetcher=url_fetcher())
+        return document.write_pdf(stylesheets=[stylesheet], font_config=fonts)

@@ -4,6 +4,7 @@ subset by HarfBuzz, and fonts and stylesheets built once per process."""
 
 import dataclasses
 import datetime
+import gc
 import io
 import logging
 import re
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from pypdf import PdfReader
 from weasyprint import HTML
+from weasyprint.document import Document
 
 from orders import dosing
 from orders.bud import BudCategory, label_storage
@@ -685,9 +687,10 @@ def test_markup_in_any_label_field_is_printed_as_text_and_loads_nothing(
     [text] = page_texts(pdf)
     assert "".join(markup.split()) in "".join(text.split())
     prefix = labels.static_prefix()
-    own_files = {prefix + "labels/label.css", prefix + "fonts/lato/Lato-Regular.ttf",
+    own_files = {prefix + "labels/label.css", prefix + "labels/fonts.css",
+                 prefix + "fonts/lato/Lato-Regular.ttf",
                  prefix + "fonts/lato/Lato-Bold.ttf"}  # fmt: skip
-    assert set(fetched_urls) <= own_files
+    assert set(fetched_urls) <= own_files  # the stylesheets' own files, when first built
 
 
 @pytest.mark.parametrize(
@@ -752,6 +755,85 @@ def test_many_orders_are_the_pages_of_one_document(
     assert [re.search(r"Rx (\d+) · Original fill", text)[1] for text in texts] == [
         rx_numbers[0], rx_numbers[0], rx_numbers[0], rx_numbers[1], rx_numbers[2],
     ]  # fmt: skip
+
+
+@pytest.fixture
+def weasyprint_watched(monkeypatch):
+    """What WeasyPrint's layout and writing saw of the cycle collector and the render lock, and
+    every collection that ran (its generation, and whether WeasyPrint was at work then)."""
+    seen = {"calls": [], "collections": [], "working": False}
+
+    def watched(method):
+        def call(*args, **kwargs):
+            seen["calls"].append((gc.isenabled(), labels._RENDER_LOCK.locked()))
+            seen["working"] = True
+            try:
+                return method(*args, **kwargs)
+            finally:
+                seen["working"] = False
+
+        return call
+
+    def collected(phase, info):
+        if phase == "start":
+            seen["collections"].append((info["generation"], seen["working"]))
+
+    monkeypatch.setattr(HTML, "render", watched(HTML.render))
+    monkeypatch.setattr(Document, "write_pdf", watched(Document.write_pdf))
+    gc.callbacks.append(collected)
+    yield seen
+    gc.callbacks.remove(collected)
+
+
+def test_weasyprint_works_under_the_lock_with_the_cycle_collector_held(
+    liquid_order, weasyprint_watched
+):
+    assert gc.isenabled()
+    pdf = labels.render_label_pdf(liquid_order)
+    collections = list(weasyprint_watched["collections"])
+
+    assert len(page_texts(pdf)) == 1
+    # The layout, then the writing: each under the lock, the collector off.
+    assert weasyprint_watched["calls"] == [(False, True), (False, True)]
+    assert [working for _, working in collections] == [False] * len(collections)
+    assert collections[-1] == (0, False)  # the youngest generation, once the PDF is written
+    assert gc.isenabled()
+    assert not labels._RENDER_LOCK.locked()
+
+
+def test_a_batch_holds_the_collector_across_its_parts_and_frees_each_parts_garbage(
+    titration_order, liquid_order, weasyprint_watched
+):
+    done = []
+
+    def progress(count, total):
+        done.append((count, total, gc.isenabled(), len(weasyprint_watched["collections"])))
+
+    pdf = labels.render_labels_pdf([titration_order, liquid_order], progress=progress, chunk=1)
+    collections = list(weasyprint_watched["collections"])
+
+    assert len(page_texts(pdf)) == 3 + 1
+    # Held from the first part's read to the last page written: no collection ran on its own
+    # meanwhile, only one of the youngest generation after each part was laid out, and one
+    # when the hold ended.
+    assert done == [(1, 2, False, 1), (2, 2, False, 2)]
+    assert collections == [(0, False)] * 3
+    assert [collector for collector, _ in weasyprint_watched["calls"]] == [False] * 3
+    assert gc.isenabled()
+
+
+def test_the_collector_is_left_as_it_was_found():
+    gc.disable()
+    try:
+        with labels.collector_held():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # held off by someone else: not turned on, nor run
+    finally:
+        gc.enable()
+
+    with pytest.raises(labels.LabelDoesNotFit), labels.collector_held():
+        raise labels.LabelDoesNotFit("a label that fails midway")
+    assert gc.isenabled()
 
 
 def test_no_orders_no_document():

@@ -2,6 +2,7 @@
 ingredient with the formula's amount and the lots used, the steps, every QC check with its
 result or a blank, and the signatures with blanks for what is still to come."""
 
+import gc
 import io
 import re
 from decimal import Decimal
@@ -9,7 +10,9 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 from pypdf import PdfReader
+from weasyprint import CSS, HTML
 
+from pharmacy import labels, worksheets
 from pharmacy.models import BatchIngredient, BatchStatus, QcResult
 from tests.factories import (
     BatchFactory,
@@ -86,3 +89,30 @@ def test_the_record_is_for_staff_who_see_batches(client, batch):
     assert client.get(url).status_code == 302  # to the admin's sign-in
     verified_staff_login(client, StaffFactory())  # staff without a group
     assert client.get(url).status_code == 403
+
+
+def test_the_record_is_printed_in_turn_with_the_labels(batch, monkeypatch):
+    """The record's fonts go into the font configuration that labels share: its stylesheet and
+    its PDF are made under the labels' render lock, the cycle collector held meanwhile."""
+    seen = []
+
+    def watched(method):
+        def call(*args, **kwargs):
+            seen.append((method.__qualname__, labels._RENDER_LOCK.locked(), gc.isenabled()))
+            return method(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(CSS, "__init__", watched(CSS.__init__))
+    monkeypatch.setattr(HTML, "write_pdf", watched(HTML.write_pdf))
+
+    pdf = worksheets.batch_worksheet_pdf(batch)
+
+    assert "NX261204-C1.5-01" in text_of(pdf)
+    # The record's stylesheet, the fonts' stylesheet it imports, then the PDF.
+    assert seen == [
+        ("CSS.__init__", True, False), ("CSS.__init__", True, False),
+        ("HTML.write_pdf", True, False),
+    ]  # fmt: skip
+    assert not labels._RENDER_LOCK.locked()
+    assert gc.isenabled()
