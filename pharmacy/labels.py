@@ -695,8 +695,8 @@ def render_labels_pdf(orders: Iterable[Order], *, progress=None, chunk: int = 25
     orders = list(orders)
     documents = []
     # Held over the whole batch: the documents laid out so far are not gone over again
-    # (measured: 3-4 ms a label of 28 in a batch of 100). Each part's garbage is freed as the
-    # part is done.
+    # (measured: about 4 ms of the 28 a label took in a batch of 100). Each part's garbage is
+    # freed as the part is done.
     with collector_held():
         for start in range(0, len(orders), chunk):
             part = orders[start : start + chunk]
