@@ -9,6 +9,7 @@ import io
 import logging
 import re
 import uuid
+import weakref
 from decimal import Decimal
 
 import pypdfium2
@@ -759,18 +760,24 @@ def test_many_orders_are_the_pages_of_one_document(
 
 @pytest.fixture
 def weasyprint_watched(monkeypatch):
-    """What WeasyPrint's layout and writing saw of the cycle collector and the render lock, and
-    every collection that ran (its generation, and whether WeasyPrint was at work then)."""
-    seen = {"calls": [], "collections": [], "working": False}
+    """What WeasyPrint's layout and writing saw of the cycle collector and the render lock,
+    every collection that ran (its generation, and whether WeasyPrint was at work then), and
+    the documents laid out (weakly: whether they are still in memory)."""
+    seen = {"calls": [], "collections": [], "working": False, "documents": []}
 
     def watched(method):
-        def call(*args, **kwargs):
+        def call(self, *args, **kwargs):
             seen["calls"].append((gc.isenabled(), labels._RENDER_LOCK.locked()))
             seen["working"] = True
             try:
-                return method(*args, **kwargs)
+                answer = method(self, *args, **kwargs)
             finally:
                 seen["working"] = False
+            for document in (self, answer):
+                known = any(ref() is document for ref in seen["documents"])
+                if isinstance(document, Document) and not known:
+                    seen["documents"].append(weakref.ref(document))
+            return answer
 
         return call
 
@@ -789,16 +796,25 @@ def test_weasyprint_works_under_the_lock_with_the_cycle_collector_held(
     liquid_order, weasyprint_watched
 ):
     assert gc.isenabled()
+    gc.collect()  # what was there before
+    weasyprint_watched["collections"].clear()
     pdf = labels.render_label_pdf(liquid_order)
     collections = list(weasyprint_watched["collections"])
+    documents = [document() for document in weasyprint_watched["documents"]]
+    left_unreachable = gc.collect()
 
     assert len(page_texts(pdf)) == 1
     # The layout, then the writing: each under the lock, the collector off.
     assert weasyprint_watched["calls"] == [(False, True), (False, True)]
     assert [working for _, working in collections] == [False] * len(collections)
-    assert collections[-1] == (0, False)  # the youngest generation, once the PDF is written
     assert gc.isenabled()
     assert not labels._RENDER_LOCK.locked()
+    # Let go of before the hold ended, the document (some 2,700 objects in cycles here) was
+    # freed by the collection that ended it, of the youngest generation, within the render:
+    # what a full collection finds afterwards is a few objects of the read, not the document.
+    assert collections[-1] == (0, False)
+    assert documents == [None]
+    assert left_unreachable < 100
 
 
 def test_a_batch_holds_the_collector_across_its_parts_and_frees_each_parts_garbage(
@@ -809,17 +825,25 @@ def test_a_batch_holds_the_collector_across_its_parts_and_frees_each_parts_garba
     def progress(count, total):
         done.append((count, total, gc.isenabled(), len(weasyprint_watched["collections"])))
 
+    gc.collect()  # what was there before
+    weasyprint_watched["collections"].clear()
     pdf = labels.render_labels_pdf([titration_order, liquid_order], progress=progress, chunk=1)
     collections = list(weasyprint_watched["collections"])
+    documents = [document() for document in weasyprint_watched["documents"]]
+    left_unreachable = gc.collect()
 
     assert len(page_texts(pdf)) == 3 + 1
     # Held from the first part's read to the last page written: no collection ran on its own
-    # meanwhile, only one of the youngest generation after each part was laid out, and one
-    # when the hold ended.
+    # meanwhile, only one of the youngest generation after each part was laid out, one of the
+    # two youngest once the PDF was written and the documents let go of (the parts' documents
+    # had outlived the first), and the hold's own.
     assert done == [(1, 2, False, 1), (2, 2, False, 2)]
-    assert collections == [(0, False)] * 3
+    assert collections == [(0, False), (0, False), (1, False), (0, False)]
     assert [collector for collector, _ in weasyprint_watched["calls"]] == [False] * 3
     assert gc.isenabled()
+    # Each part's document and the one they were put together in: freed, with the batch.
+    assert documents == [None] * 3
+    assert left_unreachable == 0
 
 
 def test_the_collector_is_left_as_it_was_found():
