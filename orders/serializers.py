@@ -288,7 +288,7 @@ class OrderSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     number = serializers.CharField(read_only=True)
     patient_id = serializers.IntegerField(source="prescription.patient_id", read_only=True)
     prescription = PrescriptionSerializer(read_only=True)
-    signer = serializers.CharField(source="signer.__str__", read_only=True, allow_null=True)
+    signer = serializers.StringRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Order

@@ -266,7 +266,7 @@ def test_a_key_that_signs_submits_the_order_to_the_pharmacy(signing_api, patient
 
 @pytest.mark.parametrize("signs", [False, True], ids=["draft", "signed"])
 def test_the_answer_to_an_order_is_the_order_as_it_reads_afterwards(
-    api, signing_api, patient, signs
+    api, signing_api, patient, prescriber, signs
 ):
     # The answer is made from what the order's transaction wrote, not read back: it must be
     # what reading the order gives.
@@ -278,6 +278,8 @@ def test_the_answer_to_an_order_is_the_order_as_it_reads_afterwards(
     assert created.json() == client.get(created["Location"]).json()
     assert created.json()["status"] == ("submitted" if signs else "draft")
     assert created.json()["needed_by"] == needed_by
+    # A draft names the prescriber asked to sign it; a signed order has no one to ask.
+    assert created.json()["signer"] == (None if signs else str(prescriber))
 
 
 def test_a_key_that_signs_needs_the_owners_password(prescriber):
