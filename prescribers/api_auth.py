@@ -9,7 +9,7 @@ import hashlib
 import json
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -115,29 +115,46 @@ def idempotent(request, create) -> Response:
     key. `create()` returns the Response.
 
     The key's row is inserted unless it exists (no savepoint, no error to recover from); an
-    insert meeting the row of a request still running waits until that one ends. So the row
-    then read and locked is either this request's own, still without an answer, or one kept
-    with its answer: a row is only ever committed with one."""
+    insert meeting the row of a request still running waits until that one ends. A row that
+    went in is this request's own, locked by its insert until the answer is kept on it; a row
+    that was there is a kept answer, since a row is only ever committed with one."""
     key = idempotency_key(request)
     fingerprint = _fingerprint(request)
     api_key = request.auth
     with transaction.atomic():
-        IdempotentRequest.objects.bulk_create(
-            [IdempotentRequest(api_key=api_key, key=key, fingerprint=fingerprint, status_code=0,
-                               response={})],
-            ignore_conflicts=True,
-        )  # fmt: skip
-        record = IdempotentRequest.objects.select_for_update().get(api_key=api_key, key=key)
-        if record.status_code:
-            return _kept_answer(record, key, fingerprint)
+        if not _claimed(IdempotentRequest(api_key=api_key, key=key, fingerprint=fingerprint)):
+            return _kept_answer(
+                IdempotentRequest.objects.get(api_key=api_key, key=key), key, fingerprint
+            )
         response = create()
         if response.status_code >= 400:
             transaction.set_rollback(True)
             return response
-        record.status_code, record.response = response.status_code, response.data
-        record.location = response.headers.get("Location", "")
-        record.save(update_fields=["status_code", "response", "location"])
+        IdempotentRequest.objects.filter(api_key=api_key, key=key).update(
+            status_code=response.status_code, response=response.data,
+            location=response.headers.get("Location", ""),
+        )  # fmt: skip
         return response
+
+
+def _claimed(record: IdempotentRequest) -> bool:
+    """Insert the request's row, still without an answer, unless the key's row is there
+    (INSERT ... ON CONFLICT DO NOTHING): whether it went in. A row of a request still running
+    makes the insert wait until that one ends; it went in if that one was rolled back."""
+    record.status_code, record.response = 0, {}
+    meta = IdempotentRequest._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    unique = (meta.get_field("api_key").column, meta.get_field("key").column)
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({', '.join(map(quote, unique))}) DO NOTHING"
+    )
+    values = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.rowcount == 1
 
 
 def _kept_answer(record: IdempotentRequest, key: str, fingerprint: str) -> Response:

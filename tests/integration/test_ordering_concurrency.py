@@ -109,6 +109,28 @@ def test_another_order_with_the_same_key_at_once_is_refused_whichever_comes_firs
     assert IdempotentRequest.objects.get().status_code == 201
 
 
+def test_a_refused_order_and_its_correction_with_the_same_key_at_once_make_the_correction(
+    prescriber_and_patient,
+):
+    # Refused first: its row is rolled back, and the correction's insert goes in (after waiting
+    # for it, if it still ran). The correction first: the refused one meets the kept answer of
+    # another request.
+    prescriber, patient = prescriber_and_patient
+    send = api_order_sender(prescriber, patient)
+
+    refused, made = run_together(
+        lambda: send("fix-me", patient_id=patient.pk + 1), lambda: send("fix-me")
+    )
+
+    assert made.status_code == 201 and "Idempotent-Replayed" not in made, made.json()
+    assert Order.objects.get().pk == made.json()["id"]
+    assert (refused.status_code, refused.json()["type"].rsplit("/", 2)[-2]) in {
+        (400, "invalid-input"),
+        (422, "idempotency-key-reused"),
+    }, refused.json()
+    assert list(IdempotentRequest.objects.values_list("key", "status_code")) == [("fix-me", 201)]
+
+
 def refill_of(prescriber, order):
     """A refill request, right after the first fill: confirmed as early, with a reason."""
     return lambda: prescription_refill(

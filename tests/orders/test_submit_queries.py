@@ -47,11 +47,11 @@ def _json_support_known():
 # maintenance refill's, in one INSERT), the order and its history row, the order's event; COMMIT.
 SUBMIT_QUERIES = 14
 # The partner API's order, from a key that signs: the key; BEGIN, its Idempotency-Key's row
-# (inserted unless there, then read and locked); the patient with their open orders, the
-# memberships, the licence; a savepoint around the same seven writes as the form's; the access
-# event of the order shown; the answer kept on the key's row; COMMIT. The answer is made from
-# what was written, not read back.
-API_SUBMIT_QUERIES = 19
+# (inserted unless there: it went in, so there is nothing to read); the patient with their open
+# orders, the memberships, the licence; a savepoint around the same seven writes as the form's;
+# the access event of the order shown; the answer kept on the key's row; COMMIT. The answer is
+# made from what was written, not read back.
+API_SUBMIT_QUERIES = 18
 
 
 def test_one_submit_takes_a_pinned_number_of_queries(client, prescriber):
