@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
-from simple_history.models import HistoricalRecords
 
+from core.history import HistoricalRecords
 from core.models import PostalAddress, StateField, StatusEvent
 
 from .npi import validate_npi

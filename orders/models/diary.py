@@ -5,7 +5,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
-from simple_history.models import HistoricalRecords
+
+from core.history import HistoricalRecords
 
 from ..reminder_rules import DiaryFrequency
 from ..titration_advice import SideEffect

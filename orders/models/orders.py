@@ -9,8 +9,8 @@ from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from phonenumber_field.modelfields import PhoneNumberField
-from simple_history.models import HistoricalRecords
 
+from core.history import HistoricalRecords
 from core.models import PostalAddress, StatusEvent
 from core.numbers import quantity_text
 from prescribers.models import Clinic

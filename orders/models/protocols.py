@@ -4,8 +4,8 @@ a schedule that a new order starts from, which the dose rules check again on eve
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
-from simple_history.models import HistoricalRecords
 
+from core.history import HistoricalRecords
 from prescribers.models import Clinic
 
 from ..dosing import DOSAGE_FORM_CHOICES

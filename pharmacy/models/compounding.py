@@ -2,8 +2,8 @@
 
 from django.conf import settings
 from django.db import models
-from simple_history.models import HistoricalRecords
 
+from core.history import HistoricalRecords
 from core.models import StatusEvent
 from core.numbers import quantity_text
 from orders.models import FormulationVersion, Ingredient

@@ -4,7 +4,8 @@ attempt to send it (WebhookAttempt)."""
 
 from django.conf import settings
 from django.db import models
-from simple_history.models import HistoricalRecords
+
+from core.history import HistoricalRecords
 
 from .notifications import DeliveryStatus
 
