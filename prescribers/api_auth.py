@@ -122,7 +122,10 @@ def idempotent(request, create) -> Response:
     fingerprint = _fingerprint(request)
     api_key = request.auth
     with transaction.atomic():
-        if not _claimed(IdempotentRequest(api_key=api_key, key=key, fingerprint=fingerprint)):
+        claim = IdempotentRequest(
+            api_key=api_key, key=key, fingerprint=fingerprint, status_code=0, response={}
+        )
+        if not _claimed(claim):
             return _kept_answer(
                 IdempotentRequest.objects.get(api_key=api_key, key=key), key, fingerprint
             )
@@ -138,10 +141,9 @@ def idempotent(request, create) -> Response:
 
 
 def _claimed(record: IdempotentRequest) -> bool:
-    """Insert the request's row, still without an answer, unless the key's row is there
+    """Insert `record`, the request's row still without an answer, unless the key's row is there
     (INSERT ... ON CONFLICT DO NOTHING): whether it went in. A row of a request still running
     makes the insert wait until that one ends; it went in if that one was rolled back."""
-    record.status_code, record.response = 0, {}
     meta = IdempotentRequest._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     quote = connection.ops.quote_name
