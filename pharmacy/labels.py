@@ -620,10 +620,10 @@ def fitted_labels(pages: list[LabelPage]) -> tuple[list[LabelPage], Document]:
 
 
 def _laid_out(pages: list[LabelPage]):
-    html = render_labels_html(pages)
+    markup = render_labels_html(pages)
     with rendering():
-        document = HTML(string=html, base_url=static_prefix(), url_fetcher=url_fetcher())
-        return document.render(stylesheets=label_stylesheets(), font_config=font_configuration())
+        html = HTML(string=markup, base_url=static_prefix(), url_fetcher=url_fetcher())
+        return html.render(stylesheets=label_stylesheets(), font_config=font_configuration())
 
 
 def _overflowing(document, count: int) -> set[int]:
