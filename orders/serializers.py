@@ -91,12 +91,12 @@ class IsoDate(serializers.DateField):
             self.fail("no_such_date")
 
 
-class StepSerializer(serializers.Serializer):
+class StepSerializer(FieldsBuiltOnce, serializers.Serializer):
     dose_mg = DecimalNumber(**DOSE_DIGITS, help_text="mg per dose")
     days = WholeNumber(**COUNT_RANGE, help_text="days at this dose")
 
 
-class RegimenSerializer(serializers.Serializer):
+class RegimenSerializer(FieldsBuiltOnce, serializers.Serializer):
     """The prescription's regimen. Out-of-range values the rules know (a dose above the
     ceiling, a negative count) pass here and come back as the rules' findings."""
 
@@ -146,7 +146,7 @@ class RegimenSerializer(serializers.Serializer):
         )
 
 
-class PatientFactsSerializer(serializers.Serializer):
+class PatientFactsSerializer(FieldsBuiltOnce, serializers.Serializer):
     """A patient's facts for a check without a record (a new patient not saved yet)."""
 
     date_of_birth = IsoDate()
@@ -195,7 +195,7 @@ class DoseCheckResultSerializer(serializers.Serializer):
 # --- The partner API's records ------------------------------------------------------------------
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     """A patient of the clinic. `conditions` are ICD-10-CM codes of the problem list."""
 
     takes_opioids = Boolean(help_text="Always answered: naltrexone is contraindicated with them.")
@@ -335,7 +335,7 @@ class OrderCreateSerializer(RegimenSerializer):
         return text.strip()
 
 
-class RefillCreateSerializer(serializers.Serializer):
+class RefillCreateSerializer(FieldsBuiltOnce, serializers.Serializer):
     ship_to = serializers.ChoiceField(choices=ShipTo.choices, required=False, default=ShipTo.CLINIC)
     needed_by = IsoDate(required=False, allow_null=True, default=None)
     retitrate = Boolean(
@@ -350,7 +350,7 @@ class RefillCreateSerializer(serializers.Serializer):
     validate_needed_by = OrderCreateSerializer.validate_needed_by
 
 
-class CancelSerializer(serializers.Serializer):
+class CancelSerializer(FieldsBuiltOnce, serializers.Serializer):
     reason = Text(required=False, allow_blank=True, default="", max_length=500)
 
 
