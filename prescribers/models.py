@@ -108,7 +108,10 @@ class Licence(models.Model):
     """A prescriber's licence to practise in one state. An order is accepted only for a patient
     in a state where the prescriber holds an active licence (orders.fill_rules)."""
 
-    prescriber = models.ForeignKey(Prescriber, on_delete=models.PROTECT, related_name="licences")
+    # Indexed by one_licence_per_state, which starts with it.
+    prescriber = models.ForeignKey(
+        Prescriber, on_delete=models.PROTECT, related_name="licences", db_index=False
+    )
     state = StateField("state")
     number = models.CharField("licence number", max_length=50)
     # Empty only for licences recorded before expiry dates were asked for: not on file yet.
@@ -172,10 +175,17 @@ class Membership(models.Model):
     """A person's place in a clinic, with the role they have there: a person may belong to
     several clinics, and every portal page works for the one they act for."""
 
+    # Indexed by one_membership_per_clinic, which starts with it.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="memberships",
+        db_index=False,
     )
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="memberships")
+    # Indexed by Meta's index on (clinic, role, status), which starts with it.
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="memberships", db_index=False
+    )
     role = models.CharField(max_length=10, choices=MembershipRole.choices)
     status = models.CharField(
         max_length=10, choices=MembershipStatus.choices, default=MembershipStatus.PENDING
@@ -206,7 +216,10 @@ class ApiKey(models.Model):
     SHA-512 hash of it are kept (djangorestframework-api-key's hasher: the key is random, so a
     slow password hash would add nothing but time to every request)."""
 
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="api_keys")
+    # Indexed by Meta's index on (clinic, created_at), which starts with it.
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="api_keys", db_index=False
+    )
     owner = models.ForeignKey(Prescriber, on_delete=models.PROTECT, related_name="api_keys")
     name = models.CharField(max_length=100, help_text='What uses it, e.g. "Clinic EHR".')
     prefix = models.CharField(max_length=12, unique=True, editable=False)
@@ -241,7 +254,8 @@ class IdempotentRequest(models.Model):
     same request gets the same answer, and a different request with the same key is refused
     (IETF draft "The Idempotency-Key HTTP Header Field")."""
 
-    api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+")
+    # Indexed by one_answer_per_idempotency_key, which starts with it.
+    api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     # SHA-256 of the method, the path and the body: what "the same request" means.
     fingerprint = models.CharField(max_length=64)

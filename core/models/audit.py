@@ -52,7 +52,10 @@ class AccessEvent(models.Model):
     # As it was at the time: an address changed later does not rewrite the record.
     user_email = models.EmailField("user's email")
     action = models.CharField(max_length=30, choices=AccessAction.choices)
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    # Indexed with the object's id (access_event_object), as it is read.
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     object_id = models.PositiveBigIntegerField()
     object_description = models.CharField("record", max_length=200)
     # How many patients' records a list or an export held; empty for a single record.

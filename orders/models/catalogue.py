@@ -91,7 +91,10 @@ class FormulationVersion(models.Model):
     """A master formulation record. A change is a new version, approved by a pharmacist who did
     not write it; batches point at the version they were made by."""
 
-    formulation = models.ForeignKey(Formulation, on_delete=models.PROTECT, related_name="versions")
+    # Indexed by one_number_per_version, which starts with it.
+    formulation = models.ForeignKey(
+        Formulation, on_delete=models.PROTECT, related_name="versions", db_index=False
+    )
     version = models.PositiveSmallIntegerField()
     status = models.CharField(
         max_length=10, choices=FormulationVersionStatus.choices,

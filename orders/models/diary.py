@@ -100,7 +100,10 @@ class DiaryEntry(models.Model):
     """One day of the patient's diary: the dose taken and when, the main symptom's score, sleep,
     side effects and a note. The patient may correct it for 24 hours; every version is kept."""
 
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="diary_entries")
+    # Indexed by one_diary_entry_a_day, which starts with it.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="diary_entries", db_index=False
+    )
     day = models.DateField()
     dose_taken = models.BooleanField(default=True)
     dose_mg = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
@@ -142,7 +145,10 @@ class PatientReminder(models.Model):
     """A reminder sent to a patient: the unique key makes a second reminder for the same fill
     (or the same diary gap) impossible, whatever runs twice."""
 
-    access = models.ForeignKey(PatientAccess, on_delete=models.PROTECT, related_name="reminders")
+    # Indexed by reminder_latest, which starts with it.
+    access = models.ForeignKey(
+        PatientAccess, on_delete=models.PROTECT, related_name="reminders", db_index=False
+    )
     kind = models.CharField(max_length=10, choices=ReminderKind.choices)
     # The fill a refill reminder is about; none for a diary reminder.
     order = models.ForeignKey(

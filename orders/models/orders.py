@@ -54,7 +54,10 @@ class PatientQuerySet(models.QuerySet):
 class Patient(PostalAddress):
     """A patient of a clinic; the address is where orders ship unless sent to the clinic."""
 
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    # Indexed by Meta's index on (clinic, last_name, first_name), which starts with it.
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="patients", db_index=False
+    )
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     date_of_birth = models.DateField(validators=[validate_date_of_birth])
@@ -167,7 +170,10 @@ class Prescription(models.Model):
 
 
 class PrescriptionStep(models.Model):
-    prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="steps")
+    # Indexed by one_step_per_position, which starts with it.
+    prescription = models.ForeignKey(
+        Prescription, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
     position = models.PositiveSmallIntegerField()
     dose_mg = models.DecimalField(max_digits=6, decimal_places=3)
     days = models.PositiveSmallIntegerField()
@@ -325,8 +331,11 @@ class Order(models.Model):
     """A request to fill a prescription (the first fill or a refill)."""
 
     prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="orders")
-    # Copied from the patient so that a clinic's order list needs no join.
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="orders")
+    # Copied from the patient so that a clinic's order list needs no join. Indexed with the
+    # time the order was placed (Meta.indexes), as it is read.
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     kind = models.CharField(max_length=12, choices=OrderKind.choices)
     # The order this one completes (the rest of a partial fill) or replaces (a fill of a
     # recalled batch): the same prescription and fill number.
@@ -345,12 +354,14 @@ class Order(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # The prescriber asked to sign a draft (who signed is on the timeline's signature event).
+    # Indexed with the status (order_to_sign), as it is read.
     signer = models.ForeignKey(
         "prescribers.Prescriber",
         on_delete=models.PROTECT,
         related_name="+",
         null=True,
         blank=True,
+        db_index=False,
     )
     carrier = models.CharField(max_length=50, blank=True)
     tracking_number = models.CharField(max_length=100, blank=True)
@@ -434,7 +445,10 @@ class OrderQuantity(models.Model):
     the order without a row dispenses its whole quantity; a row of 0 units leaves the line to
     another order of the fill."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="quantities")
+    # Indexed by one_quantity_per_order_line, which starts with it.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="quantities", db_index=False
+    )
     line = models.ForeignKey(PrescriptionLine, on_delete=models.PROTECT, related_name="+")
     units = models.DecimalField(max_digits=8, decimal_places=2)
 
@@ -490,7 +504,10 @@ class OrderEvent(StatusEvent):
 
     subject_field = "order"
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    # Indexed by order_event_by_order, which starts with it.
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     kind = models.CharField(
         max_length=20, choices=OrderEventKind.choices, default=OrderEventKind.STATUS_CHANGED
     )

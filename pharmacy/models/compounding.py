@@ -19,7 +19,10 @@ class LotStatus(models.TextChoices):
 class IngredientLot(models.Model):
     """A received lot of an ingredient; usable in batches once released."""
 
-    ingredient = models.ForeignKey(Ingredient, on_delete=models.PROTECT, related_name="lots")
+    # Indexed by one_record_per_lot, which starts with it.
+    ingredient = models.ForeignKey(
+        Ingredient, on_delete=models.PROTECT, related_name="lots", db_index=False
+    )
     manufacturer = models.CharField(max_length=120)
     lot_number = models.CharField(max_length=60)
     expires_on = models.DateField()
@@ -140,7 +143,10 @@ class BatchIngredient(models.Model):
 
 
 class QcResult(models.Model):
-    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="qc_results")
+    # Indexed by one_result_per_check, which starts with it.
+    batch = models.ForeignKey(
+        Batch, on_delete=models.PROTECT, related_name="qc_results", db_index=False
+    )
     check_name = models.CharField(max_length=200)
     passed = models.BooleanField()
     notes = models.TextField(blank=True)
@@ -297,7 +303,10 @@ class RecallReplacement(models.Model):
     """The replacement order made for an order whose patient holds units of a recalled batch:
     one per recall and affected order, whoever asks for it and however often."""
 
-    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="replacements")
+    # Indexed by one_replacement_per_recall_and_order, which starts with it.
+    recall = models.ForeignKey(
+        Recall, on_delete=models.PROTECT, related_name="replacements", db_index=False
+    )
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="+")
     replacement = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -321,7 +330,10 @@ class RecallNotice(models.Model):
         PENDING = "pending", "Pending"
         SENT = "sent", "Sent"
 
-    recall = models.ForeignKey(Recall, on_delete=models.PROTECT, related_name="notices")
+    # Indexed by one_notice_per_clinic, which starts with it.
+    recall = models.ForeignKey(
+        Recall, on_delete=models.PROTECT, related_name="notices", db_index=False
+    )
     clinic = models.ForeignKey("prescribers.Clinic", on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -81,7 +81,10 @@ class Delivery(models.Model):
 class LabelDocument(models.Model):
     """A rendered label PDF of an order. Re-rendering makes a new version; old ones are kept."""
 
-    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="labels")
+    # Indexed by one_label_per_version, which starts with it.
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, related_name="labels", db_index=False
+    )
     version = models.PositiveSmallIntegerField()
     file = models.FileField(upload_to="labels/%Y/%m/")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -30,8 +30,12 @@ class WebhookEndpoint(models.Model):
     would not do), is shown to the clinic once when it is made, and never again; during a
     rotation the previous secret signs too, until previous_secret_expires_at."""
 
+    # Indexed by webhook_endpoint_clinic, which starts with it.
     clinic = models.ForeignKey(
-        "prescribers.Clinic", on_delete=models.PROTECT, related_name="webhook_endpoints"
+        "prescribers.Clinic",
+        on_delete=models.PROTECT,
+        related_name="webhook_endpoints",
+        db_index=False,
     )
     url = models.URLField("URL", max_length=500)
     description = models.CharField(max_length=200, blank=True)
@@ -73,8 +77,12 @@ class WebhookDelivery(models.Model):
     drops a repeat. The payload is what the clinic already knows: no patient's name, birth date,
     address or diagnosis."""
 
+    # Indexed by webhook_delivery_endpoint, which starts with it.
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        db_index=False,
     )
     order_event = models.ForeignKey(
         "orders.OrderEvent", on_delete=models.PROTECT, null=True, blank=True, related_name="+"

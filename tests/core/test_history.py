@@ -55,3 +55,18 @@ def test_every_model_with_a_history_builds_its_manager_class_once():
     for model in tracked:
         descriptor = vars(model)[model._meta.simple_history_manager_attribute]
         assert descriptor.manager_class is HistoryManager, model
+
+
+def test_history_rows_are_indexed_by_the_record_s_id_date_and_user_only():
+    tracked = list(simple_history.models.registered_models.values())
+    for model in tracked:
+        historical = model.history.model
+        indexed = {
+            field.name
+            for field in historical._meta.concrete_fields
+            if field.db_index or field.unique
+        }
+        assert indexed == {"history_id", model._meta.pk.name, "history_date", "history_user"}, model
+    order_history = Order.history.model._meta
+    assert not order_history.get_field("prescription").db_index
+    assert not order_history.get_field("idempotency_key").db_index  # unique on the order only
