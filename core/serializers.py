@@ -12,9 +12,9 @@ class FieldsBuiltOnce:
     Django REST framework works out a ModelSerializer's fields from the model for every
     serializer it makes (0.7 ms of the 0.9 ms that showing an order took); here once per class.
     And it gives every serializer copies of its fields made by calling each field's class again
-    with its arguments (deepcopy), a tenth of a millisecond for a dozen fields; here a field is
-    copied as it is (_copied). Each serializer still gets its own copies, so that binding them
-    to it changes no other."""
+    with its arguments (deepcopy: 14 microseconds a field, and an order's request and answer
+    copy about fifty); here a field is copied as it is (_copied: 1 microsecond). Each serializer
+    still gets its own copies, so that binding them to it changes no other."""
 
     def get_fields(self):
         built = type(self).__dict__.get("_fields_built")
