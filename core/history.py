@@ -8,8 +8,8 @@ reads it once: 7 % of the processor time of an order's submit in the portal's pr
 built is the same every time, so it is built once per queryset class here; each read still gets
 a manager of its own, for its model and instance.
 
-A record's history is read by the record's id, newest first (the admin's history page, an
-order's timeline of changes), and simple-history indexes the id, the date and the user who
+A record's history is read by the record's id, newest first (the admin's history page of a
+record and its past versions), and simple-history indexes the id, the date and the user who
 changed it. The copies of the record's other indexed fields (its foreign keys, its unique
 fields) are not indexed: no query reads the history by them, and each index costs every write
 (an order's submit writes two history rows)."""

@@ -5,6 +5,7 @@ rate limit, and the Idempotency-Key of requests that create.
 views filter every query by `request.auth.clinic_id`, as the portal's pages filter by the
 clinic acted for."""
 
+import functools
 import hashlib
 import json
 
@@ -144,6 +145,16 @@ def _claimed(record: IdempotentRequest) -> bool:
     """Insert `record`, the request's row still without an answer, unless the key's row is there
     (INSERT ... ON CONFLICT DO NOTHING): whether it went in. A row of a request still running
     makes the insert wait until that one ends; it went in if that one was rolled back."""
+    sql, fields = _claim_statement()
+    values = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.rowcount == 1
+
+
+@functools.cache
+def _claim_statement() -> tuple[str, list]:
+    """_claimed's SQL and the fields it inserts, in order: made once per process."""
     meta = IdempotentRequest._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     quote = connection.ops.quote_name
@@ -153,10 +164,7 @@ def _claimed(record: IdempotentRequest) -> bool:
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
         f"ON CONFLICT ({', '.join(map(quote, unique))}) DO NOTHING"
     )
-    values = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        return cursor.rowcount == 1
+    return sql, fields
 
 
 def _kept_answer(record: IdempotentRequest, key: str, fingerprint: str) -> Response:

@@ -1,5 +1,6 @@
 """The records' history (core.history): simple-history's `history` manager, with its class built
-once instead of at every read (every history row written reads it)."""
+once instead of at every read (every history row written reads it), and history rows indexed by
+the record's id, date and user only."""
 
 import inspect
 
