@@ -20,8 +20,8 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from core.compiled_reads import CompiledRead
-from core.json_rows import instances as json_instances
 from core.json_rows import json_rows
+from core.json_rows import values as json_values
 from core.models import state_name
 from core.numbers import quantity_text
 from prescribers.models import PrescriberStatus
@@ -341,32 +341,32 @@ def _open_orders(
     rows = patient.__dict__.pop("open_orders", None)
     if rows is None:
         rows = next(iter(_OPEN_ORDERS(pk=[patient.pk])), {"open_orders": []})["open_orders"]
-    orders = json_instances(Order, rows, order_by=("created_at", "pk"))
+    orders = json_values(Order, rows, order_by=("created_at", "id"))
     if excluding is not None:
         # The other orders of the same fill (a partial fill and its rest, a replacement) are
         # parts of it, not a second order.
         same_fill = (excluding.prescription_id, excluding.fill_number)
         orders = [
             order for order in orders
-            if order.pk != excluding.pk and (order.prescription_id, order.fill_number) != same_fill
+            if order["id"] != excluding.pk
+            and (order["prescription__id"], order["fill_number"]) != same_fill
         ]  # fmt: skip
     if prescription is not None:
-        orders = [order for order in orders if order.prescription_id != prescription.pk]
+        orders = [order for order in orders if order["prescription__id"] != prescription.pk]
     wanted = None
     if regimen is not None:
         wanted = (regimen.dosage_form, dosing.directions(regimen), regimen.concentration_mg_per_ml)
     open_orders = []
     for order in orders:
-        placed = timezone.localtime(order.created_at)  # once per order: the date and the time
-        written = order.prescription
+        placed = timezone.localtime(order["created_at"])  # once per order: the date and the time
         identical = wanted == (
-            written.dosage_form,
-            written.directions,
-            written.concentration_mg_per_ml,
+            order["prescription__dosage_form"],
+            order["prescription__directions"],
+            order["prescription__concentration_mg_per_ml"],
         )
         open_orders.append(
             OpenOrder(
-                number=Order.number_of(order.pk),
+                number=Order.number_of(order["id"]),
                 placed_on=placed.date(),
                 placed_at=placed.strftime("%m/%d/%Y %H:%M"),
                 identical=identical,

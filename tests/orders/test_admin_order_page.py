@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from core.json_rows import instances, json_rows
+from core.json_rows import instances, json_rows, values
 from orders.dosing import DosageForm, Regimen, Step
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services import order_start_review, prescription_refill
@@ -187,6 +187,34 @@ def test_json_rows_give_back_exact_values_and_missing_relations_as_none(titratio
     assert events[-1].note == "" and events[-1].actor is None  # only the fields asked for
     assert events[0].actor.email == order.created_by.email
     assert all(isinstance(e.created_at, datetime.datetime) for e in events)
+
+
+def test_json_rows_as_values_are_what_the_instances_carry(titration_order):
+    """values(): the same Python values as instances() (a Decimal, an aware time, None for a
+    missing relation), by path and in order, without making instances."""
+    order = titration_order
+    OrderEvent.objects.create(order=order, to_status=OrderStatus.VERIFIED, note="No actor")
+    annotated = type(order).objects.annotate(
+        dispensed=json_rows(Dispense.objects, "order", "id", "units", "dispensed_at",
+                            "batch__lot_number"),
+        timeline=json_rows(OrderEvent.objects, "order", "id", "created_at", "actor__email"),
+    ).get(pk=order.pk)  # fmt: skip
+
+    rows = values(Dispense, annotated.dispensed, order_by=("dispensed_at", "id"))
+    stored = Dispense.objects.filter(order=order).order_by("dispensed_at", "pk")
+    assert rows == [
+        {"id": d.pk, "units": d.units, "dispensed_at": d.dispensed_at,
+         "batch__lot_number": d.batch.lot_number}
+        for d in stored
+    ]  # fmt: skip
+    assert rows and all(isinstance(row["units"], Decimal) for row in rows)
+    assert all(row["dispensed_at"].tzinfo is not None for row in rows)
+    events = values(OrderEvent, annotated.timeline, order_by=("created_at", "id"))
+    assert [(e["id"], e["created_at"], e["actor__email"]) for e in events] == list(
+        order.events.order_by("created_at", "pk").values_list("pk", "created_at", "actor__email")
+    )
+    assert events[-1]["actor__email"] is None
+    assert values(OrderEvent, [], order_by=("id",)) == []
 
 
 def test_status_names_never_codes_in_events_and_the_field_history(client, prescriber, pharmacist):
