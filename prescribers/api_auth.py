@@ -134,10 +134,9 @@ def idempotent(request, create) -> Response:
         if response.status_code >= 400:
             transaction.set_rollback(True)
             return response
-        IdempotentRequest.objects.filter(api_key=api_key, key=key).update(
-            status_code=response.status_code, response=response.data,
-            location=response.headers.get("Location", ""),
-        )  # fmt: skip
+        claim.status_code, claim.response = response.status_code, response.data
+        claim.location = response.headers.get("Location", "")
+        _kept(claim)
         return response
 
 
@@ -146,9 +145,8 @@ def _claimed(record: IdempotentRequest) -> bool:
     (INSERT ... ON CONFLICT DO NOTHING): whether it went in. A row of a request still running
     makes the insert wait until that one ends; it went in if that one was rolled back."""
     sql, fields = _claim_statement()
-    values = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql, _values(record, fields, adding=True))
         return cursor.rowcount == 1
 
 
@@ -165,6 +163,35 @@ def _claim_statement() -> tuple[str, list]:
         f"ON CONFLICT ({', '.join(map(quote, unique))}) DO NOTHING"
     )
     return sql, fields
+
+
+def _kept(record: IdempotentRequest) -> None:
+    """Keep the answer on the request's own row (its insert holds the row's lock)."""
+    sql, fields = _answer_statement()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _values(record, fields, adding=False))
+
+
+def _values(record: IdempotentRequest, fields: list, *, adding: bool) -> list:
+    """The record's values of these fields as the database takes them, as Django's own insert
+    (`adding`) or update prepares them."""
+    return [field.get_db_prep_save(field.pre_save(record, adding), connection) for field in fields]
+
+
+@functools.cache
+def _answer_statement() -> tuple[str, list]:
+    """_kept's SQL and the fields it sets, then those it finds the row by: made once per
+    process."""
+    meta = IdempotentRequest._meta
+    answer = [meta.get_field(name) for name in ("status_code", "response", "location")]
+    row = [meta.get_field(name) for name in ("api_key", "key")]
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(meta.db_table)} "
+        f"SET {', '.join(f'{quote(f.column)} = %s' for f in answer)} "
+        f"WHERE {' AND '.join(f'{quote(f.column)} = %s' for f in row)}"
+    )
+    return sql, answer + row
 
 
 def _kept_answer(record: IdempotentRequest, key: str, fingerprint: str) -> Response:
