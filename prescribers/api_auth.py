@@ -156,11 +156,10 @@ def _claim_statement() -> tuple[str, list]:
     meta = IdempotentRequest._meta
     fields = [field for field in meta.concrete_fields if not field.primary_key]
     quote = connection.ops.quote_name
-    unique = (meta.get_field("api_key").column, meta.get_field("key").column)
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({', '.join(map(quote, unique))}) DO NOTHING"
+        f"ON CONFLICT ({', '.join(quote(f.column) for f in _row_key())}) DO NOTHING"
     )
     return sql, fields
 
@@ -184,7 +183,7 @@ def _answer_statement() -> tuple[str, list]:
     process."""
     meta = IdempotentRequest._meta
     answer = [meta.get_field(name) for name in ("status_code", "response", "location")]
-    row = [meta.get_field(name) for name in ("api_key", "key")]
+    row = _row_key()
     quote = connection.ops.quote_name
     sql = (
         f"UPDATE {quote(meta.db_table)} "
@@ -192,6 +191,13 @@ def _answer_statement() -> tuple[str, list]:
         f"WHERE {' AND '.join(f'{quote(f.column)} = %s' for f in row)}"
     )
     return sql, answer + row
+
+
+def _row_key() -> list:
+    """The fields that find a key's row: those of its unique constraint."""
+    meta = IdempotentRequest._meta
+    (unique,) = (c for c in meta.constraints if c.name == "one_answer_per_idempotency_key")
+    return [meta.get_field(name) for name in unique.fields]
 
 
 def _kept_answer(record: IdempotentRequest, key: str, fingerprint: str) -> Response:
